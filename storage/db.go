@@ -1,0 +1,131 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrClosed is returned by operations on a closed DB.
+var ErrClosed = errors.New("storage: closed")
+
+// Config configures a DB.
+type Config struct {
+	// Dir is the directory of the Pebble database. Required.
+	Dir string
+	// FS is the filesystem; nil means the OS filesystem. Tests pass
+	// vfs.NewMem() or vfs.NewCrashableMem().
+	FS vfs.FS
+	// BlockCacheBytes is the size of Pebble's block cache.
+	BlockCacheBytes int64
+	// Logger receives Pebble's messages. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a complete configuration for dir.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, BlockCacheBytes: 64 << 20}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("storage: Dir is required"))
+	}
+	if c.BlockCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("storage: BlockCacheBytes must not be negative, got %d", c.BlockCacheBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// DB is one node's Pebble database. It is safe for concurrent use.
+type DB struct {
+	cfg Config
+	pdb *pebble.DB
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the database in cfg.Dir.
+func Open(cfg Config) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(cfg.BlockCacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		FS:     cfg.FS,
+		Cache:  cache,
+		Logger: pebbleLogger{cfg.Logger},
+	}
+	pdb, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+	}
+	return &DB{cfg: cfg, pdb: pdb}, nil
+}
+
+// Close closes the database. It is idempotent.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.pdb.Close() })
+	return d.closeErr
+}
+
+// Sync makes every write committed so far durable, including unsynced ones.
+func (d *DB) Sync() error {
+	return d.pdb.LogData(nil, pebble.Sync)
+}
+
+// DiskUsage returns the bytes the database's files take on disk (sstables
+// and write-ahead log).
+func (d *DB) DiskUsage() uint64 {
+	m := d.pdb.Metrics()
+	return m.DiskSpaceUsage()
+}
+
+// Compact compacts all data spaces, reclaiming space held by deleted entries.
+func (d *DB) Compact() error {
+	return d.pdb.Compact(nil, []byte{spaceData}, []byte{spaceData + 1}, true)
+}
+
+// get returns a copy of the value at key, or nil, false.
+func (d *DB) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := d.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := append([]byte(nil), v...)
+	return out, true, closer.Close()
+}
+
+// pebbleLogger adapts slog to pebble's Logger.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l != nil {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.l != nil {
+		p.l.Error(msg, "component", "pebble")
+	}
+	panic("storage: pebble fatal: " + msg)
+}
