@@ -607,10 +607,10 @@ type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// Per-key version: 1 on first write, +1 on every later write.
+	// Version orders the writes of a key: it is the position in the
+	// partition's log of the write that produced this value, so it only grows,
+	// also across deletes and expiries (within one session-token epoch).
 	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	// Raft index of the write that produced this version.
-	RaftIndex uint64 `protobuf:"varint,4,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
 	// Absent when the entry never expires.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// True while a write-back entry has not reached the database.
@@ -666,13 +666,6 @@ func (x *Entry) GetValue() []byte {
 func (x *Entry) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
-	}
-	return 0
-}
-
-func (x *Entry) GetRaftIndex() uint64 {
-	if x != nil {
-		return x.RaftIndex
 	}
 	return 0
 }
@@ -1956,16 +1949,14 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"raft_index\x18\x03 \x01(\x04R\traftIndex\x12C\n" +
 	"\rsession_token\x18\x04 \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x12\"\n" +
 	"\fdeduplicated\x18\x05 \x01(\bR\fdeduplicated\x12/\n" +
-	"\x04mode\x18\x06 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\"\xb9\x01\n" +
+	"\x04mode\x18\x06 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\"\xa0\x01\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x1d\n" +
-	"\n" +
-	"raft_index\x18\x04 \x01(\x04R\traftIndex\x129\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x129\n" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
-	"\x05dirty\x18\x06 \x01(\bR\x05dirty\"W\n" +
+	"\x05dirty\x18\x06 \x01(\bR\x05dirtyJ\x04\b\x04\x10\x05\"W\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x127\n" +

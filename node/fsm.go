@@ -1,0 +1,311 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/elcache/elcache/storage"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// Metadata names in a partition's meta space.
+const (
+	metaEpoch    = "epoch"
+	metaIdemPfx  = "i/" // idempotency key -> marshalled Result
+	metaIdemTime = "t/" // proposed_at(u64) + idempotency key -> empty, for aging
+	// idemAgeBudget bounds how many old idempotency records one command
+	// removes, so apply time stays bounded.
+	idemAgeBudget = 32
+)
+
+// fsm is a partition's replicated state machine. Raft calls it from one
+// goroutine; its read-side accessors are safe from any goroutine.
+//
+// It applies commands at or below the partition's durable applied index as
+// no-ops: entries are written unsynced with the applied index in the same
+// batch, restart replays the log after the last snapshot, and snapshots sent
+// to followers may be newer than their index (see storage.SnapshotStore).
+type fsm struct {
+	part        *storage.Partition
+	dedupWindow time.Duration
+	// syncDB makes every write so far durable.
+	syncDB func() error
+
+	// applied is the last log index the state machine has processed
+	// (commands and configuration entries).
+	applied atomic.Uint64
+	// noopTerm is the term of the last leader no-op applied: a leader may
+	// serve linearizable reads once it equals the current term.
+	noopTerm atomic.Uint64
+	epoch    atomic.Uint64
+
+	expirations atomic.Uint64
+	evictions   atomic.Uint64
+
+	mu sync.Mutex
+	// appliedCh is closed and replaced whenever applied advances.
+	appliedCh chan struct{}
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+func newFSM(part *storage.Partition, syncDB func() error, dedupWindow time.Duration, epoch uint64) *fsm {
+	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{})}
+	f.applied.Store(part.State().Applied)
+	f.epoch.Store(epoch)
+	return f
+}
+
+// Apply applies one log entry.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in one storage batch.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	b := f.part.NewBatch()
+	defer b.Close()
+	durable := f.part.State().Applied
+	last := uint64(0)
+	for i, l := range logs {
+		last = l.Index
+		if l.Index <= durable || l.Type != raft.LogCommand {
+			continue
+		}
+		cmd := new(peerv1.Command)
+		if err := proto.Unmarshal(l.Data, cmd); err != nil {
+			out[i] = fmt.Errorf("node: decode command at index %d: %w", l.Index, err)
+			continue
+		}
+		res, err := f.applyCommand(b, l.Index, l.Term, cmd)
+		if err != nil {
+			// A failed local write would make this replica diverge from
+			// the log; stop instead, and let restart replay the log.
+			panic(fmt.Sprintf("node: partition %d: apply index %d: %v", f.part.ID(), l.Index, err))
+		}
+		out[i] = res
+	}
+	if last > durable {
+		if err := b.Commit(last); err != nil {
+			panic(fmt.Sprintf("node: partition %d: commit index %d: %v", f.part.ID(), last, err))
+		}
+	}
+	if last > f.applied.Load() {
+		f.applied.Store(last)
+	}
+	f.mu.Lock()
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.mu.Unlock()
+	return out
+}
+
+func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Command) (*peerv1.Result, error) {
+	if cmd.IdempotencyKey != "" {
+		raw, ok, err := b.GetMeta(metaIdemPfx + cmd.IdempotencyKey)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			res := new(peerv1.Result)
+			if err := proto.Unmarshal(raw, res); err != nil {
+				return nil, err
+			}
+			res.Deduplicated = true
+			return res, nil
+		}
+	}
+	res := &peerv1.Result{Index: index, Ops: make([]*peerv1.OpResult, len(cmd.Ops))}
+	for i, op := range cmd.Ops {
+		r, err := f.applyOp(b, index, term, cmd.ProposedAt, op)
+		if err != nil {
+			return nil, err
+		}
+		res.Ops[i] = r
+	}
+	if cmd.IdempotencyKey != "" {
+		if err := f.rememberIdem(b, cmd, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv1.Op) (*peerv1.OpResult, error) {
+	put := func() (*peerv1.OpResult, error) {
+		e := storage.Entry{Key: op.Key, Value: op.Value, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: uint8(op.Flags)}
+		return &peerv1.OpResult{Ok: true, Version: index}, b.Put(e)
+	}
+	switch op.Kind {
+	case peerv1.Op_KIND_PUT:
+		return put()
+	case peerv1.Op_KIND_DELETE:
+		old, existed, err := b.Delete(op.Key)
+		return &peerv1.OpResult{Ok: existed && !old.Expired(now)}, err
+	case peerv1.Op_KIND_CAS:
+		cur, ok, err := b.Get(op.Key)
+		if err != nil {
+			return nil, err
+		}
+		live := ok && !cur.Expired(now)
+		var match bool
+		switch x := op.Expect.(type) {
+		case *peerv1.Op_ExpectedVersion:
+			match = live && cur.Version == x.ExpectedVersion
+		case *peerv1.Op_ExpectedValue:
+			match = live && bytes.Equal(cur.Value, x.ExpectedValue)
+		case *peerv1.Op_ExpectAbsent:
+			match = !live
+		}
+		if match {
+			return put()
+		}
+		r := &peerv1.OpResult{}
+		if live {
+			r.Version = cur.Version
+		}
+		return r, nil
+	case peerv1.Op_KIND_EXPIRE, peerv1.Op_KIND_EVICT:
+		cur, ok, err := b.Get(op.Key)
+		if err != nil || !ok || cur.Version != op.IfVersion || cur.Dirty() {
+			return &peerv1.OpResult{}, err
+		}
+		if op.Kind == peerv1.Op_KIND_EXPIRE && !cur.Expired(now) {
+			return &peerv1.OpResult{}, nil
+		}
+		if _, _, err := b.Delete(op.Key); err != nil {
+			return nil, err
+		}
+		if op.Kind == peerv1.Op_KIND_EXPIRE {
+			f.expirations.Add(1)
+		} else {
+			f.evictions.Add(1)
+		}
+		return &peerv1.OpResult{Ok: true}, nil
+	case peerv1.Op_KIND_LEADER_NOOP:
+		if f.epoch.Load() == 0 && op.Epoch != 0 {
+			if err := b.PutMeta(metaEpoch, binary.BigEndian.AppendUint64(nil, op.Epoch)); err != nil {
+				return nil, err
+			}
+			f.epoch.Store(op.Epoch)
+		}
+		f.noopTerm.Store(term)
+		return &peerv1.OpResult{Ok: true}, nil
+	default:
+		// Unknown kinds from a newer version are skipped identically on
+		// every replica.
+		return &peerv1.OpResult{}, nil
+	}
+}
+
+// rememberIdem stores a command's result under its idempotency key and ages
+// out records older than the dedup window, judged by the command's own
+// timestamp so every replica removes the same ones.
+func (f *fsm) rememberIdem(b *storage.Batch, cmd *peerv1.Command, res *peerv1.Result) error {
+	raw, err := proto.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if err := b.PutMeta(metaIdemPfx+cmd.IdempotencyKey, raw); err != nil {
+		return err
+	}
+	if err := b.PutMeta(idemTimeName(cmd.ProposedAt, cmd.IdempotencyKey), nil); err != nil {
+		return err
+	}
+	cutoff := cmd.ProposedAt - int64(f.dedupWindow)
+	old, err := b.MetaScan(metaIdemTime, idemAgeBudget)
+	if err != nil {
+		return err
+	}
+	for _, kv := range old {
+		name := string(kv[0])
+		at := int64(binary.BigEndian.Uint64([]byte(name[len(metaIdemTime):])))
+		if at >= cutoff {
+			break
+		}
+		if err := errors.Join(b.DeleteMeta(name), b.DeleteMeta(metaIdemPfx+name[len(metaIdemTime)+8:])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func idemTimeName(at int64, key string) string {
+	return metaIdemTime + string(binary.BigEndian.AppendUint64(nil, uint64(at))) + key
+}
+
+// waitApplied blocks until the state machine has applied index, or ctx ends.
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.Lock()
+		ch := f.appliedCh
+		f.mu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for index %d (applied %d)", ctx.Err(), index, f.applied.Load())
+		}
+	}
+}
+
+// Snapshot syncs the database, so everything applied so far is durable
+// before Raft truncates its log, and returns a live marker.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.syncDB(); err != nil {
+		return nil, fmt.Errorf("node: partition %d: sync before snapshot: %w", f.part.ID(), err)
+	}
+	return &liveSnapshot{part: f.part.ID(), applied: f.part.State().Applied}, nil
+}
+
+// Restore replaces the partition's state with a snapshot from the leader.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	applied, live, rest, err := storage.ReadLiveMarker(rc)
+	if err != nil {
+		return err
+	}
+	if live {
+		if have := f.part.State().Applied; have < applied {
+			return fmt.Errorf("node: partition %d: local snapshot at %d is ahead of the stored state at %d", f.part.ID(), applied, have)
+		}
+		return nil
+	}
+	if err := f.part.Restore(rest); err != nil {
+		return err
+	}
+	f.applied.Store(f.part.State().Applied)
+	f.epoch.Store(0)
+	if raw, ok, err := f.part.Meta(metaEpoch); err == nil && ok && len(raw) == 8 {
+		f.epoch.Store(binary.BigEndian.Uint64(raw))
+	}
+	return nil
+}
+
+type liveSnapshot struct {
+	part    uint32
+	applied uint64
+}
+
+func (s *liveSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := storage.WriteLiveMarker(sink, s.part, s.applied); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *liveSnapshot) Release() {}

@@ -1,0 +1,300 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/elcache/elcache/storage"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// defaultApplyTimeout bounds a proposal when the caller set no deadline.
+const defaultApplyTimeout = 10 * time.Second
+
+// partition is one partition's Raft group as hosted on this node.
+type partition struct {
+	id    uint32
+	store *storage.Partition
+	fsm   *fsm
+	raft  *raft.Raft
+	trans *raft.InmemTransport
+	log   *slog.Logger
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// partitionDeps is what a partition needs from its node.
+type partitionDeps struct {
+	db       *storage.DB
+	dataDir  string
+	nodeID   string
+	addr     string
+	raftCfg  RaftConfig
+	dedup    time.Duration
+	log      *slog.Logger
+	logLevel slog.Level
+}
+
+// openPartition opens partition id's storage and starts its Raft group,
+// bootstrapping it with this node as the only voter on first start.
+func openPartition(id uint32, d partitionDeps) (*partition, error) {
+	store, err := d.db.Partition(id)
+	if err != nil {
+		return nil, err
+	}
+	var epoch uint64
+	if raw, ok, err := store.Meta(metaEpoch); err != nil {
+		return nil, err
+	} else if ok && len(raw) == 8 {
+		epoch = binary.BigEndian.Uint64(raw)
+	}
+	group := uint64(id)
+	logs := d.db.LogStore(group)
+	snaps, err := d.db.SnapshotStore(group, store, filepath.Join(d.dataDir, "snapshots", fmt.Sprint(id)))
+	if err != nil {
+		return nil, err
+	}
+	f := newFSM(store, d.db.Sync, d.dedup, epoch)
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(d.nodeID)
+	rc.HeartbeatTimeout = d.raftCfg.HeartbeatTimeout
+	rc.ElectionTimeout = d.raftCfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = d.raftCfg.LeaderLeaseTimeout
+	rc.CommitTimeout = d.raftCfg.CommitTimeout
+	rc.SnapshotInterval = d.raftCfg.SnapshotInterval
+	rc.SnapshotThreshold = d.raftCfg.SnapshotThreshold
+	rc.TrailingLogs = d.raftCfg.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true
+	rc.BatchApplyCh = true
+	rc.Logger = newRaftLogger(d.log, id)
+
+	addr, trans := raft.NewInmemTransport(raft.ServerAddress(d.addr))
+	has, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("node: partition %d: %w", id, err)
+	}
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
+	if err != nil {
+		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
+	}
+	if !has {
+		cfg := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
+		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+			r.Shutdown()
+			return nil, fmt.Errorf("node: partition %d: bootstrap: %w", id, err)
+		}
+	}
+	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, log: d.log.With("partition", id), stop: make(chan struct{})}
+	p.wg.Add(1)
+	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)
+	return p, nil
+}
+
+// leaderLoop commits a leader no-op in every term this replica leads, so
+// that linearizable reads know the leader has committed in its term.
+func (p *partition) leaderLoop(interval time.Duration) {
+	defer p.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if p.raft.State() == raft.Leader && p.fsm.noopTerm.Load() != p.raft.CurrentTerm() {
+			epoch := p.fsm.epoch.Load()
+			if epoch == 0 {
+				epoch = newEpoch()
+			}
+			cmd := &peerv1.Command{ProposedAt: time.Now().UnixNano(),
+				Ops: []*peerv1.Op{{Kind: peerv1.Op_KIND_LEADER_NOOP, Epoch: epoch}}}
+			data, _ := proto.Marshal(cmd)
+			if err := p.raft.Apply(data, interval).Error(); err != nil {
+				p.log.Debug("leader no-op failed", "err", err)
+			}
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-p.raft.LeaderCh():
+		case <-t.C:
+		}
+	}
+}
+
+// newEpoch returns a random non-zero epoch.
+func newEpoch() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if e := binary.BigEndian.Uint64(b[:]); e != 0 {
+			return e
+		}
+	}
+}
+
+// ready reports whether this replica leads and has committed in its term.
+func (p *partition) ready() bool {
+	return p.raft.State() == raft.Leader && p.fsm.noopTerm.Load() == p.raft.CurrentTerm()
+}
+
+// notLeader returns ErrNotLeader with the known leader, if any.
+func (p *partition) notLeader() error {
+	addr, id := p.raft.LeaderWithID()
+	if id == "" {
+		return fmt.Errorf("%w: partition %d has no leader", ErrUnavailable, p.id)
+	}
+	return fmt.Errorf("%w: partition %d is led by %s at %s", ErrNotLeader, p.id, id, addr)
+}
+
+// propose commits cmd through Raft and returns its result.
+func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.Result, error) {
+	if p.raft.State() != raft.Leader {
+		return nil, p.notLeader()
+	}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	timeout := defaultApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+	}
+	f := p.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("partition %d: %w", p.id, err)
+	}
+	switch r := f.Response().(type) {
+	case *peerv1.Result:
+		return r, nil
+	case error:
+		return nil, r
+	default:
+		return nil, fmt.Errorf("node: partition %d: unexpected apply response %T", p.id, r)
+	}
+}
+
+// readReady makes this replica ready to serve a read at level, waiting as
+// the level requires, and returns the level it serves at.
+//
+// With one voter per partition (this release) the leader is the only
+// replica and it is its own quorum: every level is served by the leader
+// after the checks below. Followers and leases arrive with the cluster.
+func (p *partition) readReady(ctx context.Context, o readOpts) error {
+	switch o.level {
+	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE, cachev1.Consistency_CONSISTENCY_LEASE:
+		return p.readIndex(ctx)
+	case cachev1.Consistency_CONSISTENCY_SESSION:
+		for _, t := range o.tokens {
+			if t.GetPartition() != p.id {
+				continue
+			}
+			if t.Epoch != p.fsm.epoch.Load() {
+				// A token from another incarnation of the log says nothing
+				// about this one: fall back to the strongest read.
+				return p.readIndex(ctx)
+			}
+			return p.fsm.waitApplied(ctx, t.Index)
+		}
+		return nil
+	default: // BOUNDED, EVENTUAL: the local replica as it is.
+		if p.raft.State() != raft.Leader {
+			return p.notLeader()
+		}
+		return nil
+	}
+}
+
+// readIndex confirms leadership and waits until the state machine has
+// applied everything committed before the read started.
+func (p *partition) readIndex(ctx context.Context) error {
+	for !p.ready() {
+		if p.raft.State() != raft.Leader {
+			return p.notLeader()
+		}
+		// A new leader has not committed in its term yet.
+		p.fsm.mu.Lock()
+		ch := p.fsm.appliedCh
+		p.fsm.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: partition %d leader not ready", ctx.Err(), p.id)
+		}
+	}
+	term := p.raft.CurrentTerm()
+	idx := p.raft.CommitIndex()
+	if err := p.raft.VerifyLeader().Error(); err != nil {
+		return p.notLeader()
+	}
+	if p.raft.CurrentTerm() != term {
+		return fmt.Errorf("%w: partition %d changed term during a read", ErrUnavailable, p.id)
+	}
+	return p.fsm.waitApplied(ctx, idx)
+}
+
+// readMeta describes the replica serving a read now.
+func (p *partition) readMeta(node string, level cachev1.Consistency) *cachev1.ReadMeta {
+	applied := p.fsm.applied.Load()
+	m := &cachev1.ReadMeta{
+		Partition:         p.id,
+		ServedBy:          node,
+		Role:              roleOf(p.raft.State()),
+		Consistency:       level,
+		AppliedIndex:      applied,
+		LeaderCommitIndex: p.raft.CommitIndex(),
+		Staleness:         durationpb.New(0),
+		SessionToken:      &cachev1.SessionToken{Partition: p.id, Epoch: p.fsm.epoch.Load(), Index: applied},
+	}
+	if m.Role != cachev1.Role_ROLE_LEADER {
+		if lc := p.raft.LastContact(); !lc.IsZero() {
+			m.Staleness = durationpb.New(time.Since(lc))
+		}
+	}
+	return m
+}
+
+// writeMeta describes a committed write.
+func (p *partition) writeMeta(node string, res *peerv1.Result, mode cachev1.WriteMode) *cachev1.WriteMeta {
+	return &cachev1.WriteMeta{
+		Partition:    p.id,
+		ServedBy:     node,
+		RaftIndex:    res.Index,
+		SessionToken: &cachev1.SessionToken{Partition: p.id, Epoch: p.fsm.epoch.Load(), Index: res.Index},
+		Deduplicated: res.Deduplicated,
+		Mode:         mode,
+	}
+}
+
+func roleOf(s raft.RaftState) cachev1.Role {
+	switch s {
+	case raft.Leader:
+		return cachev1.Role_ROLE_LEADER
+	case raft.Follower:
+		return cachev1.Role_ROLE_FOLLOWER
+	case raft.Candidate:
+		return cachev1.Role_ROLE_CANDIDATE
+	default:
+		return cachev1.Role_ROLE_UNSPECIFIED
+	}
+}
+
+// close stops the partition's Raft group.
+func (p *partition) close() error {
+	close(p.stop)
+	err := p.raft.Shutdown().Error()
+	p.wg.Wait()
+	p.trans.Close()
+	return err
+}

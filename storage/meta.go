@@ -1,0 +1,26 @@
+package storage
+
+import "github.com/cockroachdb/pebble/v2"
+
+// Meta returns a named metadata value of the partition as last committed.
+func (p *Partition) Meta(name string) ([]byte, bool, error) {
+	return p.db.get(metaKey(p.id, name))
+}
+
+// MetaScan returns, through the batch (seeing its own writes), up to limit
+// metadata records whose names start with prefix, in name order, as
+// (name, value) pairs.
+func (b *Batch) MetaScan(prefix string, limit int) ([][2][]byte, error) {
+	lower := metaKey(b.p.id, prefix)
+	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out [][2][]byte
+	for valid := it.First(); valid && len(out) < limit; valid = it.Next() {
+		name := append([]byte(nil), it.Key()[5:]...)
+		out = append(out, [2][]byte{name, append([]byte(nil), it.Value()...)})
+	}
+	return out, it.Error()
+}
