@@ -83,6 +83,10 @@ type Config struct {
 	// EvictInterval is how often the node checks its capacity in the
 	// background (writes also evict inline).
 	EvictInterval time.Duration
+	// ReclaimInterval is how often the node checks its disk use; when the
+	// database takes more than twice CapacityBytes it compacts to reclaim
+	// the space of evicted, expired and deleted entries and truncated logs.
+	ReclaimInterval time.Duration
 	// DedupWindow is how long an idempotency key is remembered.
 	DedupWindow time.Duration
 
@@ -123,6 +127,7 @@ func DefaultConfig() Config {
 		DefaultConsistency: cachev1.Consistency_CONSISTENCY_LINEARIZABLE,
 		ReapInterval:       time.Second,
 		EvictInterval:      250 * time.Millisecond,
+		ReclaimInterval:    30 * time.Second,
 		DedupWindow:        10 * time.Minute,
 	}
 }
@@ -196,7 +201,7 @@ func (c Config) Validate() error {
 	if c.DefaultConsistency == cachev1.Consistency_CONSISTENCY_BOUNDED {
 		bad("DefaultConsistency cannot be BOUNDED: it needs a per-request max staleness")
 	}
-	for name, d := range map[string]time.Duration{"ReapInterval": c.ReapInterval, "EvictInterval": c.EvictInterval, "DedupWindow": c.DedupWindow} {
+	for name, d := range map[string]time.Duration{"ReapInterval": c.ReapInterval, "EvictInterval": c.EvictInterval, "ReclaimInterval": c.ReclaimInterval, "DedupWindow": c.DedupWindow} {
 		if d <= 0 {
 			bad("%s must be positive, got %v", name, d)
 		}

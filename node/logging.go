@@ -10,7 +10,9 @@ import (
 )
 
 // newRaftLogger bridges hashicorp/raft's hclog output into slog: hclog
-// formats each line, and slogWriter re-emits it at the matching level.
+// formats each line, and slogWriter re-emits it one level lower than raft
+// gave it, because raft reports routine events (an election at start-up, a
+// leader change) as INFO and WARN. Errors stay errors.
 func newRaftLogger(l *slog.Logger, partition uint32) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:            "raft",
@@ -26,14 +28,12 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
 		msg := string(line)
-		level := slog.LevelInfo
+		level := slog.LevelDebug
 		switch {
 		case strings.HasPrefix(msg, "[ERROR]"):
 			level = slog.LevelError
 		case strings.HasPrefix(msg, "[WARN]"):
-			level = slog.LevelWarn
-		case strings.HasPrefix(msg, "[DEBUG]"), strings.HasPrefix(msg, "[TRACE]"):
-			level = slog.LevelDebug
+			level = slog.LevelInfo
 		}
 		if i := strings.IndexByte(msg, ']'); i >= 0 && strings.HasPrefix(msg, "[") {
 			msg = strings.TrimSpace(msg[i+1:])

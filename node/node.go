@@ -128,7 +128,7 @@ func New(cfg Config) (*Node, error) {
 	healthpb.RegisterHealthServer(n.srv, n.health)
 	reflection.Register(n.srv)
 
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go func() {
 		defer n.wg.Done()
 		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -138,6 +138,7 @@ func New(cfg Config) (*Node, error) {
 	go n.markServingWhenReady()
 	go n.evictLoop()
 	go n.reapLoop()
+	go n.reclaimLoop()
 	n.log.Info("node started", "node_id", n.id, "grpc_addr", n.Addr(), "partitions", cfg.Partitions, "data_dir", cfg.DataDir)
 	return n, nil
 }

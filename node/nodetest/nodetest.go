@@ -35,6 +35,7 @@ func Config(t testing.TB) node.Config {
 	cfg.Raft.CommitTimeout = 5 * time.Millisecond
 	cfg.ReapInterval = 50 * time.Millisecond
 	cfg.EvictInterval = 20 * time.Millisecond
+	cfg.ReclaimInterval = 100 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("ELCACHE_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elcache/elcache/node"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"gopkg.in/yaml.v3"
+)
+
+// setting is one configurable value, reachable as a flag, an environment
+// variable and a YAML key.
+type setting struct {
+	name  string
+	usage string
+	set   func(*node.Config, string) error
+	// get renders the default for the usage text.
+	get func(*node.Config) string
+}
+
+func settings() []setting {
+	str := func(name, usage string, field func(*node.Config) *string) setting {
+		return setting{name, usage,
+			func(c *node.Config, v string) error { *field(c) = v; return nil },
+			func(c *node.Config) string { return *field(c) }}
+	}
+	dur := func(name, usage string, field func(*node.Config) *time.Duration) setting {
+		return setting{name, usage,
+			func(c *node.Config, v string) error {
+				d, err := time.ParseDuration(v)
+				*field(c) = d
+				return err
+			},
+			func(c *node.Config) string { return field(c).String() }}
+	}
+	return []setting{
+		str("node-name", "name of this node", func(c *node.Config) *string { return &c.NodeName }),
+		str("data-dir", "directory for the node's data", func(c *node.Config) *string { return &c.DataDir }),
+		str("grpc-addr", "address for the gRPC API (clients and, later, peers)", func(c *node.Config) *string { return &c.GRPCAddr }),
+		str("gossip-addr", "address for cluster gossip (clustering: not available yet)", func(c *node.Config) *string { return &c.GossipAddr }),
+		{"join", "comma-separated gossip addresses of nodes to join (clustering: not available yet)",
+			func(c *node.Config, v string) error { c.Join = splitList(v); return nil },
+			func(c *node.Config) string { return strings.Join(c.Join, ",") }},
+		{"bootstrap-expect", "form a new cluster once this many nodes are seen (clustering: not available yet; 0 or 1)",
+			func(c *node.Config, v string) error {
+				n, err := strconv.Atoi(v)
+				c.BootstrapExpect = n
+				return err
+			},
+			func(c *node.Config) string { return strconv.Itoa(c.BootstrapExpect) }},
+		str("backend", "backing database URL, sqlite:///path or postgres://... (not available yet)", func(c *node.Config) *string { return &c.Backend }),
+		str("metrics-addr", "address for Prometheus metrics (not available yet)", func(c *node.Config) *string { return &c.MetricsAddr }),
+		{"partitions", "number of partitions, fixed when the data directory is created",
+			func(c *node.Config, v string) error {
+				n, err := strconv.ParseUint(v, 10, 32)
+				c.Partitions = uint32(n)
+				return err
+			},
+			func(c *node.Config) string { return strconv.FormatUint(uint64(c.Partitions), 10) }},
+		{"capacity", "budget of live entry bytes, e.g. 512MiB or 2GiB",
+			func(c *node.Config, v string) error {
+				n, err := parseBytes(v)
+				c.CapacityBytes = n
+				return err
+			},
+			func(c *node.Config) string { return formatBytes(c.CapacityBytes) }},
+		{"default-consistency", "read level when a request names none: linearizable, lease, session or eventual",
+			func(c *node.Config, v string) error {
+				l, ok := cachev1.Consistency_value["CONSISTENCY_"+strings.ToUpper(v)]
+				if !ok {
+					return fmt.Errorf("unknown level %q", v)
+				}
+				c.DefaultConsistency = cachev1.Consistency(l)
+				return nil
+			},
+			func(c *node.Config) string {
+				return strings.ToLower(strings.TrimPrefix(c.DefaultConsistency.String(), "CONSISTENCY_"))
+			}},
+		dur("raft-heartbeat-timeout", "Raft heartbeat timeout", func(c *node.Config) *time.Duration { return &c.Raft.HeartbeatTimeout }),
+		dur("raft-election-timeout", "Raft election timeout", func(c *node.Config) *time.Duration { return &c.Raft.ElectionTimeout }),
+		dur("raft-lease-timeout", "Raft leader lease timeout", func(c *node.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout }),
+		dur("raft-commit-timeout", "Raft commit timeout", func(c *node.Config) *time.Duration { return &c.Raft.CommitTimeout }),
+	}
+}
+
+// loadConfig builds the node configuration from defaults, the YAML file,
+// the environment and the flags, in that order of precedence (lowest first).
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (node.Config, slog.Level, error) {
+	cfg := node.DefaultConfig()
+	all := settings()
+	fs := flag.NewFlagSet("elcache", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("ELCACHE_CONFIG"), "YAML file of settings (keys are flag names)")
+	logLevel := fs.String("log-level", envOr(getenv, "ELCACHE_LOG_LEVEL", "info"), "debug, info, warn or error")
+	values := make(map[string]*string, len(all))
+	for _, s := range all {
+		values[s.name] = fs.String(s.name, s.get(&cfg), s.usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: elcache [flags]\n\nRuns an elcache node. Every flag also reads ELCACHE_<FLAG> from the environment\n(e.g. ELCACHE_DATA_DIR) and a key of the same name from the --config YAML file.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, 0, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, 0, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	byName := make(map[string]setting, len(all))
+	for _, s := range all {
+		byName[s.name] = s
+	}
+	var errs []error
+	apply := func(source, name, v string) {
+		if err := byName[name].set(&cfg, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s=%q: %v", source, name, v, err))
+		}
+	}
+	if *configPath != "" {
+		file, err := readYAML(*configPath)
+		if err != nil {
+			return cfg, 0, err
+		}
+		keys := make([]string, 0, len(file))
+		for k := range file {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if _, ok := byName[k]; !ok {
+				errs = append(errs, fmt.Errorf("config %s: unknown key %q", *configPath, k))
+				continue
+			}
+			apply("config "+*configPath+":", k, file[k])
+		}
+	}
+	for _, s := range all {
+		if v := getenv(envName(s.name)); v != "" {
+			apply("env", envName(s.name), v)
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if _, ok := byName[f.Name]; ok {
+			apply("flag", f.Name, *values[f.Name])
+		}
+	})
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log-level %q: %v", *logLevel, err))
+	}
+	if len(errs) > 0 {
+		return cfg, 0, errors.Join(errs...)
+	}
+	return cfg, level, cfg.Validate()
+}
+
+func envName(flagName string) string {
+	return "ELCACHE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// readYAML reads a flat YAML mapping of setting names to scalar values (a
+// list is accepted for join).
+func readYAML(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	out := make(map[string]string, len(doc))
+	for k, v := range doc {
+		switch x := v.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			out[k] = strings.Join(parts, ",")
+		case map[string]any:
+			return nil, fmt.Errorf("config %s: key %q must be a scalar or a list", path, k)
+		default:
+			out[k] = fmt.Sprint(x)
+		}
+	}
+	return out, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   uint64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+// parseBytes parses a byte count with an optional unit (KiB, MiB, GiB, TiB,
+// KB, MB, GB, TB, B).
+func parseBytes(v string) (uint64, error) {
+	s := strings.TrimSpace(v)
+	mult := uint64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a byte size (want e.g. 512MiB): %q", v)
+	}
+	if n > 0 && mult > ^uint64(0)/n {
+		return 0, fmt.Errorf("byte size %q overflows", v)
+	}
+	return n * mult, nil
+}
+
+func formatBytes(n uint64) string {
+	for _, u := range byteUnits[:4] {
+		if n >= u.mult && n%u.mult == 0 {
+			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatUint(n, 10)
+}
