@@ -315,12 +315,15 @@ func decodeCursor(c []byte, partitions uint32) (uint32, []byte, error) {
 	if len(c) == 0 {
 		return 0, nil, nil
 	}
-	if len(c) < 6 || c[0] != cursorFormat {
+	if len(c) < 5 || c[0] != cursorFormat {
 		return 0, nil, invalid("cursor is malformed: pass back the next_cursor of a previous page")
 	}
 	p := binary.BigEndian.Uint32(c[1:])
 	if p >= partitions {
 		return 0, nil, invalid("cursor names partition %d, but there are %d", p, partitions)
+	}
+	if len(c) == 5 {
+		return p, nil, nil
 	}
 	return p, c[5:], nil
 }

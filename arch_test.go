@@ -1,0 +1,93 @@
+// Package elcache_test holds repository-wide tests: the direction of imports
+// between the project's packages.
+package elcache_test
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/elcache/elcache"
+
+// imports returns, for every package of the module, its imports (direct,
+// or with deps the whole transitive closure) of non-test files.
+func imports(t *testing.T, deps bool) map[string][]string {
+	t.Helper()
+	args := []string{"list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./..."}
+	if deps {
+		args = []string{"list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "./..."}
+	}
+	out, err := exec.Command("go", args...).Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	m := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		m[f[0]] = f[1:]
+	}
+	return m
+}
+
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+func TestImportDirection(t *testing.T) {
+	all := imports(t, true)
+	direct := imports(t, false)
+	if len(all) < 5 {
+		t.Fatalf("go list found only %d packages", len(all))
+	}
+	forbidden := []struct {
+		pkg, must string
+		not      []string
+	}{
+		{"storage", "must not depend on node, client or cmd", []string{"/node", "/client", "/cmd"}},
+		{"ring", "must not depend on node, storage, client or cmd", []string{"/node", "/storage", "/client", "/cmd"}},
+		{"proto", "must not depend on any other package of the module", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+	}
+	for _, rule := range forbidden {
+		for pkg, deps := range all {
+			if !strings.HasPrefix(pkg, module+"/"+rule.pkg) {
+				continue
+			}
+			for _, d := range deps {
+				for _, bad := range rule.not {
+					if strings.HasPrefix(d, module+bad) {
+						t.Errorf("%s imports %s: %s %s", pkg, d, rule.pkg, rule.must)
+					}
+				}
+			}
+		}
+	}
+	// The client is what users embed: only the public API, gRPC, protobuf,
+	// the standard library and the UUID package.
+	allowed := []string{module + "/proto/cache/v1", "google.golang.org/grpc", "google.golang.org/protobuf", "github.com/google/uuid"}
+	for pkg, deps := range direct {
+		if !strings.HasPrefix(pkg, module+"/client") {
+			continue
+		}
+	next:
+		for _, d := range deps {
+			if isStd(d) {
+				continue
+			}
+			for _, a := range allowed {
+				if d == a || strings.HasPrefix(d, a+"/") {
+					continue next
+				}
+			}
+			t.Errorf("%s imports %s: client may import only %v and the standard library", pkg, d, allowed)
+		}
+	}
+	if _, ok := direct[module+"/client"]; !ok {
+		t.Errorf("package %s/client not found", module)
+	}
+}

@@ -1,0 +1,37 @@
+package client
+
+import (
+	"go/build"
+	"strings"
+	"testing"
+)
+
+// TestImports keeps the client free of the server: it may import only the
+// API package, gRPC, protobuf, google/uuid and the standard library.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := []string{
+		"github.com/elcache/elcache/proto/cache/v1",
+		"google.golang.org/grpc",
+		"google.golang.org/protobuf/types/known/",
+		"github.com/google/uuid",
+	}
+	for _, imp := range pkg.Imports {
+		if !strings.Contains(strings.Split(imp, "/")[0], ".") {
+			continue // standard library
+		}
+		ok := false
+		for _, a := range allowed {
+			if imp == a || strings.HasPrefix(imp, strings.TrimSuffix(a, "/")+"/") {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			t.Errorf("client imports %s; allowed are the standard library and %v", imp, allowed)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package client
+
+import (
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string // substrings, one per expected problem
+	}{
+		{"default", func(*Config) {}, nil},
+		{"hostname", func(c *Config) { c.Addr = "cache.internal:7400" }, nil},
+		{"ipv6", func(c *Config) { c.Addr = "[::1]:7400" }, nil},
+		{"lazy dial", func(c *Config) { c.DialTimeout = 0 }, nil},
+		{"tls", func(c *Config) { c.TLS = &tls.Config{} }, nil},
+		{"no keepalive", func(c *Config) { c.KeepaliveTime = 0 }, nil},
+		{"bounded default", func(c *Config) {
+			c.DefaultConsistency = cachev1.Consistency_CONSISTENCY_BOUNDED
+			c.DefaultMaxStaleness = time.Second
+		}, nil},
+		{"empty addr", func(c *Config) { c.Addr = "" }, []string{"Addr is empty"}},
+		{"addr without port", func(c *Config) { c.Addr = "localhost" }, []string{"not HOST:PORT"}},
+		{"negative dial timeout", func(c *Config) { c.DialTimeout = -time.Second }, []string{"DialTimeout"}},
+		{"unknown consistency", func(c *Config) { c.DefaultConsistency = 99 }, []string{"unknown DefaultConsistency"}},
+		{"bounded without staleness", func(c *Config) {
+			c.DefaultConsistency = cachev1.Consistency_CONSISTENCY_BOUNDED
+		}, []string{"positive DefaultMaxStaleness"}},
+		{"negative staleness", func(c *Config) { c.DefaultMaxStaleness = -1 }, []string{"DefaultMaxStaleness -1ns"}},
+		{"unknown write mode", func(c *Config) { c.DefaultWriteMode = 99 }, []string{"unknown DefaultWriteMode"}},
+		{"negative keepalive", func(c *Config) { c.KeepaliveTime = -1 }, []string{"KeepaliveTime"}},
+		{"keepalive below minimum", func(c *Config) { c.KeepaliveTime = time.Second }, []string{"KeepaliveTime 1s"}},
+		{"keepalive at minimum", func(c *Config) { c.KeepaliveTime = 10 * time.Second }, nil},
+		{"zero recv size", func(c *Config) { c.MaxRecvMsgSize = 0 }, []string{"MaxRecvMsgSize"}},
+		{"every problem", func(c *Config) {
+			*c = Config{Addr: "x", DialTimeout: -1, DefaultWriteMode: -1}
+		}, []string{"HOST:PORT", "DialTimeout", "DefaultWriteMode", "MaxRecvMsgSize"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.edit(&cfg)
+			err := cfg.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %d problems", len(tt.want))
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Errorf("Validate() reported %d problems, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want it to mention %q", err, w)
+				}
+			}
+			for _, l := range lines {
+				if !strings.HasPrefix(l, "client: ") {
+					t.Errorf("problem %q does not start with %q", l, "client: ")
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	c, err := New(t.Context(), Config{})
+	if err == nil {
+		c.Close()
+		t.Fatal("New(Config{}) succeeded")
+	}
+	if !strings.Contains(err.Error(), "Addr is empty") {
+		t.Errorf("New(Config{}) = %v", err)
+	}
+}

@@ -1,0 +1,128 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+// ReadOption configures a read (Get, MultiGet, Scan). Later options win.
+type ReadOption func(*readOptions)
+
+type readOptions struct {
+	consistency  cachev1.Consistency
+	maxStaleness time.Duration
+	sessions     []SessionToken
+}
+
+// WithConsistency reads at level c instead of Config.DefaultConsistency.
+// CONSISTENCY_BOUNDED also needs a staleness bound: use Bounded, or set
+// Config.DefaultMaxStaleness.
+func WithConsistency(c cachev1.Consistency) ReadOption {
+	return func(o *readOptions) { o.consistency = c }
+}
+
+// Bounded reads at CONSISTENCY_BOUNDED: any replica may serve if its data is
+// no older than maxStaleness, which must be positive.
+func Bounded(maxStaleness time.Duration) ReadOption {
+	return func(o *readOptions) {
+		o.consistency = cachev1.Consistency_CONSISTENCY_BOUNDED
+		o.maxStaleness = maxStaleness
+	}
+}
+
+// WithSession reads at CONSISTENCY_SESSION: a replica serves once it has
+// applied the token of the key's partition, which gives read-your-writes
+// when the tokens come from earlier results (ReadMeta.Session,
+// WriteMeta.Session). Reserved: the server may serve it at another level,
+// reported in ReadMeta.Consistency.
+func WithSession(tokens ...SessionToken) ReadOption {
+	return func(o *readOptions) {
+		o.consistency = cachev1.Consistency_CONSISTENCY_SESSION
+		o.sessions = append(o.sessions[:0:0], tokens...)
+	}
+}
+
+// buildReadOptions applies opts over cfg's defaults and checks the result.
+func buildReadOptions(cfg *Config, opts []ReadOption) (*cachev1.ReadOptions, error) {
+	o := readOptions{consistency: cfg.DefaultConsistency, maxStaleness: cfg.DefaultMaxStaleness}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if _, ok := cachev1.Consistency_name[int32(o.consistency)]; !ok {
+		return nil, fmt.Errorf("%w: unknown consistency %d", ErrInvalidArgument, o.consistency)
+	}
+	ro := &cachev1.ReadOptions{Consistency: o.consistency}
+	switch o.consistency {
+	case cachev1.Consistency_CONSISTENCY_BOUNDED:
+		if o.maxStaleness <= 0 {
+			return nil, fmt.Errorf("%w: bounded read needs a positive max staleness, got %v", ErrInvalidArgument, o.maxStaleness)
+		}
+		ro.MaxStaleness = durationpb.New(o.maxStaleness)
+	case cachev1.Consistency_CONSISTENCY_SESSION:
+		for _, t := range o.sessions {
+			ro.SessionTokens = append(ro.SessionTokens, t.proto())
+		}
+	}
+	return ro, nil
+}
+
+// WriteOption configures a write (Put, Delete, CompareAndSet, MultiPut).
+// Later options win.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	mode           cachev1.WriteMode
+	ttl            time.Duration
+	idempotencyKey string
+	keySet         bool
+}
+
+// WithTTL makes written entries expire after d. Zero means never; negative
+// is rejected. MultiPut entries may override it with KeyValue.TTL.
+func WithTTL(d time.Duration) WriteOption {
+	return func(o *writeOptions) { o.ttl = d }
+}
+
+// WithWriteMode writes in mode m instead of Config.DefaultWriteMode.
+func WithWriteMode(m cachev1.WriteMode) WriteOption {
+	return func(o *writeOptions) { o.mode = m }
+}
+
+// WithIdempotencyKey sends key, a UUIDv7 in canonical text form, instead of
+// a fresh one. Retrying a write with the same key applies it once; reuse the
+// key only to retry the same write. An empty key turns deduplication off.
+func WithIdempotencyKey(key string) WriteOption {
+	return func(o *writeOptions) { o.idempotencyKey, o.keySet = key, true }
+}
+
+// buildWriteOptions applies opts over cfg's defaults, checks the result and
+// attaches a fresh UUIDv7 idempotency key unless one was given.
+func buildWriteOptions(cfg *Config, opts []WriteOption) (*cachev1.WriteOptions, error) {
+	o := writeOptions{mode: cfg.DefaultWriteMode}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if _, ok := cachev1.WriteMode_name[int32(o.mode)]; !ok {
+		return nil, fmt.Errorf("%w: unknown write mode %d", ErrInvalidArgument, o.mode)
+	}
+	if o.ttl < 0 {
+		return nil, fmt.Errorf("%w: negative TTL %v", ErrInvalidArgument, o.ttl)
+	}
+	if !o.keySet {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("client: idempotency key: %w", err)
+		}
+		o.idempotencyKey = id.String()
+	}
+	wo := &cachev1.WriteOptions{Mode: o.mode, IdempotencyKey: o.idempotencyKey}
+	if o.ttl > 0 {
+		wo.Ttl = durationpb.New(o.ttl)
+	}
+	return wo, nil
+}

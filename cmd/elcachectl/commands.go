@@ -1,0 +1,362 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/elcache/elcache/client"
+)
+
+func cmdPut(e *env, args []string) error {
+	fs := newFlagSet("put")
+	wf := addWriteFlags(fs, true)
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("put", args, 2, "KEY VALUE"); err != nil {
+		return err
+	}
+	opts, err := wf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	key := []byte(args[0])
+	w, err := c.Put(e.ctx, key, []byte(args[1]), opts...)
+	if err != nil {
+		return err
+	}
+	return e.emit(newWriteJSON(key, w), func(out io.Writer) {
+		fmt.Fprintf(out, "version=%d\n", w.Version)
+	})
+}
+
+func cmdGet(e *env, args []string) error {
+	fs := newFlagSet("get")
+	rf := addReadFlags(fs)
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("get", args, 1, "KEY"); err != nil {
+		return err
+	}
+	opts, err := rf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	entry, err := c.Get(e.ctx, []byte(args[0]), opts...)
+	found := err == nil
+	if err != nil && !errors.Is(err, client.ErrNotFound) {
+		return err
+	}
+	if e.json || found {
+		err := e.emit(newEntryJSON(entry, &found, true), func(out io.Writer) {
+			out.Write(entry.Value)
+			fmt.Fprintln(out)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !found {
+		fmt.Fprintln(e.stderr, "not found")
+		return exitStatus(1)
+	}
+	return nil
+}
+
+func cmdDel(e *env, args []string) error {
+	fs := newFlagSet("del")
+	wf := addWriteFlags(fs, false)
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("del", args, 1, "KEY"); err != nil {
+		return err
+	}
+	opts, err := wf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	key := []byte(args[0])
+	existed, err := c.Delete(e.ctx, key, opts...)
+	if err != nil {
+		return err
+	}
+	return e.emit(struct {
+		keyJSON
+		Existed bool `json:"existed"`
+	}{newKeyJSON(key), existed}, func(out io.Writer) {
+		fmt.Fprintf(out, "existed=%t\n", existed)
+	})
+}
+
+func cmdCAS(e *env, args []string) error {
+	fs := newFlagSet("cas")
+	wf := addWriteFlags(fs, true)
+	version := fs.Uint64("expect-version", 0, "")
+	value := fs.String("expect-value", "", "")
+	absent := fs.Bool("expect-absent", false, "")
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("cas", args, 2, "KEY NEWVALUE"); err != nil {
+		return err
+	}
+	var expects []client.Expectation
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "expect-version":
+			expects = append(expects, client.ExpectVersion(*version))
+		case "expect-value":
+			expects = append(expects, client.ExpectValue([]byte(*value)))
+		case "expect-absent":
+			if *absent {
+				expects = append(expects, client.ExpectAbsent())
+			}
+		}
+	})
+	if len(expects) != 1 {
+		return usagef("cas needs exactly one of --expect-version, --expect-value and --expect-absent")
+	}
+	opts, err := wf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	key := []byte(args[0])
+	swapped, v, err := c.CompareAndSet(e.ctx, key, expects[0], []byte(args[1]), opts...)
+	if err != nil {
+		return err
+	}
+	err = e.emit(struct {
+		keyJSON
+		Swapped bool   `json:"swapped"`
+		Version uint64 `json:"version"`
+	}{newKeyJSON(key), swapped, v}, func(out io.Writer) {
+		if swapped {
+			fmt.Fprintf(out, "swapped version=%d\n", v)
+		} else {
+			fmt.Fprintf(out, "not swapped version=%d\n", v)
+		}
+	})
+	if err == nil && !swapped {
+		return exitStatus(1)
+	}
+	return err
+}
+
+func cmdMGet(e *env, args []string) error {
+	fs := newFlagSet("mget")
+	rf := addReadFlags(fs)
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(args) == 0 {
+		return usagef("mget needs at least one KEY")
+	}
+	opts, err := rf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	keys := make([][]byte, len(args))
+	for i, a := range args {
+		keys[i] = []byte(a)
+	}
+	results, err := c.MultiGet(e.ctx, keys, opts...)
+	if err != nil {
+		return err
+	}
+	var j struct {
+		Results []entryJSON `json:"results"`
+	}
+	for _, r := range results {
+		j.Results = append(j.Results, newEntryJSON(r.Entry, &r.Found, true))
+	}
+	return e.emit(j, func(out io.Writer) {
+		for _, r := range results {
+			if r.Found {
+				fmt.Fprintf(out, "%s\t%s\n", r.Entry.Key, r.Entry.Value)
+			} else {
+				fmt.Fprintf(out, "%s\t(not found)\n", r.Entry.Key)
+			}
+		}
+	})
+}
+
+func cmdMPut(e *env, args []string) error {
+	fs := newFlagSet("mput")
+	wf := addWriteFlags(fs, true)
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(args) == 0 || len(args)%2 != 0 {
+		return usagef("mput needs KEY VALUE pairs, got %d argument%s", len(args), plural(len(args)))
+	}
+	opts, err := wf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	kvs := make([]client.KeyValue, 0, len(args)/2)
+	for i := 0; i < len(args); i += 2 {
+		kvs = append(kvs, client.KeyValue{Key: []byte(args[i]), Value: []byte(args[i+1])})
+	}
+	results, err := c.MultiPut(e.ctx, kvs, opts...)
+	if err != nil {
+		return err
+	}
+	var j struct {
+		Results []writeJSON `json:"results"`
+	}
+	for i, w := range results {
+		j.Results = append(j.Results, newWriteJSON(kvs[i].Key, w))
+	}
+	return e.emit(j, func(out io.Writer) {
+		for i, w := range results {
+			fmt.Fprintf(out, "%s\tversion=%d\n", kvs[i].Key, w.Version)
+		}
+	})
+}
+
+func cmdScan(e *env, args []string) error {
+	fs := newFlagSet("scan")
+	rf := addReadFlags(fs)
+	prefix := fs.String("prefix", "", "")
+	limit := fs.Int("limit", 0, "")
+	pageSize := fs.Int("page-size", 0, "")
+	keysOnly := fs.Bool("keys-only", false, "")
+	cursor := fs.String("cursor", "", "")
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("scan", args, 0, ""); err != nil {
+		return err
+	}
+	if *limit < 0 || *pageSize < 0 {
+		return usagef("--limit and --page-size must not be negative")
+	}
+	so := client.ScanOptions{Prefix: []byte(*prefix), KeysOnly: *keysOnly}
+	if so.Cursor, err = base64.StdEncoding.DecodeString(*cursor); err != nil {
+		return usagef("--cursor: %v", err)
+	}
+	opts, err := rf.options()
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var j struct {
+		Entries    []entryJSON `json:"entries"`
+		NextCursor []byte      `json:"next_cursor,omitempty"`
+	}
+	j.Entries = []entryJSON{}
+	for n := 0; *limit == 0 || n < *limit; {
+		// Never fetch past the limit, so that the cursor resumes exactly.
+		so.PageSize = *pageSize
+		if left := *limit - n; *limit > 0 && (so.PageSize == 0 || so.PageSize > left) {
+			so.PageSize = left
+		}
+		page, next, err := c.Scan(e.ctx, so, opts...)
+		if err != nil {
+			return err
+		}
+		n += len(page)
+		for _, en := range page {
+			if e.json {
+				j.Entries = append(j.Entries, newEntryJSON(en, nil, !*keysOnly))
+			} else if *keysOnly {
+				fmt.Fprintf(e.stdout, "%s\n", en.Key)
+			} else {
+				fmt.Fprintf(e.stdout, "%s\t%s\n", en.Key, en.Value)
+			}
+		}
+		so.Cursor = next
+		if len(next) == 0 {
+			break
+		}
+	}
+	j.NextCursor = so.Cursor
+	return e.emit(j, func(io.Writer) {
+		if len(so.Cursor) > 0 {
+			fmt.Fprintf(e.stderr, "more entries: continue with --cursor %s\n", base64.StdEncoding.EncodeToString(so.Cursor))
+		}
+	})
+}
+
+func cmdStats(e *env, args []string) error {
+	fs := newFlagSet("stats")
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("stats", args, 0, ""); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	s, err := c.Stats(e.ctx)
+	if err != nil {
+		return err
+	}
+	j := newStatsJSON(s)
+	return e.emit(j, j.writeText)
+}
+
+func cmdVersion(e *env, args []string) error {
+	fs := newFlagSet("version")
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("version", args, 0, ""); err != nil {
+		return err
+	}
+	v := "(unknown)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = bi.Main.Version
+	}
+	return e.emit(struct {
+		Version string `json:"version"`
+		Go      string `json:"go"`
+	}{v, runtime.Version()}, func(out io.Writer) {
+		fmt.Fprintf(out, "elcachectl %s %s\n", v, runtime.Version())
+	})
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/elcache/elcache/client"
+)
+
+const usage = `Usage: elcachectl [--addr HOST:PORT] [--timeout DUR] [-o text|json] COMMAND [ARGS]
+
+Flags, before COMMAND:
+  --addr HOST:PORT  node to talk to (default $ELCACHE_ADDR, else 127.0.0.1:7400)
+  --timeout DUR     deadline for the whole command; 0 means none (default 5s)
+  -o text|json      output format (default text)
+
+Commands:
+  put KEY VALUE [--ttl DUR] [--mode MODE]
+  get KEY [--consistency LEVEL]
+  del KEY [--mode MODE]
+  cas KEY NEWVALUE (--expect-version N | --expect-value V | --expect-absent)
+      [--ttl DUR] [--mode MODE]
+  mget KEY... [--consistency LEVEL]
+  mput KEY VALUE [KEY VALUE...] [--ttl DUR] [--mode MODE]
+  scan [--prefix P] [--limit N] [--page-size N] [--keys-only] [--cursor C]
+       [--consistency LEVEL]
+  stats
+  version
+
+MODE is write-through, write-back, write-around or cache-only. LEVEL is
+linearizable, lease, bounded=DUR (e.g. bounded=100ms), session or eventual.
+Without them the cluster's defaults apply. Command flags may come before or
+after the arguments; put -- before arguments that start with '-'.
+
+scan follows cursors until the scan ends or --limit (0: no limit) entries
+are printed; if entries remain, the cursor to pass to --cursor is printed
+(on stderr in text mode, as next_cursor in JSON).
+
+Text output: get prints the raw value and a newline; mget and scan print
+KEY<TAB>VALUE lines, "(not found)" for a missing key. -o json prints one
+JSON object per command; keys and values are strings when they are valid
+UTF-8, else base64 in key_b64 and value_b64.
+
+Exit status: 0 on success; 1 when get finds no key (it prints "not found" on
+stderr) or cas does not swap (it prints the current version); 2 on a usage
+error and on any other error.
+`
+
+// usageError is a malformed command line: run prints it with the usage and
+// exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitStatus ends a command with a status whose message, if any, the command
+// printed itself.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// env is what a command runs with.
+type env struct {
+	ctx    context.Context
+	addr   string
+	json   bool
+	stdout io.Writer
+	stderr io.Writer
+	c      *client.Client
+}
+
+// client connects on first use, so that usage errors need no server.
+func (e *env) client() (*client.Client, error) {
+	if e.c == nil {
+		cfg := client.DefaultConfig()
+		cfg.Addr = e.addr
+		cfg.DialTimeout = 0 // fail fast with the RPC's own error
+		c, err := client.New(e.ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		e.c = c
+	}
+	return e.c, nil
+}
+
+// run is elcachectl with the arguments after the program name; it returns
+// the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	addr := os.Getenv("ELCACHE_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:7400"
+	}
+	fs := newFlagSet("elcachectl")
+	fs.StringVar(&addr, "addr", addr, "")
+	timeout := fs.Duration("timeout", 5*time.Second, "")
+	output := fs.String("o", "text", "")
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		err = checkGlobals(fs, *output, *timeout)
+	case !errors.Is(err, flag.ErrHelp):
+		err = usagef("%v", err)
+	}
+	if err != nil {
+		return report(err, stdout, stderr)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	e := &env{ctx: ctx, addr: addr, json: *output == "json", stdout: stdout, stderr: stderr}
+	cmd, _ := lookup(fs.Arg(0))
+	err = cmd(e, fs.Args()[1:])
+	if e.c != nil {
+		if cerr := e.c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return report(err, stdout, stderr)
+}
+
+func checkGlobals(fs *flag.FlagSet, output string, timeout time.Duration) error {
+	switch {
+	case fs.NArg() == 0:
+		return usagef("no command")
+	case fs.Arg(0) == "help":
+		return flag.ErrHelp
+	case output != "text" && output != "json":
+		return usagef("-o must be text or json, not %q", output)
+	case timeout < 0:
+		return usagef("--timeout must not be negative")
+	}
+	if _, ok := lookup(fs.Arg(0)); !ok {
+		return usagef("unknown command %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// report prints err as its kind asks and returns the exit status.
+func report(err error, stdout, stderr io.Writer) int {
+	var ue *usageError
+	var st exitStatus
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "elcachectl: %s\n\n%s", ue.msg, usage)
+		return 2
+	case errors.As(err, &st):
+		return int(st)
+	default:
+		fmt.Fprintf(stderr, "elcachectl: %v\n", err)
+		return 2
+	}
+}
+
+// lookup returns the command called name.
+func lookup(name string) (func(*env, []string) error, bool) {
+	switch name {
+	case "put":
+		return cmdPut, true
+	case "get":
+		return cmdGet, true
+	case "del":
+		return cmdDel, true
+	case "cas":
+		return cmdCAS, true
+	case "mget":
+		return cmdMGet, true
+	case "mput":
+		return cmdMPut, true
+	case "scan":
+		return cmdScan, true
+	case "stats":
+		return cmdStats, true
+	case "version":
+		return cmdVersion, true
+	}
+	return nil, false
+}
