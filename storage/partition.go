@@ -170,10 +170,16 @@ func (p *Partition) Sample(rng *rand.Rand, n int) ([]Entry, error) {
 		return nil, err
 	}
 	defer it.Close()
+	if n <= 0 || !it.First() {
+		return nil, it.Error()
+	}
+	first := append([]byte(nil), it.Key()...)
+	it.Last()
+	last := append([]byte(nil), it.Key()...)
 	var out []Entry
 	seen := make(map[string]bool, n)
 	for tries := 0; len(out) < n && tries < n; tries++ {
-		valid := p.seekRandom(it, rng)
+		valid := seekRandom(it, rng, first, last)
 		for i := 0; valid && i < run && len(out) < n; i, valid = i+1, it.Next() {
 			if seen[string(it.Key())] {
 				break
@@ -193,35 +199,27 @@ func (p *Partition) Sample(rng *rand.Rand, n int) ([]Entry, error) {
 	return out, it.Error()
 }
 
-// seekRandom positions it at a random entry of the partition. Seeking to
-// random bytes would almost always land on the first key, since real keys
-// share leading bytes ("user:..."), so it walks down the key trie instead:
-// at each point where the keys under the current prefix branch, it picks a
-// byte uniformly between the smallest and the largest next byte present.
-// It reports whether the partition has an entry.
-func (p *Partition) seekRandom(it *pebble.Iterator, rng *rand.Rand) bool {
+// seekRandom positions it at a random key between first and last, the
+// smallest and largest keys of its range. Seeking to random bytes would
+// almost always land on the first key, since real keys share leading bytes
+// ("user:..."), so it walks down the key trie instead: where the keys under
+// the current prefix branch, it picks a byte uniformly between the smallest
+// and the largest next byte present. It reports whether it is positioned.
+func seekRandom(it *pebble.Iterator, rng *rand.Rand, first, last []byte) bool {
 	const maxDepth = 16
-	if !it.First() {
-		return false
-	}
-	// lo is the smallest key under the prefix being walked, q its length.
-	lo := append([]byte(nil), it.Key()...)
-	q := len(p.prefix)
-	for range maxDepth {
-		if !it.SeekLT(prefixEnd(lo[:q])) {
-			return false
-		}
-		hi := it.Key()
-		c := q
+	lo, hi := first, last
+	atHi := false // it is positioned at hi
+	for depth := 0; ; depth++ {
+		c := 0
 		for c < len(lo) && c < len(hi) && lo[c] == hi[c] {
 			c++
 		}
 		if c == len(hi) {
-			// A single key under the prefix (hi is a prefix of lo only if
-			// they are equal).
-			return it.SeekGE(lo)
+			// A single key under the prefix: hi is a prefix of lo only if
+			// they are equal.
+			return atHi || it.SeekGE(lo)
 		}
-		minB := -1 // lo itself ends at c: -1 stands for lo
+		minB := -1 // lo ends at c: -1 stands for lo itself
 		if c < len(lo) {
 			minB = int(lo[c])
 		}
@@ -229,14 +227,20 @@ func (p *Partition) seekRandom(it *pebble.Iterator, rng *rand.Rand) bool {
 		if b < 0 {
 			return it.SeekGE(lo)
 		}
-		seek := append(lo[:c:c], byte(b))
-		if !it.SeekGE(seek) {
+		// hi >= seek, so the seek lands under lo[:c]; the key it finds is
+		// the smallest under its own first c+1 bytes.
+		if !it.SeekGE(append(lo[:c:c], byte(b))) {
 			return false
 		}
-		lo = append(lo[:0], it.Key()...)
-		q = c + 1
+		if depth == maxDepth {
+			return true
+		}
+		lo = append([]byte(nil), it.Key()...)
+		if !it.SeekLT(prefixEnd(lo[:c+1])) {
+			return false
+		}
+		hi, atHi = it.Key(), true
 	}
-	return true
 }
 
 // Expired walks up to budget entries starting after cursor and returns the

@@ -146,9 +146,22 @@ func (p *Partition) Restore(r io.Reader) error {
 		if _, err := io.ReadFull(tr, lens[:]); err != nil {
 			return nil, err
 		}
-		buf := make([]byte, binary.BigEndian.Uint32(lens[:]))
-		_, err := io.ReadFull(tr, buf)
-		return buf, err
+		n := binary.BigEndian.Uint32(lens[:])
+		if n <= 1<<20 {
+			buf := make([]byte, n)
+			_, err := io.ReadFull(tr, buf)
+			return buf, err
+		}
+		// Grow a large field as its bytes arrive, so that a corrupt length
+		// cannot allocate gigabytes before the checksum is checked.
+		var buf bytes.Buffer
+		if _, err := io.CopyN(&buf, tr, int64(n)); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	}
 	for {
 		kind := []byte{0}
