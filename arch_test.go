@@ -47,7 +47,7 @@ func TestImportDirection(t *testing.T) {
 	}
 	forbidden := []struct {
 		pkg, must string
-		not      []string
+		not       []string
 	}{
 		{"storage", "must not depend on node, client or cmd", []string{"/node", "/client", "/cmd"}},
 		{"ring", "must not depend on node, storage, client or cmd", []string{"/node", "/storage", "/client", "/cmd"}},
