@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"sync/atomic"
 	"time"
 
@@ -246,4 +247,19 @@ func (c *Client) Stats(ctx context.Context) (*cachev1.StatsResponse, error) {
 		return nil, c.fail(err)
 	}
 	return resp, nil
+}
+
+// Ready reports whether the node serves the Cache API: its gRPC health
+// status for the cache.v1.Cache service is SERVING, which a node reports
+// once every partition it hosts has a leader able to serve.
+func (c *Client) Ready(ctx context.Context) (bool, error) {
+	if c.closed.Load() {
+		return false, ErrClosed
+	}
+	resp, err := healthpb.NewHealthClient(c.conn).Check(ctx,
+		&healthpb.HealthCheckRequest{Service: cachev1.Cache_ServiceDesc.ServiceName})
+	if err != nil {
+		return false, c.fail(err)
+	}
+	return resp.Status == healthpb.HealthCheckResponse_SERVING, nil
 }

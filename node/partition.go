@@ -29,6 +29,8 @@ type partition struct {
 	raft  *raft.Raft
 	trans *raft.InmemTransport
 	log   *slog.Logger
+	// leaderWait bounds how long a request waits for an election.
+	leaderWait time.Duration
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -96,7 +98,8 @@ func openPartition(id uint32, d partitionDeps) (*partition, error) {
 			return nil, fmt.Errorf("node: partition %d: bootstrap: %w", id, err)
 		}
 	}
-	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, log: d.log.With("partition", id), stop: make(chan struct{})}
+	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, log: d.log.With("partition", id),
+		leaderWait: 4 * d.raftCfg.ElectionTimeout, stop: make(chan struct{})}
 	p.wg.Add(1)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)
 	return p, nil
@@ -155,10 +158,41 @@ func (p *partition) notLeader() error {
 	return fmt.Errorf("%w: partition %d is led by %s at %s", ErrNotLeader, p.id, id, addr)
 }
 
+// awaitLeader waits, while the partition has no known leader (at start-up
+// or during an election), until this replica leads, another replica is known
+// to, or the wait budget or ctx runs out. A request that arrives during an
+// election then waits it out instead of failing.
+func (p *partition) awaitLeader(ctx context.Context) error {
+	if p.raft.State() == raft.Leader {
+		return nil
+	}
+	deadline := time.NewTimer(p.leaderWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p.raft.State() == raft.Leader {
+			return nil
+		}
+		if _, id := p.raft.LeaderWithID(); id != "" {
+			return p.notLeader()
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return p.notLeader()
+		case <-ctx.Done():
+			return fmt.Errorf("%w: partition %d has no leader", ctx.Err(), p.id)
+		case <-p.stop:
+			return ErrClosed
+		}
+	}
+}
+
 // propose commits cmd through Raft and returns its result.
 func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.Result, error) {
-	if p.raft.State() != raft.Leader {
-		return nil, p.notLeader()
+	if err := p.awaitLeader(ctx); err != nil {
+		return nil, err
 	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
@@ -209,10 +243,7 @@ func (p *partition) readReady(ctx context.Context, o readOpts) error {
 		}
 		return nil
 	default: // BOUNDED, EVENTUAL: the local replica as it is.
-		if p.raft.State() != raft.Leader {
-			return p.notLeader()
-		}
-		return nil
+		return p.awaitLeader(ctx)
 	}
 }
 
@@ -220,8 +251,8 @@ func (p *partition) readReady(ctx context.Context, o readOpts) error {
 // applied everything committed before the read started.
 func (p *partition) readIndex(ctx context.Context) error {
 	for !p.ready() {
-		if p.raft.State() != raft.Leader {
-			return p.notLeader()
+		if err := p.awaitLeader(ctx); err != nil {
+			return err
 		}
 		// A new leader has not committed in its term yet.
 		p.fsm.mu.Lock()

@@ -18,7 +18,7 @@ start)
   nohup bin/elcache --data-dir "$dir" --grpc-addr "$addr" >>"$log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 300); do
-    if bin/elcachectl --addr "$addr" --timeout 1s stats >/dev/null 2>&1; then
+    if bin/elcachectl --addr "$addr" --timeout 1s health >/dev/null 2>&1; then
       echo "elcache is serving on $addr (pid $(cat "$pidfile"), data in $dir, log in $log)"
       echo "try: bin/elcachectl put k v && bin/elcachectl get k"
       echo "stop it with: make stop"

@@ -13,7 +13,7 @@ import (
 )
 
 func cmdPut(e *env, args []string) error {
-	fs := newFlagSet("put")
+	fs := e.flagSet("put")
 	wf := addWriteFlags(fs, true)
 	args, err := parseArgs(fs, args)
 	if err != nil {
@@ -35,13 +35,13 @@ func cmdPut(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.emit(newWriteJSON(key, w), func(out io.Writer) {
-		fmt.Fprintf(out, "version=%d\n", w.Version)
-	})
+	// Text mode is silent on success, as Unix tools are, so that
+	// `put k v && get k` prints just the value; -o json has the version.
+	return e.emit(newWriteJSON(key, w), func(io.Writer) {})
 }
 
 func cmdGet(e *env, args []string) error {
-	fs := newFlagSet("get")
+	fs := e.flagSet("get")
 	rf := addReadFlags(fs)
 	args, err := parseArgs(fs, args)
 	if err != nil {
@@ -80,7 +80,7 @@ func cmdGet(e *env, args []string) error {
 }
 
 func cmdDel(e *env, args []string) error {
-	fs := newFlagSet("del")
+	fs := e.flagSet("del")
 	wf := addWriteFlags(fs, false)
 	args, err := parseArgs(fs, args)
 	if err != nil {
@@ -111,7 +111,7 @@ func cmdDel(e *env, args []string) error {
 }
 
 func cmdCAS(e *env, args []string) error {
-	fs := newFlagSet("cas")
+	fs := e.flagSet("cas")
 	wf := addWriteFlags(fs, true)
 	version := fs.Uint64("expect-version", 0, "")
 	value := fs.String("expect-value", "", "")
@@ -170,7 +170,7 @@ func cmdCAS(e *env, args []string) error {
 }
 
 func cmdMGet(e *env, args []string) error {
-	fs := newFlagSet("mget")
+	fs := e.flagSet("mget")
 	rf := addReadFlags(fs)
 	args, err := parseArgs(fs, args)
 	if err != nil {
@@ -213,7 +213,7 @@ func cmdMGet(e *env, args []string) error {
 }
 
 func cmdMPut(e *env, args []string) error {
-	fs := newFlagSet("mput")
+	fs := e.flagSet("mput")
 	wf := addWriteFlags(fs, true)
 	args, err := parseArgs(fs, args)
 	if err != nil {
@@ -252,7 +252,7 @@ func cmdMPut(e *env, args []string) error {
 }
 
 func cmdScan(e *env, args []string) error {
-	fs := newFlagSet("scan")
+	fs := e.flagSet("scan")
 	rf := addReadFlags(fs)
 	prefix := fs.String("prefix", "", "")
 	limit := fs.Int("limit", 0, "")
@@ -320,7 +320,7 @@ func cmdScan(e *env, args []string) error {
 }
 
 func cmdStats(e *env, args []string) error {
-	fs := newFlagSet("stats")
+	fs := e.flagSet("stats")
 	args, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -340,8 +340,40 @@ func cmdStats(e *env, args []string) error {
 	return e.emit(j, j.writeText)
 }
 
+// cmdHealth exits 0 when the node serves the Cache API and 1 when it is up
+// but not ready yet (partitions still electing leaders).
+func cmdHealth(e *env, args []string) error {
+	fs := e.flagSet("health")
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("health", args, 0, ""); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	ready, err := c.Ready(e.ctx)
+	if err != nil {
+		return err
+	}
+	status := "serving"
+	if !ready {
+		status = "not serving"
+	}
+	if err := e.emit(map[string]any{"status": status, "ready": ready}, func(w io.Writer) { fmt.Fprintln(w, status) }); err != nil {
+		return err
+	}
+	if !ready {
+		return exitStatus(1)
+	}
+	return nil
+}
+
 func cmdVersion(e *env, args []string) error {
-	fs := newFlagSet("version")
+	fs := e.flagSet("version")
 	args, err := parseArgs(fs, args)
 	if err != nil {
 		return err

@@ -15,13 +15,13 @@ import (
 
 const usage = `Usage: elcachectl [--addr HOST:PORT] [--timeout DUR] [-o text|json] COMMAND [ARGS]
 
-Flags, before COMMAND:
+Flags, before COMMAND (-o also after it):
   --addr HOST:PORT  node to talk to (default $ELCACHE_ADDR, else 127.0.0.1:7400)
   --timeout DUR     deadline for the whole command; 0 means none (default 5s)
   -o text|json      output format (default text)
 
 Commands:
-  put KEY VALUE [--ttl DUR] [--mode MODE]
+  put KEY VALUE [--ttl DUR] [--mode MODE]   (silent on success; -o json shows the version)
   get KEY [--consistency LEVEL]
   del KEY [--mode MODE]
   cas KEY NEWVALUE (--expect-version N | --expect-value V | --expect-absent)
@@ -31,6 +31,7 @@ Commands:
   scan [--prefix P] [--limit N] [--page-size N] [--keys-only] [--cursor C]
        [--consistency LEVEL]
   stats
+  health            exit 0 when the node serves, 1 while it is not ready
   version
 
 MODE is write-through, write-back, write-around or cache-only. LEVEL is
@@ -190,8 +191,26 @@ func lookup(name string) (func(*env, []string) error, bool) {
 		return cmdScan, true
 	case "stats":
 		return cmdStats, true
+	case "health":
+		return cmdHealth, true
 	case "version":
 		return cmdVersion, true
 	}
 	return nil, false
+}
+
+// flagSet returns a command's flag set. Every command also accepts -o after
+// its name, so `elcachectl get k -o json` works as well as
+// `elcachectl -o json get k`.
+func (e *env) flagSet(name string) *flag.FlagSet {
+	fs := newFlagSet(name)
+	fs.Func("o", "output format: text or json", func(v string) error {
+		switch v {
+		case "text", "json":
+			e.json = v == "json"
+			return nil
+		}
+		return fmt.Errorf("must be text or json, not %q", v)
+	})
+	return fs
 }
