@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"testing"
@@ -22,7 +23,9 @@ func TestCapacityEviction(t *testing.T) {
 		c.Raft.TrailingLogs = 8
 	})
 	c := dial(t, n.Addr())
-	ctx := ctxT(t)
+	// Generous: 3,000 writes under the race detector on 2 busy cores.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	// Random values: compressible ones would make disk use look better
 	// than it is.
 	value := make([]byte, 16<<10)

@@ -120,8 +120,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 		byName[s.name] = s
 	}
 	var errs []error
-	apply := func(source, name, v string) {
-		if err := byName[name].set(&cfg, v); err != nil {
+	apply := func(source, name string, s setting, v string) {
+		if err := s.set(&cfg, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s %s=%q: %v", source, name, v, err))
 		}
 	}
@@ -136,21 +136,22 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if _, ok := byName[k]; !ok {
+			s, ok := byName[k]
+			if !ok {
 				errs = append(errs, fmt.Errorf("config %s: unknown key %q", *configPath, k))
 				continue
 			}
-			apply("config "+*configPath+":", k, file[k])
+			apply("config "+*configPath+":", k, s, file[k])
 		}
 	}
 	for _, s := range all {
 		if v := getenv(envName(s.name)); v != "" {
-			apply("env", envName(s.name), v)
+			apply("env", envName(s.name), s, v)
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if _, ok := byName[f.Name]; ok {
-			apply("flag", f.Name, *values[f.Name])
+		if s, ok := byName[f.Name]; ok {
+			apply("flag", f.Name, s, *values[f.Name])
 		}
 	})
 	var level slog.Level
