@@ -11,7 +11,7 @@ TEST_TIMEOUT    ?= 15m
 PROTOC_VERSION          := 3.21.12
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.5.1
-STATICCHECK_VERSION     := 2025.1.1
+STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := proto/cache/v1/cache.proto proto/peer/v1/command.proto
 

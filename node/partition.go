@@ -38,14 +38,13 @@ type partition struct {
 
 // partitionDeps is what a partition needs from its node.
 type partitionDeps struct {
-	db       *storage.DB
-	dataDir  string
-	nodeID   string
-	addr     string
-	raftCfg  RaftConfig
-	dedup    time.Duration
-	log      *slog.Logger
-	logLevel slog.Level
+	db      *storage.DB
+	dataDir string
+	nodeID  string
+	addr    string
+	raftCfg RaftConfig
+	dedup   time.Duration
+	log     *slog.Logger
 }
 
 // openPartition opens partition id's storage and starts its Raft group,

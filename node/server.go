@@ -115,6 +115,11 @@ func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey s
 		return nil, err
 	}
 	if len(res.Ops) < len(ops) {
+		if res.Deduplicated {
+			// The stored result is of an earlier request with fewer ops:
+			// the client reused the key for another request.
+			return nil, invalid("options.idempotency_key was already used for a different request")
+		}
 		return nil, fmt.Errorf("node: partition %d returned %d results for %d ops", p.id, len(res.Ops), len(ops))
 	}
 	res.Ops = res.Ops[:len(ops)]
