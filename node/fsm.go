@@ -104,11 +104,16 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if last > f.applied.Load() {
 		f.applied.Store(last)
 	}
+	f.notifyApplied()
+	return out
+}
+
+// notifyApplied wakes the waitApplied callers after applied changed.
+func (f *fsm) notifyApplied() {
 	f.mu.Lock()
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
 	f.mu.Unlock()
-	return out
 }
 
 func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Command) (*peerv1.Result, error) {
@@ -292,6 +297,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if raw, ok, err := f.part.Meta(metaEpoch); err == nil && ok && len(raw) == 8 {
 		f.epoch.Store(binary.BigEndian.Uint64(raw))
 	}
+	// Readers waiting for an index the snapshot covers need not wait for
+	// the next command.
+	f.notifyApplied()
 	return nil
 }
 
