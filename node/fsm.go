@@ -128,10 +128,11 @@ func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Com
 				return nil, err
 			}
 			res.Deduplicated = true
+			res.IdempotencyConflict = res.Fingerprint != cmd.Fingerprint
 			return res, nil
 		}
 	}
-	res := &peerv1.Result{Index: index, Ops: make([]*peerv1.OpResult, len(cmd.Ops))}
+	res := &peerv1.Result{Index: index, Fingerprint: cmd.Fingerprint, Ops: make([]*peerv1.OpResult, len(cmd.Ops))}
 	for i, op := range cmd.Ops {
 		r, err := f.applyOp(b, index, term, cmd.ProposedAt, op)
 		if err != nil {

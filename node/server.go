@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/cespare/xxhash/v2"
+	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
 
@@ -108,22 +110,38 @@ func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey s
 	for _, op := range ops {
 		incoming += uint64(len(op.Key) + len(op.Value))
 	}
-	victims := n.victims(p, incoming)
-	cmd := &peerv1.Command{ProposedAt: now.UnixNano(), IdempotencyKey: idemKey, Ops: append(ops, victims...)}
+	cmd := &peerv1.Command{ProposedAt: now.UnixNano(), IdempotencyKey: idemKey, Ops: ops}
+	if idemKey != "" {
+		cmd.Fingerprint = fingerprint(ops)
+	}
+	cmd.Ops = append(cmd.Ops, n.victims(p, incoming)...)
 	res, err := p.propose(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
+	if res.IdempotencyConflict {
+		return nil, invalid("options.idempotency_key %q was already used for a different request", idemKey)
+	}
 	if len(res.Ops) < len(ops) {
-		if res.Deduplicated {
-			// The stored result is of an earlier request with fewer ops:
-			// the client reused the key for another request.
-			return nil, invalid("options.idempotency_key was already used for a different request")
-		}
 		return nil, fmt.Errorf("node: partition %d returned %d results for %d ops", p.id, len(res.Ops), len(ops))
 	}
 	res.Ops = res.Ops[:len(ops)]
 	return res, nil
+}
+
+// fingerprint hashes what a client asked for, so that a retry under the same
+// idempotency key can be told from a different request. Expiry instants are
+// left out: a retry computes them anew.
+func fingerprint(ops []*peerv1.Op) uint64 {
+	h := xxhash.New()
+	for _, op := range ops {
+		c := proto.Clone(op).(*peerv1.Op)
+		c.ExpireAt = 0
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+		h.Write(b)
+	}
+	return h.Sum64()
 }
 
 // Delete removes one key.

@@ -424,10 +424,20 @@ func TestIdempotencyKeyReusedForAnotherRequest(t *testing.T) {
 	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "idempotency_key") {
 		t.Fatalf("reused key for a larger request: %v, want InvalidArgument about the idempotency key", err)
 	}
-	// Nothing was written by the rejected request.
+	// Same shape, other value: also a different request.
+	_, err = c.MultiPut(ctx, &cachev1.MultiPutRequest{Options: opts,
+		Entries: []*cachev1.KeyValue{{Key: keys[0], Value: []byte("other")}}})
+	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "idempotency_key") {
+		t.Fatalf("reused key for another value: %v, want InvalidArgument about the idempotency key", err)
+	}
+	// Nothing was written by the rejected requests.
 	get, err := c.Get(ctx, &cachev1.GetRequest{Key: keys[1]})
 	if err != nil || get.Found {
 		t.Fatalf("get %q = %v, %v", keys[1], get, err)
+	}
+	get, err = c.Get(ctx, &cachev1.GetRequest{Key: keys[0]})
+	if err != nil || string(get.Entry.GetValue()) != "a" {
+		t.Fatalf("get %q = %v, %v", keys[0], get, err)
 	}
 }
 

@@ -102,8 +102,12 @@ type Command struct {
 	// Applied once per key: a retry with the same key gets the stored result.
 	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Ops            []*Op  `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Hash of the client's part of the request (the ops it asked for, not
+	// the eviction ops the leader added). A retry must match it; a different
+	// request under a used idempotency key is refused.
+	Fingerprint   uint64 `protobuf:"varint,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
@@ -155,6 +159,13 @@ func (x *Command) GetOps() []*Op {
 		return x.Ops
 	}
 	return nil
+}
+
+func (x *Command) GetFingerprint() uint64 {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return 0
 }
 
 type Op struct {
@@ -314,12 +325,16 @@ func (*Op_ExpectAbsent) isOp_Expect() {}
 
 // Result is the outcome of a Command, one OpResult per Op.
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ops           []*OpResult            `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
-	Deduplicated  bool                   `protobuf:"varint,2,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
-	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Ops          []*OpResult            `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	Deduplicated bool                   `protobuf:"varint,2,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
+	Index        uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Fingerprint  uint64                 `protobuf:"varint,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// Set on a deduplicated result whose fingerprint differs from the retry's:
+	// the idempotency key was reused for another request.
+	IdempotencyConflict bool `protobuf:"varint,5,opt,name=idempotency_conflict,json=idempotencyConflict,proto3" json:"idempotency_conflict,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
@@ -371,6 +386,20 @@ func (x *Result) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *Result) GetFingerprint() uint64 {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return 0
+}
+
+func (x *Result) GetIdempotencyConflict() bool {
+	if x != nil {
+		return x.IdempotencyConflict
+	}
+	return false
 }
 
 type OpResult struct {
@@ -433,12 +462,13 @@ var File_peer_v1_command_proto protoreflect.FileDescriptor
 
 const file_peer_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x15peer/v1/command.proto\x12\x0felcache.peer.v1\"z\n" +
+	"\x15peer/v1/command.proto\x12\x0felcache.peer.v1\"\x9c\x01\n" +
 	"\aCommand\x12\x1f\n" +
 	"\vproposed_at\x18\x01 \x01(\x03R\n" +
 	"proposedAt\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12%\n" +
-	"\x03ops\x18\x03 \x03(\v2\x13.elcache.peer.v1.OpR\x03ops\"\xcc\x03\n" +
+	"\x03ops\x18\x03 \x03(\v2\x13.elcache.peer.v1.OpR\x03ops\x12 \n" +
+	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\"\xcc\x03\n" +
 	"\x02Op\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.elcache.peer.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -461,11 +491,13 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"KIND_EVICT\x10\x05\x12\x14\n" +
 	"\x10KIND_LEADER_NOOP\x10\x06B\b\n" +
-	"\x06expect\"o\n" +
+	"\x06expect\"\xc4\x01\n" +
 	"\x06Result\x12+\n" +
 	"\x03ops\x18\x01 \x03(\v2\x19.elcache.peer.v1.OpResultR\x03ops\x12\"\n" +
 	"\fdeduplicated\x18\x02 \x01(\bR\fdeduplicated\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index\"4\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12 \n" +
+	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\x121\n" +
+	"\x14idempotency_conflict\x18\x05 \x01(\bR\x13idempotencyConflict\"4\n" +
 	"\bOpResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversionB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
