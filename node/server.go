@@ -82,13 +82,7 @@ func expireAt(now time.Time, ttl time.Duration) int64 {
 // Put writes one key.
 func (s *cacheServer) Put(ctx context.Context, req *cachev1.PutRequest) (*cachev1.PutResponse, error) {
 	n := s.n
-	if err := n.check.key("key", req.Key); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := n.check.value("value", req.Value); err != nil {
-		return nil, toStatus(err)
-	}
-	w, err := n.check.writeOptions(req.Options)
+	w, err := n.check.write(req.Key, req.Value, req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -169,13 +163,7 @@ func (s *cacheServer) Delete(ctx context.Context, req *cachev1.DeleteRequest) (*
 // CompareAndSet writes a key if its current state matches.
 func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAndSetRequest) (*cachev1.CompareAndSetResponse, error) {
 	n := s.n
-	if err := n.check.key("key", req.Key); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := n.check.value("value", req.Value); err != nil {
-		return nil, toStatus(err)
-	}
-	w, err := n.check.writeOptions(req.Options)
+	w, err := n.check.write(req.Key, req.Value, req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -151,6 +151,17 @@ func checkUUIDv7(s string) error {
 	return nil
 }
 
+// write validates the key, value and options of a single-key write.
+func (v validator) write(key, value []byte, o *cachev1.WriteOptions) (writeOpts, error) {
+	if err := v.key("key", key); err != nil {
+		return writeOpts{}, err
+	}
+	if err := v.value("value", value); err != nil {
+		return writeOpts{}, err
+	}
+	return v.writeOptions(o)
+}
+
 func (v validator) batchLen(field string, n int) error {
 	if n == 0 {
 		return invalid("%s is empty", field)

@@ -11,8 +11,17 @@ func (p *Partition) Meta(name string) ([]byte, bool, error) {
 // metadata records whose names start with prefix, in name order, as
 // (name, value) pairs.
 func (b *Batch) MetaScan(prefix string, limit int) ([][2][]byte, error) {
-	lower := metaKey(b.p.id, prefix)
-	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	return metaScan(b.b, b.p.id, prefix, limit)
+}
+
+// iterReader is what metaScan reads from: the DB or an indexed batch.
+type iterReader interface {
+	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+func metaScan(r iterReader, partition uint32, prefix string, limit int) ([][2][]byte, error) {
+	lower := metaKey(partition, prefix)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return nil, err
 	}

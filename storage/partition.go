@@ -391,18 +391,7 @@ func (b *Batch) Commit(applied uint64) error {
 func (b *Batch) Close() error { return b.b.Close() }
 
 // MetaScan returns the partition's metadata values whose names start with
-// prefix, in name order, at most limit of them.
+// prefix, in name order, at most limit of them, as last committed.
 func (p *Partition) MetaScan(prefix string, limit int) ([][2][]byte, error) {
-	lower := metaKey(p.id, prefix)
-	it, err := p.db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out [][2][]byte
-	for valid := it.First(); valid && len(out) < limit; valid = it.Next() {
-		name := append([]byte(nil), it.Key()[5:]...)
-		out = append(out, [2][]byte{name, append([]byte(nil), it.Value()...)})
-	}
-	return out, it.Error()
+	return metaScan(p.db.pdb, p.id, prefix, limit)
 }

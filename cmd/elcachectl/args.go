@@ -161,6 +161,16 @@ func (f *writeFlags) options() ([]client.WriteOption, error) {
 }
 
 // wantArgs checks that cmd got n positional arguments, described by names.
+// parseExact parses fs's flags in args and checks that exactly n arguments
+// (named by names in the usage error) remain.
+func parseExact(fs *flag.FlagSet, args []string, n int, names string) ([]string, error) {
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return args, wantArgs(fs.Name(), args, n, names)
+}
+
 func wantArgs(cmd string, args []string, n int, names string) error {
 	switch {
 	case len(args) == n:

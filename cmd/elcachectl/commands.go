@@ -15,11 +15,8 @@ import (
 func cmdPut(e *env, args []string) error {
 	fs := e.flagSet("put")
 	wf := addWriteFlags(fs, true)
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 2, "KEY VALUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("put", args, 2, "KEY VALUE"); err != nil {
 		return err
 	}
 	opts, err := wf.options()
@@ -43,11 +40,8 @@ func cmdPut(e *env, args []string) error {
 func cmdGet(e *env, args []string) error {
 	fs := e.flagSet("get")
 	rf := addReadFlags(fs)
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 1, "KEY")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("get", args, 1, "KEY"); err != nil {
 		return err
 	}
 	opts, err := rf.options()
@@ -82,11 +76,8 @@ func cmdGet(e *env, args []string) error {
 func cmdDel(e *env, args []string) error {
 	fs := e.flagSet("del")
 	wf := addWriteFlags(fs, false)
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 1, "KEY")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("del", args, 1, "KEY"); err != nil {
 		return err
 	}
 	opts, err := wf.options()
@@ -116,11 +107,8 @@ func cmdCAS(e *env, args []string) error {
 	version := fs.Uint64("expect-version", 0, "")
 	value := fs.String("expect-value", "", "")
 	absent := fs.Bool("expect-absent", false, "")
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 2, "KEY NEWVALUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("cas", args, 2, "KEY NEWVALUE"); err != nil {
 		return err
 	}
 	var expects []client.Expectation
@@ -259,11 +247,8 @@ func cmdScan(e *env, args []string) error {
 	pageSize := fs.Int("page-size", 0, "")
 	keysOnly := fs.Bool("keys-only", false, "")
 	cursor := fs.String("cursor", "", "")
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 0, "")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("scan", args, 0, ""); err != nil {
 		return err
 	}
 	if *limit < 0 || *pageSize < 0 {
@@ -321,11 +306,8 @@ func cmdScan(e *env, args []string) error {
 
 func cmdStats(e *env, args []string) error {
 	fs := e.flagSet("stats")
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 0, "")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("stats", args, 0, ""); err != nil {
 		return err
 	}
 	c, err := e.client()
@@ -344,11 +326,8 @@ func cmdStats(e *env, args []string) error {
 // but not ready yet (partitions still electing leaders).
 func cmdHealth(e *env, args []string) error {
 	fs := e.flagSet("health")
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 0, "")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("health", args, 0, ""); err != nil {
 		return err
 	}
 	c, err := e.client()
@@ -374,11 +353,8 @@ func cmdHealth(e *env, args []string) error {
 
 func cmdVersion(e *env, args []string) error {
 	fs := e.flagSet("version")
-	args, err := parseArgs(fs, args)
+	args, err := parseExact(fs, args, 0, "")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("version", args, 0, ""); err != nil {
 		return err
 	}
 	v := "(unknown)"
