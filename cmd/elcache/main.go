@@ -44,6 +44,8 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	<-ctx.Done()
+	// A second signal during shutdown kills the process.
+	stop()
 	cfg.Logger.Info("shutting down", "signal", context.Cause(ctx))
 	if err := n.Close(); err != nil {
 		fmt.Fprintf(stderr, "elcache: shutdown: %v\n", err)
