@@ -247,7 +247,7 @@ func cmdScan(e *env, args []string) error {
 	pageSize := fs.Int("page-size", 0, "")
 	keysOnly := fs.Bool("keys-only", false, "")
 	cursor := fs.String("cursor", "", "")
-	args, err := parseExact(fs, args, 0, "")
+	_, err := parseExact(fs, args, 0, "")
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func cmdScan(e *env, args []string) error {
 
 func cmdStats(e *env, args []string) error {
 	fs := e.flagSet("stats")
-	args, err := parseExact(fs, args, 0, "")
+	_, err := parseExact(fs, args, 0, "")
 	if err != nil {
 		return err
 	}
@@ -326,7 +326,7 @@ func cmdStats(e *env, args []string) error {
 // but not ready yet (partitions still electing leaders).
 func cmdHealth(e *env, args []string) error {
 	fs := e.flagSet("health")
-	args, err := parseExact(fs, args, 0, "")
+	_, err := parseExact(fs, args, 0, "")
 	if err != nil {
 		return err
 	}
@@ -353,7 +353,7 @@ func cmdHealth(e *env, args []string) error {
 
 func cmdVersion(e *env, args []string) error {
 	fs := e.flagSet("version")
-	args, err := parseExact(fs, args, 0, "")
+	_, err := parseExact(fs, args, 0, "")
 	if err != nil {
 		return err
 	}
