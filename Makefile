@@ -25,13 +25,13 @@ build: ## Build bin/elcache and bin/elcachectl.
 	$(GO) build -o $(BIN)/elcachectl ./cmd/elcachectl
 
 run: build ## Start a local node in the background (data in ./data, logs in ./data/elcache.log); `make stop` stops it.
-	@scripts/run-local.sh start "$(DATA_DIR)" "$(GRPC_ADDR)"
+	@deploy/local/run.sh start "$(DATA_DIR)" "$(GRPC_ADDR)"
 
 run-fg: build ## Start a local node in the foreground.
 	$(BIN)/elcache --data-dir "$(DATA_DIR)" --grpc-addr "$(GRPC_ADDR)"
 
 stop: ## Stop the node started by `make run`.
-	@scripts/run-local.sh stop "$(DATA_DIR)" "$(GRPC_ADDR)"
+	@deploy/local/run.sh stop "$(DATA_DIR)" "$(GRPC_ADDR)"
 
 test: ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -56,7 +56,9 @@ $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(abspath $(TOOLS)) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
 
 protoc-check:
-	@command -v protoc >/dev/null || scripts/install-deps.sh protoc
+	@command -v protoc >/dev/null || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq protobuf-compiler >/dev/null; }
 	@protoc --version | grep -q "libprotoc $(PROTOC_VERSION)" || \
 		{ echo "protoc $(PROTOC_VERSION) is required, found: $$(protoc --version)"; exit 1; }
 

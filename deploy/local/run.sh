@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts or stops a local elcache node in the background for `make run`.
-# Usage: scripts/run-local.sh start|stop DATA_DIR GRPC_ADDR
+# Usage: deploy/local/run.sh start|stop DATA_DIR GRPC_ADDR
 set -euo pipefail
 cmd=$1 dir=$2 addr=$3
 pidfile="$dir/elcache.pid"
