@@ -89,7 +89,20 @@ func settings() []setting {
 		dur("raft-election-timeout", "Raft election timeout", func(c *node.Config) *time.Duration { return &c.Raft.ElectionTimeout }),
 		dur("raft-lease-timeout", "Raft leader lease timeout", func(c *node.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout }),
 		dur("raft-commit-timeout", "Raft commit timeout", func(c *node.Config) *time.Duration { return &c.Raft.CommitTimeout }),
+		dur("raft-snapshot-interval", "how often a partition checks whether to snapshot", func(c *node.Config) *time.Duration { return &c.Raft.SnapshotInterval }),
+		uintSetting("raft-snapshot-threshold", "log entries since the last snapshot that trigger a new one", func(c *node.Config) *uint64 { return &c.Raft.SnapshotThreshold }),
+		uintSetting("raft-trailing-logs", "log entries kept after a snapshot, for slow followers", func(c *node.Config) *uint64 { return &c.Raft.TrailingLogs }),
 	}
+}
+
+func uintSetting(name, usage string, field func(*node.Config) *uint64) setting {
+	return setting{name, usage,
+		func(c *node.Config, v string) error {
+			n, err := strconv.ParseUint(v, 10, 64)
+			*field(c) = n
+			return err
+		},
+		func(c *node.Config) string { return strconv.FormatUint(*field(c), 10) }}
 }
 
 // loadConfig builds the node configuration from defaults, the YAML file,

@@ -58,7 +58,10 @@ func startServer(t *testing.T, dataDir, addr string) *server {
 	}
 	s := &server{addr: addr, log: &strings.Builder{}}
 	s.cmd = exec.Command(bin, "--data-dir", dataDir, "--grpc-addr", addr, "--partitions", "8", "--node-name", "sys",
-		"--raft-heartbeat-timeout", "100ms", "--raft-election-timeout", "100ms", "--raft-lease-timeout", "50ms", "--raft-commit-timeout", "5ms")
+		"--raft-heartbeat-timeout", "100ms", "--raft-election-timeout", "100ms", "--raft-lease-timeout", "50ms", "--raft-commit-timeout", "5ms",
+		// Snapshot and truncate the logs often, so that restarts go
+		// through snapshot metadata and log tails, not a full replay.
+		"--raft-snapshot-interval", "50ms", "--raft-snapshot-threshold", "16", "--raft-trailing-logs", "8")
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,7 +146,11 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("%d writes acknowledged before kill -9", len(acked))
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "*.snap"))
+	t.Logf("%d writes acknowledged before kill -9; %d partitions had snapshotted and truncated their logs", len(acked), len(snaps))
+	if len(snaps) == 0 {
+		t.Fatal("no partition took a snapshot: the restart would not exercise log truncation")
+	}
 
 	startServer(t, dir, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
