@@ -145,7 +145,7 @@ func (n *Node) reapLoop() {
 		case <-t.C:
 		}
 		for i, p := range n.parts {
-			if !p.ready() {
+			if !p.ready() || p.store.State().Expiring == 0 {
 				continue
 			}
 			var expired []storage.Entry

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -66,6 +67,9 @@ func Open(cfg Config) (*DB, error) {
 		Logger: pebbleLogger{cfg.Logger},
 	}
 	pdb, err := pebble.Open(cfg.Dir, opts)
+	if errors.Is(err, syscall.EAGAIN) {
+		return nil, fmt.Errorf("storage: open %s: %w (another process holds this database: is an elcache already running on this data dir?)", cfg.Dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
 	}

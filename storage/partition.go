@@ -12,8 +12,8 @@ import (
 )
 
 // stateLen is the encoded size of a partition's state record:
-// applied(8) keys(8) bytes(8) dirty(8).
-const stateLen = 32
+// applied(8) keys(8) bytes(8) dirty(8) expiring(8).
+const stateLen = 40
 
 // State is a partition's durable bookkeeping, written in the same batch as
 // the entries it describes.
@@ -23,6 +23,9 @@ type State struct {
 	// Keys, Bytes and Dirty count the stored entries (expired ones included
 	// until they are removed), their accounted size and the dirty ones.
 	Keys, Bytes, Dirty uint64
+	// Expiring counts the entries that have a TTL: the reaper skips a
+	// partition that has none.
+	Expiring uint64
 }
 
 func (s State) encode() []byte {
@@ -31,6 +34,7 @@ func (s State) encode() []byte {
 	binary.BigEndian.PutUint64(b[8:], s.Keys)
 	binary.BigEndian.PutUint64(b[16:], s.Bytes)
 	binary.BigEndian.PutUint64(b[24:], s.Dirty)
+	binary.BigEndian.PutUint64(b[32:], s.Expiring)
 	return b
 }
 
@@ -39,10 +43,11 @@ func decodeState(b []byte) (State, error) {
 		return State{}, fmt.Errorf("%w: partition state is %d bytes, want %d", ErrCorrupt, len(b), stateLen)
 	}
 	return State{
-		Applied: binary.BigEndian.Uint64(b[0:]),
-		Keys:    binary.BigEndian.Uint64(b[8:]),
-		Bytes:   binary.BigEndian.Uint64(b[16:]),
-		Dirty:   binary.BigEndian.Uint64(b[24:]),
+		Applied:  binary.BigEndian.Uint64(b[0:]),
+		Keys:     binary.BigEndian.Uint64(b[8:]),
+		Bytes:    binary.BigEndian.Uint64(b[16:]),
+		Dirty:    binary.BigEndian.Uint64(b[24:]),
+		Expiring: binary.BigEndian.Uint64(b[32:]),
 	}, nil
 }
 
@@ -344,6 +349,9 @@ func (b *Batch) account(e Entry, sign int) {
 	b.state.Bytes += d * e.Size()
 	if e.Dirty() {
 		b.state.Dirty += d
+	}
+	if e.ExpireAt != 0 {
+		b.state.Expiring += d
 	}
 }
 

@@ -130,6 +130,9 @@ func stateOf(applied uint64, es ...Entry) State {
 		if e.Dirty() {
 			st.Dirty++
 		}
+		if e.ExpireAt != 0 {
+			st.Expiring++
+		}
 	}
 	return st
 }

@@ -105,6 +105,9 @@ func uintSetting(name, usage string, field func(*node.Config) *uint64) setting {
 		func(c *node.Config) string { return strconv.FormatUint(*field(c), 10) }}
 }
 
+// errVersion asks run to print the version and exit.
+var errVersion = errors.New("version requested")
+
 // loadConfig builds the node configuration from defaults, the YAML file,
 // the environment and the flags, in that order of precedence (lowest first).
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (node.Config, slog.Level, error) {
@@ -114,6 +117,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", getenv("ELCACHE_CONFIG"), "YAML file of settings (keys are flag names)")
 	logLevel := fs.String("log-level", envOr(getenv, "ELCACHE_LOG_LEVEL", "info"), "debug, info, warn or error")
+	version := fs.Bool("version", false, "print the version and exit")
 	values := make(map[string]*string, len(all))
 	for _, s := range all {
 		values[s.name] = fs.String(s.name, s.get(&cfg), s.usage)
@@ -124,6 +128,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err
+	}
+	if *version {
+		return cfg, 0, errVersion
 	}
 	if fs.NArg() > 0 {
 		return cfg, 0, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))

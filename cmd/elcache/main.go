@@ -28,6 +28,10 @@ func main() {
 // code: 0 after a clean shutdown, 1 on a runtime failure, 2 on bad settings.
 func run(args []string, stderr io.Writer) int {
 	cfg, level, err := loadConfig(args, os.Getenv, stderr)
+	if errors.Is(err, errVersion) {
+		fmt.Printf("elcache %s\n", node.Version)
+		return 0
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
