@@ -88,18 +88,24 @@ func startServer(t *testing.T, dataDir, addr string) *server {
 	}
 }
 
+// dialCache returns a Cache client for addr, closed when the test ends.
+func dialCache(t *testing.T, addr string) cachev1.CacheClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return cachev1.NewCacheClient(conn)
+}
+
 // Every write acknowledged before a kill -9 is there after a restart on the
 // same data directory.
 func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	s := startServer(t, dir, addr)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := cachev1.NewCacheClient(conn)
+	c := dialCache(t, addr)
 
 	// Writers run until the kill; a write counts only once acknowledged.
 	var mu sync.Mutex
@@ -171,12 +177,7 @@ func TestGracefulShutdownAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	s := startServer(t, dir, addr)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := cachev1.NewCacheClient(conn)
+	c := dialCache(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.Put(ctx, &cachev1.PutRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
