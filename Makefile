@@ -3,8 +3,11 @@
 GO              ?= go
 BIN             := bin
 TOOLS           := $(BIN)/tools
+# `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1 and
+# GOSSIP_PORT+i-1 and keeps its data and log in DATA_DIR/ni.
 DATA_DIR        ?= data
-GRPC_ADDR       ?= 127.0.0.1:7400
+GRPC_PORT       ?= 7401
+GOSSIP_PORT     ?= 7946
 TEST_TIMEOUT    ?= 15m
 
 # Pinned code generators. protoc comes from Debian (protobuf-compiler).
@@ -13,7 +16,7 @@ PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.5.1
 STATICCHECK_VERSION     := v0.8.0
 
-PROTOS := proto/cache/v1/cache.proto proto/peer/v1/command.proto
+PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
 .PHONY: help build run run-fg stop test test-short bench fuzz proto proto-check lint tools clean
 
@@ -24,14 +27,15 @@ build: ## Build bin/elcache and bin/elcachectl.
 	$(GO) build -o $(BIN)/elcache ./cmd/elcache
 	$(GO) build -o $(BIN)/elcachectl ./cmd/elcachectl
 
-run: build ## Start a local node in the background (data in ./data, logs in ./data/elcache.log); `make stop` stops it.
-	@deploy/local/run.sh start "$(DATA_DIR)" "$(GRPC_ADDR)"
+RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)"
 
-run-fg: build ## Start a local node in the foreground.
-	$(BIN)/elcache --data-dir "$(DATA_DIR)" --grpc-addr "$(GRPC_ADDR)"
+run: build ## Run a local 3-node cluster in the foreground (gRPC 7401-7403, data and logs in ./data/n1..n3); Ctrl-C stops it.
+	@$(RUN_ENV) exec deploy/local/run.sh run
 
-stop: ## Stop the node started by `make run`.
-	@deploy/local/run.sh stop "$(DATA_DIR)" "$(GRPC_ADDR)"
+run-fg: run # Former name of run, which now stays in the foreground.
+
+stop: ## Stop the nodes of a `make run` whose shell was killed.
+	@$(RUN_ENV) deploy/local/run.sh stop
 
 test: ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -44,6 +44,26 @@ type RaftConfig struct {
 	TrailingLogs      uint64
 }
 
+// ClusterConfig tunes placement and membership.
+type ClusterConfig struct {
+	// ReplicationFactor is the number of replicas of each partition
+	// (default 3), capped by the number of nodes.
+	ReplicationFactor int
+	// FailureGrace is how long a node may be unreachable before its
+	// replicas are placed elsewhere (default 30s). A node back within the
+	// grace catches up from its own data instead of being copied again.
+	FailureGrace time.Duration
+	// ReconcileInterval is how often each node checks placement against its
+	// Raft groups (default 500ms); changes also trigger a check at once.
+	ReconcileInterval time.Duration
+	// GossipKey, when set, encrypts gossip (16, 24 or 32 bytes: AES-128,
+	// -192 or -256). It does not protect gRPC traffic.
+	GossipKey []byte
+	// FastGossip uses aggressive gossip timings (failure detection well
+	// under a second) for tests on one machine.
+	FastGossip bool
+}
+
 // Config configures a Node. Use DefaultConfig and change what you need.
 type Config struct {
 	// NodeName names the node in responses, logs and (later) the cluster.
@@ -52,11 +72,22 @@ type Config struct {
 	DataDir string
 	// GRPCAddr is the address the gRPC server listens on. Port 0 picks one.
 	GRPCAddr string
-	// GossipAddr, Join and BootstrapExpect configure cluster membership.
-	// Clustering is not available yet: Join and BootstrapExpect > 1 are
-	// rejected.
-	GossipAddr      string
-	Join            []string
+	// AdvertiseAddr is the gRPC address other nodes and clients use to
+	// reach this node. Empty means GRPCAddr's actual address, which only
+	// works when GRPCAddr names a specific interface.
+	AdvertiseAddr string
+	// GossipAddr is the host:port for gossip (TCP and UDP). Port 0 picks
+	// one. The host must be an address other nodes can reach.
+	GossipAddr string
+	// Join lists gossip addresses of nodes of the cluster to join. Joining
+	// is retried in the background until one answers.
+	Join []string
+	// BootstrapExpect forms a new cluster once this many nodes (this one
+	// included) see each other and none of them belongs to a cluster yet.
+	// 0 means 1 when Join is empty (a standalone node forms its own
+	// cluster at once) and "never bootstrap" when Join is set (the node
+	// only joins an existing cluster). A node that already belongs to a
+	// cluster (its data directory says so) ignores it.
 	BootstrapExpect int
 	// Backend is the backing database URL (sqlite:///path or
 	// postgres://...). Not available yet: a non-empty value is rejected.
@@ -73,8 +104,9 @@ type Config struct {
 	// headers). Past it, the least recently used clean entries are evicted.
 	CapacityBytes uint64
 
-	Limits Limits
-	Raft   RaftConfig
+	Limits  Limits
+	Raft    RaftConfig
+	Cluster ClusterConfig
 
 	// DefaultConsistency is the level of reads that do not choose one.
 	DefaultConsistency cachev1.Consistency
@@ -124,6 +156,11 @@ func DefaultConfig() Config {
 			SnapshotThreshold:  1024,
 			TrailingLogs:       512,
 		},
+		Cluster: ClusterConfig{
+			ReplicationFactor: 3,
+			FailureGrace:      30 * time.Second,
+			ReconcileInterval: 500 * time.Millisecond,
+		},
 		DefaultConsistency: cachev1.Consistency_CONSISTENCY_LINEARIZABLE,
 		ReapInterval:       time.Second,
 		EvictInterval:      250 * time.Millisecond,
@@ -145,11 +182,21 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		bad("GRPCAddr %q: %v", c.GRPCAddr, err)
 	}
-	if len(c.Join) > 0 {
-		bad("Join: clustering is not available yet; run a single node without --join")
+	if c.AdvertiseAddr != "" {
+		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || host == "" || port == "0" {
+			bad("AdvertiseAddr %q must be a reachable host:port", c.AdvertiseAddr)
+		}
+	} else if host, _, err := net.SplitHostPort(c.GRPCAddr); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) &&
+		(len(c.Join) > 0 || c.BootstrapExpect > 1) {
+		bad("GRPCAddr %q listens on all interfaces: set AdvertiseAddr to the address other nodes can reach", c.GRPCAddr)
 	}
-	if c.BootstrapExpect > 1 {
-		bad("BootstrapExpect %d: clustering is not available yet; only 0 or 1 is accepted", c.BootstrapExpect)
+	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+		bad("GossipAddr %q: %v", c.GossipAddr, err)
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("Join address %q: %v (want host:port of another node's gossip address)", j, err)
+		}
 	}
 	if c.BootstrapExpect < 0 {
 		bad("BootstrapExpect must not be negative, got %d", c.BootstrapExpect)
@@ -194,6 +241,19 @@ func (c Config) Validate() error {
 	}
 	if r.SnapshotThreshold < 1 {
 		bad("Raft.SnapshotThreshold must be positive")
+	}
+	cl := c.Cluster
+	if cl.ReplicationFactor < 1 || cl.ReplicationFactor > 7 {
+		bad("Cluster.ReplicationFactor must be in [1, 7], got %d", cl.ReplicationFactor)
+	}
+	if cl.FailureGrace < 0 {
+		bad("Cluster.FailureGrace must not be negative, got %v", cl.FailureGrace)
+	}
+	if cl.ReconcileInterval < time.Millisecond {
+		bad("Cluster.ReconcileInterval must be at least 1ms, got %v", cl.ReconcileInterval)
+	}
+	if n := len(cl.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
+		bad("Cluster.GossipKey must be 16, 24 or 32 bytes, got %d", n)
 	}
 	if _, ok := cachev1.Consistency_name[int32(c.DefaultConsistency)]; !ok || c.DefaultConsistency == cachev1.Consistency_CONSISTENCY_UNSPECIFIED {
 		bad("DefaultConsistency must be a concrete level, got %v", c.DefaultConsistency)

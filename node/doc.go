@@ -1,5 +1,6 @@
-// Package node is the elcache server: it wires storage, the partition Raft
-// groups and the gRPC services together.
+// Package node is the elcache server: it wires storage, gossip membership,
+// the meta and partition Raft groups, the Raft transport and the gRPC
+// services together. DESIGN.md explains the cluster.
 //
 // Files by concern:
 //
@@ -12,4 +13,15 @@
 //   - validate.go: request validation; every limit is enforced here.
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
 //   - evict.go: capacity eviction and the TTL reaper.
+//   - membership.go: gossip membership on hashicorp/memberlist.
+//   - meta.go: the meta Raft group holding the cluster state.
+//   - cluster.go: the controller: forming the cluster, planning the
+//     partition map, starting and removing replicas, reconciling each
+//     group's configuration, hand-off on shutdown.
+//   - transport.go, peerconn.go: the multiplexed gRPC Raft transport and
+//     the pooled peer connections.
+//   - forward.go: routing requests to partition leaders, leader hints.
+//   - leaders.go: what this node knows about other nodes' leaderships.
+//   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.
+//   - faults.go: network fault injection for tests.
 package node

@@ -24,6 +24,24 @@ var (
 	ErrClosed = errors.New("node: closed")
 )
 
+// notLeaderError: this replica cannot serve a request that needs the
+// leader. leader is the leader's node id when known.
+type notLeaderError struct {
+	partition uint32
+	leader    string
+}
+
+func (e *notLeaderError) Error() string {
+	if e.leader == "" {
+		return fmt.Sprintf("%v: partition %d has no leader (an election is under way)", ErrUnavailable, e.partition)
+	}
+	return fmt.Sprintf("%v: partition %d is led by node %s", ErrNotLeader, e.partition, e.leader)
+}
+
+func (e *notLeaderError) Is(target error) bool {
+	return target == ErrNotLeader || (e.leader == "" && target == ErrUnavailable)
+}
+
 // invalid returns an InvalidArgument error with a message.
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)

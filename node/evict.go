@@ -27,7 +27,7 @@ const (
 // usedBytes is the live entry bytes over all partitions hosted here.
 func (n *Node) usedBytes() uint64 {
 	var used uint64
-	for _, p := range n.parts {
+	for _, p := range n.hosted() {
 		used += p.store.State().Bytes
 	}
 	return used
@@ -115,7 +115,7 @@ func (n *Node) evictLoop() {
 func (n *Node) largestLedPartition() *partition {
 	var best *partition
 	var bestBytes uint64
-	for _, p := range n.parts {
+	for _, p := range n.hosted() {
 		if b := p.store.State().Bytes; p.ready() && b > bestBytes {
 			best, bestBytes = p, b
 		}
@@ -137,20 +137,20 @@ func (n *Node) reapLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.ReapInterval)
 	defer t.Stop()
-	cursors := make([][]byte, len(n.parts))
+	cursors := make(map[uint32][]byte)
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
 		}
-		for i, p := range n.parts {
+		for _, p := range n.hosted() {
 			if !p.ready() || p.store.State().Expiring == 0 {
 				continue
 			}
 			var expired []storage.Entry
 			var err error
-			expired, cursors[i], err = p.store.Expired(cursors[i], time.Now().UnixNano(), reapBudget)
+			expired, cursors[p.id], err = p.store.Expired(cursors[p.id], time.Now().UnixNano(), reapBudget)
 			if err != nil {
 				n.log.Warn("reaper scan failed", "partition", p.id, "err", err)
 				continue

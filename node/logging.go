@@ -13,11 +13,11 @@ import (
 // formats each line, and slogWriter re-emits it one level lower than raft
 // gave it, because raft reports routine events (an election at start-up, a
 // leader change) as INFO and WARN. Errors stay errors.
-func newRaftLogger(l *slog.Logger, partition uint32) hclog.Logger {
+func newRaftLogger(l *slog.Logger, attrs ...any) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:            "raft",
 		Level:           hclog.Info,
-		Output:          slogWriter{l: l.With("component", "raft", "partition", partition)},
+		Output:          slogWriter{l: l.With("component", "raft").With(attrs...)},
 		DisableTime:     true,
 		IncludeLocation: false,
 	})
@@ -30,6 +30,8 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		msg := string(line)
 		level := slog.LevelDebug
 		switch {
+		case strings.HasPrefix(msg, "[ERROR]") && routine(msg):
+			level = slog.LevelInfo
 		case strings.HasPrefix(msg, "[ERROR]"):
 			level = slog.LevelError
 		case strings.HasPrefix(msg, "[WARN]"):
@@ -41,4 +43,25 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		w.l.Log(context.Background(), level, msg)
 	}
 	return len(p), nil
+}
+
+// routineRaftErrors are what raft logs as errors but a cluster sees every
+// time a peer restarts, is partitioned away or loses an election: the
+// node's own view of that comes from gossip and the controller.
+var routineRaftErrors = []string{
+	"failed to heartbeat to",
+	"failed to appendEntries to",
+	"failed to make requestVote RPC",
+	"failed to make requestPreVote RPC",
+	"peer has newer term, stopping replication",
+	"failed to contact",
+}
+
+func routine(msg string) bool {
+	for _, r := range routineRaftErrors {
+		if strings.Contains(msg, r) {
+			return true
+		}
+	}
+	return false
 }

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/ring"
 	"github.com/elcache/elcache/storage"
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -42,29 +44,43 @@ type Node struct {
 	cfg    Config
 	log    *slog.Logger
 	id     string
+	bootID string
 	start  time.Time
 	db     *storage.DB
 	ring   ring.Partitioner
-	parts  []*partition
 	recent *storage.Recency
 	check  validator
+	deps   partitionDeps
 
-	lis    net.Listener
-	srv    *grpc.Server
-	health *health.Server
+	lis     net.Listener
+	srv     *grpc.Server
+	health  *health.Server
+	net     *raftNet
+	members *membership
+	meta    *metaGroup
+	faults  faults
+	leaders leaderView
+	book    sync.Map // node id -> gRPC address
+
+	// partsMu guards parts: the replicas hosted here, indexed by partition
+	// id, nil where this node holds no replica.
+	partsMu sync.RWMutex
+	parts   []*partition
 
 	stats struct {
 		gets, hits, misses, puts, deletes atomic.Uint64
 	}
 
+	serveDone chan struct{} // closed when the gRPC server has stopped
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New starts a node: it opens the data directory, starts every partition's
-// Raft group and serves gRPC on cfg.GRPCAddr. Close stops it.
+// New starts a node: it opens the data directory, joins the cluster (or
+// forms one, see Config.BootstrapExpect), starts the Raft groups of the
+// partitions placed here and serves gRPC on cfg.GRPCAddr. Close stops it.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,60 +103,119 @@ func New(cfg Config) (*Node, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("node", cfg.NodeName),
 		id:     ident.NodeID,
+		bootID: randomHex(8),
 		start:  time.Now(),
 		ring:   pr,
 		recent: storage.NewRecency(20),
 		check: validator{limits: cfg.Limits, defaultLevel: cfg.DefaultConsistency,
 			defaultWriter: cachev1.WriteMode_WRITE_MODE_CACHE_ONLY},
-		stop: make(chan struct{}),
+		parts: make([]*partition, cfg.Partitions),
+		stop:  make(chan struct{}),
 	}
 	scfg := storage.DefaultConfig(filepath.Join(cfg.DataDir, "db"))
 	scfg.Logger = n.log
 	if n.db, err = storage.Open(scfg); err != nil {
 		return nil, err
 	}
+	if err := n.open(); err != nil {
+		return nil, errors.Join(err, n.shutdown())
+	}
+	n.serveDone = make(chan struct{})
+	go func() {
+		defer close(n.serveDone)
+		if err := n.srv.Serve(n.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("grpc serve stopped", "err", err)
+		}
+	}()
+	n.wg.Add(6)
+	go n.markServingWhenReady()
+	go n.controlLoop()
+	go n.leaderViewLoop()
+	go n.evictLoop()
+	go n.reapLoop()
+	go n.reclaimLoop()
+	n.log.Info("node started", "node_id", n.id, "grpc_addr", n.Addr(), "gossip_addr", n.members.Addr(),
+		"partitions", cfg.Partitions, "data_dir", cfg.DataDir)
+	return n, nil
+}
+
+// open starts the parts of a node in order; on error the caller calls
+// shutdown, which closes whatever was started.
+func (n *Node) open() error {
+	cfg := n.cfg
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
-		n.db.Close()
-		return nil, fmt.Errorf("node: listen %s: %w", cfg.GRPCAddr, err)
+		return fmt.Errorf("node: listen %s: %w", cfg.GRPCAddr, err)
 	}
 	n.lis = lis
-	deps := partitionDeps{db: n.db, dataDir: cfg.DataDir, nodeID: n.id, addr: lis.Addr().String(),
-		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log}
-	for id := uint32(0); id < cfg.Partitions; id++ {
-		p, err := openPartition(id, deps)
-		if err != nil {
-			lis.Close()
-			return nil, errors.Join(err, n.closeParts(), n.db.Close())
-		}
-		n.parts = append(n.parts, p)
-	}
-
+	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log,
+		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second)})
 	n.srv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsgBytes),
 		grpc.MaxSendMsgSize(maxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	cachev1.RegisterCacheServer(n.srv, &cacheServer{n: n})
+	cachev1.RegisterAdminServer(n.srv, &adminServer{n: n})
+	peerv1.RegisterPeerServer(n.srv, &peerServer{n: n})
+	n.net.Register(n.srv)
 	n.health = health.NewServer()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(cachev1.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(n.srv, n.health)
 	reflection.Register(n.srv)
 
-	n.wg.Add(5)
-	go func() {
-		defer n.wg.Done()
-		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.log.Error("grpc serve stopped", "err", err)
+	n.deps = partitionDeps{db: n.db, net: n.net, dataDir: cfg.DataDir, nodeID: n.id,
+		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable}
+	if n.meta, err = openMeta(n.db, cfg.DataDir, n.id, n.net.Transport(metaGroupID), cfg.Raft, n.log); err != nil {
+		return err
+	}
+	// Replicas with local data start at once, before the partition map is
+	// known again, so that a restarted node serves and catches up quickly.
+	// The controller stops those the map no longer places here.
+	for id := uint32(0); id < cfg.Partitions; id++ {
+		has, err := n.hasReplicaData(id)
+		if err != nil {
+			return err
 		}
-	}()
-	go n.markServingWhenReady()
-	go n.evictLoop()
-	go n.reapLoop()
-	go n.reclaimLoop()
-	n.log.Info("node started", "node_id", n.id, "grpc_addr", n.Addr(), "partitions", cfg.Partitions, "data_dir", cfg.DataDir)
-	return n, nil
+		if !has {
+			continue
+		}
+		p, err := openPartition(id, n.deps, nil)
+		if err != nil {
+			return err
+		}
+		n.parts[id] = p
+	}
+	n.members, err = newMembership(membershipConfig{
+		NodeID: n.id, NodeName: cfg.NodeName, GRPCAddr: n.Addr(), BootID: n.bootID,
+		BindAddr: cfg.GossipAddr, Seeds: cfg.Join, SecretKey: cfg.Cluster.GossipKey, Fast: cfg.Cluster.FastGossip,
+		Allow: n.faults.allowGossip, Logger: n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.members.SetHasCluster(n.meta.formed())
+	return nil
+}
+
+// hasReplicaData reports whether this node holds Raft log entries or a
+// snapshot of partition id (a dropped replica keeps only its term and vote).
+func (n *Node) hasReplicaData(id uint32) (bool, error) {
+	last, err := n.db.LogStore(uint64(id)).LastIndex()
+	if err != nil {
+		return false, err
+	}
+	if last > 0 {
+		return true, nil
+	}
+	return n.db.HasSnapshot(uint64(id))
+}
+
+func randomHex(nbytes int) string {
+	b := make([]byte, nbytes)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // loadIdentity reads the data directory's identity, creating it on first
@@ -149,9 +224,7 @@ func loadIdentity(dir string, partitions uint32) (identity, error) {
 	path := filepath.Join(dir, "node.json")
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		var b [8]byte
-		rand.Read(b[:])
-		id := identity{NodeID: hex.EncodeToString(b[:]), Partitions: partitions}
+		id := identity{NodeID: randomHex(8), Partitions: partitions}
 		raw, _ = json.Marshal(id)
 		tmp := path + ".tmp"
 		if err := os.WriteFile(tmp, raw, 0o644); err != nil {
@@ -172,8 +245,8 @@ func loadIdentity(dir string, partitions uint32) (identity, error) {
 	return id, nil
 }
 
-// markServingWhenReady flips health to SERVING once every partition can
-// serve linearizable reads.
+// markServingWhenReady flips health to SERVING once every partition has a
+// leader that can serve.
 func (n *Node) markServingWhenReady() {
 	defer n.wg.Done()
 	if err := n.WaitReady(context.Background()); err != nil {
@@ -184,39 +257,97 @@ func (n *Node) markServingWhenReady() {
 	n.log.Info("node ready", "after", time.Since(n.start).Round(time.Millisecond))
 }
 
-// WaitReady blocks until every partition has a leader that has committed in
-// its term, or ctx ends, or the node closes.
+// WaitReady blocks until the cluster is formed and every partition has a
+// known leader (one that has committed in its term, when it is this node),
+// or ctx ends, or the node closes.
 func (n *Node) WaitReady(ctx context.Context) error {
-	for _, p := range n.parts {
-		for !p.ready() {
-			p.fsm.mu.Lock()
-			ch := p.fsm.appliedCh
-			p.fsm.mu.Unlock()
-			select {
-			case <-ch:
-			case <-time.After(10 * time.Millisecond):
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-n.stop:
-				return ErrClosed
-			}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !n.ready() {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stop:
+			return ErrClosed
 		}
 	}
 	return nil
 }
 
-// Addr returns the address the gRPC server listens on.
-func (n *Node) Addr() string { return n.lis.Addr().String() }
+func (n *Node) ready() bool {
+	st, _ := n.meta.fsm.current()
+	if st.Revision == 0 {
+		return false
+	}
+	for id := uint32(0); id < n.cfg.Partitions; id++ {
+		p := n.part(id)
+		if p != nil && p.raft.State() == raft.Leader {
+			if !p.ready() {
+				return false
+			}
+			continue
+		}
+		if n.leaderOf(id) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// part returns this node's replica of partition id, or nil.
+func (n *Node) part(id uint32) *partition {
+	n.partsMu.RLock()
+	defer n.partsMu.RUnlock()
+	if int(id) >= len(n.parts) {
+		return nil
+	}
+	return n.parts[id]
+}
+
+// hosted returns the replicas hosted here.
+func (n *Node) hosted() []*partition {
+	n.partsMu.RLock()
+	defer n.partsMu.RUnlock()
+	out := make([]*partition, 0, len(n.parts))
+	for _, p := range n.parts {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Addr returns the gRPC address of this node: the advertised one, else
+// the one the server listens on.
+func (n *Node) Addr() string {
+	if n.cfg.AdvertiseAddr != "" {
+		return n.cfg.AdvertiseAddr
+	}
+	return n.lis.Addr().String()
+}
+
+// GossipAddr returns the address gossip listens on.
+func (n *Node) GossipAddr() string { return n.members.Addr() }
 
 // ID returns the node's persistent identifier.
 func (n *Node) ID() string { return n.id }
 
-// Close stops the node: traffic first, then background work, the Raft
-// groups and storage. It is idempotent.
+// Close stops the node: it stops taking traffic, hands its leaderships to
+// other replicas, leaves the gossip cluster, then stops background work,
+// the Raft groups and storage. It is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.health.Shutdown()
+		n.handOff(2 * n.cfg.Raft.ElectionTimeout)
+		if err := n.members.Leave(time.Second); err != nil {
+			n.log.Warn("gossip leave failed", "err", err)
+		}
 		close(n.stop)
+		n.wg.Wait()
+		// The Raft groups stop before the gRPC server: their streams
+		// (pipelines from peers) would keep a graceful stop waiting.
+		errs := n.closeGroups()
 		done := make(chan struct{})
 		go func() { n.srv.GracefulStop(); close(done) }()
 		select {
@@ -224,17 +355,43 @@ func (n *Node) Close() error {
 		case <-time.After(5 * time.Second):
 			n.srv.Stop()
 		}
-		n.wg.Wait()
-		n.closeErr = errors.Join(n.closeParts(), n.db.Close())
+		n.closeErr = errors.Join(errs, n.shutdown())
 		n.log.Info("node stopped")
 	})
 	return n.closeErr
 }
 
-func (n *Node) closeParts() error {
+// closeGroups stops every Raft group of this node and the transport.
+func (n *Node) closeGroups() error {
 	var errs []error
-	for _, p := range n.parts {
+	for _, p := range n.hosted() {
 		errs = append(errs, p.close())
 	}
+	if n.meta != nil {
+		errs = append(errs, n.meta.close())
+	}
+	if n.net != nil {
+		errs = append(errs, n.net.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// shutdown closes what open started, in reverse order. Closing twice is
+// harmless.
+func (n *Node) shutdown() error {
+	if n.srv != nil {
+		n.srv.Stop()
+		if n.serveDone != nil {
+			<-n.serveDone
+		}
+	}
+	errs := []error{n.closeGroups()}
+	if n.members != nil {
+		errs = append(errs, n.members.Close())
+	}
+	if n.lis != nil {
+		n.lis.Close()
+	}
+	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
 }

@@ -62,8 +62,10 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"no data dir", func(c *node.Config) { c.DataDir = "" }, "DataDir is required"},
 		{"bad addr", func(c *node.Config) { c.GRPCAddr = "nope" }, "GRPCAddr"},
-		{"join not ready", func(c *node.Config) { c.Join = []string{"a:1"} }, "clustering is not available yet"},
-		{"bootstrap-expect not ready", func(c *node.Config) { c.BootstrapExpect = 3 }, "clustering is not available yet"},
+		{"join address", func(c *node.Config) { c.Join = []string{"nohost"} }, `Join address "nohost"`},
+		{"bootstrap-expect negative", func(c *node.Config) { c.BootstrapExpect = -1 }, "BootstrapExpect must not be negative"},
+		{"replication factor", func(c *node.Config) { c.Cluster.ReplicationFactor = 0 }, "Cluster.ReplicationFactor must be in [1, 7]"},
+		{"gossip key", func(c *node.Config) { c.Cluster.GossipKey = []byte("short") }, "Cluster.GossipKey must be 16, 24 or 32 bytes"},
 		{"backend not ready", func(c *node.Config) { c.Backend = "sqlite:///x" }, "not available yet"},
 		{"metrics not ready", func(c *node.Config) { c.MetricsAddr = ":9090" }, "not available yet"},
 		{"zero partitions", func(c *node.Config) { c.Partitions = 0 }, "Partitions must be in [1, 4096]"},

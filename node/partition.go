@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
@@ -27,29 +29,45 @@ type partition struct {
 	store *storage.Partition
 	fsm   *fsm
 	raft  *raft.Raft
-	trans *raft.InmemTransport
+	trans *groupTransport
+	snaps string // snapshot directory
 	log   *slog.Logger
 	// leaderWait bounds how long a request waits for an election.
 	leaderWait time.Duration
+	// reachable reports whether a node is up as far as gossip knows; a
+	// request does not wait for an election that cannot succeed.
+	reachable func(nodeID string) bool
+	// busy is set while a reconciliation step runs for this partition.
+	busy atomic.Bool
+	// displaced is set while the partition map places this replica on
+	// other nodes: it no longer serves requests and waits to be removed.
+	displaced atomic.Bool
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // partitionDeps is what a partition needs from its node.
 type partitionDeps struct {
 	db      *storage.DB
+	net     *raftNet
 	dataDir string
 	nodeID  string
-	addr    string
 	raftCfg RaftConfig
 	dedup   time.Duration
 	log     *slog.Logger
+	// reachable: see partition.reachable.
+	reachable func(nodeID string) bool
 }
 
-// openPartition opens partition id's storage and starts its Raft group,
-// bootstrapping it with this node as the only voter on first start.
-func openPartition(id uint32, d partitionDeps) (*partition, error) {
+// openPartition opens partition id's storage and starts this node's replica
+// of its Raft group. A replica with no Raft state bootstraps the group only
+// if this node is one of bootstrap (the group's first voters, the same list
+// on every node); otherwise it waits for the leader to add it and send it
+// the log or a snapshot.
+func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, error) {
 	store, err := d.db.Partition(id)
 	if err != nil {
 		return nil, err
@@ -62,43 +80,40 @@ func openPartition(id uint32, d partitionDeps) (*partition, error) {
 	}
 	group := uint64(id)
 	logs := d.db.LogStore(group)
-	snaps, err := d.db.SnapshotStore(group, store, filepath.Join(d.dataDir, "snapshots", fmt.Sprint(id)))
+	snapDir := filepath.Join(d.dataDir, "snapshots", fmt.Sprint(id))
+	snaps, err := d.db.SnapshotStore(group, store, snapDir)
 	if err != nil {
 		return nil, err
 	}
 	f := newFSM(store, d.db.Sync, d.dedup, epoch)
 
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(d.nodeID)
-	rc.HeartbeatTimeout = d.raftCfg.HeartbeatTimeout
-	rc.ElectionTimeout = d.raftCfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = d.raftCfg.LeaderLeaseTimeout
-	rc.CommitTimeout = d.raftCfg.CommitTimeout
-	rc.SnapshotInterval = d.raftCfg.SnapshotInterval
-	rc.SnapshotThreshold = d.raftCfg.SnapshotThreshold
-	rc.TrailingLogs = d.raftCfg.TrailingLogs
+	rc := raftConfig(d.nodeID, d.raftCfg)
 	rc.NoSnapshotRestoreOnStart = true
-	rc.BatchApplyCh = true
-	rc.Logger = newRaftLogger(d.log, id)
+	rc.Logger = newRaftLogger(d.log, "partition", id)
 
-	addr, trans := raft.NewInmemTransport(raft.ServerAddress(d.addr))
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("node: partition %d: %w", id, err)
 	}
+	trans := d.net.Transport(group)
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
 	if err != nil {
+		trans.Close()
 		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
 	}
-	if !has {
-		cfg := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
+	if !has && slices.Contains(bootstrap, d.nodeID) {
+		cfg := raft.Configuration{}
+		for _, v := range bootstrap {
+			cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v), Address: raft.ServerAddress(v)})
+		}
 		if err := r.BootstrapCluster(cfg).Error(); err != nil {
 			r.Shutdown()
+			trans.Close()
 			return nil, fmt.Errorf("node: partition %d: bootstrap: %w", id, err)
 		}
 	}
-	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, log: d.log.With("partition", id),
-		leaderWait: 4 * d.raftCfg.ElectionTimeout, stop: make(chan struct{})}
+	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
+		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{})}
 	p.wg.Add(1)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)
 	return p, nil
@@ -148,13 +163,10 @@ func (p *partition) ready() bool {
 	return p.raft.State() == raft.Leader && p.fsm.noopTerm.Load() == p.raft.CurrentTerm()
 }
 
-// notLeader returns ErrNotLeader with the known leader, if any.
+// notLeader returns a *notLeaderError naming the known leader, if any.
 func (p *partition) notLeader() error {
-	addr, id := p.raft.LeaderWithID()
-	if id == "" {
-		return fmt.Errorf("%w: partition %d has no leader", ErrUnavailable, p.id)
-	}
-	return fmt.Errorf("%w: partition %d is led by %s at %s", ErrNotLeader, p.id, id, addr)
+	_, id := p.raft.LeaderWithID()
+	return &notLeaderError{partition: p.id, leader: string(id)}
 }
 
 // awaitLeader waits, while the partition has no known leader (at start-up
@@ -176,6 +188,9 @@ func (p *partition) awaitLeader(ctx context.Context) error {
 		if _, id := p.raft.LeaderWithID(); id != "" {
 			return p.notLeader()
 		}
+		if err := p.quorumReachable(); err != nil {
+			return err
+		}
 		select {
 		case <-tick.C:
 		case <-deadline.C:
@@ -186,6 +201,33 @@ func (p *partition) awaitLeader(ctx context.Context) error {
 			return ErrClosed
 		}
 	}
+}
+
+// quorumReachable fails when gossip sees fewer than a quorum of the
+// group's voters up: no election can then succeed, and a request should
+// fail at once instead of waiting for one.
+func (p *partition) quorumReachable() error {
+	if p.reachable == nil {
+		return nil
+	}
+	f := p.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	voters, up := 0, 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if p.reachable(string(s.ID)) {
+			up++
+		}
+	}
+	if voters > 0 && up <= voters/2 {
+		return fmt.Errorf("%w: partition %d has no leader and only %d of its %d voters are reachable", ErrUnavailable, p.id, up, voters)
+	}
+	return nil
 }
 
 // propose commits cmd through Raft and returns its result.
@@ -320,11 +362,20 @@ func roleOf(s raft.RaftState) cachev1.Role {
 	}
 }
 
-// close stops the partition's Raft group.
+// leader returns the node id of the partition's leader as this replica
+// knows it, or "".
+func (p *partition) leader() string {
+	_, id := p.raft.LeaderWithID()
+	return string(id)
+}
+
+// close stops this replica. It is idempotent.
 func (p *partition) close() error {
-	close(p.stop)
-	err := p.raft.Shutdown().Error()
-	p.wg.Wait()
-	p.trans.Close()
-	return err
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.closeErr = p.raft.Shutdown().Error()
+		p.wg.Wait()
+		p.trans.Close()
+	})
+	return p.closeErr
 }

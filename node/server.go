@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"github.com/cespare/xxhash/v2"
-	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
@@ -22,8 +25,63 @@ type cacheServer struct {
 	n *Node
 }
 
-func (s *cacheServer) partitionOf(key []byte) *partition {
-	return s.n.parts[s.n.ring.Partition(key)]
+// needsLeader reports whether a read at level must be served by the
+// partition leader. SESSION waits on any replica until it has applied the
+// session's writes; EVENTUAL takes any replica as it is.
+func needsLeader(level cachev1.Consistency) bool {
+	return level != cachev1.Consistency_CONSISTENCY_EVENTUAL && level != cachev1.Consistency_CONSISTENCY_SESSION
+}
+
+// local returns this node's replica of pid if it may try to serve a
+// request itself: it leads, or the request does not need the leader, or no
+// leader is known yet (the replica then waits out the election).
+func (n *Node) local(pid uint32, leaderOnly bool) *partition {
+	p := n.part(pid)
+	if p == nil || (p.displaced.Load() && p.raft.State() != raft.Leader) {
+		return nil
+	}
+	if !leaderOnly || p.raft.State() == raft.Leader || p.leader() == "" {
+		return p
+	}
+	return nil
+}
+
+// isNotLeader reports whether err means the request was not executed
+// because this replica does not lead, so that it is safe to send it to
+// the leader.
+func isNotLeader(err error) bool {
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader)
+}
+
+// serve runs a request for partition pid on this node's replica when it
+// may serve it, and otherwise forwards it (once) to the partition's leader.
+func serve[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
+	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
+	return serveOp(ctx, n, pid, leaderOnly, false, local, remote)
+}
+
+// serveRead is serve for reads, which may be sent again after any
+// connection failure.
+func serveRead[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
+	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
+	return serveOp(ctx, n, pid, leaderOnly, true, local, remote)
+}
+
+func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read bool,
+	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
+	if p := n.local(pid, leaderOnly); p != nil {
+		resp, err := local(p)
+		if err == nil {
+			return resp, nil
+		}
+		if !isNotLeader(err) || isForwarded(ctx) {
+			return resp, n.status(err)
+		}
+	} else if isForwarded(ctx) {
+		var zero T
+		return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
+	}
+	return forward(ctx, n, pid, read, remote)
 }
 
 // Get reads one key.
@@ -35,17 +93,21 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	p := s.partitionOf(req.Key)
-	if err := p.readReady(ctx, o); err != nil {
-		return nil, toStatus(err)
-	}
-	resp, err := s.n.get(p, req.Key, o.level)
-	return resp, toStatus(err)
+	n := s.n
+	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.level),
+		func(p *partition) (*cachev1.GetResponse, error) {
+			if err := p.readReady(ctx, o); err != nil {
+				return nil, err
+			}
+			return n.get(p, req.Key, o.level)
+		},
+		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.GetResponse, error) { return c.Get(ctx, req) })
 }
 
 // get reads key from a partition that is ready to serve at level.
 func (n *Node) get(p *partition, key []byte, level cachev1.Consistency) (*cachev1.GetResponse, error) {
 	meta := p.readMeta(n.cfg.NodeName, level)
+	meta.Leader = n.hint(p.id)
 	e, ok, err := p.store.Get(key, time.Now().UnixNano())
 	if err != nil {
 		return nil, err
@@ -86,15 +148,25 @@ func (s *cacheServer) Put(ctx context.Context, req *cachev1.PutRequest) (*cachev
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	now := time.Now()
-	op := &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: req.Key, Value: req.Value, ExpireAt: expireAt(now, w.ttl)}
-	p := s.partitionOf(req.Key)
-	res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	n.stats.puts.Add(1)
-	return &cachev1.PutResponse{Version: res.Ops[0].Version, Meta: p.writeMeta(n.cfg.NodeName, res, w.mode)}, nil
+	return serve(ctx, n, n.ring.Partition(req.Key), true,
+		func(p *partition) (*cachev1.PutResponse, error) {
+			now := time.Now()
+			op := &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: req.Key, Value: req.Value, ExpireAt: expireAt(now, w.ttl)}
+			res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
+			if err != nil {
+				return nil, err
+			}
+			n.stats.puts.Add(1)
+			return &cachev1.PutResponse{Version: res.Ops[0].Version, Meta: n.writeMeta(p, res, w.mode)}, nil
+		},
+		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.PutResponse, error) { return c.Put(ctx, req) })
+}
+
+// writeMeta describes a write committed on p, led here.
+func (n *Node) writeMeta(p *partition, res *peerv1.Result, mode cachev1.WriteMode) *cachev1.WriteMeta {
+	m := p.writeMeta(n.cfg.NodeName, res, mode)
+	m.Leader = n.hint(p.id)
+	return m
 }
 
 // write proposes ops on p, adding eviction victims when the node is over
@@ -151,13 +223,18 @@ func (s *cacheServer) Delete(ctx context.Context, req *cachev1.DeleteRequest) (*
 	if w.ttl != 0 {
 		return nil, toStatus(invalid("options.ttl is not valid on Delete"))
 	}
-	p := s.partitionOf(req.Key)
-	res, err := n.write(ctx, p, time.Now(), w.idemKey, []*peerv1.Op{{Kind: peerv1.Op_KIND_DELETE, Key: req.Key}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	n.stats.deletes.Add(1)
-	return &cachev1.DeleteResponse{Existed: res.Ops[0].Ok, Meta: p.writeMeta(n.cfg.NodeName, res, w.mode)}, nil
+	return serve(ctx, n, n.ring.Partition(req.Key), true,
+		func(p *partition) (*cachev1.DeleteResponse, error) {
+			res, err := n.write(ctx, p, time.Now(), w.idemKey, []*peerv1.Op{{Kind: peerv1.Op_KIND_DELETE, Key: req.Key}})
+			if err != nil {
+				return nil, err
+			}
+			n.stats.deletes.Add(1)
+			return &cachev1.DeleteResponse{Existed: res.Ops[0].Ok, Meta: n.writeMeta(p, res, w.mode)}, nil
+		},
+		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.DeleteResponse, error) {
+			return c.Delete(ctx, req)
+		})
 }
 
 // CompareAndSet writes a key if its current state matches.
@@ -167,8 +244,7 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	now := time.Now()
-	op := &peerv1.Op{Kind: peerv1.Op_KIND_CAS, Key: req.Key, Value: req.Value, ExpireAt: expireAt(now, w.ttl)}
+	op := &peerv1.Op{Kind: peerv1.Op_KIND_CAS, Key: req.Key, Value: req.Value}
 	switch x := req.Expect.(type) {
 	case *cachev1.CompareAndSetRequest_ExpectedVersion:
 		if x.ExpectedVersion == 0 {
@@ -188,16 +264,23 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 	default:
 		return nil, toStatus(invalid("one of expected_version, expected_value or expect_absent is required"))
 	}
-	p := s.partitionOf(req.Key)
-	res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	r := res.Ops[0]
-	if r.Ok {
-		n.stats.puts.Add(1)
-	}
-	return &cachev1.CompareAndSetResponse{Swapped: r.Ok, Version: r.Version, Meta: p.writeMeta(n.cfg.NodeName, res, w.mode)}, nil
+	return serve(ctx, n, n.ring.Partition(req.Key), true,
+		func(p *partition) (*cachev1.CompareAndSetResponse, error) {
+			now := time.Now()
+			op.ExpireAt = expireAt(now, w.ttl)
+			res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
+			if err != nil {
+				return nil, err
+			}
+			r := res.Ops[0]
+			if r.Ok {
+				n.stats.puts.Add(1)
+			}
+			return &cachev1.CompareAndSetResponse{Swapped: r.Ok, Version: r.Version, Meta: n.writeMeta(p, res, w.mode)}, nil
+		},
+		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.CompareAndSetResponse, error) {
+			return c.CompareAndSet(ctx, req)
+		})
 }
 
 // MultiGet reads many keys, each at the requested level on its partition.
@@ -215,21 +298,84 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	ready := make(map[uint32]bool)
-	out := &cachev1.MultiGetResponse{Results: make([]*cachev1.GetResponse, len(req.Keys))}
+	groups := make(map[uint32][]int) // partition -> indexes into req.Keys
 	for i, k := range req.Keys {
-		p := s.partitionOf(k)
-		if !ready[p.id] {
-			if err := p.readReady(ctx, o); err != nil {
-				return nil, toStatus(err)
-			}
-			ready[p.id] = true
+		pid := n.ring.Partition(k)
+		groups[pid] = append(groups[pid], i)
+	}
+	out := &cachev1.MultiGetResponse{Results: make([]*cachev1.GetResponse, len(req.Keys))}
+	err = eachGroup(groups, func(pid uint32, idx []int) error {
+		keys := make([][]byte, len(idx))
+		for j, i := range idx {
+			keys[j] = req.Keys[i]
 		}
-		if out.Results[i], err = n.get(p, k, o.level); err != nil {
-			return nil, toStatus(err)
+		res, err := serveRead(ctx, n, pid, needsLeader(o.level),
+			func(p *partition) ([]*cachev1.GetResponse, error) {
+				if err := p.readReady(ctx, o); err != nil {
+					return nil, err
+				}
+				rs := make([]*cachev1.GetResponse, len(keys))
+				for j, k := range keys {
+					r, err := n.get(p, k, o.level)
+					if err != nil {
+						return nil, err
+					}
+					rs[j] = r
+				}
+				return rs, nil
+			},
+			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.GetResponse, error) {
+				resp, err := c.MultiGet(ctx, &cachev1.MultiGetRequest{Keys: keys, Options: req.Options})
+				if err != nil {
+					return nil, err
+				}
+				if len(resp.Results) != len(keys) {
+					return nil, fmt.Errorf("node: forwarded MultiGet returned %d results for %d keys", len(resp.Results), len(keys))
+				}
+				return resp.Results, nil
+			})
+		if err != nil {
+			return err
 		}
+		for j, i := range idx {
+			out.Results[i] = res[j]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	return out, nil
+}
+
+// eachGroup runs fn for every partition group in parallel and returns the
+// first error. fn must only write to its own group's slots.
+func eachGroup(groups map[uint32][]int, fn func(pid uint32, idx []int) error) error {
+	if len(groups) == 1 {
+		for pid, idx := range groups {
+			return fn(pid, idx)
+		}
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for pid, idx := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(pid, idx); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // MultiPut writes many entries: one atomic command per partition, the
@@ -243,12 +389,7 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	now := time.Now()
-	type group struct {
-		ops     []*peerv1.Op
-		indexes []int
-	}
-	groups := make(map[uint32]*group)
+	groups := make(map[uint32][]int)
 	for i, kv := range req.Entries {
 		if kv == nil {
 			return nil, toStatus(invalid("entries[%d] is empty", i))
@@ -259,58 +400,71 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 		if err := n.check.value(fmt.Sprintf("entries[%d].value", i), kv.Value); err != nil {
 			return nil, toStatus(err)
 		}
-		ttl := w.ttl
 		if kv.Ttl != nil {
-			if ttl, err = n.check.ttl(fmt.Sprintf("entries[%d].ttl", i), kv.Ttl); err != nil {
+			if _, err = n.check.ttl(fmt.Sprintf("entries[%d].ttl", i), kv.Ttl); err != nil {
 				return nil, toStatus(err)
 			}
 		}
 		pid := n.ring.Partition(kv.Key)
-		g := groups[pid]
-		if g == nil {
-			g = &group{}
-			groups[pid] = g
-		}
-		g.ops = append(g.ops, &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: kv.Key, Value: kv.Value, ExpireAt: expireAt(now, ttl)})
-		g.indexes = append(g.indexes, i)
+		groups[pid] = append(groups[pid], i)
 	}
 	out := &cachev1.MultiPutResponse{Results: make([]*cachev1.PutResponse, len(req.Entries))}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	for pid, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := n.parts[pid]
-			idem := ""
-			if w.idemKey != "" {
-				// One request becomes one command per partition; each
-				// needs its own record.
-				idem = fmt.Sprintf("%s/%d", w.idemKey, pid)
-			}
-			res, err := n.write(ctx, p, now, idem, g.ops)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = err
+	err = eachGroup(groups, func(pid uint32, idx []int) error {
+		entries := make([]*cachev1.KeyValue, len(idx))
+		for j, i := range idx {
+			entries[j] = req.Entries[i]
+		}
+		res, err := serve(ctx, n, pid, true,
+			func(p *partition) ([]*cachev1.PutResponse, error) {
+				now := time.Now()
+				ops := make([]*peerv1.Op, len(entries))
+				for j, kv := range entries {
+					ttl := w.ttl
+					if kv.Ttl != nil {
+						ttl = kv.Ttl.AsDuration()
+					}
+					ops[j] = &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: kv.Key, Value: kv.Value, ExpireAt: expireAt(now, ttl)}
 				}
-				return
-			}
-			meta := p.writeMeta(n.cfg.NodeName, res, w.mode)
-			for j, i := range g.indexes {
-				out.Results[i] = &cachev1.PutResponse{Version: res.Ops[j].Version, Meta: meta}
-			}
-		}()
+				idem := ""
+				if w.idemKey != "" {
+					// One request becomes one command per partition; each
+					// needs its own record. The suffix is the same whichever
+					// node runs the command.
+					idem = fmt.Sprintf("%s/%d", w.idemKey, pid)
+				}
+				res, err := n.write(ctx, p, now, idem, ops)
+				if err != nil {
+					return nil, err
+				}
+				meta := n.writeMeta(p, res, w.mode)
+				rs := make([]*cachev1.PutResponse, len(ops))
+				for j := range ops {
+					rs[j] = &cachev1.PutResponse{Version: res.Ops[j].Version, Meta: meta}
+				}
+				n.stats.puts.Add(uint64(len(ops)))
+				return rs, nil
+			},
+			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.PutResponse, error) {
+				resp, err := c.MultiPut(ctx, &cachev1.MultiPutRequest{Entries: entries, Options: req.Options})
+				if err != nil {
+					return nil, err
+				}
+				if len(resp.Results) != len(entries) {
+					return nil, fmt.Errorf("node: forwarded MultiPut returned %d results for %d entries", len(resp.Results), len(entries))
+				}
+				return resp.Results, nil
+			})
+		if err != nil {
+			return err
+		}
+		for j, i := range idx {
+			out.Results[i] = res[j]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, toStatus(err)
 	}
-	wg.Wait()
-	if first != nil {
-		return nil, toStatus(first)
-	}
-	n.stats.puts.Add(uint64(len(req.Entries)))
 	return out, nil
 }
 
@@ -358,24 +512,45 @@ func (s *cacheServer) Scan(ctx context.Context, req *cachev1.ScanRequest) (*cach
 		return nil, toStatus(err)
 	}
 	out := &cachev1.ScanResponse{}
-	now := time.Now().UnixNano()
+	// A forwarded scan covers only the cursor's partition: the node that
+	// forwarded it walks the partitions.
+	single := isForwarded(ctx)
 	for ; pid < n.ring.Count(); pid, after = pid+1, nil {
-		p := n.parts[pid]
-		if err := p.readReady(ctx, o); err != nil {
-			return nil, toStatus(err)
-		}
-		entries, more, err := p.store.Scan(storage.ScanOptions{After: after, Prefix: req.Prefix,
-			Limit: size - len(out.Entries), Now: now, KeysOnly: req.KeysOnly})
+		page, err := serveRead(ctx, n, pid, needsLeader(o.level),
+			func(p *partition) (scanPage, error) {
+				if err := p.readReady(ctx, o); err != nil {
+					return scanPage{}, err
+				}
+				es, more, err := p.store.Scan(storage.ScanOptions{After: after, Prefix: req.Prefix,
+					Limit: size - len(out.Entries), Now: time.Now().UnixNano(), KeysOnly: req.KeysOnly})
+				page := scanPage{more: more}
+				for _, e := range es {
+					page.entries = append(page.entries, entryProto(e, req.KeysOnly))
+				}
+				return page, err
+			},
+			func(ctx context.Context, c cachev1.CacheClient) (scanPage, error) {
+				resp, err := c.Scan(ctx, &cachev1.ScanRequest{Prefix: req.Prefix, Cursor: encodeCursor(pid, after),
+					PageSize: uint32(size - len(out.Entries)), KeysOnly: req.KeysOnly, Options: req.Options})
+				if err != nil {
+					return scanPage{}, err
+				}
+				return scanPage{entries: resp.Entries, more: len(resp.NextCursor) > 0}, nil
+			})
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		for _, e := range entries {
-			out.Entries = append(out.Entries, entryProto(e, req.KeysOnly))
+		entries, more := page.entries, page.more
+		out.Entries = append(out.Entries, entries...)
+		if single {
+			if more && len(entries) > 0 {
+				out.NextCursor = encodeCursor(pid, entries[len(entries)-1].Key)
+			}
+			break
 		}
 		if len(out.Entries) == size {
-			last := entries[len(entries)-1].Key
 			if more {
-				out.NextCursor = encodeCursor(pid, last)
+				out.NextCursor = encodeCursor(pid, entries[len(entries)-1].Key)
 			} else if pid+1 < n.ring.Count() {
 				out.NextCursor = encodeCursor(pid+1, nil)
 			}
@@ -383,6 +558,12 @@ func (s *cacheServer) Scan(ctx context.Context, req *cachev1.ScanRequest) (*cach
 		}
 	}
 	return out, nil
+}
+
+// scanPage is one partition's part of a Scan page.
+type scanPage struct {
+	entries []*cachev1.Entry
+	more    bool // the partition has entries after these
 }
 
 // Stats reports the node's counters and partitions.
@@ -403,7 +584,7 @@ func (s *cacheServer) Stats(ctx context.Context, _ *cachev1.StatsRequest) (*cach
 		DiskBytes:      n.db.DiskUsage(),
 		FlushLag:       durationpb.New(0),
 	}
-	for _, p := range n.parts {
+	for _, p := range n.hosted() {
 		st := p.store.State()
 		_, leader := p.raft.LeaderWithID()
 		out.BytesUsed += st.Bytes

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,12 +46,14 @@ func settings() []setting {
 	return []setting{
 		str("node-name", "name of this node", func(c *node.Config) *string { return &c.NodeName }),
 		str("data-dir", "directory for the node's data", func(c *node.Config) *string { return &c.DataDir }),
-		str("grpc-addr", "address for the gRPC API (clients and, later, peers)", func(c *node.Config) *string { return &c.GRPCAddr }),
-		str("gossip-addr", "address for cluster gossip (clustering: not available yet)", func(c *node.Config) *string { return &c.GossipAddr }),
-		{"join", "comma-separated gossip addresses of nodes to join (clustering: not available yet)",
+		str("grpc-addr", "address for the gRPC API: clients, peers and Raft traffic", func(c *node.Config) *string { return &c.GRPCAddr }),
+		str("advertise-addr", "gRPC address other nodes and clients use to reach this node (default: grpc-addr; set it when grpc-addr listens on all interfaces)",
+			func(c *node.Config) *string { return &c.AdvertiseAddr }),
+		str("gossip-addr", "host:port for cluster gossip (TCP and UDP)", func(c *node.Config) *string { return &c.GossipAddr }),
+		{"join", "comma-separated gossip addresses of nodes of the cluster to join",
 			func(c *node.Config, v string) error { c.Join = splitList(v); return nil },
 			func(c *node.Config) string { return strings.Join(c.Join, ",") }},
-		{"bootstrap-expect", "form a new cluster once this many nodes are seen (clustering: not available yet; 0 or 1)",
+		{"bootstrap-expect", "form a new cluster once this many nodes see each other (0: alone when --join is empty, else only join)",
 			func(c *node.Config, v string) error {
 				n, err := strconv.Atoi(v)
 				c.BootstrapExpect = n
@@ -85,6 +88,26 @@ func settings() []setting {
 			func(c *node.Config) string {
 				return strings.ToLower(strings.TrimPrefix(c.DefaultConsistency.String(), "CONSISTENCY_"))
 			}},
+		{"replication-factor", "replicas of each partition, capped by the number of nodes",
+			func(c *node.Config, v string) error {
+				n, err := strconv.Atoi(v)
+				c.Cluster.ReplicationFactor = n
+				return err
+			},
+			func(c *node.Config) string { return strconv.Itoa(c.Cluster.ReplicationFactor) }},
+		dur("failure-grace", "how long a node may be unreachable before its replicas are placed elsewhere",
+			func(c *node.Config) *time.Duration { return &c.Cluster.FailureGrace }),
+		{"gossip-key-file", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)",
+			func(c *node.Config, v string) error {
+				if v == "" {
+					c.Cluster.GossipKey = nil
+					return nil
+				}
+				key, err := readKeyFile(v)
+				c.Cluster.GossipKey = key
+				return err
+			},
+			func(c *node.Config) string { return "" }},
 		dur("raft-heartbeat-timeout", "Raft heartbeat timeout", func(c *node.Config) *time.Duration { return &c.Raft.HeartbeatTimeout }),
 		dur("raft-election-timeout", "Raft election timeout", func(c *node.Config) *time.Duration { return &c.Raft.ElectionTimeout }),
 		dur("raft-lease-timeout", "Raft leader lease timeout", func(c *node.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout }),
@@ -267,4 +290,21 @@ func formatBytes(n uint64) string {
 		}
 	}
 	return strconv.FormatUint(n, 10)
+}
+
+// readKeyFile reads a gossip key: the file holds the key itself (16, 24 or
+// 32 bytes) or its base64 encoding; surrounding whitespace is ignored.
+func readKeyFile(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	text := strings.TrimSpace(string(raw))
+	if dec, err := base64.StdEncoding.DecodeString(text); err == nil && (len(dec) == 16 || len(dec) == 24 || len(dec) == 32) {
+		return dec, nil
+	}
+	if n := len(text); n == 16 || n == 24 || n == 32 {
+		return []byte(text), nil
+	}
+	return nil, fmt.Errorf("%s: a gossip key must be 16, 24 or 32 bytes, raw or base64", path)
 }

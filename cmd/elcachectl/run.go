@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/elcache/elcache/client"
 )
 
@@ -17,7 +19,8 @@ const usage = `Usage: elcachectl [--addr HOST:PORT] [--timeout DUR] [-o text|jso
 
 Flags, before COMMAND (-o also after it):
   --addr HOST:PORT  node to talk to (default $ELCACHE_ADDR, else 127.0.0.1:7400)
-  --timeout DUR     deadline for the whole command; 0 means none (default 5s)
+  --timeout DUR     deadline for the whole command; 0 means none (default 5s);
+                    drain waits for the node to empty under its own --timeout
   -o text|json      output format (default text)
 
 Commands:
@@ -34,6 +37,17 @@ Commands:
   health            exit 0 when the node serves, 1 while it is not ready
   version
 
+Cluster commands (any node answers):
+  members           the nodes with their gossip and placement state and how
+                    many replicas and leaderships each has; the partition
+                    map version and the meta group's leader
+  partitions        each partition's leader and replicas (by node name, the
+                    preferred leader first) and the map version
+  drain NODE [--wait=false] [--timeout DUR]
+                    move every replica and leadership off NODE (a name or an
+                    id), then wait (default 5m) until it holds none and say
+                    when it can be stopped; --wait=false returns at once
+
 MODE is write-through, write-back, write-around or cache-only. LEVEL is
 linearizable, lease, bounded=DUR (e.g. bounded=100ms), session or eventual.
 Without them the cluster's defaults apply. Command flags may come before or
@@ -49,8 +63,10 @@ JSON object per command; keys and values are strings when they are valid
 UTF-8, else base64 in key_b64 and value_b64.
 
 Exit status: 0 on success; 1 when get finds no key (it prints "not found" on
-stderr) or cas does not swap (it prints the current version); 2 on a usage
-error and on any other error.
+stderr), cas does not swap (it prints the current version) or the cluster
+refuses a drain (unknown or ambiguous NODE, or the last active node); 2 on a
+usage error and on any other error, including a drain that did not finish
+within its --timeout (the node keeps draining).
 `
 
 // usageError is a malformed command line: run prints it with the usage and
@@ -71,12 +87,16 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 
 // env is what a command runs with.
 type env struct {
+	// ctx ends at the --timeout deadline or on SIGINT; base only on SIGINT,
+	// for commands that wait longer than one request (drain).
 	ctx    context.Context
+	base   context.Context
 	addr   string
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
 	c      *client.Client
+	cc     *grpc.ClientConn // for the calls the client package lacks
 }
 
 // client connects on first use, so that usage errors need no server.
@@ -118,17 +138,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	base := ctx
 	if *timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	e := &env{ctx: ctx, addr: addr, json: *output == "json", stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, base: base, addr: addr, json: *output == "json", stdout: stdout, stderr: stderr}
 	cmd, _ := lookup(fs.Arg(0))
 	err = cmd(e, fs.Args()[1:])
 	if e.c != nil {
 		if cerr := e.c.Close(); err == nil {
 			err = cerr
+		}
+	}
+	if e.cc != nil {
+		if cerr := e.cc.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close connection: %w", cerr)
 		}
 	}
 	return report(err, stdout, stderr)
@@ -195,6 +221,12 @@ func lookup(name string) (func(*env, []string) error, bool) {
 		return cmdHealth, true
 	case "version":
 		return cmdVersion, true
+	case "members":
+		return cmdMembers, true
+	case "partitions":
+		return cmdPartitions, true
+	case "drain":
+		return cmdDrain, true
 	}
 	return nil, false
 }

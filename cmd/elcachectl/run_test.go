@@ -65,6 +65,13 @@ func TestUsageErrors(t *testing.T) {
 		{"scan bad cursor", []string{"scan", "--cursor", "!!"}, "--cursor"},
 		{"stats argument", []string{"stats", "x"}, "stats takes no arguments"},
 		{"version argument", []string{"version", "x"}, "version takes no arguments"},
+		{"members argument", []string{"members", "x"}, "members takes no arguments"},
+		{"partitions argument", []string{"partitions", "x"}, "partitions takes no arguments"},
+		{"drain no node", []string{"drain"}, "drain needs NODE, got 0 arguments"},
+		{"drain two nodes", []string{"drain", "a", "b"}, "drain needs NODE, got 2 arguments"},
+		{"drain empty node", []string{"drain", ""}, "drain needs a node name or id"},
+		{"drain zero timeout", []string{"drain", "a", "--timeout", "0s"}, "drain --timeout must be positive"},
+		{"drain bad wait", []string{"drain", "a", "--wait=maybe"}, "invalid boolean value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +119,40 @@ func TestRequestError(t *testing.T) {
 	}
 	if !strings.Contains(stderr, dead) {
 		t.Errorf("stderr %q does not name %s", stderr, dead)
+	}
+}
+
+// The cluster commands call the API directly; their errors read like the
+// client's.
+func TestClusterRequestError(t *testing.T) {
+	dead := deadAddr(t)
+	for _, args := range [][]string{{"members"}, {"partitions"}, {"drain", "n1"}} {
+		code, stdout, stderr := runArgs(append([]string{"--addr", dead}, args...)...)
+		want := "elcachectl: " + args[0] + ": unavailable: "
+		if args[0] == "partitions" {
+			want = "elcachectl: topology: unavailable: "
+		}
+		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, dead) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %s...%s", args, code, stdout, stderr, want, dead)
+		}
+	}
+	code, _, stderr := runArgs("--addr", "nonsense", "members")
+	if code != 2 || !strings.Contains(stderr, `Addr "nonsense" is not HOST:PORT`) {
+		t.Errorf("members with a bad --addr: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestCodeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Unavailable":        "unavailable",
+		"NotFound":           "not found",
+		"FailedPrecondition": "failed precondition",
+		"OK":                 "ok",
+		"DeadlineExceeded":   "deadline exceeded",
+	} {
+		if got := codeName(in); got != want {
+			t.Errorf("codeName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

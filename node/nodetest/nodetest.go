@@ -28,6 +28,7 @@ func Config(t testing.TB) node.Config {
 	cfg.NodeName = "test-node"
 	cfg.DataDir = t.TempDir()
 	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.Partitions = 8
 	cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
 	cfg.Raft.ElectionTimeout = 100 * time.Millisecond
@@ -36,6 +37,9 @@ func Config(t testing.TB) node.Config {
 	cfg.ReapInterval = 50 * time.Millisecond
 	cfg.EvictInterval = 20 * time.Millisecond
 	cfg.ReclaimInterval = 100 * time.Millisecond
+	cfg.Cluster.FastGossip = true
+	cfg.Cluster.ReconcileInterval = 50 * time.Millisecond
+	cfg.Cluster.FailureGrace = 3 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("ELCACHE_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -423,7 +423,9 @@ type ReadMeta struct {
 	// leader itself).
 	Staleness *durationpb.Duration `protobuf:"bytes,7,opt,name=staleness,proto3" json:"staleness,omitempty"`
 	// Token to pass to later SESSION reads.
-	SessionToken  *SessionToken `protobuf:"bytes,8,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	SessionToken *SessionToken `protobuf:"bytes,8,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The partition's leader as known to the serving node, for routing.
+	Leader        *LeaderHint `protobuf:"bytes,9,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -514,6 +516,13 @@ func (x *ReadMeta) GetSessionToken() *SessionToken {
 	return nil
 }
 
+func (x *ReadMeta) GetLeader() *LeaderHint {
+	if x != nil {
+		return x.Leader
+	}
+	return nil
+}
+
 // WriteMeta comes with every write.
 type WriteMeta struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -524,8 +533,10 @@ type WriteMeta struct {
 	SessionToken *SessionToken `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// True when the write was a retry of an already applied idempotency key;
 	// the response is the original outcome.
-	Deduplicated  bool      `protobuf:"varint,5,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
-	Mode          WriteMode `protobuf:"varint,6,opt,name=mode,proto3,enum=elcache.cache.v1.WriteMode" json:"mode,omitempty"`
+	Deduplicated bool      `protobuf:"varint,5,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
+	Mode         WriteMode `protobuf:"varint,6,opt,name=mode,proto3,enum=elcache.cache.v1.WriteMode" json:"mode,omitempty"`
+	// The partition's leader (the node that committed the write).
+	Leader        *LeaderHint `protobuf:"bytes,7,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -602,6 +613,85 @@ func (x *WriteMeta) GetMode() WriteMode {
 	return WriteMode_WRITE_MODE_UNSPECIFIED
 }
 
+func (x *WriteMeta) GetLeader() *LeaderHint {
+	if x != nil {
+		return x.Leader
+	}
+	return nil
+}
+
+// LeaderHint says which node leads a partition. It comes with every read
+// and write, and as a detail of Unavailable errors when the node that got
+// the request could not serve or forward it, so clients can route directly.
+type LeaderHint struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Empty when no leader is known (an election is under way).
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Address       string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	MapVersion    uint64 `protobuf:"varint,4,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderHint) Reset() {
+	*x = LeaderHint{}
+	mi := &file_cache_v1_cache_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderHint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderHint) ProtoMessage() {}
+
+func (x *LeaderHint) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderHint.ProtoReflect.Descriptor instead.
+func (*LeaderHint) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LeaderHint) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *LeaderHint) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *LeaderHint) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LeaderHint) GetMapVersion() uint64 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
 // Entry is a stored value with its metadata.
 type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -621,7 +711,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_cache_v1_cache_proto_msgTypes[5]
+	mi := &file_cache_v1_cache_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +723,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[5]
+	mi := &file_cache_v1_cache_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +736,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{5}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Entry) GetKey() []byte {
@@ -694,7 +784,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[6]
+	mi := &file_cache_v1_cache_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +796,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[6]
+	mi := &file_cache_v1_cache_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +809,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{6}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -748,7 +838,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[7]
+	mi := &file_cache_v1_cache_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +850,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[7]
+	mi := &file_cache_v1_cache_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +863,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{7}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -808,7 +898,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[8]
+	mi := &file_cache_v1_cache_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +910,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[8]
+	mi := &file_cache_v1_cache_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +923,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{8}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -867,7 +957,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[9]
+	mi := &file_cache_v1_cache_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +969,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[9]
+	mi := &file_cache_v1_cache_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +982,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{9}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -919,7 +1009,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[10]
+	mi := &file_cache_v1_cache_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1021,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[10]
+	mi := &file_cache_v1_cache_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1034,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{10}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteRequest) GetKey() []byte {
@@ -971,7 +1061,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[11]
+	mi := &file_cache_v1_cache_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1073,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[11]
+	mi := &file_cache_v1_cache_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1086,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{11}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteResponse) GetExisted() bool {
@@ -1032,7 +1122,7 @@ type CompareAndSetRequest struct {
 
 func (x *CompareAndSetRequest) Reset() {
 	*x = CompareAndSetRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[12]
+	mi := &file_cache_v1_cache_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1134,7 @@ func (x *CompareAndSetRequest) String() string {
 func (*CompareAndSetRequest) ProtoMessage() {}
 
 func (x *CompareAndSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[12]
+	mi := &file_cache_v1_cache_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1147,7 @@ func (x *CompareAndSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareAndSetRequest.ProtoReflect.Descriptor instead.
 func (*CompareAndSetRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{12}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CompareAndSetRequest) GetKey() []byte {
@@ -1153,7 +1243,7 @@ type CompareAndSetResponse struct {
 
 func (x *CompareAndSetResponse) Reset() {
 	*x = CompareAndSetResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[13]
+	mi := &file_cache_v1_cache_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1255,7 @@ func (x *CompareAndSetResponse) String() string {
 func (*CompareAndSetResponse) ProtoMessage() {}
 
 func (x *CompareAndSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[13]
+	mi := &file_cache_v1_cache_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1268,7 @@ func (x *CompareAndSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareAndSetResponse.ProtoReflect.Descriptor instead.
 func (*CompareAndSetResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{13}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CompareAndSetResponse) GetSwapped() bool {
@@ -1212,7 +1302,7 @@ type MultiGetRequest struct {
 
 func (x *MultiGetRequest) Reset() {
 	*x = MultiGetRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[14]
+	mi := &file_cache_v1_cache_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1314,7 @@ func (x *MultiGetRequest) String() string {
 func (*MultiGetRequest) ProtoMessage() {}
 
 func (x *MultiGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[14]
+	mi := &file_cache_v1_cache_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1327,7 @@ func (x *MultiGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiGetRequest.ProtoReflect.Descriptor instead.
 func (*MultiGetRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{14}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MultiGetRequest) GetKeys() [][]byte {
@@ -1264,7 +1354,7 @@ type MultiGetResponse struct {
 
 func (x *MultiGetResponse) Reset() {
 	*x = MultiGetResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[15]
+	mi := &file_cache_v1_cache_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1366,7 @@ func (x *MultiGetResponse) String() string {
 func (*MultiGetResponse) ProtoMessage() {}
 
 func (x *MultiGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[15]
+	mi := &file_cache_v1_cache_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1379,7 @@ func (x *MultiGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiGetResponse.ProtoReflect.Descriptor instead.
 func (*MultiGetResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{15}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MultiGetResponse) GetResults() []*GetResponse {
@@ -1311,7 +1401,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_cache_v1_cache_proto_msgTypes[16]
+	mi := &file_cache_v1_cache_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1413,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[16]
+	mi := &file_cache_v1_cache_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1426,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{16}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -1370,7 +1460,7 @@ type MultiPutRequest struct {
 
 func (x *MultiPutRequest) Reset() {
 	*x = MultiPutRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[17]
+	mi := &file_cache_v1_cache_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1472,7 @@ func (x *MultiPutRequest) String() string {
 func (*MultiPutRequest) ProtoMessage() {}
 
 func (x *MultiPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[17]
+	mi := &file_cache_v1_cache_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1485,7 @@ func (x *MultiPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiPutRequest.ProtoReflect.Descriptor instead.
 func (*MultiPutRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{17}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MultiPutRequest) GetEntries() []*KeyValue {
@@ -1422,7 +1512,7 @@ type MultiPutResponse struct {
 
 func (x *MultiPutResponse) Reset() {
 	*x = MultiPutResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[18]
+	mi := &file_cache_v1_cache_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1524,7 @@ func (x *MultiPutResponse) String() string {
 func (*MultiPutResponse) ProtoMessage() {}
 
 func (x *MultiPutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[18]
+	mi := &file_cache_v1_cache_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1537,7 @@ func (x *MultiPutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiPutResponse.ProtoReflect.Descriptor instead.
 func (*MultiPutResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{18}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MultiPutResponse) GetResults() []*PutResponse {
@@ -1474,7 +1564,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[19]
+	mi := &file_cache_v1_cache_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1576,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[19]
+	mi := &file_cache_v1_cache_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1589,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{19}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ScanRequest) GetCursor() []byte {
@@ -1548,7 +1638,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[20]
+	mi := &file_cache_v1_cache_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1650,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[20]
+	mi := &file_cache_v1_cache_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1663,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{20}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ScanResponse) GetEntries() []*Entry {
@@ -1598,7 +1688,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[21]
+	mi := &file_cache_v1_cache_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1700,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[21]
+	mi := &file_cache_v1_cache_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1713,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{21}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{22}
 }
 
 type PartitionStats struct {
@@ -1642,7 +1732,7 @@ type PartitionStats struct {
 
 func (x *PartitionStats) Reset() {
 	*x = PartitionStats{}
-	mi := &file_cache_v1_cache_proto_msgTypes[22]
+	mi := &file_cache_v1_cache_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1744,7 @@ func (x *PartitionStats) String() string {
 func (*PartitionStats) ProtoMessage() {}
 
 func (x *PartitionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[22]
+	mi := &file_cache_v1_cache_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1757,7 @@ func (x *PartitionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionStats.ProtoReflect.Descriptor instead.
 func (*PartitionStats) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{22}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PartitionStats) GetPartition() uint32 {
@@ -1755,7 +1845,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[23]
+	mi := &file_cache_v1_cache_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1857,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[23]
+	mi := &file_cache_v1_cache_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1870,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{23}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatsResponse) GetNodeName() string {
@@ -1916,6 +2006,243 @@ func (x *StatsResponse) GetPartitions() []*PartitionStats {
 	return nil
 }
 
+type TopologyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopologyRequest) Reset() {
+	*x = TopologyRequest{}
+	mi := &file_cache_v1_cache_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopologyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopologyRequest) ProtoMessage() {}
+
+func (x *TopologyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopologyRequest.ProtoReflect.Descriptor instead.
+func (*TopologyRequest) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{25}
+}
+
+type Topology struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	MapVersion     uint64                 `protobuf:"varint,1,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
+	PartitionCount uint32                 `protobuf:"varint,2,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
+	Nodes          []*TopologyNode        `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Indexed by partition id.
+	Partitions    []*PartitionRoute `protobuf:"bytes,4,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Topology) Reset() {
+	*x = Topology{}
+	mi := &file_cache_v1_cache_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Topology) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Topology) ProtoMessage() {}
+
+func (x *Topology) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Topology.ProtoReflect.Descriptor instead.
+func (*Topology) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Topology) GetMapVersion() uint64 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
+func (x *Topology) GetPartitionCount() uint32 {
+	if x != nil {
+		return x.PartitionCount
+	}
+	return 0
+}
+
+func (x *Topology) GetNodes() []*TopologyNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *Topology) GetPartitions() []*PartitionRoute {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type TopologyNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// gRPC address.
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// active, draining or failed.
+	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopologyNode) Reset() {
+	*x = TopologyNode{}
+	mi := &file_cache_v1_cache_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopologyNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopologyNode) ProtoMessage() {}
+
+func (x *TopologyNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopologyNode.ProtoReflect.Descriptor instead.
+func (*TopologyNode) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TopologyNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopologyNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TopologyNode) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *TopologyNode) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type PartitionRoute struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Node id of the leader, empty when unknown.
+	Leader string `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Node ids; replicas[0] is the preferred leader.
+	Replicas      []string `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionRoute) Reset() {
+	*x = PartitionRoute{}
+	mi := &file_cache_v1_cache_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionRoute) ProtoMessage() {}
+
+func (x *PartitionRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionRoute.ProtoReflect.Descriptor instead.
+func (*PartitionRoute) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PartitionRoute) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionRoute) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *PartitionRoute) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
 var File_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_cache_v1_cache_proto_rawDesc = "" +
@@ -1932,7 +2259,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\fWriteOptions\x12/\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\x85\x03\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\xbb\x03\n" +
 	"\bReadMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12*\n" +
@@ -1941,7 +2268,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12.\n" +
 	"\x13leader_commit_index\x18\x06 \x01(\x04R\x11leaderCommitIndex\x127\n" +
 	"\tstaleness\x18\a \x01(\v2\x19.google.protobuf.DurationR\tstaleness\x12C\n" +
-	"\rsession_token\x18\b \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\"\xff\x01\n" +
+	"\rsession_token\x18\b \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x124\n" +
+	"\x06leader\x18\t \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\"\xb5\x02\n" +
 	"\tWriteMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12\x1d\n" +
@@ -1949,7 +2277,15 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"raft_index\x18\x03 \x01(\x04R\traftIndex\x12C\n" +
 	"\rsession_token\x18\x04 \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x12\"\n" +
 	"\fdeduplicated\x18\x05 \x01(\bR\fdeduplicated\x12/\n" +
-	"\x04mode\x18\x06 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\"\xa0\x01\n" +
+	"\x04mode\x18\x06 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\x124\n" +
+	"\x06leader\x18\a \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\"~\n" +
+	"\n" +
+	"LeaderHint\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x1f\n" +
+	"\vmap_version\x18\x04 \x01(\x04R\n" +
+	"mapVersion\"\xa0\x01\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
@@ -2051,7 +2387,25 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"disk_bytes\x18\x12 \x01(\x04R\tdiskBytes\x12@\n" +
 	"\n" +
 	"partitions\x18\x13 \x03(\v2 .elcache.cache.v1.PartitionStatsR\n" +
-	"partitions*\xab\x01\n" +
+	"partitions\"\x11\n" +
+	"\x0fTopologyRequest\"\xcc\x01\n" +
+	"\bTopology\x12\x1f\n" +
+	"\vmap_version\x18\x01 \x01(\x04R\n" +
+	"mapVersion\x12'\n" +
+	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x124\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x1e.elcache.cache.v1.TopologyNodeR\x05nodes\x12@\n" +
+	"\n" +
+	"partitions\x18\x04 \x03(\v2 .elcache.cache.v1.PartitionRouteR\n" +
+	"partitions\"b\n" +
+	"\fTopologyNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"b\n" +
+	"\x0ePartitionRoute\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x1a\n" +
+	"\breplicas\x18\x03 \x03(\tR\breplicas*\xab\x01\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
@@ -2070,7 +2424,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\vROLE_LEADER\x10\x01\x12\x11\n" +
 	"\rROLE_FOLLOWER\x10\x02\x12\x12\n" +
 	"\x0eROLE_CANDIDATE\x10\x03\x12\x11\n" +
-	"\rROLE_NONVOTER\x10\x042\xf5\x04\n" +
+	"\rROLE_NONVOTER\x10\x042\x92\x06\n" +
 	"\x05Cache\x12B\n" +
 	"\x03Get\x12\x1c.elcache.cache.v1.GetRequest\x1a\x1d.elcache.cache.v1.GetResponse\x12B\n" +
 	"\x03Put\x12\x1c.elcache.cache.v1.PutRequest\x1a\x1d.elcache.cache.v1.PutResponse\x12K\n" +
@@ -2079,7 +2433,9 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\bMultiGet\x12!.elcache.cache.v1.MultiGetRequest\x1a\".elcache.cache.v1.MultiGetResponse\x12Q\n" +
 	"\bMultiPut\x12!.elcache.cache.v1.MultiPutRequest\x1a\".elcache.cache.v1.MultiPutResponse\x12E\n" +
 	"\x04Scan\x12\x1d.elcache.cache.v1.ScanRequest\x1a\x1e.elcache.cache.v1.ScanResponse\x12H\n" +
-	"\x05Stats\x12\x1e.elcache.cache.v1.StatsRequest\x1a\x1f.elcache.cache.v1.StatsResponseB3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
+	"\x05Stats\x12\x1e.elcache.cache.v1.StatsRequest\x1a\x1f.elcache.cache.v1.StatsResponse\x12I\n" +
+	"\bTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology\x12P\n" +
+	"\rWatchTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology0\x01B3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
 
 var (
 	file_cache_v1_cache_proto_rawDescOnce sync.Once
@@ -2094,7 +2450,7 @@ func file_cache_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_cache_v1_cache_proto_goTypes = []any{
 	(Consistency)(0),              // 0: elcache.cache.v1.Consistency
 	(WriteMode)(0),                // 1: elcache.cache.v1.WriteMode
@@ -2104,83 +2460,96 @@ var file_cache_v1_cache_proto_goTypes = []any{
 	(*WriteOptions)(nil),          // 5: elcache.cache.v1.WriteOptions
 	(*ReadMeta)(nil),              // 6: elcache.cache.v1.ReadMeta
 	(*WriteMeta)(nil),             // 7: elcache.cache.v1.WriteMeta
-	(*Entry)(nil),                 // 8: elcache.cache.v1.Entry
-	(*GetRequest)(nil),            // 9: elcache.cache.v1.GetRequest
-	(*GetResponse)(nil),           // 10: elcache.cache.v1.GetResponse
-	(*PutRequest)(nil),            // 11: elcache.cache.v1.PutRequest
-	(*PutResponse)(nil),           // 12: elcache.cache.v1.PutResponse
-	(*DeleteRequest)(nil),         // 13: elcache.cache.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 14: elcache.cache.v1.DeleteResponse
-	(*CompareAndSetRequest)(nil),  // 15: elcache.cache.v1.CompareAndSetRequest
-	(*CompareAndSetResponse)(nil), // 16: elcache.cache.v1.CompareAndSetResponse
-	(*MultiGetRequest)(nil),       // 17: elcache.cache.v1.MultiGetRequest
-	(*MultiGetResponse)(nil),      // 18: elcache.cache.v1.MultiGetResponse
-	(*KeyValue)(nil),              // 19: elcache.cache.v1.KeyValue
-	(*MultiPutRequest)(nil),       // 20: elcache.cache.v1.MultiPutRequest
-	(*MultiPutResponse)(nil),      // 21: elcache.cache.v1.MultiPutResponse
-	(*ScanRequest)(nil),           // 22: elcache.cache.v1.ScanRequest
-	(*ScanResponse)(nil),          // 23: elcache.cache.v1.ScanResponse
-	(*StatsRequest)(nil),          // 24: elcache.cache.v1.StatsRequest
-	(*PartitionStats)(nil),        // 25: elcache.cache.v1.PartitionStats
-	(*StatsResponse)(nil),         // 26: elcache.cache.v1.StatsResponse
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*LeaderHint)(nil),            // 8: elcache.cache.v1.LeaderHint
+	(*Entry)(nil),                 // 9: elcache.cache.v1.Entry
+	(*GetRequest)(nil),            // 10: elcache.cache.v1.GetRequest
+	(*GetResponse)(nil),           // 11: elcache.cache.v1.GetResponse
+	(*PutRequest)(nil),            // 12: elcache.cache.v1.PutRequest
+	(*PutResponse)(nil),           // 13: elcache.cache.v1.PutResponse
+	(*DeleteRequest)(nil),         // 14: elcache.cache.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 15: elcache.cache.v1.DeleteResponse
+	(*CompareAndSetRequest)(nil),  // 16: elcache.cache.v1.CompareAndSetRequest
+	(*CompareAndSetResponse)(nil), // 17: elcache.cache.v1.CompareAndSetResponse
+	(*MultiGetRequest)(nil),       // 18: elcache.cache.v1.MultiGetRequest
+	(*MultiGetResponse)(nil),      // 19: elcache.cache.v1.MultiGetResponse
+	(*KeyValue)(nil),              // 20: elcache.cache.v1.KeyValue
+	(*MultiPutRequest)(nil),       // 21: elcache.cache.v1.MultiPutRequest
+	(*MultiPutResponse)(nil),      // 22: elcache.cache.v1.MultiPutResponse
+	(*ScanRequest)(nil),           // 23: elcache.cache.v1.ScanRequest
+	(*ScanResponse)(nil),          // 24: elcache.cache.v1.ScanResponse
+	(*StatsRequest)(nil),          // 25: elcache.cache.v1.StatsRequest
+	(*PartitionStats)(nil),        // 26: elcache.cache.v1.PartitionStats
+	(*StatsResponse)(nil),         // 27: elcache.cache.v1.StatsResponse
+	(*TopologyRequest)(nil),       // 28: elcache.cache.v1.TopologyRequest
+	(*Topology)(nil),              // 29: elcache.cache.v1.Topology
+	(*TopologyNode)(nil),          // 30: elcache.cache.v1.TopologyNode
+	(*PartitionRoute)(nil),        // 31: elcache.cache.v1.PartitionRoute
+	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: elcache.cache.v1.ReadOptions.consistency:type_name -> elcache.cache.v1.Consistency
-	27, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	32, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
 	3,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
 	1,  // 3: elcache.cache.v1.WriteOptions.mode:type_name -> elcache.cache.v1.WriteMode
-	27, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
+	32, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
 	2,  // 5: elcache.cache.v1.ReadMeta.role:type_name -> elcache.cache.v1.Role
 	0,  // 6: elcache.cache.v1.ReadMeta.consistency:type_name -> elcache.cache.v1.Consistency
-	27, // 7: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
+	32, // 7: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
 	3,  // 8: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
-	3,  // 9: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
-	1,  // 10: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
-	28, // 11: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 12: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	8,  // 13: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
-	6,  // 14: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
-	5,  // 15: elcache.cache.v1.PutRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	7,  // 16: elcache.cache.v1.PutResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	5,  // 17: elcache.cache.v1.DeleteRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	7,  // 18: elcache.cache.v1.DeleteResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	5,  // 19: elcache.cache.v1.CompareAndSetRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	7,  // 20: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	4,  // 21: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	10, // 22: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
-	27, // 23: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
-	19, // 24: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
-	5,  // 25: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	12, // 26: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
-	4,  // 27: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	8,  // 28: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
-	2,  // 29: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
-	27, // 30: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	27, // 31: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
-	25, // 32: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
-	9,  // 33: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
-	11, // 34: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
-	13, // 35: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
-	15, // 36: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
-	17, // 37: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
-	20, // 38: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
-	22, // 39: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
-	24, // 40: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
-	10, // 41: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
-	12, // 42: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
-	14, // 43: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
-	16, // 44: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
-	18, // 45: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
-	21, // 46: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
-	23, // 47: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
-	26, // 48: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
-	41, // [41:49] is the sub-list for method output_type
-	33, // [33:41] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	8,  // 9: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
+	3,  // 10: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
+	1,  // 11: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
+	8,  // 12: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
+	33, // 13: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 14: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	9,  // 15: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
+	6,  // 16: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
+	5,  // 17: elcache.cache.v1.PutRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	7,  // 18: elcache.cache.v1.PutResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	5,  // 19: elcache.cache.v1.DeleteRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	7,  // 20: elcache.cache.v1.DeleteResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	5,  // 21: elcache.cache.v1.CompareAndSetRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	7,  // 22: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	4,  // 23: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	11, // 24: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
+	32, // 25: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
+	20, // 26: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
+	5,  // 27: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	13, // 28: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
+	4,  // 29: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	9,  // 30: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
+	2,  // 31: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
+	32, // 32: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	32, // 33: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
+	26, // 34: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
+	30, // 35: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
+	31, // 36: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
+	10, // 37: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
+	12, // 38: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
+	14, // 39: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
+	16, // 40: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
+	18, // 41: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
+	21, // 42: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
+	23, // 43: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
+	25, // 44: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
+	28, // 45: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
+	28, // 46: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
+	11, // 47: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
+	13, // 48: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
+	15, // 49: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
+	17, // 50: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
+	19, // 51: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
+	22, // 52: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
+	24, // 53: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
+	27, // 54: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
+	29, // 55: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
+	29, // 56: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
+	47, // [47:57] is the sub-list for method output_type
+	37, // [37:47] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_cache_v1_cache_proto_init() }
@@ -2188,7 +2557,7 @@ func file_cache_v1_cache_proto_init() {
 	if File_cache_v1_cache_proto != nil {
 		return
 	}
-	file_cache_v1_cache_proto_msgTypes[12].OneofWrappers = []any{
+	file_cache_v1_cache_proto_msgTypes[13].OneofWrappers = []any{
 		(*CompareAndSetRequest_ExpectedVersion)(nil),
 		(*CompareAndSetRequest_ExpectedValue)(nil),
 		(*CompareAndSetRequest_ExpectAbsent)(nil),
@@ -2199,7 +2568,7 @@ func file_cache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cache_v1_cache_proto_rawDesc), len(file_cache_v1_cache_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,8 @@ const (
 	Cache_MultiPut_FullMethodName      = "/elcache.cache.v1.Cache/MultiPut"
 	Cache_Scan_FullMethodName          = "/elcache.cache.v1.Cache/Scan"
 	Cache_Stats_FullMethodName         = "/elcache.cache.v1.Cache/Stats"
+	Cache_Topology_FullMethodName      = "/elcache.cache.v1.Cache/Topology"
+	Cache_WatchTopology_FullMethodName = "/elcache.cache.v1.Cache/WatchTopology"
 )
 
 // CacheClient is the client API for Cache service.
@@ -62,6 +64,12 @@ type CacheClient interface {
 	Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (*ScanResponse, error)
 	// Stats reports the serving node's counters and its partitions.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Topology returns the partition map: each partition's leader (as known
+	// to the answering node) and replicas, with the map version.
+	Topology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (*Topology, error)
+	// WatchTopology sends the topology now and again whenever it changes
+	// (map version or a partition's leader).
+	WatchTopology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Topology], error)
 }
 
 type cacheClient struct {
@@ -152,6 +160,35 @@ func (c *cacheClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *cacheClient) Topology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (*Topology, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Topology)
+	err := c.cc.Invoke(ctx, Cache_Topology_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cacheClient) WatchTopology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Topology], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cache_ServiceDesc.Streams[0], Cache_WatchTopology_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TopologyRequest, Topology]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_WatchTopologyClient = grpc.ServerStreamingClient[Topology]
+
 // CacheServer is the server API for Cache service.
 // All implementations must embed UnimplementedCacheServer
 // for forward compatibility.
@@ -180,6 +217,12 @@ type CacheServer interface {
 	Scan(context.Context, *ScanRequest) (*ScanResponse, error)
 	// Stats reports the serving node's counters and its partitions.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Topology returns the partition map: each partition's leader (as known
+	// to the answering node) and replicas, with the map version.
+	Topology(context.Context, *TopologyRequest) (*Topology, error)
+	// WatchTopology sends the topology now and again whenever it changes
+	// (map version or a partition's leader).
+	WatchTopology(*TopologyRequest, grpc.ServerStreamingServer[Topology]) error
 	mustEmbedUnimplementedCacheServer()
 }
 
@@ -213,6 +256,12 @@ func (UnimplementedCacheServer) Scan(context.Context, *ScanRequest) (*ScanRespon
 }
 func (UnimplementedCacheServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedCacheServer) Topology(context.Context, *TopologyRequest) (*Topology, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Topology not implemented")
+}
+func (UnimplementedCacheServer) WatchTopology(*TopologyRequest, grpc.ServerStreamingServer[Topology]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchTopology not implemented")
 }
 func (UnimplementedCacheServer) mustEmbedUnimplementedCacheServer() {}
 func (UnimplementedCacheServer) testEmbeddedByValue()               {}
@@ -379,6 +428,35 @@ func _Cache_Stats_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cache_Topology_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TopologyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CacheServer).Topology(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cache_Topology_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CacheServer).Topology(ctx, req.(*TopologyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cache_WatchTopology_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TopologyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CacheServer).WatchTopology(m, &grpc.GenericServerStream[TopologyRequest, Topology]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_WatchTopologyServer = grpc.ServerStreamingServer[Topology]
+
 // Cache_ServiceDesc is the grpc.ServiceDesc for Cache service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,7 +496,17 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Stats",
 			Handler:    _Cache_Stats_Handler,
 		},
+		{
+			MethodName: "Topology",
+			Handler:    _Cache_Topology_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchTopology",
+			Handler:       _Cache_WatchTopology_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cache/v1/cache.proto",
 }

@@ -1,0 +1,628 @@
+package node
+
+import (
+	"context"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/elcache/elcache/ring"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxMetaVoters is the most voters the meta group has; other nodes hold
+// non-voting replicas, so that every node has the partition map locally.
+const maxMetaVoters = 5
+
+// controlLoop moves this node toward the cluster state: it forms the
+// cluster, and on the meta leader it writes the cluster state from the
+// gossip view; on every node it starts and stops replicas as the partition
+// map says, and partition leaders reconcile their Raft configuration toward
+// it.
+func (n *Node) controlLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.Cluster.ReconcileInterval)
+	defer t.Stop()
+	for {
+		_, changed := n.meta.fsm.current()
+		n.controlStep()
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		case <-n.members.Changes():
+		case <-changed:
+		}
+	}
+}
+
+func (n *Node) controlStep() {
+	n.updateBook()
+	if !n.meta.formed() {
+		n.maybeBootstrap()
+		return
+	}
+	n.members.SetHasCluster(true)
+	if n.meta.isLeader() {
+		n.leadCluster()
+	}
+	st, _ := n.meta.fsm.current()
+	if st.Revision == 0 || !n.metaCurrent() {
+		return
+	}
+	n.syncReplicas(st)
+	n.reconcilePartitions(st)
+}
+
+// metaCurrent reports whether this node's copy of the cluster state is
+// current enough to act on: the meta group has a leader and this replica
+// has applied everything it knows to be committed. After a restart the
+// meta log replays older maps first; acting on them would stop replicas
+// the current map places here.
+func (n *Node) metaCurrent() bool {
+	r := n.meta.raft
+	return n.meta.leader() != "" && r.AppliedIndex() >= r.CommitIndex()
+}
+
+// maybeBootstrap forms a new cluster when BootstrapExpect nodes that
+// belong to no cluster see each other. Only the node with the lowest id
+// bootstraps (the meta group, with the nodes it sees as voters); the others
+// are added by it.
+func (n *Node) maybeBootstrap() {
+	expect := n.cfg.BootstrapExpect
+	if expect == 0 {
+		if len(n.cfg.Join) > 0 {
+			return
+		}
+		expect = 1
+	}
+	var ids []string
+	for _, m := range n.members.Members() {
+		if m.State != memberAlive {
+			continue
+		}
+		if m.HasCluster && m.ID != n.id {
+			return // a cluster exists: wait to be added to it
+		}
+		ids = append(ids, m.ID)
+	}
+	if len(ids) < expect {
+		return
+	}
+	sort.Strings(ids)
+	if ids[0] != n.id {
+		return
+	}
+	voters := ids[:min(len(ids), maxMetaVoters)]
+	n.log.Info("forming a new cluster", "voters", voters)
+	if err := n.meta.bootstrap(voters); err != nil {
+		n.log.Warn("cluster bootstrap failed", "err", err)
+	}
+}
+
+// leadCluster runs on the meta leader: it writes the cluster state that
+// follows from the gossip view and reconciles the meta group's membership.
+func (n *Node) leadCluster() {
+	st, _ := n.meta.fsm.current()
+	next := n.plan(st, n.members.Members(), time.Now())
+	if next != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.meta.propose(ctx, st.Revision, next)
+		cancel()
+		if err != nil {
+			n.log.Debug("cluster state update failed", "err", err)
+			return
+		}
+		if next.MapVersion != st.MapVersion {
+			n.log.Info("partition map changed", "map_version", next.MapVersion, "nodes", placementNodes(next))
+		}
+		return
+	}
+	n.reconcileMeta(st)
+}
+
+// placementNodes lists the ids of active nodes.
+func placementNodes(st *peerv1.ClusterState) []string {
+	var ids []string
+	for _, r := range st.Nodes {
+		if r.State == peerv1.NodeRecord_STATE_ACTIVE {
+			ids = append(ids, r.Id)
+		}
+	}
+	return ids
+}
+
+// plan returns the cluster state that follows from cur and the gossip view
+// at now, or nil when nothing changes. It is deterministic given its
+// inputs.
+func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Time) *peerv1.ClusterState {
+	next := proto.CloneOf(cur)
+	if next.Revision == 0 {
+		next.PartitionCount = n.cfg.Partitions
+		next.ReplicationFactor = uint32(n.cfg.Cluster.ReplicationFactor)
+	}
+	gossip := make(map[string]memberInfo, len(members))
+	for _, m := range members {
+		gossip[m.ID] = m
+	}
+	grace := n.cfg.Cluster.FailureGrace
+	records := make(map[string]*peerv1.NodeRecord, len(next.Nodes))
+	for _, r := range next.Nodes {
+		records[r.Id] = r
+	}
+	for _, m := range members {
+		if m.State != memberAlive && m.State != memberSuspect {
+			continue
+		}
+		r := records[m.ID]
+		if r == nil {
+			r = &peerv1.NodeRecord{Id: m.ID, State: peerv1.NodeRecord_STATE_ACTIVE}
+			records[m.ID] = r
+			next.Nodes = append(next.Nodes, r)
+		}
+		if r.State == peerv1.NodeRecord_STATE_FAILED ||
+			(r.State == peerv1.NodeRecord_STATE_DRAINING && r.BootId != "" && r.BootId != m.BootID) {
+			r.State = peerv1.NodeRecord_STATE_ACTIVE
+		}
+		r.Name, r.GrpcAddr, r.GossipAddr, r.BootId = m.Name, m.GRPCAddr, m.GossipAddr, m.BootID
+	}
+	for _, r := range next.Nodes {
+		m, seen := gossip[r.Id]
+		gone := !seen || m.State == memberDead || m.State == memberLeft
+		since := n.start
+		if seen {
+			since = m.Since
+		}
+		if r.State == peerv1.NodeRecord_STATE_ACTIVE && gone && now.Sub(since) >= grace {
+			r.State = peerv1.NodeRecord_STATE_FAILED
+		}
+	}
+	// Placement over the active nodes.
+	active := placementNodes(next)
+	if len(active) > 0 {
+		pl, err := ring.Place(ring.PlaceConfig{Partitions: next.PartitionCount,
+			ReplicationFactor: int(next.ReplicationFactor), Load: 1.25}, active)
+		if err != nil {
+			n.log.Error("placement failed", "err", err)
+			return nil
+		}
+		moved := false
+		if len(next.Partitions) != len(pl.Replicas) {
+			next.Partitions = make([]*peerv1.PartitionPlacement, len(pl.Replicas))
+			for i := range next.Partitions {
+				next.Partitions[i] = &peerv1.PartitionPlacement{}
+			}
+		}
+		for i, reps := range pl.Replicas {
+			pp := next.Partitions[i]
+			if !slices.Equal(pp.Replicas, reps) {
+				pp.Replicas = reps
+				moved = true
+			}
+			if len(pp.Bootstrap) == 0 {
+				pp.Bootstrap = reps
+			}
+		}
+		if moved {
+			next.MapVersion++
+		}
+	}
+	// A draining or failed node that holds no replica and is gone leaves
+	// the table.
+	held := make(map[string]bool)
+	for _, pp := range next.Partitions {
+		for _, id := range pp.Replicas {
+			held[id] = true
+		}
+	}
+	next.Nodes = slices.DeleteFunc(next.Nodes, func(r *peerv1.NodeRecord) bool {
+		m, seen := gossip[r.Id]
+		gone := !seen || m.State == memberDead || m.State == memberLeft
+		return r.State == peerv1.NodeRecord_STATE_DRAINING && gone && !held[r.Id]
+	})
+	sort.Slice(next.Nodes, func(i, j int) bool { return next.Nodes[i].Id < next.Nodes[j].Id })
+	if proto.Equal(next, cur) {
+		return nil
+	}
+	return next
+}
+
+// reconcileMeta makes one change to the meta group's membership toward:
+// every active or draining node holds a replica, up to maxMetaVoters live
+// ones vote, failed and removed nodes hold none.
+func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
+	f := n.meta.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	cfg, idx := f.Configuration(), f.Index()
+	want := make(map[string]bool)
+	for _, r := range st.Nodes {
+		if r.State == peerv1.NodeRecord_STATE_ACTIVE || r.State == peerv1.NodeRecord_STATE_DRAINING {
+			want[r.Id] = true
+		}
+	}
+	alive := n.aliveSet()
+	timeout := 2 * n.cfg.Raft.ElectionTimeout
+	in := make(map[string]raft.ServerSuffrage)
+	voters := 0
+	for _, s := range cfg.Servers {
+		in[string(s.ID)] = s.Suffrage
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	for _, s := range cfg.Servers {
+		if id := string(s.ID); !want[id] && id != n.id {
+			n.logChange("meta: remove", id, n.meta.raft.RemoveServer(s.ID, idx, timeout).Error())
+			return
+		}
+	}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if _, ok := in[id]; !ok && alive[id] {
+			n.logChange("meta: add non-voter", id, n.meta.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
+			return
+		}
+	}
+	target := min(len(want), maxMetaVoters)
+	if target%2 == 0 && target > 1 {
+		target-- // an even count adds no fault tolerance
+	}
+	if voters < target {
+		for _, id := range ids {
+			if in[id] == raft.Nonvoter && alive[id] && n.caughtUp(n.meta.raft, n.meta.trans, id) {
+				n.logChange("meta: promote", id, n.meta.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
+				return
+			}
+		}
+	}
+	if voters > target {
+		// Demote a dead voter first, else the last live one that is not us.
+		var pick string
+		for _, s := range cfg.Servers {
+			if id := string(s.ID); s.Suffrage == raft.Voter && id != n.id && (pick == "" || !alive[id]) {
+				pick = id
+			}
+		}
+		if pick != "" {
+			n.logChange("meta: demote", pick, n.meta.raft.DemoteVoter(raft.ServerID(pick), idx, timeout).Error())
+		}
+	}
+}
+
+func (n *Node) logChange(what, id string, err error) {
+	if err != nil {
+		n.log.Debug(what+" failed", "peer", id, "err", err)
+		return
+	}
+	n.log.Info(what, "peer", id)
+}
+
+// aliveSet returns the ids of members gossip sees alive (or suspect).
+func (n *Node) aliveSet() map[string]bool {
+	out := make(map[string]bool)
+	for _, m := range n.members.Members() {
+		if m.State == memberAlive || m.State == memberSuspect {
+			out[m.ID] = true
+		}
+	}
+	return out
+}
+
+// reachable reports whether node id is this node or a member gossip sees
+// up, and traffic to it is not blocked.
+func (n *Node) reachable(id string) bool {
+	if id == n.id {
+		return true
+	}
+	if n.members == nil || !n.faults.allowNode(id) {
+		return false
+	}
+	// Gossip takes a second or more to call a member dead; a node that has
+	// heard no Raft traffic from any peer for two election timeouts is cut
+	// off already.
+	if n.net.isolated(2 * n.cfg.Raft.ElectionTimeout) {
+		return false
+	}
+	return n.aliveSet()[id]
+}
+
+// caughtUp reports whether peer acknowledged the leader's log up to close
+// to its end recently.
+func (n *Node) caughtUp(r *raft.Raft, t *groupTransport, peer string) bool {
+	match, at := t.Match(peer)
+	if at.IsZero() || time.Since(at) > 2*n.cfg.Raft.HeartbeatTimeout {
+		return false
+	}
+	return match+catchUpSlack >= r.LastIndex()
+}
+
+// catchUpSlack is how many entries behind the leader's last index a replica
+// may be and still count as caught up: it is then a few appends away.
+const catchUpSlack = 16
+
+// syncReplicas starts the replicas the partition map places here and stops
+// (and deletes) those it placed elsewhere once they left their group.
+func (n *Node) syncReplicas(st *peerv1.ClusterState) {
+	for pid, pp := range st.Partitions {
+		id := uint32(pid)
+		want := slices.Contains(pp.Replicas, n.id)
+		p := n.part(id)
+		if p != nil {
+			p.displaced.Store(!want)
+		}
+		switch {
+		case want && p == nil:
+			np, err := openPartition(id, n.deps, pp.Bootstrap)
+			if err != nil {
+				n.log.Error("start replica failed", "partition", id, "err", err)
+				continue
+			}
+			n.partsMu.Lock()
+			n.parts[id] = np
+			n.partsMu.Unlock()
+			n.log.Debug("replica started", "partition", id)
+		case p != nil:
+			if n.removable(p) {
+				n.dropReplica(p)
+			}
+		}
+	}
+}
+
+// removable reports whether replica p, which the map no longer places
+// here, can be deleted: a committed configuration of its group no longer
+// lists this node. A configuration that is only appended could still be
+// rolled back by a new leader, and then this replica would be a voter with
+// its data gone. The replica's own log says so when it learned of the
+// commit; otherwise the partition's leader is asked.
+func (n *Node) removable(p *partition) bool {
+	if p.raft.State() == raft.Leader {
+		return false
+	}
+	f := p.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	if !listed(f.Configuration(), n.id) && f.Index() <= p.raft.CommitIndex() {
+		return true
+	}
+	leader := n.leaderOf(p.id)
+	if leader == "" || leader == n.id || !n.faults.allowNode(leader) {
+		return false
+	}
+	conn, err := n.net.Conn(leader, classForward)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.Raft.HeartbeatTimeout)
+	defer cancel()
+	resp, err := peerv1.NewPeerClient(conn).Replicas(ctx, &peerv1.ReplicasRequest{Partition: p.id})
+	return err == nil && resp.Leader && resp.Committed && !slices.Contains(resp.Servers, n.id)
+}
+
+// isVoter reports whether id is a voter in a configuration's suffrage map
+// (raft.Voter is the zero value, so presence must be checked).
+func isVoter(in map[string]raft.ServerSuffrage, id string) bool {
+	s, ok := in[id]
+	return ok && s == raft.Voter
+}
+
+func listed(cfg raft.Configuration, id string) bool {
+	for _, s := range cfg.Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// dropReplica stops replica p and deletes its data.
+func (n *Node) dropReplica(p *partition) {
+	n.partsMu.Lock()
+	if n.parts[p.id] == p {
+		n.parts[p.id] = nil
+	}
+	n.partsMu.Unlock()
+	if err := p.close(); err != nil {
+		n.log.Debug("replica close", "partition", p.id, "err", err)
+	}
+	if err := n.db.DropReplica(p.id, uint64(p.id)); err != nil {
+		n.log.Error("drop replica failed", "partition", p.id, "err", err)
+		return
+	}
+	os.RemoveAll(p.snaps)
+	n.log.Info("replica removed", "partition", p.id)
+}
+
+// reconcilePartitions starts a reconciliation step on every partition led
+// here whose previous step has finished.
+func (n *Node) reconcilePartitions(st *peerv1.ClusterState) {
+	alive := n.aliveSet()
+	for _, p := range n.hosted() {
+		if int(p.id) >= len(st.Partitions) || !p.ready() || !p.busy.CompareAndSwap(false, true) {
+			continue
+		}
+		want := st.Partitions[p.id].Replicas
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer p.busy.Store(false)
+			n.reconcilePartition(p, want, alive)
+		}()
+	}
+}
+
+// reconcilePartition makes at most one change to partition p's Raft
+// configuration toward the replicas want, in the safe order: add missing
+// replicas as non-voters, promote them once caught up, then remove
+// replicas no longer placed (handing leadership over first when the leader
+// itself goes), and finally move leadership to the preferred leader.
+func (n *Node) reconcilePartition(p *partition, want []string, alive map[string]bool) {
+	f := p.raft.GetConfiguration()
+	if f.Error() != nil || len(want) == 0 {
+		return
+	}
+	cfg, idx := f.Configuration(), f.Index()
+	timeout := 2 * n.cfg.Raft.ElectionTimeout
+	in := make(map[string]raft.ServerSuffrage, len(cfg.Servers))
+	for _, s := range cfg.Servers {
+		in[string(s.ID)] = s.Suffrage
+	}
+	for _, id := range want {
+		if _, ok := in[id]; !ok && alive[id] {
+			n.logPart(p, "add non-voter", id, p.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
+			return
+		}
+	}
+	for _, id := range want {
+		if in[id] == raft.Nonvoter && n.caughtUp(p.raft, p.trans, id) {
+			n.logPart(p, "promote", id, p.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
+			return
+		}
+	}
+	for _, id := range want {
+		if !isVoter(in, id) && alive[id] {
+			return // wait until every placed replica votes before removing any
+		}
+	}
+	for _, s := range cfg.Servers {
+		id := string(s.ID)
+		if slices.Contains(want, id) {
+			continue
+		}
+		if id == n.id {
+			if to := n.transferTarget(p, want, in, alive); to != "" {
+				n.logPart(p, "hand over leadership", to, p.raft.LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(to)).Error())
+			}
+			return
+		}
+		n.logPart(p, "remove", id, p.raft.RemoveServer(s.ID, idx, timeout).Error())
+		return
+	}
+	if pref := want[0]; pref != n.id && isVoter(in, pref) && alive[pref] && n.caughtUp(p.raft, p.trans, pref) &&
+		n.faults.allowNode(pref) {
+		n.logPart(p, "move leadership to the preferred leader", pref,
+			p.raft.LeadershipTransferToServer(raft.ServerID(pref), raft.ServerAddress(pref)).Error())
+	}
+}
+
+// transferTarget picks a live, caught-up voter among want to take over
+// leadership of p, preferring the preferred leader.
+func (n *Node) transferTarget(p *partition, want []string, in map[string]raft.ServerSuffrage, alive map[string]bool) string {
+	for _, id := range want {
+		if id != n.id && isVoter(in, id) && alive[id] && n.caughtUp(p.raft, p.trans, id) {
+			return id
+		}
+	}
+	return ""
+}
+
+func (n *Node) logPart(p *partition, what, peer string, err error) {
+	if err != nil {
+		p.log.Debug(what+" failed", "peer", peer, "err", err)
+		return
+	}
+	p.log.Info(what, "peer", peer)
+}
+
+// handOff moves the leadership of every partition led here to another
+// voter before the node stops, so that requests see a transfer instead of
+// an election timeout. It gives up after timeout.
+func (n *Node) handOff(timeout time.Duration) {
+	deadline := time.After(timeout)
+	hosted := n.hosted()
+	done := make(chan struct{}, len(hosted)+1)
+	var pending int
+	for _, p := range append(hosted, nil) {
+		var r *raft.Raft
+		if p != nil {
+			r = p.raft
+		} else if n.meta != nil {
+			r = n.meta.raft
+		}
+		if r == nil || r.State() != raft.Leader || len(r.GetConfiguration().Configuration().Servers) < 2 {
+			continue
+		}
+		pending++
+		go func() {
+			r.LeadershipTransfer().Error()
+			done <- struct{}{}
+		}()
+	}
+	for ; pending > 0; pending-- {
+		select {
+		case <-done:
+		case <-deadline:
+			n.log.Warn("leadership hand-off timed out", "pending", pending)
+			return
+		}
+	}
+}
+
+// Converged reports whether this node sees a settled cluster: the
+// partition map is known, every partition has a known leader, and every
+// partition led here has exactly the map's replicas as voters.
+func (n *Node) Converged() bool {
+	st, _ := n.meta.fsm.current()
+	if st.Revision == 0 || len(st.Partitions) != int(n.cfg.Partitions) {
+		return false
+	}
+	for pid, pp := range st.Partitions {
+		if n.leaderOf(uint32(pid)) == "" {
+			return false
+		}
+		p := n.part(uint32(pid))
+		if p == nil || p.raft.State() != raft.Leader {
+			continue
+		}
+		f := p.raft.GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		var voters []string
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage != raft.Voter {
+				return false
+			}
+			voters = append(voters, string(s.ID))
+		}
+		want := slices.Clone(pp.Replicas)
+		slices.Sort(want)
+		slices.Sort(voters)
+		if !slices.Equal(want, voters) {
+			return false
+		}
+	}
+	return true
+}
+
+// MapVersion returns the version of the partition map this node knows.
+func (n *Node) MapVersion() uint64 {
+	st, _ := n.meta.fsm.current()
+	return st.MapVersion
+}
+
+// Halt stops the node the way a crash would, as far as the cluster can
+// tell: no leadership hand-off and no gossip leave. Acknowledged writes
+// are in synced Raft logs either way. It is a fault-injection hook for
+// tests; Close is the graceful stop.
+func (n *Node) Halt() error {
+	n.closeOnce.Do(func() {
+		n.health.Shutdown()
+		close(n.stop)
+		n.srv.Stop()
+		n.wg.Wait()
+		n.closeErr = n.shutdown()
+		n.log.Info("node halted")
+	})
+	return n.closeErr
+}

@@ -1,0 +1,420 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/elcache/elcache/node/nodetest"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/ring"
+)
+
+// TestClusterForms: three nodes form a cluster; any node accepts any
+// request and forwards it to the partition's leader; every partition has
+// three replicas holding the data.
+func TestClusterForms(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	clients := make([]cachev1.CacheClient, 3)
+	for i, n := range c.Nodes {
+		clients[i] = dial(t, n.Addr())
+	}
+	const keys = 200
+	for i := 0; i < keys; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		if _, err := clients[i%3].Put(opCtx(t), &cachev1.PutRequest{Key: []byte(k), Value: []byte(k)}); err != nil {
+			t.Fatalf("put %s via n%d: %v", k, i%3, err)
+		}
+	}
+	for i := 0; i < keys; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		for j, cl := range clients {
+			got, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte(k)})
+			if err != nil {
+				t.Fatalf("get %s via n%d: %v", k, j, err)
+			}
+			if !got.Found || string(got.Entry.Value) != k {
+				t.Fatalf("get %s via n%d = %v", k, j, got)
+			}
+			if got.Meta.Leader.GetNodeId() == "" {
+				t.Fatalf("get %s via n%d: no leader hint in %v", k, j, got.Meta)
+			}
+		}
+	}
+	// Every node has every partition (3 nodes, 3 replicas) and, once the
+	// followers applied, every key.
+	waitFor(t, 10*time.Second, "every replica holds every key", func() bool {
+		for _, cl := range clients {
+			st, err := cl.Stats(opCtx(t), &cachev1.StatsRequest{})
+			if err != nil || st.Keys != keys || len(st.Partitions) != 8 {
+				return false
+			}
+		}
+		return true
+	})
+	topo, err := clients[1].Topology(opCtx(t), &cachev1.TopologyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Partitions) != 8 || len(topo.Nodes) != 3 || topo.MapVersion == 0 {
+		t.Fatalf("topology = %v", topo)
+	}
+	for _, p := range topo.Partitions {
+		if len(p.Replicas) != 3 || p.Leader == "" {
+			t.Fatalf("partition route %v", p)
+		}
+	}
+}
+
+// opCtx returns a context for one request.
+func opCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// clusterClient sends requests to the running nodes of a cluster, moving
+// to the next node when one fails, as a simple client would.
+type clusterClient struct {
+	t *testing.T
+	c *nodetest.Cluster
+}
+
+func (cc clusterClient) client(i int) cachev1.CacheClient {
+	return dial(cc.t, cc.c.Nodes[i].Addr())
+}
+
+// put writes key=value through node i (or the next running one on error)
+// until it succeeds or timeout passes; it returns how long it took.
+func (cc clusterClient) put(clients map[int]cachev1.CacheClient, start int, key, value string, timeout time.Duration) (time.Duration, error) {
+	began := time.Now()
+	var err error
+	for attempt := 0; time.Since(began) < timeout; attempt++ {
+		running := cc.c.Running()
+		i := running[(start+attempt)%len(running)]
+		cl := clients[i]
+		if cl == nil {
+			cl = cc.client(i)
+			clients[i] = cl
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = cl.Put(ctx, &cachev1.PutRequest{Key: []byte(key), Value: []byte(value)})
+		cancel()
+		if err == nil {
+			return time.Since(began), nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(began), err
+}
+
+// leaderMost returns the index of the node leading the most partitions.
+func leaderMost(t *testing.T, c *nodetest.Cluster) int {
+	topo, err := dial(t, c.Nodes[c.Running()[0]].Addr()).Topology(opCtx(t), &cachev1.TopologyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := make(map[string]int)
+	for _, p := range topo.Partitions {
+		count[p.Leader]++
+	}
+	best, bestN := -1, -1
+	for id, k := range count {
+		if i := c.Index(id); i >= 0 && k > bestN {
+			best, bestN = i, k
+		}
+	}
+	return best
+}
+
+// keyPerPartition returns one key for each of the count partitions.
+func keyPerPartition(t *testing.T, count uint32, prefix string) []string {
+	pr, err := ring.NewPartitioner(count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, count)
+	found := 0
+	for i := 0; found < int(count); i++ {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		if p := pr.Partition([]byte(k)); keys[p] == "" {
+			keys[p] = k
+			found++
+		}
+	}
+	return keys
+}
+
+// checkAll reads every key linearizably through every running node.
+func checkAll(t *testing.T, c *nodetest.Cluster, acked map[string]string) {
+	t.Helper()
+	for _, i := range c.Running() {
+		cl := dial(t, c.Nodes[i].Addr())
+		for k, v := range acked {
+			got, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte(k),
+				Options: &cachev1.ReadOptions{Consistency: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}})
+			if err != nil {
+				t.Fatalf("get %s via n%d: %v", k, i, err)
+			}
+			if !got.Found || string(got.Entry.Value) != v {
+				t.Fatalf("get %s via n%d = %v, want %q: an acknowledged write is lost", k, i, got, v)
+			}
+		}
+	}
+}
+
+// TestClusterFailover kills the node leading the most partitions: every
+// acknowledged key stays readable from the survivors, and writes resume on
+// every partition. The restarted node catches up and the map returns to
+// three replicas everywhere.
+func TestClusterFailover(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	cc := clusterClient{t: t, c: c}
+	clients := make(map[int]cachev1.CacheClient)
+	acked := make(map[string]string)
+	for i := 0; i < 300; i++ {
+		k := fmt.Sprintf("k%d", i)
+		if _, err := cc.put(clients, i, k, k, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		acked[k] = k
+	}
+	victim := leaderMost(t, c)
+	versionBefore := c.Nodes[victim].MapVersion()
+	killed := time.Now()
+	c.Kill(victim)
+	delete(clients, victim)
+	var worst time.Duration
+	for _, k := range keyPerPartition(t, 8, "after-kill") {
+		if _, err := cc.put(clients, 0, k, "v", 10*time.Second); err != nil {
+			t.Fatalf("partition of %s did not accept writes after the kill: %v", k, err)
+		}
+		acked[k] = "v"
+		worst = max(worst, time.Since(killed))
+	}
+	t.Logf("failover: writes resumed on every partition %v after the kill (election timeout 500ms)", worst.Round(time.Millisecond))
+	checkAll(t, c, acked)
+
+	c.Restart(victim)
+	c.WaitConverged(30 * time.Second)
+	if v := c.Nodes[victim].MapVersion(); v != versionBefore {
+		t.Errorf("map version changed from %d to %d although the node came back within the grace period", versionBefore, v)
+	}
+	waitFor(t, 10*time.Second, "the restarted node holds every key", func() bool {
+		st, err := dial(t, c.Nodes[victim].Addr()).Stats(opCtx(t), &cachev1.StatsRequest{})
+		return err == nil && st.Keys == uint64(len(acked))
+	})
+	checkAll(t, c, acked)
+}
+
+// loadStats is what a background writer saw.
+type loadStats struct {
+	ops, failed int
+	// longest is the longest time one write took to succeed, retries
+	// included.
+	longest time.Duration
+	acked   map[string]string
+}
+
+// runLoad writes unique keys through the running nodes until stop closes.
+// A failed attempt is counted and retried on the next node.
+func runLoad(t *testing.T, c *nodetest.Cluster, stop <-chan struct{}) <-chan loadStats {
+	out := make(chan loadStats, 1)
+	clients := make(map[int]cachev1.CacheClient)
+	addrs := make(map[int]string)
+	for _, i := range c.Running() {
+		addrs[i] = c.Nodes[i].Addr()
+		clients[i] = dial(t, addrs[i])
+	}
+	go func() {
+		st := loadStats{acked: make(map[string]string)}
+		for seq := 0; ; seq++ {
+			select {
+			case <-stop:
+				out <- st
+				return
+			default:
+			}
+			k := fmt.Sprintf("load-%d", seq)
+			began := time.Now()
+			for attempt := 0; ; attempt++ {
+				ids := make([]int, 0, len(clients))
+				for i := range clients {
+					ids = append(ids, i)
+				}
+				slices.Sort(ids)
+				i := ids[(seq+attempt)%len(ids)]
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, err := clients[i].Put(ctx, &cachev1.PutRequest{Key: []byte(k), Value: []byte(k)})
+				cancel()
+				st.ops++
+				if err == nil {
+					break
+				}
+				st.failed++
+				if time.Since(began) > 20*time.Second {
+					t.Errorf("write %s failed for 20s: %v", k, err)
+					out <- st
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			st.longest = max(st.longest, time.Since(began))
+			st.acked[k] = k
+		}
+	}()
+	return out
+}
+
+// TestClusterRebalance adds a 4th and a 5th node under load: partitions
+// move to them and they serve the moved data. Then one node is drained
+// under load with zero failed requests, and leaves.
+func TestClusterRebalance(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	stop := make(chan struct{})
+	done := runLoad(t, c, stop)
+	time.Sleep(200 * time.Millisecond)
+	joined := time.Now()
+	n3, n4 := c.Add(), c.Add()
+	c.WaitConverged(60 * time.Second)
+	t.Logf("rebalance onto 2 new nodes took %v", time.Since(joined).Round(time.Millisecond))
+	close(stop)
+	st := <-done
+	t.Logf("during joins: %d attempts, %d failed, longest write %v", st.ops, st.failed, st.longest.Round(time.Millisecond))
+	if st.longest > 2*time.Second {
+		t.Errorf("a write took %v to succeed during the joins; want under one election (plus retries)", st.longest)
+	}
+	topo, err := dial(t, c.Nodes[0].Addr()).Topology(opCtx(t), &cachev1.TopologyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(map[string]int)
+	for _, p := range topo.Partitions {
+		if len(p.Replicas) != 3 {
+			t.Fatalf("partition %d has replicas %v, want 3", p.Partition, p.Replicas)
+		}
+		for _, id := range p.Replicas {
+			held[id]++
+		}
+	}
+	for _, i := range []int{n3, n4} {
+		if held[c.Nodes[i].ID()] == 0 {
+			t.Fatalf("new node n%d holds no replica: %v", i, held)
+		}
+		// The moved data is there: the node's replicas hold keys.
+		stats, err := dial(t, c.Nodes[i].Addr()).Stats(opCtx(t), &cachev1.StatsRequest{})
+		if err != nil || stats.Keys == 0 {
+			t.Fatalf("n%d stats = %v, %v; want the moved keys", i, stats, err)
+		}
+	}
+	t.Logf("replicas per node after joins: %v", held)
+	checkAll(t, c, st.acked)
+
+	// Drain n1 under load: zero failed requests.
+	stop = make(chan struct{})
+	cl := dial(t, c.Nodes[0].Addr())
+	admin := cachev1.NewAdminClient(dialConn(t, c.Nodes[0].Addr()))
+	drainee := c.Nodes[1].ID()
+	c2 := *c
+	c2.Nodes = slices.Clone(c.Nodes)
+	c2.Nodes[1] = nil // the load does not go through the draining node
+	done = runLoad(t, &c2, stop)
+	started := time.Now()
+	if _, err := admin.Drain(opCtx(t), &cachev1.DrainRequest{Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the drained node holds no replica", func() bool {
+		topo, err := cl.Topology(opCtx(t), &cachev1.TopologyRequest{})
+		if err != nil {
+			return false
+		}
+		for _, p := range topo.Partitions {
+			if slices.Contains(p.Replicas, drainee) || p.Leader == drainee {
+				return false
+			}
+		}
+		return true
+	})
+	c.WaitConverged(60 * time.Second)
+	t.Logf("drain took %v", time.Since(started).Round(time.Millisecond))
+	c.Stop(1)
+	close(stop)
+	st = <-done
+	t.Logf("during drain: %d attempts, %d failed, longest write %v", st.ops, st.failed, st.longest.Round(time.Millisecond))
+	if st.failed != 0 {
+		t.Errorf("%d requests failed during the drain; want 0", st.failed)
+	}
+	checkAll(t, c, st.acked)
+}
+
+// TestClusterMinority cuts one node off: writes through it fail fast with
+// Unavailable, never hang past the deadline; the majority keeps working;
+// after healing the node catches up.
+func TestClusterMinority(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	c.Partition(0)
+	minority := dial(t, c.Nodes[0].Addr())
+	majority := dial(t, c.Nodes[1].Addr())
+	// Wait until the majority has taken over every partition.
+	keys := keyPerPartition(t, 8, "minority")
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for {
+			if _, err := majority.Put(ctx, &cachev1.PutRequest{Key: []byte(k), Value: []byte("majority")}); err == nil {
+				break
+			} else if ctx.Err() != nil {
+				t.Fatalf("majority side cannot write %s: %v", k, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		began := time.Now()
+		_, err := minority.Put(ctx, &cachev1.PutRequest{Key: []byte(k), Value: []byte("minority")})
+		took := time.Since(began)
+		cancel()
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("write %s on the minority side: err = %v, want Unavailable", k, err)
+		}
+		if took > time.Second {
+			t.Errorf("write %s on the minority side took %v to fail; want fast", k, took)
+		}
+	}
+	c.Heal()
+	c.WaitConverged(30 * time.Second)
+	acked := make(map[string]string)
+	for _, k := range keys {
+		acked[k] = "majority"
+	}
+	checkAll(t, c, acked)
+}
+
+func dialConn(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}

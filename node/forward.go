@@ -1,0 +1,188 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// forwardedKey marks a request one node forwarded to another. A forwarded
+// request is never forwarded again, so a request takes at most one hop
+// between nodes and routing loops cannot happen.
+const forwardedKey = "elcache-forwarded"
+
+// forwardAttempts bounds how many leaders a node tries for one request
+// (the first guess, then leader hints from the answers).
+const forwardAttempts = 3
+
+// forwardBackoff is the pause before asking a leader that was not ready
+// again.
+const forwardBackoff = 20 * time.Millisecond
+
+func isForwarded(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	return ok && len(md.Get(forwardedKey)) > 0
+}
+
+// updateBook refreshes the node id -> gRPC address book from gossip and
+// the cluster state. Raft transports and forwarding resolve through it.
+func (n *Node) updateBook() {
+	st, _ := n.meta.fsm.current()
+	for _, r := range st.Nodes {
+		if r.GrpcAddr != "" {
+			n.book.Store(r.Id, r.GrpcAddr)
+		}
+	}
+	for _, m := range n.members.Members() {
+		if m.GRPCAddr != "" && (m.State == memberAlive || m.State == memberSuspect) {
+			n.book.Store(m.ID, m.GRPCAddr)
+		}
+	}
+}
+
+// resolve returns the gRPC address of a node.
+func (n *Node) resolve(id string) (string, bool) {
+	if id == n.id {
+		return n.Addr(), true
+	}
+	v, ok := n.book.Load(id)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}
+
+// hint describes partition pid's leader as known here.
+func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
+	h := &cachev1.LeaderHint{Partition: pid, NodeId: n.leaderOf(pid)}
+	if h.NodeId != "" {
+		h.Address, _ = n.resolve(h.NodeId)
+	}
+	st, _ := n.meta.fsm.current()
+	h.MapVersion = st.MapVersion
+	return h
+}
+
+// status maps err to a gRPC status; a not-leader error carries a
+// LeaderHint detail so that the caller can go to the leader directly.
+func (n *Node) status(err error) error {
+	var nl *notLeaderError
+	if !errors.As(err, &nl) {
+		return toStatus(err)
+	}
+	st := status.New(codes.Unavailable, err.Error())
+	h := n.hint(nl.partition)
+	if nl.leader != "" {
+		h.NodeId = nl.leader
+		h.Address, _ = n.resolve(nl.leader)
+	}
+	if withHint, derr := st.WithDetails(h); derr == nil {
+		st = withHint
+	}
+	return st.Err()
+}
+
+// hintOf returns the LeaderHint detail of a gRPC error, or nil.
+func hintOf(err error) *cachev1.LeaderHint {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if h, ok := d.(*cachev1.LeaderHint); ok {
+			return h
+		}
+	}
+	return nil
+}
+
+// routeTarget returns the node to forward a request for pid to: the known
+// leader, else the preferred leader of the partition map.
+func (n *Node) routeTarget(pid uint32) string {
+	if id := n.leaderOf(pid); id != "" {
+		return id
+	}
+	st, _ := n.meta.fsm.current()
+	if int(pid) < len(st.Partitions) && len(st.Partitions[pid].Replicas) > 0 {
+		return st.Partitions[pid].Replicas[0]
+	}
+	return ""
+}
+
+// forward sends a request for partition pid to its leader on another node
+// and returns the answer. The node it calls never forwards again. While no
+// leader can take the request (an election, a leadership hand-off), it
+// follows leader hints and waits, up to the request's deadline or the
+// election wait, whichever is first. Writes are sent again only after an
+// answer that says they were not executed (a not-leader answer with a
+// hint); reads also after a connection failure.
+func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
+	call func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
+	var zero T
+	deadline := time.Now().Add(max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	var lastErr error = &notLeaderError{partition: pid}
+	target := n.routeTarget(pid)
+	for hops := 0; ; {
+		if target != "" && target != n.id && n.faults.allowNode(target) {
+			resp, err, retry := forwardOnce(ctx, n, target, read, call)
+			if err == nil {
+				return resp, nil
+			}
+			lastErr = err
+			if !retry {
+				break
+			}
+			if h := hintOf(err); h != nil && h.NodeId != "" && h.NodeId != target && hops < forwardAttempts {
+				n.leaders.learn(pid, h.NodeId, 0)
+				target = h.NodeId
+				hops++
+				continue
+			}
+		} else if target != "" && target != n.id {
+			lastErr = fmt.Errorf("%w: partition %d: node %s is unreachable", ErrUnavailable, pid, target)
+		}
+		// No leader can take it now: wait a moment and look again.
+		if time.Now().Add(forwardBackoff).After(deadline) {
+			break
+		}
+		select {
+		case <-time.After(forwardBackoff):
+		case <-ctx.Done():
+			return zero, n.status(fmt.Errorf("%w: partition %d: no leader took the request: %v", ctx.Err(), pid, lastErr))
+		}
+		hops = 0
+		target = n.routeTarget(pid)
+	}
+	if _, ok := status.FromError(lastErr); ok {
+		return zero, lastErr
+	}
+	return zero, n.status(lastErr)
+}
+
+// forwardOnce sends one forwarded request to target. retry says whether
+// the request may be sent again.
+func forwardOnce[T any](ctx context.Context, n *Node, target string, read bool,
+	call func(context.Context, cachev1.CacheClient) (T, error)) (T, error, bool) {
+	var zero T
+	conn, err := n.net.Conn(target, classForward)
+	if err != nil {
+		return zero, fmt.Errorf("%w: node %s: %v", ErrUnavailable, target, err), true
+	}
+	resp, err := call(metadata.AppendToOutgoingContext(ctx, forwardedKey, n.id), cachev1.NewCacheClient(conn))
+	if err == nil {
+		return resp, nil, false
+	}
+	if hintOf(err) != nil {
+		return zero, err, true
+	}
+	return zero, err, read && status.Code(err) == codes.Unavailable && ctx.Err() == nil
+}

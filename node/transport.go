@@ -1,0 +1,1277 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+//lint:file-ignore SA1019 the transport carries raft's RPC structs field by field, deprecated fields included (older raft versions read them).
+
+// The Raft transport: every Raft group hosted on this node talks to its
+// peers through one raftNet, over the node's gRPC port (peer.v1 Raft
+// service) and pooled connections. A replica's raft ServerID and
+// ServerAddress are both its node id; raftNetConfig.Resolve turns a node id
+// into a dialable address at call time, so a node that moves keeps its
+// place in every group's configuration.
+
+const (
+	defaultRPCTimeout      = 5 * time.Second
+	defaultSnapshotTimeout = 5 * time.Minute
+
+	// pipelineMaxInFlight is the most appends a pipeline has sent and not
+	// yet had answered (raft's DefaultMaxRPCsInFlight; more hurts commit
+	// latency under load, hashicorp/raft#541).
+	pipelineMaxInFlight = 2
+
+	// snapshotChunkBytes is the data per InstallSnapshot stream message.
+	snapshotChunkBytes = 1 << 20
+)
+
+var (
+	// errTransportClosed: the group's transport (or the whole raftNet) is
+	// closed. It wraps raft.ErrTransportShutdown.
+	errTransportClosed = fmt.Errorf("node: raft transport closed: %w", raft.ErrTransportShutdown)
+	// errPeerBlocked: raftNetConfig.Allow refused traffic to the peer.
+	errPeerBlocked = errors.New("node: traffic to peer blocked")
+)
+
+// raftNetConfig configures a raftNet.
+type raftNetConfig struct {
+	// LocalID is this node's id: the LocalAddr of every group transport.
+	LocalID string
+	// Resolve maps a node id to its gRPC address. It is called before every
+	// RPC and must be cheap.
+	Resolve func(nodeID string) (addr string, ok bool)
+	// Allow injects faults: while it returns false for a node, every RPC and
+	// pipeline send to that node fails at once. Nil allows everything.
+	Allow func(nodeID string) bool
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// RPCTimeout bounds appends, votes and TimeoutNow, and each pipelined
+	// append (default 5s).
+	RPCTimeout time.Duration
+	// SnapshotTimeout bounds one InstallSnapshot stream (default 5m).
+	SnapshotTimeout time.Duration
+}
+
+// raftNet is this node's end of the multiplexed Raft transport: it serves
+// the Raft service for every group registered through Transport and sends
+// each group's RPCs over connections pooled per (peer, class).
+type raftNet struct {
+	cfg   raftNetConfig
+	conns *peerConns
+	// maxAppendBytes is the largest append sent as one message (tests
+	// lower it).
+	maxAppendBytes int
+
+	// ctx parents every outgoing RPC; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.RWMutex // read-locked by every incoming RPC
+	closed bool
+	groups map[uint64]*groupTransport
+
+	// heard maps a peer's node id to the monotonic time (nanoseconds since
+	// start) this node last got a Raft request or answer from it.
+	heard sync.Map
+	start time.Time
+}
+
+// noteHeard records that peer just talked to this node.
+func (rn *raftNet) noteHeard(peer string) {
+	if peer == "" {
+		return
+	}
+	now := int64(time.Since(rn.start))
+	if v, ok := rn.heard.Load(peer); ok {
+		v.(*atomic.Int64).Store(now)
+		return
+	}
+	v := new(atomic.Int64)
+	v.Store(now)
+	rn.heard.Store(peer, v)
+}
+
+// isolated reports whether this node has peers but heard from none of
+// them within window: it is cut off (or everyone else is down).
+func (rn *raftNet) isolated(window time.Duration) bool {
+	seen, recent := false, false
+	cutoff := int64(time.Since(rn.start) - window)
+	rn.heard.Range(func(_, v any) bool {
+		seen = true
+		if v.(*atomic.Int64).Load() >= cutoff {
+			recent = true
+			return false
+		}
+		return true
+	})
+	return seen && !recent
+}
+
+func newRaftNet(cfg raftNetConfig) *raftNet {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = defaultRPCTimeout
+	}
+	if cfg.SnapshotTimeout <= 0 {
+		cfg.SnapshotTimeout = defaultSnapshotTimeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &raftNet{
+		cfg:            cfg,
+		maxAppendBytes: maxMsgBytes,
+		conns:          newPeerConns(cfg.Resolve, cfg.Logger.With("component", "raft_transport")),
+		ctx:            ctx,
+		cancel:         cancel,
+		groups:         make(map[uint64]*groupTransport),
+		start:          time.Now(),
+	}
+}
+
+// Register registers the Raft service on s.
+func (rn *raftNet) Register(s *grpc.Server) {
+	peerv1.RegisterRaftServer(s, &raftService{rn: rn})
+}
+
+// Transport returns the raft.Transport of group on this node, creating it
+// if the group has none. After the transport is closed (raft closes it on
+// Shutdown), the next call creates a fresh one. After raftNet.Close it
+// returns a closed transport.
+func (rn *raftNet) Transport(group uint64) *groupTransport {
+	rn.mu.Lock()
+	if t, ok := rn.groups[group]; ok {
+		rn.mu.Unlock()
+		return t
+	}
+	t := newGroupTransport(rn, group)
+	closed := rn.closed
+	if !closed {
+		rn.groups[group] = t
+	}
+	rn.mu.Unlock()
+	if closed {
+		t.Close()
+	}
+	return t
+}
+
+// Conn returns the pooled connection to nodeID for class.
+func (rn *raftNet) Conn(nodeID string, class connClass) (*grpc.ClientConn, error) {
+	return rn.conns.get(nodeID, class)
+}
+
+// Close closes every group transport and every connection. Incoming Raft
+// RPCs then fail with NotFound. It is idempotent.
+func (rn *raftNet) Close() error {
+	rn.mu.Lock()
+	if rn.closed {
+		rn.mu.Unlock()
+		return nil
+	}
+	rn.closed = true
+	groups := rn.groups
+	rn.groups = make(map[uint64]*groupTransport)
+	rn.mu.Unlock()
+	for _, t := range groups {
+		t.Close()
+	}
+	rn.cancel()
+	return rn.conns.close()
+}
+
+// lookup returns the open transport of group, or a NotFound status.
+func (rn *raftNet) lookup(group uint64) (*groupTransport, error) {
+	rn.mu.RLock()
+	t, ok := rn.groups[group]
+	rn.mu.RUnlock()
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "node: no replica of group %d on this node", group)
+	}
+	return t, nil
+}
+
+// release forgets t if it is still the transport of its group.
+func (rn *raftNet) release(t *groupTransport) {
+	rn.mu.Lock()
+	if rn.groups[t.group] == t {
+		delete(rn.groups, t.group)
+	}
+	rn.mu.Unlock()
+}
+
+// allowed reports whether traffic to peer may go out.
+func (rn *raftNet) allowed(peer string) error {
+	if rn.cfg.Allow != nil && !rn.cfg.Allow(peer) {
+		return fmt.Errorf("%w: %s", errPeerBlocked, peer)
+	}
+	return nil
+}
+
+// transportStats counts one group transport's traffic.
+type transportStats struct {
+	// Sent: unary heartbeats, other unary appends, pipelined appends,
+	// votes and pre-votes, snapshots and TimeoutNows.
+	Heartbeats, Appends, Pipelined, Votes, PreVotes, Snapshots, TimeoutNows uint64
+	// Splits counts the extra messages of appends too large for one.
+	Splits uint64
+	// HeartbeatsFast counts received heartbeats handed to raft's heartbeat
+	// handler, bypassing the consumer channel.
+	HeartbeatsFast uint64
+}
+
+// groupTransport is one Raft group's raft.Transport on this node.
+type groupTransport struct {
+	rn        *raftNet
+	group     uint64
+	consumeCh chan raft.RPC
+
+	// ctx parents this group's outgoing RPCs and ends the wait of incoming
+	// ones; Close cancels it.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+
+	hbMu        sync.Mutex
+	heartbeatFn func(raft.RPC)
+
+	mu        sync.Mutex
+	closed    bool
+	pipelines map[*appendPipeline]struct{}
+	sendTerm  uint64               // the highest term this node sent appends or votes in
+	match     map[string]peerMatch // acks in sendTerm
+
+	commitMu       sync.Mutex
+	leaderCommit   uint64
+	leaderCommitAt time.Time
+
+	stats struct {
+		heartbeats, appends, pipelined, splits, votes, preVotes, snapshots, timeoutNows atomic.Uint64
+		heartbeatsFast                                                                  atomic.Uint64
+	}
+}
+
+// peerMatch is what the leader knows of one follower in sendTerm.
+type peerMatch struct {
+	index  uint64
+	sentAt time.Time
+}
+
+var (
+	_ raft.Transport   = (*groupTransport)(nil)
+	_ raft.WithPreVote = (*groupTransport)(nil)
+	_ raft.WithClose   = (*groupTransport)(nil)
+)
+
+func newGroupTransport(rn *raftNet, group uint64) *groupTransport {
+	ctx, cancel := context.WithCancel(rn.ctx)
+	return &groupTransport{
+		rn:        rn,
+		group:     group,
+		consumeCh: make(chan raft.RPC),
+		ctx:       ctx,
+		cancel:    cancel,
+		pipelines: make(map[*appendPipeline]struct{}),
+		match:     make(map[string]peerMatch),
+	}
+}
+
+// Close releases the group from the raftNet, ends its pipelines and
+// outgoing RPCs, and fails incoming RPCs still waiting for raft. It is
+// idempotent; raft calls it at the end of Shutdown.
+func (t *groupTransport) Close() error {
+	t.closeOnce.Do(func() {
+		t.rn.release(t)
+		t.cancel()
+		t.mu.Lock()
+		t.closed = true
+		pipelines := t.pipelines
+		t.pipelines = nil
+		t.mu.Unlock()
+		for p := range pipelines {
+			p.Close()
+		}
+	})
+	return nil
+}
+
+// Consumer implements raft.Transport.
+func (t *groupTransport) Consumer() <-chan raft.RPC { return t.consumeCh }
+
+// LocalAddr implements raft.Transport: this node's id.
+func (t *groupTransport) LocalAddr() raft.ServerAddress {
+	return raft.ServerAddress(t.rn.cfg.LocalID)
+}
+
+// EncodePeer implements raft.Transport. Addresses are node ids and need no
+// encoding.
+func (t *groupTransport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte {
+	return []byte(addr)
+}
+
+// DecodePeer implements raft.Transport.
+func (t *groupTransport) DecodePeer(buf []byte) raft.ServerAddress {
+	return raft.ServerAddress(buf)
+}
+
+// SetHeartbeatHandler implements raft.Transport.
+func (t *groupTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
+	t.hbMu.Lock()
+	t.heartbeatFn = cb
+	t.hbMu.Unlock()
+}
+
+// Match reports, for a peer this node leads, the highest log index the
+// peer is known to hold identical to this node's log (raft's matchIndex:
+// the last entry of the latest successful non-heartbeat append) and the
+// monotonic send time of the latest append of any kind, heartbeats
+// included, that the peer accepted. Both belong to the latest term this
+// node sent appends or votes in: the first send in a newer term (an
+// election, a new leadership) resets every peer to zero.
+func (t *groupTransport) Match(nodeID string) (index uint64, ackSentAt time.Time) {
+	t.mu.Lock()
+	m := t.match[nodeID]
+	t.mu.Unlock()
+	return m.index, m.sentAt
+}
+
+// LeaderCommit reports, on a follower, the highest LeaderCommitIndex
+// carried by an append this node accepted (heartbeats carry none), and
+// when the latest accepted append arrived. Commit indexes never go back,
+// so index was committed by that time.
+func (t *groupTransport) LeaderCommit() (index uint64, at time.Time) {
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	return t.leaderCommit, t.leaderCommitAt
+}
+
+// Stats returns the transport's traffic counters.
+func (t *groupTransport) Stats() transportStats {
+	return transportStats{
+		Heartbeats:     t.stats.heartbeats.Load(),
+		Appends:        t.stats.appends.Load(),
+		Pipelined:      t.stats.pipelined.Load(),
+		Splits:         t.stats.splits.Load(),
+		Votes:          t.stats.votes.Load(),
+		PreVotes:       t.stats.preVotes.Load(),
+		Snapshots:      t.stats.snapshots.Load(),
+		TimeoutNows:    t.stats.timeoutNows.Load(),
+		HeartbeatsFast: t.stats.heartbeatsFast.Load(),
+	}
+}
+
+// isHeartbeat is net_transport.go's test: raft's heartbeat goroutine sends
+// a term and a leader and nothing else.
+func isHeartbeat(req *raft.AppendEntriesRequest) bool {
+	leader := req.Addr
+	if len(leader) == 0 {
+		leader = req.Leader
+	}
+	return req.Term != 0 && len(leader) > 0 &&
+		req.PrevLogEntry == 0 && req.PrevLogTerm == 0 &&
+		len(req.Entries) == 0 && req.LeaderCommitIndex == 0
+}
+
+// noteTerm forgets every peer's match when this node sends in a newer term.
+func (t *groupTransport) noteTerm(term uint64) {
+	t.mu.Lock()
+	t.noteTermLocked(term)
+	t.mu.Unlock()
+}
+
+func (t *groupTransport) noteTermLocked(term uint64) {
+	if term > t.sendTerm {
+		t.sendTerm = term
+		clear(t.match)
+	}
+}
+
+// recordAck updates the peer's match after an append it answered.
+func (t *groupTransport) recordAck(peer string, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, sent time.Time) {
+	if !resp.Success {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.noteTermLocked(req.Term)
+	if req.Term < t.sendTerm {
+		return
+	}
+	m := t.match[peer]
+	if !isHeartbeat(req) {
+		idx := req.PrevLogEntry
+		if n := len(req.Entries); n > 0 {
+			idx = req.Entries[n-1].Index
+		}
+		m.index = max(m.index, idx)
+	}
+	if sent.After(m.sentAt) {
+		m.sentAt = sent
+	}
+	t.match[peer] = m
+}
+
+// ---- client side ----
+
+// call runs one unary RPC to target with a deadline, after the closed and
+// Allow checks.
+func (t *groupTransport) call(target raft.ServerAddress, class connClass, timeout time.Duration, what string,
+	fn func(ctx context.Context, c peerv1.RaftClient) error) error {
+	peer := string(target)
+	if t.ctx.Err() != nil {
+		return errTransportClosed
+	}
+	if err := t.rn.allowed(peer); err != nil {
+		return err
+	}
+	cc, err := t.rn.Conn(peer, class)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, timeout)
+	defer cancel()
+	if err := fn(ctx, peerv1.NewRaftClient(cc)); err != nil {
+		if t.ctx.Err() != nil {
+			return errTransportClosed
+		}
+		return fmt.Errorf("node: raft %s to %s (group %d): %w", what, peer, t.group, err)
+	}
+	t.rn.noteHeard(peer)
+	return nil
+}
+
+// AppendEntries implements raft.Transport.
+func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "AppendEntries", func(ctx context.Context, c peerv1.RaftClient) error {
+		if isHeartbeat(args) {
+			t.stats.heartbeats.Add(1)
+		} else {
+			t.stats.appends.Add(1)
+		}
+		t.noteTerm(args.Term)
+		// The parts go one after another; the answer is the first failed
+		// part's or the last part's.
+		for _, part := range t.splitAppend(args) {
+			sent := time.Now()
+			out, err := c.AppendEntries(ctx, appendRequestToProto(t.group, part))
+			if err != nil {
+				return err
+			}
+			appendResponseFromProto(out, resp)
+			t.recordAck(string(target), part, resp, sent)
+			if !resp.Success {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// splitAppend cuts an append that might not fit in one gRPC message into
+// consecutive appends, each continuing from the previous one's last entry.
+// A follower that applies the parts in order ends exactly where the whole
+// would have left it. An entry too large on its own still goes alone, and
+// fails in gRPC.
+func (t *groupTransport) splitAppend(args *raft.AppendEntriesRequest) []*raft.AppendEntriesRequest {
+	limit := t.rn.maxAppendBytes
+	base := 4<<10 + len(args.ID) + len(args.Addr) + len(args.Leader)
+	size := base
+	for _, e := range args.Entries {
+		size += entryBytesBound(e)
+	}
+	if len(args.Entries) <= 1 || size <= limit {
+		return []*raft.AppendEntriesRequest{args}
+	}
+	var parts []*raft.AppendEntriesRequest
+	cut := func(from, to int) {
+		part := *args
+		part.Entries = args.Entries[from:to]
+		if from > 0 {
+			prev := args.Entries[from-1]
+			part.PrevLogEntry, part.PrevLogTerm = prev.Index, prev.Term
+		}
+		parts = append(parts, &part)
+	}
+	from, size := 0, base
+	for i, e := range args.Entries {
+		n := entryBytesBound(e)
+		if i > from && size+n > limit {
+			cut(from, i)
+			from, size = i, base
+		}
+		size += n
+	}
+	cut(from, len(args.Entries))
+	t.stats.splits.Add(uint64(len(parts) - 1))
+	return parts
+}
+
+// entryBytesBound bounds the encoded size of one entry: its bytes plus
+// tags, lengths and varints.
+func entryBytesBound(e *raft.Log) int {
+	return len(e.Data) + len(e.Extensions) + 64
+}
+
+// RequestVote implements raft.Transport.
+func (t *groupTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "RequestVote", func(ctx context.Context, c peerv1.RaftClient) error {
+		t.stats.votes.Add(1)
+		t.noteTerm(args.Term)
+		out, err := c.RequestVote(ctx, &peerv1.RequestVoteRequest{
+			Group:              t.group,
+			Header:             headerToProto(args.RPCHeader),
+			Term:               args.Term,
+			Candidate:          args.Candidate,
+			LastLogIndex:       args.LastLogIndex,
+			LastLogTerm:        args.LastLogTerm,
+			LeadershipTransfer: args.LeadershipTransfer,
+		})
+		if err != nil {
+			return err
+		}
+		*resp = raft.RequestVoteResponse{
+			RPCHeader: headerFromProto(out.GetHeader()),
+			Term:      out.GetTerm(),
+			Peers:     out.GetPeers(),
+			Granted:   out.GetGranted(),
+		}
+		return nil
+	})
+}
+
+// RequestPreVote implements raft.WithPreVote.
+func (t *groupTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "RequestPreVote", func(ctx context.Context, c peerv1.RaftClient) error {
+		t.stats.preVotes.Add(1)
+		out, err := c.RequestPreVote(ctx, &peerv1.RequestPreVoteRequest{
+			Group:        t.group,
+			Header:       headerToProto(args.RPCHeader),
+			Term:         args.Term,
+			LastLogIndex: args.LastLogIndex,
+			LastLogTerm:  args.LastLogTerm,
+		})
+		if err != nil {
+			return err
+		}
+		*resp = raft.RequestPreVoteResponse{
+			RPCHeader: headerFromProto(out.GetHeader()),
+			Term:      out.GetTerm(),
+			Granted:   out.GetGranted(),
+		}
+		return nil
+	})
+}
+
+// TimeoutNow implements raft.Transport.
+func (t *groupTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "TimeoutNow", func(ctx context.Context, c peerv1.RaftClient) error {
+		t.stats.timeoutNows.Add(1)
+		out, err := c.TimeoutNow(ctx, &peerv1.TimeoutNowRequest{Group: t.group, Header: headerToProto(args.RPCHeader)})
+		if err != nil {
+			return err
+		}
+		*resp = raft.TimeoutNowResponse{RPCHeader: headerFromProto(out.GetHeader())}
+		return nil
+	})
+}
+
+// InstallSnapshot implements raft.Transport: it streams the header, then
+// data in chunks, on the peer's snapshot connection.
+func (t *groupTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+	peer := string(target)
+	return t.call(target, classSnapshot, t.rn.cfg.SnapshotTimeout, "InstallSnapshot", func(ctx context.Context, c peerv1.RaftClient) error {
+		t.stats.snapshots.Add(1)
+		stream, err := c.InstallSnapshot(ctx)
+		if err != nil {
+			return err
+		}
+		err = stream.Send(&peerv1.InstallSnapshotChunk{Request: snapshotRequestToProto(t.group, args)})
+		for err == nil {
+			if err = t.rn.allowed(peer); err != nil {
+				return err
+			}
+			buf := make([]byte, snapshotChunkBytes) // gRPC may hold a sent message: never reuse
+			n, rerr := io.ReadFull(data, buf)
+			if n > 0 {
+				err = stream.Send(&peerv1.InstallSnapshotChunk{Data: buf[:n]})
+			}
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				break
+			}
+			if rerr != nil {
+				return fmt.Errorf("read snapshot: %w", rerr)
+			}
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		// On io.EOF the server ended the stream early: CloseAndRecv
+		// returns its status.
+		out, err := stream.CloseAndRecv()
+		if err != nil {
+			return err
+		}
+		*resp = raft.InstallSnapshotResponse{
+			RPCHeader: headerFromProto(out.GetHeader()),
+			Term:      out.GetTerm(),
+			Success:   out.GetSuccess(),
+		}
+		return nil
+	})
+}
+
+// AppendEntriesPipeline implements raft.Transport: one bidi stream to the
+// peer on its raft connection.
+func (t *groupTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	peer := string(target)
+	if t.ctx.Err() != nil {
+		return nil, errTransportClosed
+	}
+	if err := t.rn.allowed(peer); err != nil {
+		return nil, err
+	}
+	cc, err := t.rn.Conn(peer, classRaft)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(t.ctx)
+	// Opening a stream waits for a connection; bound it like an RPC.
+	opening := time.AfterFunc(t.rn.cfg.RPCTimeout, cancel)
+	stream, err := peerv1.NewRaftClient(cc).AppendEntriesPipeline(ctx)
+	if !opening.Stop() && err == nil {
+		err = fmt.Errorf("opening took over %s", t.rn.cfg.RPCTimeout)
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("node: raft pipeline to %s (group %d): %w", peer, t.group, err)
+	}
+	p := &appendPipeline{
+		t:        t,
+		peer:     peer,
+		stream:   stream,
+		cancel:   cancel,
+		slots:    make(chan struct{}, pipelineMaxInFlight),
+		doneCh:   make(chan raft.AppendFuture, pipelineMaxInFlight),
+		failed:   make(chan struct{}),
+		closeCh:  make(chan struct{}),
+		recvDone: make(chan struct{}),
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		cancel()
+		return nil, errTransportClosed
+	}
+	t.pipelines[p] = struct{}{}
+	t.mu.Unlock()
+	go p.receive()
+	return p, nil
+}
+
+// appendPipeline is one (group, peer) append stream. Sends and responses
+// pair up in order; at most pipelineMaxInFlight sends wait for a response.
+// An append too large for one message goes out in several parts (see
+// splitAppend), each its own send; its future completes with the first
+// failed part or the last one. The first error fails every waiting future
+// and ends the stream; raft then closes the pipeline and falls back to
+// unary appends.
+type appendPipeline struct {
+	t      *groupTransport
+	peer   string
+	stream peerv1.Raft_AppendEntriesPipelineClient
+	cancel context.CancelFunc
+
+	slots    chan struct{} // one token per send in flight
+	doneCh   chan raft.AppendFuture
+	closeCh  chan struct{} // closed by Close
+	recvDone chan struct{} // closed when receive returns
+
+	closeOnce sync.Once
+	sendMu    sync.Mutex // keeps queue order equal to send order
+
+	mu     sync.Mutex
+	queue  []*pipelineSend // sent, not yet answered, oldest first
+	err    error           // why the pipeline failed; set once
+	failed chan struct{}   // closed when err is set
+}
+
+// pipelineSend is one message on the stream: a whole append or a part.
+type pipelineSend struct {
+	f     *pipelineFuture
+	req   *raft.AppendEntriesRequest
+	sent  time.Time
+	last  bool // the future's last part
+	timer *time.Timer
+}
+
+var _ raft.AppendPipeline = (*appendPipeline)(nil)
+
+// AppendEntries implements raft.AppendPipeline. It blocks while
+// pipelineMaxInFlight sends are unanswered.
+func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	f := &pipelineFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
+	p.t.stats.pipelined.Add(1)
+	p.t.noteTerm(args.Term)
+	parts := p.t.splitAppend(args)
+	for i, part := range parts {
+		if err := p.t.rn.allowed(p.peer); err != nil {
+			p.abort(err)
+			return nil, err
+		}
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.failed:
+			return nil, p.failure()
+		}
+		ps := &pipelineSend{f: f, req: part, sent: time.Now(), last: i == len(parts)-1}
+		ps.timer = time.AfterFunc(p.t.rn.cfg.RPCTimeout, func() {
+			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): no response in %s", p.peer, p.t.group, p.t.rn.cfg.RPCTimeout))
+		})
+		p.mu.Lock()
+		if p.err != nil {
+			err := p.err
+			p.mu.Unlock()
+			ps.timer.Stop()
+			<-p.slots
+			return nil, err
+		}
+		p.queue = append(p.queue, ps)
+		p.mu.Unlock()
+		if err := p.stream.Send(appendRequestToProto(p.t.group, part)); err != nil {
+			// The receiver fails f with the stream's error.
+			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): send: %w", p.peer, p.t.group, err))
+			return nil, p.failure()
+		}
+	}
+	return f, nil
+}
+
+// Consumer implements raft.AppendPipeline: futures in send order.
+func (p *appendPipeline) Consumer() <-chan raft.AppendFuture { return p.doneCh }
+
+// Close implements raft.AppendPipeline. It ends the stream, fails futures
+// still waiting and waits for the receiver. It is idempotent.
+func (p *appendPipeline) Close() error {
+	p.closeOnce.Do(func() {
+		p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): %w", p.peer, p.t.group, raft.ErrPipelineShutdown))
+		close(p.closeCh)
+		<-p.recvDone
+		p.failQueued()
+		p.t.mu.Lock()
+		delete(p.t.pipelines, p)
+		p.t.mu.Unlock()
+	})
+	return nil
+}
+
+// abort records the pipeline's first error and ends the stream.
+func (p *appendPipeline) abort(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+		close(p.failed)
+	}
+	p.mu.Unlock()
+	p.cancel()
+}
+
+func (p *appendPipeline) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// receive pairs responses with sends in order and hands completed futures
+// to raft. Only receive, and failQueued after it, touch futures.
+func (p *appendPipeline) receive() {
+	defer close(p.recvDone)
+	for {
+		msg, err := p.stream.Recv()
+		if err != nil {
+			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): %w", p.peer, p.t.group, err))
+			p.failQueued()
+			return
+		}
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.mu.Unlock()
+			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): response without a request", p.peer, p.t.group))
+			p.failQueued()
+			return
+		}
+		ps := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		p.mu.Unlock()
+		ps.timer.Stop()
+		<-p.slots
+		if ps.f.finished {
+			continue // an earlier part failed and answered the future
+		}
+		var resp raft.AppendEntriesResponse
+		appendResponseFromProto(msg, &resp)
+		p.t.recordAck(p.peer, ps.req, &resp, ps.sent)
+		if !ps.last && resp.Success {
+			continue
+		}
+		*ps.f.resp = resp
+		ps.f.finish(nil)
+		select {
+		case p.doneCh <- ps.f:
+		case <-p.closeCh:
+			return
+		}
+	}
+}
+
+// failQueued fails every unanswered future with the pipeline's error and
+// delivers them in order while the pipeline is open. Call it only after
+// abort: nothing joins the queue after that.
+func (p *appendPipeline) failQueued() {
+	p.mu.Lock()
+	queue, err := p.queue, p.err
+	p.queue = nil
+	p.mu.Unlock()
+	for _, ps := range queue {
+		ps.timer.Stop()
+		if ps.f.finished {
+			continue
+		}
+		ps.f.finish(err)
+		select {
+		case p.doneCh <- ps.f:
+		case <-p.closeCh:
+		}
+	}
+}
+
+// pipelineFuture implements raft.AppendFuture. A failed future's Response
+// is left as it was (zero from raft): Success false makes raft's pipeline
+// decoder stop, as with net_transport.go.
+type pipelineFuture struct {
+	start time.Time
+	args  *raft.AppendEntriesRequest
+	resp  *raft.AppendEntriesResponse
+
+	finished bool // set by the pipeline's receiver before done closes
+	done     chan struct{}
+	err      error
+}
+
+func (f *pipelineFuture) finish(err error) {
+	f.finished = true
+	f.err = err
+	close(f.done)
+}
+
+// Error implements raft.Future.
+func (f *pipelineFuture) Error() error {
+	<-f.done
+	return f.err
+}
+
+// Start implements raft.AppendFuture: when the append was sent.
+func (f *pipelineFuture) Start() time.Time { return f.start }
+
+// Request implements raft.AppendFuture.
+func (f *pipelineFuture) Request() *raft.AppendEntriesRequest { return f.args }
+
+// Response implements raft.AppendFuture.
+func (f *pipelineFuture) Response() *raft.AppendEntriesResponse { return f.resp }
+
+// ---- server side ----
+
+// dispatch hands an incoming RPC to raft (heartbeats to the heartbeat
+// handler when raft set one) and waits for raft's answer, the end of ctx
+// or the transport's close.
+func (t *groupTransport) dispatch(ctx context.Context, cmd any, data io.Reader, heartbeat bool) (any, error) {
+	respCh := make(chan raft.RPCResponse, 1)
+	rpc := raft.RPC{Command: cmd, Reader: data, RespChan: respCh}
+	fast := false
+	if heartbeat {
+		t.hbMu.Lock()
+		fn := t.heartbeatFn
+		t.hbMu.Unlock()
+		if fn != nil {
+			t.stats.heartbeatsFast.Add(1)
+			fn(rpc)
+			fast = true
+		}
+	}
+	if !fast {
+		select {
+		case t.consumeCh <- rpc:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.ctx.Done():
+			return nil, errTransportClosed
+		}
+	}
+	select {
+	case resp := <-respCh:
+		return resp.Response, resp.Error
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.ctx.Done():
+		return nil, errTransportClosed
+	}
+}
+
+// serveAppend runs one incoming append (unary or pipelined).
+func (t *groupTransport) serveAppend(ctx context.Context, in *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
+	received := time.Now()
+	req := appendRequestFromProto(in)
+	heartbeat := isHeartbeat(req)
+	out, err := t.dispatch(ctx, req, nil, heartbeat)
+	if err != nil {
+		return nil, err
+	}
+	resp, ok := out.(*raft.AppendEntriesResponse)
+	if !ok {
+		return nil, fmt.Errorf("node: raft answered AppendEntries with %T", out)
+	}
+	if resp.Success && !heartbeat {
+		t.commitMu.Lock()
+		t.leaderCommit = max(t.leaderCommit, req.LeaderCommitIndex)
+		if received.After(t.leaderCommitAt) {
+			t.leaderCommitAt = received
+		}
+		t.commitMu.Unlock()
+	}
+	return appendResponseToProto(resp), nil
+}
+
+// serveStatus maps a server-side error to a gRPC status.
+func serveStatus(err error) error {
+	if errors.Is(err, errTransportClosed) {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return toStatus(err)
+}
+
+// raftService serves peer.v1 Raft by routing each request to its group.
+type raftService struct {
+	peerv1.UnimplementedRaftServer
+	rn *raftNet
+}
+
+func (s *raftService) AppendEntries(ctx context.Context, in *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
+	s.rn.noteHeard(string(in.GetHeader().GetAddr()))
+	t, err := s.rn.lookup(in.GetGroup())
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.serveAppend(ctx, in)
+	return out, serveStatus(err)
+}
+
+// AppendEntriesPipeline answers a stream's appends one by one, in order.
+func (s *raftService) AppendEntriesPipeline(stream peerv1.Raft_AppendEntriesPipelineServer) error {
+	ctx := stream.Context()
+	var t *groupTransport
+	for {
+		in, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.rn.noteHeard(string(in.GetHeader().GetAddr()))
+		if t == nil || t.group != in.GetGroup() {
+			if t, err = s.rn.lookup(in.GetGroup()); err != nil {
+				return err
+			}
+		}
+		out, err := t.serveAppend(ctx, in)
+		if err != nil {
+			return serveStatus(err)
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *raftService) RequestVote(ctx context.Context, in *peerv1.RequestVoteRequest) (*peerv1.RequestVoteResponse, error) {
+	t, err := s.rn.lookup(in.GetGroup())
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.dispatch(ctx, &raft.RequestVoteRequest{
+		RPCHeader:          headerFromProto(in.GetHeader()),
+		Term:               in.GetTerm(),
+		Candidate:          in.GetCandidate(),
+		LastLogIndex:       in.GetLastLogIndex(),
+		LastLogTerm:        in.GetLastLogTerm(),
+		LeadershipTransfer: in.GetLeadershipTransfer(),
+	}, nil, false)
+	if err != nil {
+		return nil, serveStatus(err)
+	}
+	resp, ok := out.(*raft.RequestVoteResponse)
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "node: raft answered RequestVote with %T", out)
+	}
+	return &peerv1.RequestVoteResponse{
+		Header:  headerToProto(resp.RPCHeader),
+		Term:    resp.Term,
+		Peers:   resp.Peers,
+		Granted: resp.Granted,
+	}, nil
+}
+
+func (s *raftService) RequestPreVote(ctx context.Context, in *peerv1.RequestPreVoteRequest) (*peerv1.RequestPreVoteResponse, error) {
+	t, err := s.rn.lookup(in.GetGroup())
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.dispatch(ctx, &raft.RequestPreVoteRequest{
+		RPCHeader:    headerFromProto(in.GetHeader()),
+		Term:         in.GetTerm(),
+		LastLogIndex: in.GetLastLogIndex(),
+		LastLogTerm:  in.GetLastLogTerm(),
+	}, nil, false)
+	if err != nil {
+		return nil, serveStatus(err)
+	}
+	resp, ok := out.(*raft.RequestPreVoteResponse)
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "node: raft answered RequestPreVote with %T", out)
+	}
+	return &peerv1.RequestPreVoteResponse{
+		Header:  headerToProto(resp.RPCHeader),
+		Term:    resp.Term,
+		Granted: resp.Granted,
+	}, nil
+}
+
+func (s *raftService) TimeoutNow(ctx context.Context, in *peerv1.TimeoutNowRequest) (*peerv1.TimeoutNowResponse, error) {
+	t, err := s.rn.lookup(in.GetGroup())
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.dispatch(ctx, &raft.TimeoutNowRequest{RPCHeader: headerFromProto(in.GetHeader())}, nil, false)
+	if err != nil {
+		return nil, serveStatus(err)
+	}
+	resp, ok := out.(*raft.TimeoutNowResponse)
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "node: raft answered TimeoutNow with %T", out)
+	}
+	return &peerv1.TimeoutNowResponse{Header: headerToProto(resp.RPCHeader)}, nil
+}
+
+// errSnapshotHandled ends the snapshot pump once the handler has its answer.
+var errSnapshotHandled = errors.New("node: snapshot rpc finished")
+
+// InstallSnapshot gives raft the stream's data as the RPC's Reader, through
+// a pipe fed by a pump goroutine: raft may stop reading (a stale term) or
+// the wait may end before raft is done, and neither may leave a goroutine
+// reading the stream after the handler returns.
+func (s *raftService) InstallSnapshot(stream peerv1.Raft_InstallSnapshotServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	in := first.GetRequest()
+	if in == nil {
+		return status.Error(codes.InvalidArgument, "node: InstallSnapshot: first message has no request")
+	}
+	t, err := s.rn.lookup(in.GetGroup())
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		pumpSnapshot(stream, first.GetData(), pw)
+	}()
+	defer func() {
+		pr.CloseWithError(errSnapshotHandled)
+		<-pumped
+	}()
+	out, err := t.dispatch(stream.Context(), snapshotRequestFromProto(in), io.LimitReader(pr, in.GetSize()), false)
+	if err != nil {
+		return serveStatus(err)
+	}
+	resp, ok := out.(*raft.InstallSnapshotResponse)
+	if !ok {
+		return status.Errorf(codes.Internal, "node: raft answered InstallSnapshot with %T", out)
+	}
+	return stream.SendAndClose(&peerv1.InstallSnapshotResponse{
+		Header:  headerToProto(resp.RPCHeader),
+		Term:    resp.Term,
+		Success: resp.Success,
+	})
+}
+
+// pumpSnapshot copies the stream's data into w until the client ends the
+// stream, the stream fails or the reader side closes.
+func pumpSnapshot(stream peerv1.Raft_InstallSnapshotServer, first []byte, w *io.PipeWriter) {
+	if len(first) > 0 {
+		if _, err := w.Write(first); err != nil {
+			return
+		}
+	}
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			w.Close()
+			return
+		}
+		if err != nil {
+			w.CloseWithError(fmt.Errorf("node: snapshot stream: %w", err))
+			return
+		}
+		if _, err := w.Write(msg.GetData()); err != nil {
+			return
+		}
+	}
+}
+
+// ---- conversions ----
+
+func headerToProto(h raft.RPCHeader) *peerv1.RPCHeader {
+	return &peerv1.RPCHeader{ProtocolVersion: int64(h.ProtocolVersion), Id: h.ID, Addr: h.Addr}
+}
+
+func headerFromProto(h *peerv1.RPCHeader) raft.RPCHeader {
+	return raft.RPCHeader{
+		ProtocolVersion: raft.ProtocolVersion(h.GetProtocolVersion()),
+		ID:              h.GetId(),
+		Addr:            h.GetAddr(),
+	}
+}
+
+func appendRequestToProto(group uint64, r *raft.AppendEntriesRequest) *peerv1.AppendEntriesRequest {
+	out := &peerv1.AppendEntriesRequest{
+		Group:             group,
+		Header:            headerToProto(r.RPCHeader),
+		Term:              r.Term,
+		Leader:            r.Leader,
+		PrevLogEntry:      r.PrevLogEntry,
+		PrevLogTerm:       r.PrevLogTerm,
+		LeaderCommitIndex: r.LeaderCommitIndex,
+	}
+	if len(r.Entries) > 0 {
+		out.Entries = make([]*peerv1.LogEntry, len(r.Entries))
+		for i, e := range r.Entries {
+			var at int64
+			if !e.AppendedAt.IsZero() {
+				at = e.AppendedAt.UnixNano()
+			}
+			out.Entries[i] = &peerv1.LogEntry{
+				Index:      e.Index,
+				Term:       e.Term,
+				Type:       uint32(e.Type),
+				Data:       e.Data,
+				Extensions: e.Extensions,
+				AppendedAt: at,
+			}
+		}
+	}
+	return out
+}
+
+func appendRequestFromProto(in *peerv1.AppendEntriesRequest) *raft.AppendEntriesRequest {
+	r := &raft.AppendEntriesRequest{
+		RPCHeader:         headerFromProto(in.GetHeader()),
+		Term:              in.GetTerm(),
+		Leader:            in.GetLeader(),
+		PrevLogEntry:      in.GetPrevLogEntry(),
+		PrevLogTerm:       in.GetPrevLogTerm(),
+		LeaderCommitIndex: in.GetLeaderCommitIndex(),
+	}
+	if es := in.GetEntries(); len(es) > 0 {
+		r.Entries = make([]*raft.Log, len(es))
+		for i, e := range es {
+			var at time.Time
+			if n := e.GetAppendedAt(); n != 0 {
+				at = time.Unix(0, n)
+			}
+			r.Entries[i] = &raft.Log{
+				Index:      e.GetIndex(),
+				Term:       e.GetTerm(),
+				Type:       raft.LogType(e.GetType()),
+				Data:       e.GetData(),
+				Extensions: e.GetExtensions(),
+				AppendedAt: at,
+			}
+		}
+	}
+	return r
+}
+
+func appendResponseToProto(r *raft.AppendEntriesResponse) *peerv1.AppendEntriesResponse {
+	return &peerv1.AppendEntriesResponse{
+		Header:         headerToProto(r.RPCHeader),
+		Term:           r.Term,
+		LastLog:        r.LastLog,
+		Success:        r.Success,
+		NoRetryBackoff: r.NoRetryBackoff,
+	}
+}
+
+// appendResponseFromProto overwrites every field of r: raft reuses
+// responses between heartbeats.
+func appendResponseFromProto(in *peerv1.AppendEntriesResponse, r *raft.AppendEntriesResponse) {
+	*r = raft.AppendEntriesResponse{
+		RPCHeader:      headerFromProto(in.GetHeader()),
+		Term:           in.GetTerm(),
+		LastLog:        in.GetLastLog(),
+		Success:        in.GetSuccess(),
+		NoRetryBackoff: in.GetNoRetryBackoff(),
+	}
+}
+
+func snapshotRequestToProto(group uint64, r *raft.InstallSnapshotRequest) *peerv1.InstallSnapshotRequest {
+	return &peerv1.InstallSnapshotRequest{
+		Group:              group,
+		Header:             headerToProto(r.RPCHeader),
+		SnapshotVersion:    int64(r.SnapshotVersion),
+		Term:               r.Term,
+		Leader:             r.Leader,
+		LastLogIndex:       r.LastLogIndex,
+		LastLogTerm:        r.LastLogTerm,
+		Peers:              r.Peers,
+		Configuration:      r.Configuration,
+		ConfigurationIndex: r.ConfigurationIndex,
+		Size:               r.Size,
+	}
+}
+
+func snapshotRequestFromProto(in *peerv1.InstallSnapshotRequest) *raft.InstallSnapshotRequest {
+	return &raft.InstallSnapshotRequest{
+		RPCHeader:          headerFromProto(in.GetHeader()),
+		SnapshotVersion:    raft.SnapshotVersion(in.GetSnapshotVersion()),
+		Term:               in.GetTerm(),
+		Leader:             in.GetLeader(),
+		LastLogIndex:       in.GetLastLogIndex(),
+		LastLogTerm:        in.GetLastLogTerm(),
+		Peers:              in.GetPeers(),
+		Configuration:      in.GetConfiguration(),
+		ConfigurationIndex: in.GetConfigurationIndex(),
+		Size:               in.GetSize(),
+	}
+}
