@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"google.golang.org/grpc/codes"
@@ -74,6 +77,14 @@ func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
 func (n *Node) status(err error) error {
 	var nl *notLeaderError
 	if !errors.As(err, &nl) {
+		if errors.Is(err, ErrClosed) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) {
+			// Not executed: the hint (with no leader) tells a forwarding
+			// node it may send the request elsewhere.
+			st, derr := status.New(codes.Unavailable, err.Error()).WithDetails(&cachev1.LeaderHint{})
+			if derr == nil {
+				return st.Err()
+			}
+		}
 		return toStatus(err)
 	}
 	st := status.New(codes.Unavailable, err.Error())
@@ -184,5 +195,22 @@ func forwardOnce[T any](ctx context.Context, n *Node, target string, read bool,
 	if hintOf(err) != nil {
 		return zero, err, true
 	}
+	if unsent(err) {
+		// The target is down: what this node knew of its leaderships is
+		// stale.
+		n.leaders.forget(target)
+		return zero, err, true
+	}
 	return zero, err, read && status.Code(err) == codes.Unavailable && ctx.Err() == nil
+}
+
+// unsent reports whether a call failed before its request left this node:
+// gRPC could not connect. Such a request is safe to send elsewhere even
+// when it is a write.
+func unsent(err error) bool {
+	if status.Code(err) != codes.Unavailable {
+		return false
+	}
+	msg := status.Convert(err).Message()
+	return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "connection refused")
 }

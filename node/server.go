@@ -50,7 +50,7 @@ func (n *Node) local(pid uint32, leaderOnly bool) *partition {
 // because this replica does not lead, so that it is safe to send it to
 // the leader.
 func isNotLeader(err error) bool {
-	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader)
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, ErrClosed)
 }
 
 // serve runs a request for partition pid on this node's replica when it
@@ -69,16 +69,31 @@ func serveRead[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
 
 func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read bool,
 	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
-	if p := n.local(pid, leaderOnly); p != nil {
+	var zero T
+	for {
+		p := n.local(pid, leaderOnly)
+		if p == nil {
+			break
+		}
 		resp, err := local(p)
 		if err == nil {
 			return resp, nil
 		}
+		if errors.Is(err, raft.ErrLeadershipTransferInProgress) && !isForwarded(ctx) {
+			// Not executed; the leader changes in a moment.
+			select {
+			case <-time.After(forwardBackoff):
+				continue
+			case <-ctx.Done():
+				return zero, n.status(err)
+			}
+		}
 		if !isNotLeader(err) || isForwarded(ctx) {
 			return resp, n.status(err)
 		}
-	} else if isForwarded(ctx) {
-		var zero T
+		break
+	}
+	if isForwarded(ctx) {
 		return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
 	}
 	return forward(ctx, n, pid, read, remote)
