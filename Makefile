@@ -6,7 +6,7 @@ TOOLS           := $(BIN)/tools
 # `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1 and
 # GOSSIP_PORT+i-1 and keeps its data and log in DATA_DIR/ni.
 DATA_DIR        ?= data
-GRPC_PORT       ?= 7401
+GRPC_PORT       ?= 7400
 GOSSIP_PORT     ?= 7946
 TEST_TIMEOUT    ?= 15m
 
@@ -29,7 +29,7 @@ build: ## Build bin/elcache and bin/elcachectl.
 
 RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)"
 
-run: build ## Run a local 3-node cluster in the foreground (gRPC 7401-7403, data and logs in ./data/n1..n3); Ctrl-C stops it.
+run: build ## Run a local 3-node cluster in the foreground (gRPC 7400-7402, data and logs in ./data/n1..n3); Ctrl-C stops it.
 	@$(RUN_ENV) exec deploy/local/run.sh run
 
 run-fg: run # Former name of run, which now stays in the foreground.

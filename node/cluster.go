@@ -189,6 +189,7 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 			n.log.Error("placement failed", "err", err)
 			return nil
 		}
+		pl = pl.BalanceLeaders()
 		moved := false
 		if len(next.Partitions) != len(pl.Replicas) {
 			next.Partitions = make([]*peerv1.PartitionPlacement, len(pl.Replicas))

@@ -11,7 +11,7 @@
 #   DATA_DIR     data root, node i keeps its data and elcache.log in
 #                DATA_DIR/ni (default data)
 #   HOST         address the nodes listen on (default 127.0.0.1)
-#   GRPC_PORT    gRPC port of n1; n2 and n3 take the next ones (default 7401)
+#   GRPC_PORT    gRPC port of n1; n2 and n3 take the next ones (default 7400)
 #   GOSSIP_PORT  gossip port of n1, likewise (default 7946)
 #   BIN          where elcache and elcachectl are (default bin)
 #   START_TIMEOUT  seconds to wait for the cluster to serve (default 120)
@@ -24,7 +24,7 @@ set -uo pipefail
 
 DATA_DIR=${DATA_DIR:-data}
 HOST=${HOST:-127.0.0.1}
-GRPC_PORT=${GRPC_PORT:-7401}
+GRPC_PORT=${GRPC_PORT:-7400}
 GOSSIP_PORT=${GOSSIP_PORT:-7946}
 BIN=${BIN:-bin}
 START_TIMEOUT=${START_TIMEOUT:-120}
