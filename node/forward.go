@@ -196,9 +196,11 @@ func forwardOnce[T any](ctx context.Context, n *Node, target string, read bool,
 		return zero, err, true
 	}
 	if unsent(err) {
-		// The target is down: what this node knew of its leaderships is
-		// stale.
+		// The target is down, or back and the connection has not noticed:
+		// what this node knew of its leaderships is stale, and the next
+		// attempt should dial at once.
 		n.leaders.forget(target)
+		conn.ResetConnectBackoff()
 		return zero, err, true
 	}
 	return zero, err, read && status.Code(err) == codes.Unavailable && ctx.Err() == nil

@@ -149,7 +149,7 @@ func (n *Node) open() error {
 	}
 	n.lis = lis
 	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log,
-		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second)})
+		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30})
 	n.srv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsgBytes),
 		grpc.MaxSendMsgSize(maxMsgBytes),

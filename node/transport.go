@@ -64,6 +64,10 @@ type raftNetConfig struct {
 	RPCTimeout time.Duration
 	// SnapshotTimeout bounds one InstallSnapshot stream (default 5m).
 	SnapshotTimeout time.Duration
+	// HeartbeatWindow is how long a heartbeat waits for heartbeats of
+	// other groups to the same peer, to travel in one call (heartbeat.go).
+	// Zero sends each heartbeat alone.
+	HeartbeatWindow time.Duration
 }
 
 // raftNet is this node's end of the multiplexed Raft transport: it serves
@@ -88,6 +92,10 @@ type raftNet struct {
 	// start) this node last got a Raft request or answer from it.
 	heard sync.Map
 	start time.Time
+
+	// hbPending holds the heartbeats waiting to be sent, by peer.
+	hbMu      sync.Mutex
+	hbPending map[string][]*hbCall
 }
 
 // noteHeard records that peer just talked to this node.
@@ -459,6 +467,20 @@ func (t *groupTransport) call(target raft.ServerAddress, class connClass, timeou
 
 // AppendEntries implements raft.Transport.
 func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if isHeartbeat(args) && t.rn.cfg.HeartbeatWindow > 0 {
+		return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "heartbeat", func(ctx context.Context, _ peerv1.RaftClient) error {
+			t.stats.heartbeats.Add(1)
+			t.noteTerm(args.Term)
+			sent := time.Now()
+			out, err := t.rn.heartbeat(ctx, string(target), appendRequestToProto(t.group, args))
+			if err != nil {
+				return err
+			}
+			appendResponseFromProto(out, resp)
+			t.recordAck(string(target), args, resp, sent)
+			return nil
+		})
+	}
 	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "AppendEntries", func(ctx context.Context, c peerv1.RaftClient) error {
 		if isHeartbeat(args) {
 			t.stats.heartbeats.Add(1)

@@ -989,6 +989,150 @@ func (x *InstallSnapshotResponse) GetSuccess() bool {
 	return false
 }
 
+type HeartbeatBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each is a heartbeat: an AppendEntriesRequest with a term and a leader
+	// and nothing else, naming its group.
+	Heartbeats    []*AppendEntriesRequest `protobuf:"bytes,1,rep,name=heartbeats,proto3" json:"heartbeats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatBatch) Reset() {
+	*x = HeartbeatBatch{}
+	mi := &file_peer_v1_raft_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatBatch) ProtoMessage() {}
+
+func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_raft_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
+func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
+	return file_peer_v1_raft_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HeartbeatBatch) GetHeartbeats() []*AppendEntriesRequest {
+	if x != nil {
+		return x.Heartbeats
+	}
+	return nil
+}
+
+type HeartbeatBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*HeartbeatResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatBatchResponse) Reset() {
+	*x = HeartbeatBatchResponse{}
+	mi := &file_peer_v1_raft_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatBatchResponse) ProtoMessage() {}
+
+func (x *HeartbeatBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_raft_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatBatchResponse.ProtoReflect.Descriptor instead.
+func (*HeartbeatBatchResponse) Descriptor() ([]byte, []int) {
+	return file_peer_v1_raft_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *HeartbeatBatchResponse) GetResults() []*HeartbeatResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type HeartbeatResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Response *AppendEntriesResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Set instead of response when the heartbeat failed (e.g. no replica of
+	// the group on the node).
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatResult) Reset() {
+	*x = HeartbeatResult{}
+	mi := &file_peer_v1_raft_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatResult) ProtoMessage() {}
+
+func (x *HeartbeatResult) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_raft_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatResult.ProtoReflect.Descriptor instead.
+func (*HeartbeatResult) Descriptor() ([]byte, []int) {
+	return file_peer_v1_raft_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HeartbeatResult) GetResponse() *AppendEntriesResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *HeartbeatResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_peer_v1_raft_proto protoreflect.FileDescriptor
 
 const file_peer_v1_raft_proto_rawDesc = "" +
@@ -1070,9 +1214,20 @@ const file_peer_v1_raft_proto_rawDesc = "" +
 	"\x17InstallSnapshotResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.elcache.peer.v1.RPCHeaderR\x06header\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x18\n" +
-	"\asuccess\x18\x03 \x01(\bR\asuccess2\xcc\x04\n" +
+	"\asuccess\x18\x03 \x01(\bR\asuccess\"W\n" +
+	"\x0eHeartbeatBatch\x12E\n" +
+	"\n" +
+	"heartbeats\x18\x01 \x03(\v2%.elcache.peer.v1.AppendEntriesRequestR\n" +
+	"heartbeats\"T\n" +
+	"\x16HeartbeatBatchResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .elcache.peer.v1.HeartbeatResultR\aresults\"k\n" +
+	"\x0fHeartbeatResult\x12B\n" +
+	"\bresponse\x18\x01 \x01(\v2&.elcache.peer.v1.AppendEntriesResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error2\xa4\x05\n" +
 	"\x04Raft\x12^\n" +
-	"\rAppendEntries\x12%.elcache.peer.v1.AppendEntriesRequest\x1a&.elcache.peer.v1.AppendEntriesResponse\x12j\n" +
+	"\rAppendEntries\x12%.elcache.peer.v1.AppendEntriesRequest\x1a&.elcache.peer.v1.AppendEntriesResponse\x12V\n" +
+	"\n" +
+	"Heartbeats\x12\x1f.elcache.peer.v1.HeartbeatBatch\x1a'.elcache.peer.v1.HeartbeatBatchResponse\x12j\n" +
 	"\x15AppendEntriesPipeline\x12%.elcache.peer.v1.AppendEntriesRequest\x1a&.elcache.peer.v1.AppendEntriesResponse(\x010\x01\x12X\n" +
 	"\vRequestVote\x12#.elcache.peer.v1.RequestVoteRequest\x1a$.elcache.peer.v1.RequestVoteResponse\x12a\n" +
 	"\x0eRequestPreVote\x12&.elcache.peer.v1.RequestPreVoteRequest\x1a'.elcache.peer.v1.RequestPreVoteResponse\x12U\n" +
@@ -1092,7 +1247,7 @@ func file_peer_v1_raft_proto_rawDescGZIP() []byte {
 	return file_peer_v1_raft_proto_rawDescData
 }
 
-var file_peer_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_peer_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_peer_v1_raft_proto_goTypes = []any{
 	(*RPCHeader)(nil),               // 0: elcache.peer.v1.RPCHeader
 	(*LogEntry)(nil),                // 1: elcache.peer.v1.LogEntry
@@ -1107,6 +1262,9 @@ var file_peer_v1_raft_proto_goTypes = []any{
 	(*InstallSnapshotRequest)(nil),  // 10: elcache.peer.v1.InstallSnapshotRequest
 	(*InstallSnapshotChunk)(nil),    // 11: elcache.peer.v1.InstallSnapshotChunk
 	(*InstallSnapshotResponse)(nil), // 12: elcache.peer.v1.InstallSnapshotResponse
+	(*HeartbeatBatch)(nil),          // 13: elcache.peer.v1.HeartbeatBatch
+	(*HeartbeatBatchResponse)(nil),  // 14: elcache.peer.v1.HeartbeatBatchResponse
+	(*HeartbeatResult)(nil),         // 15: elcache.peer.v1.HeartbeatResult
 }
 var file_peer_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: elcache.peer.v1.AppendEntriesRequest.header:type_name -> elcache.peer.v1.RPCHeader
@@ -1121,23 +1279,28 @@ var file_peer_v1_raft_proto_depIdxs = []int32{
 	0,  // 9: elcache.peer.v1.InstallSnapshotRequest.header:type_name -> elcache.peer.v1.RPCHeader
 	10, // 10: elcache.peer.v1.InstallSnapshotChunk.request:type_name -> elcache.peer.v1.InstallSnapshotRequest
 	0,  // 11: elcache.peer.v1.InstallSnapshotResponse.header:type_name -> elcache.peer.v1.RPCHeader
-	2,  // 12: elcache.peer.v1.Raft.AppendEntries:input_type -> elcache.peer.v1.AppendEntriesRequest
-	2,  // 13: elcache.peer.v1.Raft.AppendEntriesPipeline:input_type -> elcache.peer.v1.AppendEntriesRequest
-	4,  // 14: elcache.peer.v1.Raft.RequestVote:input_type -> elcache.peer.v1.RequestVoteRequest
-	6,  // 15: elcache.peer.v1.Raft.RequestPreVote:input_type -> elcache.peer.v1.RequestPreVoteRequest
-	8,  // 16: elcache.peer.v1.Raft.TimeoutNow:input_type -> elcache.peer.v1.TimeoutNowRequest
-	11, // 17: elcache.peer.v1.Raft.InstallSnapshot:input_type -> elcache.peer.v1.InstallSnapshotChunk
-	3,  // 18: elcache.peer.v1.Raft.AppendEntries:output_type -> elcache.peer.v1.AppendEntriesResponse
-	3,  // 19: elcache.peer.v1.Raft.AppendEntriesPipeline:output_type -> elcache.peer.v1.AppendEntriesResponse
-	5,  // 20: elcache.peer.v1.Raft.RequestVote:output_type -> elcache.peer.v1.RequestVoteResponse
-	7,  // 21: elcache.peer.v1.Raft.RequestPreVote:output_type -> elcache.peer.v1.RequestPreVoteResponse
-	9,  // 22: elcache.peer.v1.Raft.TimeoutNow:output_type -> elcache.peer.v1.TimeoutNowResponse
-	12, // 23: elcache.peer.v1.Raft.InstallSnapshot:output_type -> elcache.peer.v1.InstallSnapshotResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 12: elcache.peer.v1.HeartbeatBatch.heartbeats:type_name -> elcache.peer.v1.AppendEntriesRequest
+	15, // 13: elcache.peer.v1.HeartbeatBatchResponse.results:type_name -> elcache.peer.v1.HeartbeatResult
+	3,  // 14: elcache.peer.v1.HeartbeatResult.response:type_name -> elcache.peer.v1.AppendEntriesResponse
+	2,  // 15: elcache.peer.v1.Raft.AppendEntries:input_type -> elcache.peer.v1.AppendEntriesRequest
+	13, // 16: elcache.peer.v1.Raft.Heartbeats:input_type -> elcache.peer.v1.HeartbeatBatch
+	2,  // 17: elcache.peer.v1.Raft.AppendEntriesPipeline:input_type -> elcache.peer.v1.AppendEntriesRequest
+	4,  // 18: elcache.peer.v1.Raft.RequestVote:input_type -> elcache.peer.v1.RequestVoteRequest
+	6,  // 19: elcache.peer.v1.Raft.RequestPreVote:input_type -> elcache.peer.v1.RequestPreVoteRequest
+	8,  // 20: elcache.peer.v1.Raft.TimeoutNow:input_type -> elcache.peer.v1.TimeoutNowRequest
+	11, // 21: elcache.peer.v1.Raft.InstallSnapshot:input_type -> elcache.peer.v1.InstallSnapshotChunk
+	3,  // 22: elcache.peer.v1.Raft.AppendEntries:output_type -> elcache.peer.v1.AppendEntriesResponse
+	14, // 23: elcache.peer.v1.Raft.Heartbeats:output_type -> elcache.peer.v1.HeartbeatBatchResponse
+	3,  // 24: elcache.peer.v1.Raft.AppendEntriesPipeline:output_type -> elcache.peer.v1.AppendEntriesResponse
+	5,  // 25: elcache.peer.v1.Raft.RequestVote:output_type -> elcache.peer.v1.RequestVoteResponse
+	7,  // 26: elcache.peer.v1.Raft.RequestPreVote:output_type -> elcache.peer.v1.RequestPreVoteResponse
+	9,  // 27: elcache.peer.v1.Raft.TimeoutNow:output_type -> elcache.peer.v1.TimeoutNowResponse
+	12, // 28: elcache.peer.v1.Raft.InstallSnapshot:output_type -> elcache.peer.v1.InstallSnapshotResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_peer_v1_raft_proto_init() }
@@ -1151,7 +1314,7 @@ func file_peer_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_v1_raft_proto_rawDesc), len(file_peer_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

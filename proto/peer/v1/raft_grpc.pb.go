@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Raft_AppendEntries_FullMethodName         = "/elcache.peer.v1.Raft/AppendEntries"
+	Raft_Heartbeats_FullMethodName            = "/elcache.peer.v1.Raft/Heartbeats"
 	Raft_AppendEntriesPipeline_FullMethodName = "/elcache.peer.v1.Raft/AppendEntriesPipeline"
 	Raft_RequestVote_FullMethodName           = "/elcache.peer.v1.Raft/RequestVote"
 	Raft_RequestPreVote_FullMethodName        = "/elcache.peer.v1.Raft/RequestPreVote"
@@ -41,6 +42,9 @@ const (
 // the error the receiving Raft returned.
 type RaftClient interface {
 	AppendEntries(ctx context.Context, in *AppendEntriesRequest, opts ...grpc.CallOption) (*AppendEntriesResponse, error)
+	// Heartbeats carries the heartbeats of many groups to one node in one
+	// call (heartbeat coalescing); results come back in the same order.
+	Heartbeats(ctx context.Context, in *HeartbeatBatch, opts ...grpc.CallOption) (*HeartbeatBatchResponse, error)
 	// Pipelined replication of one group to one peer: requests in, responses
 	// out in the same order. The first error ends the stream.
 	AppendEntriesPipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendEntriesRequest, AppendEntriesResponse], error)
@@ -65,6 +69,16 @@ func (c *raftClient) AppendEntries(ctx context.Context, in *AppendEntriesRequest
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AppendEntriesResponse)
 	err := c.cc.Invoke(ctx, Raft_AppendEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *raftClient) Heartbeats(ctx context.Context, in *HeartbeatBatch, opts ...grpc.CallOption) (*HeartbeatBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeartbeatBatchResponse)
+	err := c.cc.Invoke(ctx, Raft_Heartbeats_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +150,9 @@ type Raft_InstallSnapshotClient = grpc.ClientStreamingClient[InstallSnapshotChun
 // the error the receiving Raft returned.
 type RaftServer interface {
 	AppendEntries(context.Context, *AppendEntriesRequest) (*AppendEntriesResponse, error)
+	// Heartbeats carries the heartbeats of many groups to one node in one
+	// call (heartbeat coalescing); results come back in the same order.
+	Heartbeats(context.Context, *HeartbeatBatch) (*HeartbeatBatchResponse, error)
 	// Pipelined replication of one group to one peer: requests in, responses
 	// out in the same order. The first error ends the stream.
 	AppendEntriesPipeline(grpc.BidiStreamingServer[AppendEntriesRequest, AppendEntriesResponse]) error
@@ -158,6 +175,9 @@ type UnimplementedRaftServer struct{}
 
 func (UnimplementedRaftServer) AppendEntries(context.Context, *AppendEntriesRequest) (*AppendEntriesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AppendEntries not implemented")
+}
+func (UnimplementedRaftServer) Heartbeats(context.Context, *HeartbeatBatch) (*HeartbeatBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Heartbeats not implemented")
 }
 func (UnimplementedRaftServer) AppendEntriesPipeline(grpc.BidiStreamingServer[AppendEntriesRequest, AppendEntriesResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method AppendEntriesPipeline not implemented")
@@ -209,6 +229,24 @@ func _Raft_AppendEntries_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RaftServer).AppendEntries(ctx, req.(*AppendEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Raft_Heartbeats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HeartbeatBatch)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RaftServer).Heartbeats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Raft_Heartbeats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RaftServer).Heartbeats(ctx, req.(*HeartbeatBatch))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -291,6 +329,10 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AppendEntries",
 			Handler:    _Raft_AppendEntries_Handler,
+		},
+		{
+			MethodName: "Heartbeats",
+			Handler:    _Raft_Heartbeats_Handler,
 		},
 		{
 			MethodName: "RequestVote",
