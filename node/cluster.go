@@ -371,7 +371,7 @@ func (n *Node) syncReplicas(st *peerv1.ClusterState) {
 			n.parts[id] = np
 			n.partsMu.Unlock()
 			n.log.Debug("replica started", "partition", id)
-		case p != nil:
+		case !want && p != nil:
 			if n.removable(p) {
 				n.dropReplica(p)
 			}

@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -226,6 +228,25 @@ func TestClusterFailover(t *testing.T) {
 	checkAll(t, c, acked)
 }
 
+// preloadCluster writes count keys of size-byte values through MultiPut.
+func preloadCluster(t *testing.T, c *nodetest.Cluster, count, size int) {
+	t.Helper()
+	cl := dial(t, c.Nodes[c.Running()[0]].Addr())
+	value := make([]byte, size)
+	for i := 0; i < count; i += 500 {
+		req := &cachev1.MultiPutRequest{}
+		for j := i; j < min(i+500, count); j++ {
+			req.Entries = append(req.Entries, &cachev1.KeyValue{Key: []byte(fmt.Sprintf("pre-%d", j)), Value: value})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := cl.MultiPut(ctx, req)
+		cancel()
+		if err != nil {
+			t.Fatalf("preload: %v", err)
+		}
+	}
+}
+
 // loadStats is what a background writer saw.
 type loadStats struct {
 	ops, failed int
@@ -293,13 +314,20 @@ func runLoad(t *testing.T, c *nodetest.Cluster, stop <-chan struct{}) <-chan loa
 // under load with zero failed requests, and leaves.
 func TestClusterRebalance(t *testing.T) {
 	c := nodetest.StartCluster(t, 3)
+	// Data to move: ELCACHE_TEST_REBALANCE_MB (default 2) MiB of 1 KiB
+	// values, written before the joins.
+	mb := 2
+	if v, err := strconv.Atoi(os.Getenv("ELCACHE_TEST_REBALANCE_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	preloadCluster(t, c, mb<<10, 1<<10)
 	stop := make(chan struct{})
 	done := runLoad(t, c, stop)
 	time.Sleep(200 * time.Millisecond)
 	joined := time.Now()
 	n3, n4 := c.Add(), c.Add()
-	c.WaitConverged(60 * time.Second)
-	t.Logf("rebalance onto 2 new nodes took %v", time.Since(joined).Round(time.Millisecond))
+	c.WaitConverged(120 * time.Second)
+	t.Logf("rebalance of %d MiB onto 2 new nodes took %v", mb, time.Since(joined).Round(time.Millisecond))
 	close(stop)
 	st := <-done
 	t.Logf("during joins: %d attempts, %d failed, longest write %v", st.ops, st.failed, st.longest.Round(time.Millisecond))
@@ -323,10 +351,36 @@ func TestClusterRebalance(t *testing.T) {
 		if held[c.Nodes[i].ID()] == 0 {
 			t.Fatalf("new node n%d holds no replica: %v", i, held)
 		}
-		// The moved data is there: the node's replicas hold keys.
+		// The moved data is there, and the new node serves it: a key of a
+		// partition it leads, read through it, is answered by it.
 		stats, err := dial(t, c.Nodes[i].Addr()).Stats(opCtx(t), &cachev1.StatsRequest{})
 		if err != nil || stats.Keys == 0 {
 			t.Fatalf("n%d stats = %v, %v; want the moved keys", i, stats, err)
+		}
+		// It serves the moved data itself: keys of the partitions it
+		// holds, read through it at EVENTUAL, come from its own replica.
+		mine := make(map[uint32]bool)
+		for _, p := range topo.Partitions {
+			if slices.Contains(p.Replicas, c.Nodes[i].ID()) {
+				mine[p.Partition] = true
+			}
+		}
+		pr, _ := ring.NewPartitioner(8)
+		checked := 0
+		for j := 0; j < mb<<10 && checked < 50; j++ {
+			k := fmt.Sprintf("pre-%d", j)
+			if !mine[pr.Partition([]byte(k))] {
+				continue
+			}
+			got, err := dial(t, c.Nodes[i].Addr()).Get(opCtx(t), &cachev1.GetRequest{Key: []byte(k),
+				Options: &cachev1.ReadOptions{Consistency: cachev1.Consistency_CONSISTENCY_EVENTUAL}})
+			if err != nil || !got.Found || len(got.Entry.Value) != 1<<10 || got.Meta.ServedBy != c.Configs[i].NodeName {
+				t.Fatalf("moved key %s read through n%d: %v, %v; want its value served by n%d", k, i, got, err, i)
+			}
+			checked++
+		}
+		if checked == 0 {
+			t.Fatalf("n%d holds partitions %v but none of the preloaded keys", i, mine)
 		}
 	}
 	t.Logf("replicas per node after joins: %v", held)

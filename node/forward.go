@@ -24,6 +24,10 @@ const forwardedKey = "elcache-forwarded"
 // (the first guess, then leader hints from the answers).
 const forwardAttempts = 3
 
+// errLeaderHere: while forwarding, this node turned out to be the leader;
+// the caller serves the request locally.
+var errLeaderHere = errors.New("node: this node leads the partition now")
+
 // forwardBackoff is the pause before asking a leader that was not ready
 // again.
 const forwardBackoff = 20 * time.Millisecond
@@ -143,6 +147,9 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 	var lastErr error = &notLeaderError{partition: pid}
 	target := n.routeTarget(pid)
 	for hops := 0; ; {
+		if target == n.id && n.part(pid) != nil {
+			return zero, errLeaderHere
+		}
 		if target != "" && target != n.id && n.faults.allowNode(target) {
 			resp, err, retry := forwardOnce(ctx, n, target, read, call)
 			if err == nil {

@@ -361,7 +361,9 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
-// closeGroups stops every Raft group of this node and the transport.
+// closeGroups stops every Raft group of this node. The peer connections
+// stay until the gRPC server has stopped: forwarded requests still in
+// flight use them.
 func (n *Node) closeGroups() error {
 	var errs []error
 	for _, p := range n.hosted() {
@@ -369,9 +371,6 @@ func (n *Node) closeGroups() error {
 	}
 	if n.meta != nil {
 		errs = append(errs, n.meta.close())
-	}
-	if n.net != nil {
-		errs = append(errs, n.net.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -386,6 +385,9 @@ func (n *Node) shutdown() error {
 		}
 	}
 	errs := []error{n.closeGroups()}
+	if n.net != nil {
+		errs = append(errs, n.net.Close())
+	}
 	if n.members != nil {
 		errs = append(errs, n.members.Close())
 	}

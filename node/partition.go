@@ -96,21 +96,22 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		return nil, fmt.Errorf("node: partition %d: %w", id, err)
 	}
 	trans := d.net.Transport(group)
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
-	if err != nil {
-		trans.Close()
-		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
-	}
 	if !has && slices.Contains(bootstrap, d.nodeID) {
+		// Written to the stores before Raft starts: a leader's first append
+		// can arrive as soon as it does.
 		cfg := raft.Configuration{}
 		for _, v := range bootstrap {
 			cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v), Address: raft.ServerAddress(v)})
 		}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil {
-			r.Shutdown()
+		if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, cfg); err != nil {
 			trans.Close()
 			return nil, fmt.Errorf("node: partition %d: bootstrap: %w", id, err)
 		}
+	}
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
+	if err != nil {
+		trans.Close()
+		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
 	}
 	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
 		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{})}
@@ -263,9 +264,10 @@ func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.R
 // readReady makes this replica ready to serve a read at level, waiting as
 // the level requires, and returns the level it serves at.
 //
-// With one voter per partition (this release) the leader is the only
-// replica and it is its own quorum: every level is served by the leader
-// after the checks below. Followers and leases arrive with the cluster.
+// LINEARIZABLE, LEASE and BOUNDED need the leader (real leases and
+// follower freshness proofs come with the reads work); SESSION waits on
+// any replica until it has applied the session's writes; EVENTUAL takes
+// any replica as it is.
 func (p *partition) readReady(ctx context.Context, o readOpts) error {
 	switch o.level {
 	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE, cachev1.Consistency_CONSISTENCY_LEASE:
@@ -283,7 +285,10 @@ func (p *partition) readReady(ctx context.Context, o readOpts) error {
 			return p.fsm.waitApplied(ctx, t.Index)
 		}
 		return nil
-	default: // BOUNDED, EVENTUAL: the local replica as it is.
+	case cachev1.Consistency_CONSISTENCY_EVENTUAL:
+		// Any replica, as it is.
+		return nil
+	default: // BOUNDED: the leader's state, until followers can prove freshness.
 		return p.awaitLeader(ctx)
 	}
 }

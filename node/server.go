@@ -70,33 +70,51 @@ func serveRead[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
 func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read bool,
 	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
 	var zero T
+	deadline := time.Now().Add(max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
 	for {
-		p := n.local(pid, leaderOnly)
-		if p == nil {
-			break
-		}
-		resp, err := local(p)
-		if err == nil {
-			return resp, nil
-		}
-		if errors.Is(err, raft.ErrLeadershipTransferInProgress) && !isForwarded(ctx) {
-			// Not executed; the leader changes in a moment.
-			select {
-			case <-time.After(forwardBackoff):
+		if p := n.local(pid, leaderOnly); p != nil {
+			resp, err := local(p)
+			if err == nil {
+				return resp, nil
+			}
+			if errors.Is(err, raft.ErrLeadershipTransferInProgress) && !isForwarded(ctx) {
+				// Not executed; the leader changes in a moment.
+				if werr := pause(ctx); werr != nil {
+					return zero, n.status(err)
+				}
 				continue
-			case <-ctx.Done():
-				return zero, n.status(err)
+			}
+			if !isNotLeader(err) || isForwarded(ctx) {
+				return resp, n.status(err)
 			}
 		}
-		if !isNotLeader(err) || isForwarded(ctx) {
-			return resp, n.status(err)
+		if isForwarded(ctx) {
+			return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
 		}
-		break
+		resp, err := forward(ctx, n, pid, read, remote)
+		if errors.Is(err, errLeaderHere) && time.Now().Before(deadline) {
+			// This node became the leader while the request was looking
+			// for one: serve it here.
+			if werr := pause(ctx); werr != nil {
+				return zero, n.status(werr)
+			}
+			continue
+		}
+		if errors.Is(err, errLeaderHere) {
+			return zero, n.status(&notLeaderError{partition: pid, leader: n.id})
+		}
+		return resp, err
 	}
-	if isForwarded(ctx) {
-		return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
+}
+
+// pause waits a forwarding backoff, or until ctx ends.
+func pause(ctx context.Context) error {
+	select {
+	case <-time.After(forwardBackoff):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return forward(ctx, n, pid, read, remote)
 }
 
 // Get reads one key.

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,89 +11,22 @@ import (
 	"time"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// buildServer compiles the elcache binary once per test binary run.
-var buildServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "elcache-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "elcache")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func freeAddr(t *testing.T) string {
+// startServer starts a single-node server on dataDir and addr and waits
+// until it serves. Gossip gets a free port too: the default one may be
+// taken by a local cluster.
+func startServer(t *testing.T, dataDir, addr string) *proc {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// server is a real elcache process.
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *strings.Builder
-}
-
-func startServer(t *testing.T, dataDir, addr string) *server {
-	t.Helper()
-	bin, err := buildServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{addr: addr, log: &strings.Builder{}}
-	s.cmd = exec.Command(bin, "--data-dir", dataDir, "--grpc-addr", addr, "--partitions", "8", "--node-name", "sys",
+	s := newProc(t, "sys", addr, []string{"--data-dir", dataDir, "--grpc-addr", addr, "--gossip-addr", freeAddr(t),
+		"--partitions", "8", "--node-name", "sys",
 		"--raft-heartbeat-timeout", "100ms", "--raft-election-timeout", "100ms", "--raft-lease-timeout", "50ms", "--raft-commit-timeout", "5ms",
 		// Snapshot and truncate the logs often, so that restarts go
 		// through snapshot metadata and log tails, not a full replay.
-		"--raft-snapshot-interval", "50ms", "--raft-snapshot-threshold", "16", "--raft-trailing-logs", "8")
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	h := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		r, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not serving after 60s: %v\n%s", err, s.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// dialCache returns a Cache client for addr, closed when the test ends.
-func dialCache(t *testing.T, addr string) cachev1.CacheClient {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return cachev1.NewCacheClient(conn)
+		"--raft-snapshot-interval", "50ms", "--raft-snapshot-threshold", "16", "--raft-trailing-logs", "8"})
+	s.start()
+	s.waitServing(60 * time.Second)
+	return s
 }
 
 // Every write acknowledged before a kill -9 is there after a restart on the
@@ -144,10 +74,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.Wait()
+	s.kill()
 	close(stop)
 	wg.Wait()
 	mu.Lock()
@@ -158,7 +85,8 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatal("no partition took a snapshot: the restart would not exercise log truncation")
 	}
 
-	startServer(t, dir, addr)
+	s.start()
+	s.waitServing(60 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for key, version := range acked {
@@ -183,14 +111,14 @@ func TestGracefulShutdownAndRestart(t *testing.T) {
 	if _, err := c.Put(ctx, &cachev1.PutRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	if err := s.cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.log)
+	if err := s.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	if !strings.Contains(s.log.String(), "node stopped") {
-		t.Fatalf("no clean stop in the log:\n%s", s.log)
+	if !strings.Contains(s.logText(), "node stopped") {
+		t.Fatal("no clean stop in the log")
 	}
-	startServer(t, dir, addr)
+	s.start()
+	s.waitServing(60 * time.Second)
 	r, err := c.Get(ctx, &cachev1.GetRequest{Key: []byte("k")})
 	if err != nil || string(r.Entry.GetValue()) != "v" {
 		t.Fatalf("after restart: %v, %v", r, err)
