@@ -67,19 +67,26 @@ func (n *Node) metaCurrent() bool {
 	return n.meta.leader() != "" && r.AppliedIndex() >= r.CommitIndex()
 }
 
-// maybeBootstrap forms a new cluster when BootstrapExpect nodes that
-// belong to no cluster see each other. Only the node with the lowest id
-// bootstraps (the meta group, with the nodes it sees as voters); the others
-// are added by it.
-func (n *Node) maybeBootstrap() {
-	expect := n.cfg.BootstrapExpect
-	if expect == 0 {
-		if len(n.cfg.Join) > 0 {
-			return
-		}
-		expect = 1
+// bootstrapExpect returns how many nodes this node waits for before it
+// forms a new cluster, 0 if it never does (see Config.BootstrapExpect).
+func (n *Node) bootstrapExpect() int {
+	if n.cfg.BootstrapExpect == 0 && len(n.cfg.Join) == 0 {
+		return 1
 	}
-	var ids []string
+	return n.cfg.BootstrapExpect
+}
+
+// maybeBootstrap forms a new cluster when BootstrapExpect nodes that
+// belong to no cluster see each other. Only one node bootstraps: the one
+// with the lowest id among those started with an expectation (so a
+// cluster forms whether or not the other nodes were given one). It makes
+// the nodes it sees voters of the meta group; the others are added later.
+func (n *Node) maybeBootstrap() {
+	expect := n.bootstrapExpect()
+	if expect == 0 {
+		return
+	}
+	var ids, bootstrappers []string
 	for _, m := range n.members.Members() {
 		if m.State != memberAlive {
 			continue
@@ -88,12 +95,15 @@ func (n *Node) maybeBootstrap() {
 			return // a cluster exists: wait to be added to it
 		}
 		ids = append(ids, m.ID)
+		if m.Bootstrapper || m.ID == n.id {
+			bootstrappers = append(bootstrappers, m.ID)
+		}
 	}
 	if len(ids) < expect {
 		return
 	}
 	sort.Strings(ids)
-	if ids[0] != n.id {
+	if slices.Min(bootstrappers) != n.id {
 		return
 	}
 	voters := ids[:min(len(ids), maxMetaVoters)]
@@ -327,10 +337,15 @@ func (n *Node) reachable(id string) bool {
 	if n.members == nil || !n.faults.allowNode(id) {
 		return false
 	}
-	// Gossip takes a second or more to call a member dead; a node that has
-	// heard no Raft traffic from any peer for two election timeouts is cut
-	// off already.
-	if n.net.isolated(2 * n.cfg.Raft.ElectionTimeout) {
+	// Raft traffic is the freshest evidence either way: a peer heard from
+	// within two election timeouts is up (gossip may not have noticed a
+	// healed partition yet), and a node that has heard from no peer for
+	// that long is cut off (gossip takes a second or more to say so).
+	window := 2 * n.cfg.Raft.ElectionTimeout
+	if n.net.heardWithin(id, window) {
+		return true
+	}
+	if n.net.isolated(window) {
 		return false
 	}
 	return n.aliveSet()[id]

@@ -83,6 +83,27 @@ func opCtx(t testing.TB) context.Context {
 	return ctx
 }
 
+// TestClusterFormsWithOneBootstrapper: only one node is told how many to
+// expect; the others only join. The cluster forms whichever node has the
+// lowest id.
+func TestClusterFormsWithOneBootstrapper(t *testing.T) {
+	for _, boot := range []int{1, 2} {
+		c := nodetest.StartCluster(t, 3, func(i int, cfg *node.Config) {
+			if i == boot {
+				return
+			}
+			cfg.BootstrapExpect = 0
+			if i == 0 {
+				// Join-only (the others join it): a seed nobody answers.
+				cfg.Join = []string{"127.0.0.1:1"}
+			}
+		})
+		if _, err := dial(t, c.Nodes[2].Addr()).Put(opCtx(t), &cachev1.PutRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

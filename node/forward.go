@@ -150,6 +150,12 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 		if target == n.id && n.part(pid) != nil {
 			return zero, errLeaderHere
 		}
+		if n.net.isolated(2 * n.cfg.Raft.ElectionTimeout) {
+			// Cut off from every peer (the minority side of a partition):
+			// no leader is reachable, so fail now, not at the deadline.
+			return zero, n.status(fmt.Errorf("%w: partition %d: this node has heard from no peer for %v", ErrUnavailable,
+				pid, 2*n.cfg.Raft.ElectionTimeout))
+		}
 		if target != "" && target != n.id && n.faults.allowNode(target) {
 			resp, err, retry := forwardOnce(ctx, n, target, read, call)
 			if err == nil {

@@ -54,6 +54,9 @@ const (
 // memberInfo is one member as this node sees it.
 type memberInfo struct {
 	ID, Name, GRPCAddr, GossipAddr, BootID string
+	// Bootstrapper: the node was started with a bootstrap expectation, so
+	// it may form a new cluster.
+	Bootstrapper bool
 	// HasCluster: the node already belongs to a formed cluster (it has
 	// cluster state on disk).
 	HasCluster bool
@@ -69,6 +72,9 @@ type membershipConfig struct {
 	NodeID string
 	// NodeName, GRPCAddr and BootID are gossiped as metadata.
 	NodeName, GRPCAddr, BootID string
+	// HasCluster and Bootstrapper are the initial values of the flags of
+	// the same names (SetHasCluster changes the first).
+	HasCluster, Bootstrapper bool
 	// BindAddr is the host:port for gossip (TCP and UDP). Port 0 picks a
 	// free port, which is then advertised. An empty or unspecified host
 	// binds all interfaces and advertises a private address.
@@ -243,7 +249,8 @@ func newMembership(cfg membershipConfig) (*membership, error) {
 		timing:  timing,
 		changes: make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
-		meta:    nodeMeta{ID: cfg.NodeID, Name: cfg.NodeName, GRPCAddr: cfg.GRPCAddr, BootID: cfg.BootID},
+		meta: nodeMeta{ID: cfg.NodeID, Name: cfg.NodeName, GRPCAddr: cfg.GRPCAddr, BootID: cfg.BootID,
+			HasCluster: cfg.HasCluster, Bootstrapper: cfg.Bootstrapper},
 		members: make(map[string]*member),
 		stop:    make(chan struct{}),
 	}
@@ -442,7 +449,7 @@ func (m *membership) observe(n *memberlist.Node, alive bool) {
 	switch {
 	case err == nil:
 		next = member{info: memberInfo{ID: meta.ID, Name: meta.Name, GRPCAddr: meta.GRPCAddr, GossipAddr: addr,
-			BootID: meta.BootID, HasCluster: meta.HasCluster}, leaving: meta.Leaving}
+			BootID: meta.BootID, HasCluster: meta.HasCluster, Bootstrapper: meta.Bootstrapper}, leaving: meta.Leaving}
 	case cur != nil && !alive:
 		next = *cur // it failed or left: its state still counts
 	default:
@@ -735,13 +742,15 @@ type nodeMeta struct {
 	ID, Name, GRPCAddr, BootID string
 	HasCluster                 bool
 	Leaving                    bool // Leave was called: a failure that follows is a departure
+	Bootstrapper               bool // started with a bootstrap expectation
 }
 
 const (
 	nodeMetaVersion  = 1
 	metaFlagCluster  = 1 << 0
 	metaFlagLeaving  = 1 << 1
-	metaKnownFlagsV1 = metaFlagCluster | metaFlagLeaving
+	metaFlagBoot     = 1 << 2
+	metaKnownFlagsV1 = metaFlagCluster | metaFlagLeaving | metaFlagBoot
 )
 
 func (nm nodeMeta) encode() []byte {
@@ -756,6 +765,9 @@ func (nm nodeMeta) encode() []byte {
 	}
 	if nm.Leaving {
 		flags |= metaFlagLeaving
+	}
+	if nm.Bootstrapper {
+		flags |= metaFlagBoot
 	}
 	b := make([]byte, 0, size)
 	b = append(b, nodeMetaVersion, flags)
@@ -800,7 +812,7 @@ func decodeNodeMeta(b []byte) (nodeMeta, error) {
 		return bad("empty node id")
 	}
 	return nodeMeta{ID: fields[0], Name: fields[1], GRPCAddr: fields[2], BootID: fields[3],
-		HasCluster: flags&metaFlagCluster != 0, Leaving: flags&metaFlagLeaving != 0}, nil
+		HasCluster: flags&metaFlagCluster != 0, Leaving: flags&metaFlagLeaving != 0, Bootstrapper: flags&metaFlagBoot != 0}, nil
 }
 
 // memberlistLog bridges memberlist's *log.Logger to slog. memberlist tags

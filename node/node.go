@@ -72,6 +72,7 @@ type Node struct {
 	}
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
+	serving   chan struct{} // closed when health turns SERVING
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -109,8 +110,9 @@ func New(cfg Config) (*Node, error) {
 		recent: storage.NewRecency(20),
 		check: validator{limits: cfg.Limits, defaultLevel: cfg.DefaultConsistency,
 			defaultWriter: cachev1.WriteMode_WRITE_MODE_CACHE_ONLY},
-		parts: make([]*partition, cfg.Partitions),
-		stop:  make(chan struct{}),
+		parts:   make([]*partition, cfg.Partitions),
+		stop:    make(chan struct{}),
+		serving: make(chan struct{}),
 	}
 	scfg := storage.DefaultConfig(filepath.Join(cfg.DataDir, "db"))
 	scfg.Logger = n.log
@@ -189,6 +191,7 @@ func (n *Node) open() error {
 	}
 	n.members, err = newMembership(membershipConfig{
 		NodeID: n.id, NodeName: cfg.NodeName, GRPCAddr: n.Addr(), BootID: n.bootID,
+		HasCluster: n.meta.formed(), Bootstrapper: n.bootstrapExpect() > 0,
 		BindAddr: cfg.GossipAddr, Seeds: cfg.Join, SecretKey: cfg.Cluster.GossipKey, Fast: cfg.Cluster.FastGossip,
 		Allow: n.faults.allowGossip, Logger: n.log,
 	})
@@ -249,18 +252,31 @@ func loadIdentity(dir string, partitions uint32) (identity, error) {
 // leader that can serve.
 func (n *Node) markServingWhenReady() {
 	defer n.wg.Done()
-	if err := n.WaitReady(context.Background()); err != nil {
+	if err := n.waitReady(context.Background()); err != nil {
 		return
 	}
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	n.health.SetServingStatus(cachev1.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	close(n.serving)
 	n.log.Info("node ready", "after", time.Since(n.start).Round(time.Millisecond))
 }
 
-// WaitReady blocks until the cluster is formed and every partition has a
-// known leader (one that has committed in its term, when it is this node),
-// or ctx ends, or the node closes.
+// WaitReady blocks until the node is ready and its health reports SERVING:
+// the cluster is formed and every partition has a known leader (one that
+// has committed in its term, when it is this node). It returns early when
+// ctx ends or the node closes.
 func (n *Node) WaitReady(ctx context.Context) error {
+	select {
+	case <-n.serving:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stop:
+		return ErrClosed
+	}
+}
+
+func (n *Node) waitReady(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for !n.ready() {

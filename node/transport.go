@@ -113,6 +113,12 @@ func (rn *raftNet) noteHeard(peer string) {
 	rn.heard.Store(peer, v)
 }
 
+// heardWithin reports whether peer talked to this node within window.
+func (rn *raftNet) heardWithin(peer string, window time.Duration) bool {
+	v, ok := rn.heard.Load(peer)
+	return ok && v.(*atomic.Int64).Load() >= int64(time.Since(rn.start)-window)
+}
+
 // isolated reports whether this node has peers but heard from none of
 // them within window: it is cut off (or everyone else is down).
 func (rn *raftNet) isolated(window time.Duration) bool {

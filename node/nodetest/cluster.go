@@ -15,6 +15,7 @@ import (
 type Cluster struct {
 	t    testing.TB
 	opts []func(i int, c *node.Config)
+	size int // the bootstrap expectation of the first nodes
 	// Nodes[i] is node i, nil while it is stopped.
 	Nodes   []*node.Node
 	Configs []node.Config
@@ -22,14 +23,13 @@ type Cluster struct {
 
 // StartCluster starts size nodes that form one cluster and waits until it
 // has converged (every partition has a leader and its full replica set).
-// opts change each node's configuration (i is the node's index).
+// Every node gets BootstrapExpect = size and node 0's gossip address to
+// join; opts change each node's configuration (i is the node's index).
 func StartCluster(t testing.TB, size int, opts ...func(i int, c *node.Config)) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, opts: opts}
+	c := &Cluster{t: t, opts: opts, size: size}
 	for i := 0; i < size; i++ {
-		cfg := c.config(i)
-		cfg.BootstrapExpect = size
-		c.start(cfg)
+		c.start(c.config(i))
 	}
 	c.WaitConverged(60 * time.Second)
 	return c
@@ -49,6 +49,7 @@ func (c *Cluster) config(i int) node.Config {
 	if i > 0 && c.Nodes[0] != nil {
 		cfg.Join = []string{c.Nodes[0].GossipAddr()}
 	}
+	cfg.BootstrapExpect = c.size
 	for _, o := range c.opts {
 		o(i, &cfg)
 	}
