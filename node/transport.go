@@ -498,7 +498,12 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 		// part's or the last part's.
 		for _, part := range t.splitAppend(args) {
 			sent := time.Now()
-			out, err := c.AppendEntries(ctx, appendRequestToProto(t.group, part))
+			// Wait for a connection (up to the deadline) rather than fail
+			// at once: raft backs off exponentially per failed append, up
+			// to 41 s, so a follower that was down for a while would wait
+			// that long to catch up after it is back. Failing only at the
+			// deadline keeps the failure count, and the backoff, small.
+			out, err := c.AppendEntries(ctx, appendRequestToProto(t.group, part), grpc.WaitForReady(true))
 			if err != nil {
 				return err
 			}
