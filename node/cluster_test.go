@@ -565,3 +565,40 @@ func TestClusterRollingRestart(t *testing.T) {
 		checkAll(t, c, st.acked)
 	}
 }
+
+// TestClusterWatchTopology: the stream sends the map at once and again
+// when a node joins and placement changes.
+func TestClusterWatchTopology(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stream, err := dial(t, c.Nodes[1].Addr()).WatchTopology(ctx, &cachev1.TopologyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Nodes) != 3 || len(first.Partitions) != 8 || first.MapVersion == 0 {
+		t.Fatalf("first topology = %v", first)
+	}
+	added := c.Add()
+	id := c.Nodes[added].ID()
+	for {
+		next, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("watch: %v", err)
+		}
+		if next.MapVersion < first.MapVersion {
+			t.Fatalf("map version went back from %d to %d", first.MapVersion, next.MapVersion)
+		}
+		placed := false
+		for _, p := range next.Partitions {
+			placed = placed || slices.Contains(p.Replicas, id)
+		}
+		if len(next.Nodes) == 4 && placed && next.MapVersion > first.MapVersion {
+			return
+		}
+	}
+}
