@@ -585,8 +585,9 @@ func (n *Node) handOff(timeout time.Duration) {
 }
 
 // Converged reports whether this node sees a settled cluster: the
-// partition map is known, every partition has a known leader, and every
-// partition led here has exactly the map's replicas as voters.
+// partition map is known, every partition has a known leader (also to each
+// replica placed here), and every partition led here has exactly the map's
+// replicas as voters.
 func (n *Node) Converged() bool {
 	st, _ := n.meta.fsm.current()
 	if st.Revision == 0 || len(st.Partitions) != int(n.cfg.Partitions) {
@@ -597,6 +598,9 @@ func (n *Node) Converged() bool {
 			return false
 		}
 		p := n.part(uint32(pid))
+		if p != nil && slices.Contains(pp.Replicas, n.id) && p.leader() == "" {
+			return false // a replica placed here has not heard from its leader
+		}
 		if p == nil || p.raft.State() != raft.Leader {
 			continue
 		}

@@ -193,8 +193,17 @@ func checkAll(t *testing.T, c *nodetest.Cluster, acked map[string]string) {
 	for _, i := range c.Running() {
 		cl := dial(t, c.Nodes[i].Addr())
 		for k, v := range acked {
-			got, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte(k),
-				Options: &cachev1.ReadOptions{Consistency: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}})
+			var got *cachev1.GetResponse
+			var err error
+			// Unavailable (a leader hand-over just then) is retried, as a
+			// client would; the value must be there.
+			for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				got, err = cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte(k),
+					Options: &cachev1.ReadOptions{Consistency: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}})
+				if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+					break
+				}
+			}
 			if err != nil {
 				t.Fatalf("get %s via n%d: %v", k, i, err)
 			}
