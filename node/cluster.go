@@ -586,16 +586,20 @@ func (n *Node) handOff(timeout time.Duration) {
 
 // Converged reports whether this node sees a settled cluster: the
 // partition map is known, every partition has a known leader (also to each
-// replica placed here), and every partition led here has exactly the map's
-// replicas as voters.
+// replica placed here), on its preferred node when that node is up, and
+// every partition led here has exactly the map's replicas as voters.
 func (n *Node) Converged() bool {
 	st, _ := n.meta.fsm.current()
 	if st.Revision == 0 || len(st.Partitions) != int(n.cfg.Partitions) {
 		return false
 	}
 	for pid, pp := range st.Partitions {
-		if n.leaderOf(uint32(pid)) == "" {
+		lead := n.leaderOf(uint32(pid))
+		if lead == "" {
 			return false
+		}
+		if len(pp.Replicas) > 0 && lead != pp.Replicas[0] && n.reachable(pp.Replicas[0]) {
+			return false // leadership is still moving to the preferred leader
 		}
 		p := n.part(uint32(pid))
 		if p != nil && slices.Contains(pp.Replicas, n.id) && p.leader() == "" {

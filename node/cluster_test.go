@@ -62,6 +62,41 @@ func TestClusterForms(t *testing.T) {
 		}
 		return true
 	})
+	// Batches span partitions led by different nodes: each part is
+	// forwarded to its leader and the answers come back in order.
+	mp := &cachev1.MultiPutRequest{}
+	mg := &cachev1.MultiGetRequest{}
+	for i := 0; i < 50; i++ {
+		k := []byte(fmt.Sprintf("batch-%d", i))
+		mp.Entries = append(mp.Entries, &cachev1.KeyValue{Key: k, Value: k})
+		mg.Keys = append(mg.Keys, k)
+	}
+	if _, err := clients[1].MultiPut(opCtx(t), mp); err != nil {
+		t.Fatal(err)
+	}
+	got, err := clients[2].MultiGet(opCtx(t), mg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got.Results {
+		if !r.Found || string(r.Entry.Value) != string(mg.Keys[i]) {
+			t.Fatalf("MultiGet result %d = %v, want %s", i, r, mg.Keys[i])
+		}
+	}
+	scanned := 0
+	for cursor := []byte(nil); ; {
+		page, err := clients[0].Scan(opCtx(t), &cachev1.ScanRequest{Cursor: cursor, PageSize: 7, KeysOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanned += len(page.Entries)
+		if cursor = page.NextCursor; len(cursor) == 0 {
+			break
+		}
+	}
+	if scanned != keys+50 {
+		t.Fatalf("Scan through n0 saw %d keys, want %d", scanned, keys+50)
+	}
 	topo, err := clients[1].Topology(opCtx(t), &cachev1.TopologyRequest{})
 	if err != nil {
 		t.Fatal(err)

@@ -359,26 +359,37 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 			},
 			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.GetResponse, error) {
 				resp, err := c.MultiGet(ctx, &cachev1.MultiGetRequest{Keys: keys, Options: req.Options})
-				if err != nil {
-					return nil, err
-				}
-				if len(resp.Results) != len(keys) {
-					return nil, fmt.Errorf("node: forwarded MultiGet returned %d results for %d keys", len(resp.Results), len(keys))
-				}
-				return resp.Results, nil
+				return forwardedResults("MultiGet", resp.GetResults(), len(keys), err)
 			})
-		if err != nil {
-			return err
-		}
-		for j, i := range idx {
-			out.Results[i] = res[j]
-		}
-		return nil
+		return place(out.Results, res, idx, err)
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return out, nil
+}
+
+// forwardedResults checks that a forwarded batch came back with one result
+// per item.
+func forwardedResults[T any](rpc string, results []T, want int, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != want {
+		return nil, fmt.Errorf("node: forwarded %s returned %d results for %d items", rpc, len(results), want)
+	}
+	return results, nil
+}
+
+// place puts a partition group's results at their request positions.
+func place[T any](out, res []T, idx []int, err error) error {
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		out[i] = res[j]
+	}
+	return nil
 }
 
 // eachGroup runs fn for every partition group in parallel and returns the
@@ -479,21 +490,9 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 			},
 			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.PutResponse, error) {
 				resp, err := c.MultiPut(ctx, &cachev1.MultiPutRequest{Entries: entries, Options: req.Options})
-				if err != nil {
-					return nil, err
-				}
-				if len(resp.Results) != len(entries) {
-					return nil, fmt.Errorf("node: forwarded MultiPut returned %d results for %d entries", len(resp.Results), len(entries))
-				}
-				return resp.Results, nil
+				return forwardedResults("MultiPut", resp.GetResults(), len(entries), err)
 			})
-		if err != nil {
-			return err
-		}
-		for j, i := range idx {
-			out.Results[i] = res[j]
-		}
-		return nil
+		return place(out.Results, res, idx, err)
 	})
 	if err != nil {
 		return nil, toStatus(err)
