@@ -179,14 +179,17 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 		}
 		r.Name, r.GrpcAddr, r.GossipAddr, r.BootId = m.Name, m.GRPCAddr, m.GossipAddr, m.BootID
 	}
+	gone := func(id string) bool {
+		m, seen := gossip[id]
+		return !seen || m.State == memberDead || m.State == memberLeft
+	}
 	for _, r := range next.Nodes {
 		m, seen := gossip[r.Id]
-		gone := !seen || m.State == memberDead || m.State == memberLeft
 		since := n.start
 		if seen {
 			since = m.Since
 		}
-		if r.State == peerv1.NodeRecord_STATE_ACTIVE && gone && now.Sub(since) >= grace {
+		if r.State == peerv1.NodeRecord_STATE_ACTIVE && gone(r.Id) && now.Sub(since) >= grace {
 			r.State = peerv1.NodeRecord_STATE_FAILED
 		}
 	}
@@ -230,9 +233,7 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 		}
 	}
 	next.Nodes = slices.DeleteFunc(next.Nodes, func(r *peerv1.NodeRecord) bool {
-		m, seen := gossip[r.Id]
-		gone := !seen || m.State == memberDead || m.State == memberLeft
-		return r.State == peerv1.NodeRecord_STATE_DRAINING && gone && !held[r.Id]
+		return r.State == peerv1.NodeRecord_STATE_DRAINING && gone(r.Id) && !held[r.Id]
 	})
 	sort.Slice(next.Nodes, func(i, j int) bool { return next.Nodes[i].Id < next.Nodes[j].Id })
 	if proto.Equal(next, cur) {
@@ -348,7 +349,7 @@ func (n *Node) reachable(id string) bool {
 	if n.net.isolated(window) {
 		return false
 	}
-	return n.aliveSet()[id]
+	return n.members.Up(id)
 }
 
 // caughtUp reports whether peer acknowledged the leader's log up to close

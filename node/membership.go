@@ -329,6 +329,15 @@ func (m *membership) Members() []memberInfo {
 	return out
 }
 
+// Up reports whether member id is alive or suspect in this node's view:
+// one map lookup, for callers on request paths.
+func (m *membership) Up(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mb, ok := m.members[id]
+	return ok && (mb.info.State == memberAlive || mb.info.State == memberSuspect)
+}
+
 // Changes receives (coalesced) after Members changed. It is never closed.
 func (m *membership) Changes() <-chan struct{} { return m.changes }
 

@@ -309,25 +309,37 @@ func (c *cluster) get(ctx context.Context, i int, key string) (*cachev1.GetRespo
 // in parallel, and fails the test if one cannot be written.
 func (c *cluster) putAll(want map[string]string) (failedAttempts int) {
 	c.t.Helper()
-	keys := make(chan string)
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
 	up := c.up()
-	for w := range 8 {
+	eachKey(want, 8, func(w int, key string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		failed, err := c.put(ctx, up, w, key, want[key])
+		cancel()
+		mu.Lock()
+		failedAttempts += len(failed)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		mu.Unlock()
+	})
+	if len(errs) > 0 {
+		c.t.Fatalf("%d of %d writes failed: %v", len(errs), len(want), errors.Join(errs[:min(5, len(errs))]...))
+	}
+	return failedAttempts
+}
+
+// eachKey calls fn for every key of want from workers goroutines (w is the
+// worker's number) and returns when all are done.
+func eachKey(want map[string]string, workers int, fn func(w int, key string)) {
+	keys := make(chan string)
+	var wg sync.WaitGroup
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for key := range keys {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				failed, err := c.put(ctx, up, w, key, want[key])
-				cancel()
-				mu.Lock()
-				failedAttempts += len(failed)
-				if err != nil {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
+				fn(w, key)
 			}
 		}()
 	}
@@ -336,10 +348,6 @@ func (c *cluster) putAll(want map[string]string) (failedAttempts int) {
 	}
 	close(keys)
 	wg.Wait()
-	if len(errs) > 0 {
-		c.t.Fatalf("%d of %d writes failed: %v", len(errs), len(want), errors.Join(errs[:min(5, len(errs))]...))
-	}
-	return failedAttempts
 }
 
 // checkReadable reads every key of want linearizably through node i and
@@ -347,48 +355,35 @@ func (c *cluster) putAll(want map[string]string) (failedAttempts int) {
 func (c *cluster) checkReadable(i int, want map[string]string) {
 	c.t.Helper()
 	start := time.Now()
-	keys := make(chan string)
 	var mu sync.Mutex
 	var problems []string
 	retries := 0
 	var slowest time.Duration
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range keys {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				began := time.Now()
-				r, n, err := c.get(ctx, i, key)
-				took := time.Since(began)
-				cancel()
-				var problem string
-				switch {
-				case err != nil:
-					problem = fmt.Sprintf("%s: %v", key, err)
-				case !r.Found:
-					problem = fmt.Sprintf("%s: not found (served by %s)", key, r.Meta.GetServedBy())
-				case string(r.Entry.Value) != want[key]:
-					problem = fmt.Sprintf("%s: value %q, want %q", key, r.Entry.Value, want[key])
-				case r.Meta.GetConsistency() != cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
-					problem = fmt.Sprintf("%s: served at %v", key, r.Meta.GetConsistency())
-				}
-				mu.Lock()
-				retries += n
-				slowest = max(slowest, took)
-				if problem != "" {
-					problems = append(problems, problem)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for key := range want {
-		keys <- key
-	}
-	close(keys)
-	wg.Wait()
+	eachKey(want, 8, func(_ int, key string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		began := time.Now()
+		r, n, err := c.get(ctx, i, key)
+		took := time.Since(began)
+		cancel()
+		var problem string
+		switch {
+		case err != nil:
+			problem = fmt.Sprintf("%s: %v", key, err)
+		case !r.Found:
+			problem = fmt.Sprintf("%s: not found (served by %s)", key, r.Meta.GetServedBy())
+		case string(r.Entry.Value) != want[key]:
+			problem = fmt.Sprintf("%s: value %q, want %q", key, r.Entry.Value, want[key])
+		case r.Meta.GetConsistency() != cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
+			problem = fmt.Sprintf("%s: served at %v", key, r.Meta.GetConsistency())
+		}
+		mu.Lock()
+		retries += n
+		slowest = max(slowest, took)
+		if problem != "" {
+			problems = append(problems, problem)
+		}
+		mu.Unlock()
+	})
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		c.t.Fatalf("%d of %d acknowledged keys not readable through %s: %s", len(problems), len(want),
