@@ -642,6 +642,7 @@ func (n *Node) MapVersion() uint64 {
 // tests; Close is the graceful stop.
 func (n *Node) Halt() error {
 	n.closeOnce.Do(func() {
+		n.Resume() // a paused node's log writes would block shutdown
 		n.health.Shutdown()
 		close(n.stop)
 		n.srv.Stop()

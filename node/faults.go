@@ -1,26 +1,50 @@
 package node
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
 
-// faults injects network faults for tests: traffic from this node to a
-// blocked peer is dropped (Raft, forwarded requests and gossip). Blocking
-// both sides of a pair makes a symmetric partition.
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/elcache/elcache/storage"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// faults injects faults for tests: traffic from this node to a blocked
+// peer is dropped (Raft, forwarded requests and gossip), and a paused node
+// stops its Raft groups. Blocking both sides of a pair makes a symmetric
+// partition.
 type faults struct {
 	mu     sync.RWMutex
 	nodes  map[string]bool // node ids
 	gossip map[string]bool // gossip addresses
+	all    bool            // paused: every peer is blocked
+
+	// paused, while non-nil, is closed when the pause ends; Raft log
+	// writes wait for it.
+	paused atomic.Pointer[chan struct{}]
+	// brokenLease: see Node.BreakLeaseForTest.
+	brokenLease atomic.Bool
 }
 
 func (f *faults) allowNode(id string) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return !f.nodes[id]
+	return !f.all && !f.nodes[id]
 }
 
 func (f *faults) allowGossip(addr string) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return !f.gossip[addr]
+	return !f.all && !f.gossip[addr]
+}
+
+// waitPause blocks while the node is paused.
+func (f *faults) waitPause() {
+	if ch := f.paused.Load(); ch != nil {
+		<-*ch
+	}
 }
 
 // Block drops all traffic from this node to the node with the given id and
@@ -43,4 +67,70 @@ func (n *Node) Unblock() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nodes, f.gossip = nil, nil
+}
+
+// Pause is a fault-injection hook for tests that makes the node's Raft
+// behave like a stopped process (SIGSTOP, a long GC pause): traffic to
+// every peer is dropped, every Raft log write blocks, and each group this
+// node leads is handed a write, so its raft main loop blocks in the log
+// store and stops stepping down, answering or voting. The client-facing
+// gRPC server keeps running, so the node is a leader that does not know it
+// has been replaced: reads must not trust it. Peers should block this node
+// too (nodetest.Cluster.Pause does). Resume ends the pause.
+func (n *Node) Pause() {
+	f := &n.faults
+	ch := make(chan struct{})
+	if !f.paused.CompareAndSwap(nil, &ch) {
+		return
+	}
+	f.mu.Lock()
+	f.all = true
+	f.mu.Unlock()
+	for _, p := range n.hosted() {
+		if p.raft.State() != raft.Leader {
+			continue
+		}
+		cmd := &peerv1.Command{ProposedAt: time.Now().UnixNano(),
+			Ops: []*peerv1.Op{{Kind: peerv1.Op_KIND_LEADER_NOOP, Epoch: p.fsm.epoch.Load()}}}
+		data, _ := proto.Marshal(cmd)
+		// Raft's main loop takes it and blocks in the log store; the
+		// outcome is not needed.
+		go p.raft.Apply(data, 0)
+	}
+}
+
+// Resume ends a Pause.
+func (n *Node) Resume() {
+	f := &n.faults
+	f.mu.Lock()
+	f.all = false
+	f.mu.Unlock()
+	if ch := f.paused.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// BreakLeaseForTest makes LEASE reads on this node skip the lease check:
+// they are served by whichever replica raft calls leader. It exists only
+// to prove that the read tests catch a broken lease; never use it
+// otherwise.
+func (n *Node) BreakLeaseForTest(on bool) {
+	n.faults.brokenLease.Store(on)
+}
+
+// pausableLogs is a partition's log and stable store, whose writes wait
+// while the node is paused (faults.Pause).
+type pausableLogs struct {
+	*storage.LogStore
+	f *faults
+}
+
+func (l pausableLogs) StoreLog(e *raft.Log) error {
+	l.f.waitPause()
+	return l.LogStore.StoreLog(e)
+}
+
+func (l pausableLogs) StoreLogs(es []*raft.Log) error {
+	l.f.waitPause()
+	return l.LogStore.StoreLogs(es)
 }

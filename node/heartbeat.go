@@ -16,6 +16,8 @@ import (
 // heartbeats other groups send to the same peer, and they travel in one
 // Heartbeats call. The delay is a fraction of the heartbeat interval and a
 // thirtieth of the timeout a follower waits before it calls an election.
+// A heartbeat a read is waiting for (raft's VerifyLeader sends one at once
+// to every follower) goes out at once with whatever is pending.
 
 // hbCall is one group's heartbeat waiting for its batch.
 type hbCall struct {
@@ -29,8 +31,8 @@ type hbResult struct {
 }
 
 // heartbeat sends req (a heartbeat of some group) to peer in the next
-// batch and returns its answer.
-func (rn *raftNet) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
+// batch, or at once if urgent, and returns its answer.
+func (rn *raftNet) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest, urgent bool) (*peerv1.AppendEntriesResponse, error) {
 	call := &hbCall{req: req, done: make(chan hbResult, 1)}
 	rn.hbMu.Lock()
 	if rn.hbPending == nil {
@@ -39,7 +41,10 @@ func (rn *raftNet) heartbeat(ctx context.Context, peer string, req *peerv1.Appen
 	q := rn.hbPending[peer]
 	rn.hbPending[peer] = append(q, call)
 	rn.hbMu.Unlock()
-	if len(q) == 0 {
+	switch {
+	case urgent:
+		go rn.flushHeartbeats(peer)
+	case len(q) == 0:
 		time.AfterFunc(rn.cfg.HeartbeatWindow, func() { rn.flushHeartbeats(peer) })
 	}
 	select {

@@ -151,7 +151,9 @@ func (n *Node) open() error {
 	}
 	n.lis = lis
 	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log,
-		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30})
+		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30,
+		// It may have acknowledged a lease holder just before it stopped.
+		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
 	n.srv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsgBytes),
 		grpc.MaxSendMsgSize(maxMsgBytes),
@@ -168,7 +170,8 @@ func (n *Node) open() error {
 	reflection.Register(n.srv)
 
 	n.deps = partitionDeps{db: n.db, net: n.net, dataDir: cfg.DataDir, nodeID: n.id,
-		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable}
+		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable,
+		readIndexAt: n.readIndexAt, brokenLease: &n.faults.brokenLease, faults: &n.faults}
 	if n.meta, err = openMeta(n.db, cfg.DataDir, n.id, n.net.Transport(metaGroupID), cfg.Raft, n.log); err != nil {
 		return err
 	}
@@ -354,6 +357,7 @@ func (n *Node) ID() string { return n.id }
 // the Raft groups and storage. It is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.Resume() // a paused node's log writes would block shutdown
 		n.health.Shutdown()
 		n.handOff(2 * n.cfg.Raft.ElectionTimeout)
 		if err := n.members.Leave(time.Second); err != nil {

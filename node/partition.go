@@ -17,7 +17,6 @@ import (
 	"github.com/elcache/elcache/storage"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // defaultApplyTimeout bounds a proposal when the caller set no deadline.
@@ -43,6 +42,13 @@ type partition struct {
 	// other nodes: it no longer serves requests and waits to be removed.
 	displaced atomic.Bool
 
+	// Reads (reads.go).
+	self        string        // this node's id
+	raftCfg     RaftConfig    // the group's timeouts
+	leaseDur    time.Duration // see leaseDuration
+	readIndexAt readIndexFunc // asks a leader for a read index
+	brokenLease *atomic.Bool  // test-only: LEASE skips its lease check
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -60,6 +66,11 @@ type partitionDeps struct {
 	log     *slog.Logger
 	// reachable: see partition.reachable.
 	reachable func(nodeID string) bool
+	// readIndexAt and brokenLease: see partition.
+	readIndexAt readIndexFunc
+	brokenLease *atomic.Bool
+	// faults pauses log writes in tests (Node.Pause).
+	faults *faults
 }
 
 // openPartition opens partition id's storage and starts this node's replica
@@ -79,7 +90,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		epoch = binary.BigEndian.Uint64(raw)
 	}
 	group := uint64(id)
-	logs := d.db.LogStore(group)
+	logs := pausableLogs{LogStore: d.db.LogStore(group), f: d.faults}
 	snapDir := filepath.Join(d.dataDir, "snapshots", fmt.Sprint(id))
 	snaps, err := d.db.SnapshotStore(group, store, snapDir)
 	if err != nil {
@@ -114,7 +125,9 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
 	}
 	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
-		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{})}
+		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{}),
+		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, brokenLease: d.brokenLease}
+	trans.SetLeaseCheck(p.leaseValid)
 	p.wg.Add(1)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)
 	return p, nil
@@ -259,87 +272,6 @@ func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.R
 	default:
 		return nil, fmt.Errorf("node: partition %d: unexpected apply response %T", p.id, r)
 	}
-}
-
-// readReady makes this replica ready to serve a read at level, waiting as
-// the level requires, and returns the level it serves at.
-//
-// LINEARIZABLE, LEASE and BOUNDED need the leader (real leases and
-// follower freshness proofs come with the reads work); SESSION waits on
-// any replica until it has applied the session's writes; EVENTUAL takes
-// any replica as it is.
-func (p *partition) readReady(ctx context.Context, o readOpts) error {
-	switch o.level {
-	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE, cachev1.Consistency_CONSISTENCY_LEASE:
-		return p.readIndex(ctx)
-	case cachev1.Consistency_CONSISTENCY_SESSION:
-		for _, t := range o.tokens {
-			if t.GetPartition() != p.id {
-				continue
-			}
-			if t.Epoch != p.fsm.epoch.Load() {
-				// A token from another incarnation of the log says nothing
-				// about this one: fall back to the strongest read.
-				return p.readIndex(ctx)
-			}
-			return p.fsm.waitApplied(ctx, t.Index)
-		}
-		return nil
-	case cachev1.Consistency_CONSISTENCY_EVENTUAL:
-		// Any replica, as it is.
-		return nil
-	default: // BOUNDED: the leader's state, until followers can prove freshness.
-		return p.awaitLeader(ctx)
-	}
-}
-
-// readIndex confirms leadership and waits until the state machine has
-// applied everything committed before the read started.
-func (p *partition) readIndex(ctx context.Context) error {
-	for !p.ready() {
-		if err := p.awaitLeader(ctx); err != nil {
-			return err
-		}
-		// A new leader has not committed in its term yet.
-		p.fsm.mu.Lock()
-		ch := p.fsm.appliedCh
-		p.fsm.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: partition %d leader not ready", ctx.Err(), p.id)
-		}
-	}
-	term := p.raft.CurrentTerm()
-	idx := p.raft.CommitIndex()
-	if err := p.raft.VerifyLeader().Error(); err != nil {
-		return p.notLeader()
-	}
-	if p.raft.CurrentTerm() != term {
-		return fmt.Errorf("%w: partition %d changed term during a read", ErrUnavailable, p.id)
-	}
-	return p.fsm.waitApplied(ctx, idx)
-}
-
-// readMeta describes the replica serving a read now.
-func (p *partition) readMeta(node string, level cachev1.Consistency) *cachev1.ReadMeta {
-	applied := p.fsm.applied.Load()
-	m := &cachev1.ReadMeta{
-		Partition:         p.id,
-		ServedBy:          node,
-		Role:              roleOf(p.raft.State()),
-		Consistency:       level,
-		AppliedIndex:      applied,
-		LeaderCommitIndex: p.raft.CommitIndex(),
-		Staleness:         durationpb.New(0),
-		SessionToken:      &cachev1.SessionToken{Partition: p.id, Epoch: p.fsm.epoch.Load(), Index: applied},
-	}
-	if m.Role != cachev1.Role_ROLE_LEADER {
-		if lc := p.raft.LastContact(); !lc.IsZero() {
-			m.Staleness = durationpb.New(time.Since(lc))
-		}
-	}
-	return m
 }
 
 // writeMeta describes a committed write.

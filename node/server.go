@@ -26,10 +26,11 @@ type cacheServer struct {
 }
 
 // needsLeader reports whether a read at level must be served by the
-// partition leader. SESSION waits on any replica until it has applied the
-// session's writes; EVENTUAL takes any replica as it is.
+// partition leader: only LEASE reads do. A local follower tries the other
+// levels first (reads.go) and hands the read to the leader when it cannot
+// prove what the level needs.
 func needsLeader(level cachev1.Consistency) bool {
-	return level != cachev1.Consistency_CONSISTENCY_EVENTUAL && level != cachev1.Consistency_CONSISTENCY_SESSION
+	return level == cachev1.Consistency_CONSISTENCY_LEASE
 }
 
 // local returns this node's replica of pid if it may try to serve a
@@ -129,17 +130,40 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 	n := s.n
 	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.level),
 		func(p *partition) (*cachev1.GetResponse, error) {
-			if err := p.readReady(ctx, o); err != nil {
-				return nil, err
-			}
-			return n.get(p, req.Key, o.level)
+			return readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
+				return n.get(p, req.Key, proof)
+			})
 		},
 		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.GetResponse, error) { return c.Get(ctx, req) })
 }
 
-// get reads key from a partition that is ready to serve at level.
-func (n *Node) get(p *partition, key []byte, level cachev1.Consistency) (*cachev1.GetResponse, error) {
-	meta := p.readMeta(n.cfg.NodeName, level)
+// readLocal serves a read on this node's replica p at o's level: it makes
+// p ready, reads, and checks the proof again before the reply. A LEASE
+// read whose lease lapsed while it read (a pause, a lost quorum) is read
+// again as LINEARIZABLE.
+func readLocal[T any](ctx context.Context, p *partition, o readOpts, read func(readProof) (T, error)) (T, error) {
+	var zero T
+	proof, err := p.readReady(ctx, o)
+	if err != nil {
+		return zero, err
+	}
+	out, err := read(proof)
+	if err != nil || proof.recheck == nil {
+		return out, err
+	}
+	if proof.recheck() == nil {
+		return out, nil
+	}
+	o.level = cachev1.Consistency_CONSISTENCY_LINEARIZABLE
+	if proof, err = p.readReady(ctx, o); err != nil {
+		return zero, err
+	}
+	return read(proof)
+}
+
+// get reads key from a partition that is ready to serve with proof.
+func (n *Node) get(p *partition, key []byte, proof readProof) (*cachev1.GetResponse, error) {
+	meta := p.readMeta(n.cfg.NodeName, proof)
 	meta.Leader = n.hint(p.id)
 	e, ok, err := p.store.Get(key, time.Now().UnixNano())
 	if err != nil {
@@ -344,18 +368,17 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 		}
 		res, err := serveRead(ctx, n, pid, needsLeader(o.level),
 			func(p *partition) ([]*cachev1.GetResponse, error) {
-				if err := p.readReady(ctx, o); err != nil {
-					return nil, err
-				}
-				rs := make([]*cachev1.GetResponse, len(keys))
-				for j, k := range keys {
-					r, err := n.get(p, k, o.level)
-					if err != nil {
-						return nil, err
+				return readLocal(ctx, p, o, func(proof readProof) ([]*cachev1.GetResponse, error) {
+					rs := make([]*cachev1.GetResponse, len(keys))
+					for j, k := range keys {
+						r, err := n.get(p, k, proof)
+						if err != nil {
+							return nil, err
+						}
+						rs[j] = r
 					}
-					rs[j] = r
-				}
-				return rs, nil
+					return rs, nil
+				})
 			},
 			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.GetResponse, error) {
 				resp, err := c.MultiGet(ctx, &cachev1.MultiGetRequest{Keys: keys, Options: req.Options})
@@ -550,16 +573,15 @@ func (s *cacheServer) Scan(ctx context.Context, req *cachev1.ScanRequest) (*cach
 	for ; pid < n.ring.Count(); pid, after = pid+1, nil {
 		page, err := serveRead(ctx, n, pid, needsLeader(o.level),
 			func(p *partition) (scanPage, error) {
-				if err := p.readReady(ctx, o); err != nil {
-					return scanPage{}, err
-				}
-				es, more, err := p.store.Scan(storage.ScanOptions{After: after, Prefix: req.Prefix,
-					Limit: size - len(out.Entries), Now: time.Now().UnixNano(), KeysOnly: req.KeysOnly})
-				page := scanPage{more: more}
-				for _, e := range es {
-					page.entries = append(page.entries, entryProto(e, req.KeysOnly))
-				}
-				return page, err
+				return readLocal(ctx, p, o, func(readProof) (scanPage, error) {
+					es, more, err := p.store.Scan(storage.ScanOptions{After: after, Prefix: req.Prefix,
+						Limit: size - len(out.Entries), Now: time.Now().UnixNano(), KeysOnly: req.KeysOnly})
+					page := scanPage{more: more}
+					for _, e := range es {
+						page.entries = append(page.entries, entryProto(e, req.KeysOnly))
+					}
+					return page, err
+				})
 			},
 			func(ctx context.Context, c cachev1.CacheClient) (scanPage, error) {
 				resp, err := c.Scan(ctx, &cachev1.ScanRequest{Prefix: req.Prefix, Cursor: encodeCursor(pid, after),

@@ -68,6 +68,12 @@ type raftNetConfig struct {
 	// other groups to the same peer, to travel in one call (heartbeat.go).
 	// Zero sends each heartbeat alone.
 	HeartbeatWindow time.Duration
+	// VoteAfter: until then this node denies every vote and pre-vote. A
+	// node that restarts sets it one heartbeat timeout ahead: it may have
+	// acknowledged a leader just before it stopped, and a vote now could
+	// elect a new leader while that one still holds a read lease counting
+	// on this node.
+	VoteAfter time.Time
 }
 
 // raftNet is this node's end of the multiplexed Raft transport: it serves
@@ -96,6 +102,18 @@ type raftNet struct {
 	// hbPending holds the heartbeats waiting to be sent, by peer.
 	hbMu      sync.Mutex
 	hbPending map[string][]*hbCall
+}
+
+// quiet reports whether this node still denies votes after a restart
+// (raftNetConfig.VoteAfter).
+func (rn *raftNet) quiet() bool {
+	return !rn.cfg.VoteAfter.IsZero() && time.Now().Before(rn.cfg.VoteAfter)
+}
+
+// header is the RPC header of answers this node makes up itself.
+func (rn *raftNet) header() *peerv1.RPCHeader {
+	id := []byte(rn.cfg.LocalID)
+	return headerToProto(raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: id, Addr: id})
 }
 
 // noteHeard records that peer just talked to this node.
@@ -272,6 +290,20 @@ type groupTransport struct {
 	commitMu       sync.Mutex
 	leaderCommit   uint64
 	leaderCommitAt time.Time
+	freshCommit    uint64    // from appends sent under a leader lease
+	freshAt        time.Time // when the latest such append was sent, as seen here
+
+	// urgent counts reads waiting for a quorum round (VerifyLeader): while
+	// it is positive, heartbeats skip the coalescing window.
+	urgent atomic.Int32
+
+	// leaseFn reports whether this node, as leader, holds a read lease
+	// (see partition.leaseValid); appends sent under one say so.
+	leaseFn atomic.Pointer[func() bool]
+	// transferAt is when this node last sent TimeoutNow (a leadership
+	// transfer) in the group; see partition.leaseValid.
+	transferMu sync.Mutex
+	transferAt time.Time
 
 	stats struct {
 		heartbeats, appends, pipelined, splits, votes, preVotes, snapshots, timeoutNows atomic.Uint64
@@ -361,6 +393,50 @@ func (t *groupTransport) Match(nodeID string) (index uint64, ackSentAt time.Time
 	m := t.match[nodeID]
 	t.mu.Unlock()
 	return m.index, m.sentAt
+}
+
+// SetLeaseCheck installs the function that tells whether this node holds
+// a read lease; until it is set, no append claims one.
+func (t *groupTransport) SetLeaseCheck(fn func() bool) {
+	t.leaseFn.Store(&fn)
+}
+
+// leaseHeld reports whether this node holds a read lease now.
+func (t *groupTransport) leaseHeld() bool {
+	fn := t.leaseFn.Load()
+	return fn != nil && (*fn)()
+}
+
+// TransferAt reports when this node last sent TimeoutNow in the group (a
+// leadership transfer it started), or zero.
+func (t *groupTransport) TransferAt() time.Time {
+	t.transferMu.Lock()
+	defer t.transferMu.Unlock()
+	return t.transferAt
+}
+
+// FreshCommit reports, on a follower, the highest commit index carried by
+// an accepted append that its leader sent while holding a read lease, and
+// when the latest such append was sent, on this node's monotonic clock: its
+// arrival time less the time the leader says it waited before sending
+// (time on the wire is not counted). No other leader existed when it was
+// sent, so every write acknowledged before then is at or below index.
+func (t *groupTransport) FreshCommit() (index uint64, at time.Time) {
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	return t.freshCommit, t.freshAt
+}
+
+// wireAppend converts an append (or a part of one) handed over by raft at
+// handed for the wire. lease says whether this node held a read lease
+// when raft handed it over: its commit index was current then.
+func (t *groupTransport) wireAppend(part *raft.AppendEntriesRequest, handed time.Time, lease bool) *peerv1.AppendEntriesRequest {
+	out := appendRequestToProto(t.group, part)
+	if lease && !isHeartbeat(part) {
+		out.LeaderLease = true
+		out.QueuedNanos = int64(time.Since(handed))
+	}
+	return out
 }
 
 // LeaderCommit reports, on a follower, the highest LeaderCommitIndex
@@ -478,7 +554,7 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 			t.stats.heartbeats.Add(1)
 			t.noteTerm(args.Term)
 			sent := time.Now()
-			out, err := t.rn.heartbeat(ctx, string(target), appendRequestToProto(t.group, args))
+			out, err := t.rn.heartbeat(ctx, string(target), appendRequestToProto(t.group, args), t.urgent.Load() > 0)
 			if err != nil {
 				return err
 			}
@@ -494,6 +570,7 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 			t.stats.appends.Add(1)
 		}
 		t.noteTerm(args.Term)
+		handed, lease := time.Now(), t.leaseHeld()
 		// The parts go one after another; the answer is the first failed
 		// part's or the last part's.
 		for _, part := range t.splitAppend(args) {
@@ -503,7 +580,7 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 			// to 41 s, so a follower that was down for a while would wait
 			// that long to catch up after it is back. Failing only at the
 			// deadline keeps the failure count, and the backoff, small.
-			out, err := c.AppendEntries(ctx, appendRequestToProto(t.group, part), grpc.WaitForReady(true))
+			out, err := c.AppendEntries(ctx, t.wireAppend(part, handed, lease), grpc.WaitForReady(true))
 			if err != nil {
 				return err
 			}
@@ -616,6 +693,9 @@ func (t *groupTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddre
 func (t *groupTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
 	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "TimeoutNow", func(ctx context.Context, c peerv1.RaftClient) error {
 		t.stats.timeoutNows.Add(1)
+		t.transferMu.Lock()
+		t.transferAt = time.Now()
+		t.transferMu.Unlock()
 		out, err := c.TimeoutNow(ctx, &peerv1.TimeoutNowRequest{Group: t.group, Header: headerToProto(args.RPCHeader)})
 		if err != nil {
 			return err
@@ -762,6 +842,7 @@ func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *ra
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	f := &pipelineFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
+	lease := p.t.leaseHeld()
 	p.t.stats.pipelined.Add(1)
 	p.t.noteTerm(args.Term)
 	parts := p.t.splitAppend(args)
@@ -789,7 +870,7 @@ func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *ra
 		}
 		p.queue = append(p.queue, ps)
 		p.mu.Unlock()
-		if err := p.stream.Send(appendRequestToProto(p.t.group, part)); err != nil {
+		if err := p.stream.Send(p.t.wireAppend(part, f.start, lease)); err != nil {
 			// The receiver fails f with the stream's error.
 			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): send: %w", p.peer, p.t.group, err))
 			return nil, p.failure()
@@ -988,6 +1069,12 @@ func (t *groupTransport) serveAppend(ctx context.Context, in *peerv1.AppendEntri
 		if received.After(t.leaderCommitAt) {
 			t.leaderCommitAt = received
 		}
+		if in.GetLeaderLease() {
+			t.freshCommit = max(t.freshCommit, req.LeaderCommitIndex)
+			if sent := received.Add(-time.Duration(in.GetQueuedNanos())); sent.After(t.freshAt) {
+				t.freshAt = sent
+			}
+		}
 		t.commitMu.Unlock()
 	}
 	return appendResponseToProto(resp), nil
@@ -1050,6 +1137,9 @@ func (s *raftService) RequestVote(ctx context.Context, in *peerv1.RequestVoteReq
 	if err != nil {
 		return nil, err
 	}
+	if s.rn.quiet() {
+		return &peerv1.RequestVoteResponse{Header: s.rn.header(), Term: in.GetTerm()}, nil
+	}
 	out, err := t.dispatch(ctx, &raft.RequestVoteRequest{
 		RPCHeader:          headerFromProto(in.GetHeader()),
 		Term:               in.GetTerm(),
@@ -1077,6 +1167,9 @@ func (s *raftService) RequestPreVote(ctx context.Context, in *peerv1.RequestPreV
 	t, err := s.rn.lookup(in.GetGroup())
 	if err != nil {
 		return nil, err
+	}
+	if s.rn.quiet() {
+		return &peerv1.RequestPreVoteResponse{Header: s.rn.header(), Term: in.GetTerm()}, nil
 	}
 	out, err := t.dispatch(ctx, &raft.RequestPreVoteRequest{
 		RPCHeader:    headerFromProto(in.GetHeader()),

@@ -145,6 +145,22 @@ func (c *Cluster) Partition(side ...int) {
 	}
 }
 
+// Pause makes node i behave like a stopped process that still answers its
+// clients (node.Node.Pause): its Raft groups freeze and every other running
+// node drops traffic to it. Resume ends it.
+func (c *Cluster) Pause(i int) {
+	c.Partition(i)
+	c.Nodes[i].Pause()
+}
+
+// Resume ends Pause(i) and lifts every partition.
+func (c *Cluster) Resume(i int) {
+	if c.Nodes[i] != nil {
+		c.Nodes[i].Resume()
+	}
+	c.Heal()
+}
+
 // Heal lifts every partition.
 func (c *Cluster) Heal() {
 	for _, n := range c.Nodes {

@@ -368,6 +368,105 @@ func (x *MetaCommand) GetState() *ClusterState {
 	return nil
 }
 
+type ReadIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexRequest) Reset() {
+	*x = ReadIndexRequest{}
+	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexRequest) ProtoMessage() {}
+
+func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReadIndexRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+type ReadIndexResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader's commit index after it confirmed its leadership.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The log's epoch (see SessionToken), so the follower can check that it
+	// replicates the same log.
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexResponse) Reset() {
+	*x = ReadIndexResponse{}
+	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexResponse) ProtoMessage() {}
+
+func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
+func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReadIndexResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReadIndexResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type ReplicasRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -377,7 +476,7 @@ type ReplicasRequest struct {
 
 func (x *ReplicasRequest) Reset() {
 	*x = ReplicasRequest{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	mi := &file_peer_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +488,7 @@ func (x *ReplicasRequest) String() string {
 func (*ReplicasRequest) ProtoMessage() {}
 
 func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	mi := &file_peer_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +501,7 @@ func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReplicasRequest) GetPartition() uint32 {
@@ -426,7 +525,7 @@ type ReplicasResponse struct {
 
 func (x *ReplicasResponse) Reset() {
 	*x = ReplicasResponse{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	mi := &file_peer_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +537,7 @@ func (x *ReplicasResponse) String() string {
 func (*ReplicasResponse) ProtoMessage() {}
 
 func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	mi := &file_peer_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +550,7 @@ func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReplicasResponse) GetLeader() bool {
@@ -483,7 +582,7 @@ type LeadersRequest struct {
 
 func (x *LeadersRequest) Reset() {
 	*x = LeadersRequest{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[6]
+	mi := &file_peer_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +594,7 @@ func (x *LeadersRequest) String() string {
 func (*LeadersRequest) ProtoMessage() {}
 
 func (x *LeadersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[6]
+	mi := &file_peer_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +607,7 @@ func (x *LeadersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeadersRequest.ProtoReflect.Descriptor instead.
 func (*LeadersRequest) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 type LeadersResponse struct {
@@ -521,7 +620,7 @@ type LeadersResponse struct {
 
 func (x *LeadersResponse) Reset() {
 	*x = LeadersResponse{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[7]
+	mi := &file_peer_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +632,7 @@ func (x *LeadersResponse) String() string {
 func (*LeadersResponse) ProtoMessage() {}
 
 func (x *LeadersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[7]
+	mi := &file_peer_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +645,7 @@ func (x *LeadersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeadersResponse.ProtoReflect.Descriptor instead.
 func (*LeadersResponse) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LeadersResponse) GetNodeId() string {
@@ -573,7 +672,7 @@ type PartitionLeader struct {
 
 func (x *PartitionLeader) Reset() {
 	*x = PartitionLeader{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[8]
+	mi := &file_peer_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +684,7 @@ func (x *PartitionLeader) String() string {
 func (*PartitionLeader) ProtoMessage() {}
 
 func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[8]
+	mi := &file_peer_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +697,7 @@ func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLeader.ProtoReflect.Descriptor instead.
 func (*PartitionLeader) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PartitionLeader) GetPartition() uint32 {
@@ -649,7 +748,12 @@ const file_peer_v1_cluster_proto_rawDesc = "" +
 	"\tbootstrap\x18\x02 \x03(\tR\tbootstrap\"k\n" +
 	"\vMetaCommand\x12'\n" +
 	"\x0fexpect_revision\x18\x01 \x01(\x04R\x0eexpectRevision\x123\n" +
-	"\x05state\x18\x02 \x01(\v2\x1d.elcache.peer.v1.ClusterStateR\x05state\"/\n" +
+	"\x05state\x18\x02 \x01(\v2\x1d.elcache.peer.v1.ClusterStateR\x05state\"0\n" +
+	"\x10ReadIndexRequest\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\"?\n" +
+	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"/\n" +
 	"\x0fReplicasRequest\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\"b\n" +
 	"\x10ReplicasResponse\x12\x16\n" +
@@ -664,10 +768,11 @@ const file_peer_v1_cluster_proto_rawDesc = "" +
 	"partitions\"C\n" +
 	"\x0fPartitionLeader\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
-	"\x04term\x18\x02 \x01(\x04R\x04term2\xa5\x01\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term2\xf9\x01\n" +
 	"\x04Peer\x12L\n" +
 	"\aLeaders\x12\x1f.elcache.peer.v1.LeadersRequest\x1a .elcache.peer.v1.LeadersResponse\x12O\n" +
-	"\bReplicas\x12 .elcache.peer.v1.ReplicasRequest\x1a!.elcache.peer.v1.ReplicasResponseB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
+	"\bReplicas\x12 .elcache.peer.v1.ReplicasRequest\x1a!.elcache.peer.v1.ReplicasResponse\x12R\n" +
+	"\tReadIndex\x12!.elcache.peer.v1.ReadIndexRequest\x1a\".elcache.peer.v1.ReadIndexResponseB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_peer_v1_cluster_proto_rawDescOnce sync.Once
@@ -682,34 +787,38 @@ func file_peer_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_peer_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_peer_v1_cluster_proto_goTypes = []any{
 	(NodeRecord_State)(0),      // 0: elcache.peer.v1.NodeRecord.State
 	(*ClusterState)(nil),       // 1: elcache.peer.v1.ClusterState
 	(*NodeRecord)(nil),         // 2: elcache.peer.v1.NodeRecord
 	(*PartitionPlacement)(nil), // 3: elcache.peer.v1.PartitionPlacement
 	(*MetaCommand)(nil),        // 4: elcache.peer.v1.MetaCommand
-	(*ReplicasRequest)(nil),    // 5: elcache.peer.v1.ReplicasRequest
-	(*ReplicasResponse)(nil),   // 6: elcache.peer.v1.ReplicasResponse
-	(*LeadersRequest)(nil),     // 7: elcache.peer.v1.LeadersRequest
-	(*LeadersResponse)(nil),    // 8: elcache.peer.v1.LeadersResponse
-	(*PartitionLeader)(nil),    // 9: elcache.peer.v1.PartitionLeader
+	(*ReadIndexRequest)(nil),   // 5: elcache.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),  // 6: elcache.peer.v1.ReadIndexResponse
+	(*ReplicasRequest)(nil),    // 7: elcache.peer.v1.ReplicasRequest
+	(*ReplicasResponse)(nil),   // 8: elcache.peer.v1.ReplicasResponse
+	(*LeadersRequest)(nil),     // 9: elcache.peer.v1.LeadersRequest
+	(*LeadersResponse)(nil),    // 10: elcache.peer.v1.LeadersResponse
+	(*PartitionLeader)(nil),    // 11: elcache.peer.v1.PartitionLeader
 }
 var file_peer_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: elcache.peer.v1.ClusterState.nodes:type_name -> elcache.peer.v1.NodeRecord
-	3, // 1: elcache.peer.v1.ClusterState.partitions:type_name -> elcache.peer.v1.PartitionPlacement
-	0, // 2: elcache.peer.v1.NodeRecord.state:type_name -> elcache.peer.v1.NodeRecord.State
-	1, // 3: elcache.peer.v1.MetaCommand.state:type_name -> elcache.peer.v1.ClusterState
-	9, // 4: elcache.peer.v1.LeadersResponse.partitions:type_name -> elcache.peer.v1.PartitionLeader
-	7, // 5: elcache.peer.v1.Peer.Leaders:input_type -> elcache.peer.v1.LeadersRequest
-	5, // 6: elcache.peer.v1.Peer.Replicas:input_type -> elcache.peer.v1.ReplicasRequest
-	8, // 7: elcache.peer.v1.Peer.Leaders:output_type -> elcache.peer.v1.LeadersResponse
-	6, // 8: elcache.peer.v1.Peer.Replicas:output_type -> elcache.peer.v1.ReplicasResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2,  // 0: elcache.peer.v1.ClusterState.nodes:type_name -> elcache.peer.v1.NodeRecord
+	3,  // 1: elcache.peer.v1.ClusterState.partitions:type_name -> elcache.peer.v1.PartitionPlacement
+	0,  // 2: elcache.peer.v1.NodeRecord.state:type_name -> elcache.peer.v1.NodeRecord.State
+	1,  // 3: elcache.peer.v1.MetaCommand.state:type_name -> elcache.peer.v1.ClusterState
+	11, // 4: elcache.peer.v1.LeadersResponse.partitions:type_name -> elcache.peer.v1.PartitionLeader
+	9,  // 5: elcache.peer.v1.Peer.Leaders:input_type -> elcache.peer.v1.LeadersRequest
+	7,  // 6: elcache.peer.v1.Peer.Replicas:input_type -> elcache.peer.v1.ReplicasRequest
+	5,  // 7: elcache.peer.v1.Peer.ReadIndex:input_type -> elcache.peer.v1.ReadIndexRequest
+	10, // 8: elcache.peer.v1.Peer.Leaders:output_type -> elcache.peer.v1.LeadersResponse
+	8,  // 9: elcache.peer.v1.Peer.Replicas:output_type -> elcache.peer.v1.ReplicasResponse
+	6,  // 10: elcache.peer.v1.Peer.ReadIndex:output_type -> elcache.peer.v1.ReadIndexResponse
+	8,  // [8:11] is the sub-list for method output_type
+	5,  // [5:8] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_peer_v1_cluster_proto_init() }
@@ -723,7 +832,7 @@ func file_peer_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_v1_cluster_proto_rawDesc), len(file_peer_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

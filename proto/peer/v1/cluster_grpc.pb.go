@@ -24,8 +24,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Leaders_FullMethodName  = "/elcache.peer.v1.Peer/Leaders"
-	Peer_Replicas_FullMethodName = "/elcache.peer.v1.Peer/Replicas"
+	Peer_Leaders_FullMethodName   = "/elcache.peer.v1.Peer/Leaders"
+	Peer_Replicas_FullMethodName  = "/elcache.peer.v1.Peer/Replicas"
+	Peer_ReadIndex_FullMethodName = "/elcache.peer.v1.Peer/ReadIndex"
 )
 
 // PeerClient is the client API for Peer service.
@@ -39,6 +40,9 @@ type PeerClient interface {
 	// Replicas returns the called node's view of a partition's Raft
 	// configuration, for a replica deciding whether it was removed.
 	Replicas(ctx context.Context, in *ReplicasRequest, opts ...grpc.CallOption) (*ReplicasResponse, error)
+	// ReadIndex confirms that the called node leads a partition and returns
+	// an index a follower must apply before serving a linearizable read.
+	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 }
 
 type peerClient struct {
@@ -69,6 +73,16 @@ func (c *peerClient) Replicas(ctx context.Context, in *ReplicasRequest, opts ...
 	return out, nil
 }
 
+func (c *peerClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadIndexResponse)
+	err := c.cc.Invoke(ctx, Peer_ReadIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -80,6 +94,9 @@ type PeerServer interface {
 	// Replicas returns the called node's view of a partition's Raft
 	// configuration, for a replica deciding whether it was removed.
 	Replicas(context.Context, *ReplicasRequest) (*ReplicasResponse, error)
+	// ReadIndex confirms that the called node leads a partition and returns
+	// an index a follower must apply before serving a linearizable read.
+	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -95,6 +112,9 @@ func (UnimplementedPeerServer) Leaders(context.Context, *LeadersRequest) (*Leade
 }
 func (UnimplementedPeerServer) Replicas(context.Context, *ReplicasRequest) (*ReplicasResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Replicas not implemented")
+}
+func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -153,6 +173,24 @@ func _Peer_Replicas_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ReadIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ReadIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ReadIndex(ctx, req.(*ReadIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -167,6 +205,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Replicas",
 			Handler:    _Peer_Replicas_Handler,
+		},
+		{
+			MethodName: "ReadIndex",
+			Handler:    _Peer_ReadIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

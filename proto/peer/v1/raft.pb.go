@@ -187,8 +187,16 @@ type AppendEntriesRequest struct {
 	PrevLogTerm       uint64      `protobuf:"varint,6,opt,name=prev_log_term,json=prevLogTerm,proto3" json:"prev_log_term,omitempty"`
 	Entries           []*LogEntry `protobuf:"bytes,7,rep,name=entries,proto3" json:"entries,omitempty"`
 	LeaderCommitIndex uint64      `protobuf:"varint,8,opt,name=leader_commit_index,json=leaderCommitIndex,proto3" json:"leader_commit_index,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set by the sending leader when it held a read lease as it sent the
+	// append: no other leader existed then, so leader_commit_index covers
+	// every write acknowledged before the send. Followers use it to prove
+	// the freshness of bounded-staleness reads.
+	LeaderLease bool `protobuf:"varint,9,opt,name=leader_lease,json=leaderLease,proto3" json:"leader_lease,omitempty"`
+	// With leader_lease: how long the append waited in the leader between
+	// the lease check and its send (nanoseconds).
+	QueuedNanos   int64 `protobuf:"varint,10,opt,name=queued_nanos,json=queuedNanos,proto3" json:"queued_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppendEntriesRequest) Reset() {
@@ -273,6 +281,20 @@ func (x *AppendEntriesRequest) GetEntries() []*LogEntry {
 func (x *AppendEntriesRequest) GetLeaderCommitIndex() uint64 {
 	if x != nil {
 		return x.LeaderCommitIndex
+	}
+	return 0
+}
+
+func (x *AppendEntriesRequest) GetLeaderLease() bool {
+	if x != nil {
+		return x.LeaderLease
+	}
+	return false
+}
+
+func (x *AppendEntriesRequest) GetQueuedNanos() int64 {
+	if x != nil {
+		return x.QueuedNanos
 	}
 	return 0
 }
@@ -1151,7 +1173,7 @@ const file_peer_v1_raft_proto_rawDesc = "" +
 	"extensions\x18\x05 \x01(\fR\n" +
 	"extensions\x12\x1f\n" +
 	"\vappended_at\x18\x06 \x01(\x03R\n" +
-	"appendedAt\"\xbb\x02\n" +
+	"appendedAt\"\x81\x03\n" +
 	"\x14AppendEntriesRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\x04R\x05group\x122\n" +
 	"\x06header\x18\x02 \x01(\v2\x1a.elcache.peer.v1.RPCHeaderR\x06header\x12\x12\n" +
@@ -1160,7 +1182,10 @@ const file_peer_v1_raft_proto_rawDesc = "" +
 	"\x0eprev_log_entry\x18\x05 \x01(\x04R\fprevLogEntry\x12\"\n" +
 	"\rprev_log_term\x18\x06 \x01(\x04R\vprevLogTerm\x123\n" +
 	"\aentries\x18\a \x03(\v2\x19.elcache.peer.v1.LogEntryR\aentries\x12.\n" +
-	"\x13leader_commit_index\x18\b \x01(\x04R\x11leaderCommitIndex\"\xbe\x01\n" +
+	"\x13leader_commit_index\x18\b \x01(\x04R\x11leaderCommitIndex\x12!\n" +
+	"\fleader_lease\x18\t \x01(\bR\vleaderLease\x12!\n" +
+	"\fqueued_nanos\x18\n" +
+	" \x01(\x03R\vqueuedNanos\"\xbe\x01\n" +
 	"\x15AppendEntriesResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.elcache.peer.v1.RPCHeaderR\x06header\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x19\n" +

@@ -1,0 +1,408 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Reads at five levels (DESIGN.md "Reads"). Each level decides which
+// replica may serve and what it must prove first:
+//
+//   - LINEARIZABLE: the leader confirms it still leads with a quorum
+//     round (raft's VerifyLeader) after it has committed in its term,
+//     takes its commit index and waits until its state machine has
+//     applied it. A follower asks the leader for that index (Peer
+//     ReadIndex) and waits until it has applied it locally.
+//   - LEASE: the leader serves at once while it holds a lease
+//     (leaseExpiry) and checks the lease again before it replies; without
+//     a lease it reads as LINEARIZABLE.
+//   - BOUNDED: a replica serves when it can prove its data is no older
+//     than the bound: the leader from its lease or its last quorum
+//     contact, a follower from the latest append its leader sent under a
+//     lease (groupTransport.FreshCommit) once it has applied that append's
+//     commit index. Otherwise the read goes to the leader, or fails.
+//   - SESSION: a replica serves once it has applied the session token's
+//     index; a follower waits followerWait, then sends the read on.
+//   - EVENTUAL: the replica serves what it has.
+
+// followerWait is how long a follower waits to apply an index it needs
+// for a LINEARIZABLE, BOUNDED or SESSION read before it hands the read to
+// the leader. Followers learn new commit indexes with the next append,
+// which on an idle group comes every CommitTimeout or so: forwarding is
+// then faster than waiting.
+const followerWait = 20 * time.Millisecond
+
+// errLeaseLost: a LEASE read lost its lease while it read.
+var errLeaseLost = errors.New("node: read lease lapsed during the read")
+
+// readIndexFunc asks the leader node of partition pid for a read index
+// (Peer.ReadIndex) and returns it with the log's epoch.
+type readIndexFunc func(ctx context.Context, leader string, pid uint32) (index, epoch uint64, err error)
+
+// leaseDuration is how long after a quorum of followers accepted an append
+// sent at t the leader may assume that no other leader exists. A
+// hashicorp/raft follower denies votes while it knows a leader and forgets
+// it only when it has heard nothing for a heartbeat timeout, so no quorum
+// can elect anyone before t plus the smaller of the heartbeat and election
+// timeouts. An eighth of that is kept as a margin for clocks that run at
+// different rates and for timer slack.
+//
+// Two things could shorten that window, and both are closed: a leadership
+// transfer (voters then ignore the leader they know), handled in
+// leaseExpiry; and a follower that restarts (it forgets its leader), which
+// denies votes for a heartbeat timeout after it starts
+// (raftNetConfig.VoteAfter).
+func leaseDuration(c RaftConfig) time.Duration {
+	d := min(c.HeartbeatTimeout, c.ElectionTimeout)
+	return d - d/8
+}
+
+// quorumContact returns the send time of the append a quorum of the
+// group's voters (this node counted as now) has most recently accepted in
+// this node's current term, or zero if this replica is not a voting leader
+// or no quorum has answered yet in this term.
+func (p *partition) quorumContact(now time.Time) time.Time {
+	if p.raft.State() != raft.Leader {
+		return time.Time{}
+	}
+	f := p.raft.GetConfiguration()
+	if f.Error() != nil {
+		return time.Time{}
+	}
+	var acks []time.Time
+	self := false
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		if string(s.ID) == p.self {
+			self = true
+			acks = append(acks, now)
+			continue
+		}
+		_, at := p.trans.Match(string(s.ID))
+		acks = append(acks, at)
+	}
+	if !self {
+		return time.Time{}
+	}
+	// Newest first: the quorum-th newest ack is the one a quorum has
+	// given at or after.
+	slices.SortFunc(acks, func(a, b time.Time) int { return b.Compare(a) })
+	return acks[len(acks)/2]
+}
+
+// leaseExpiry returns when this replica's read lease ends, or zero if it
+// holds none: it must lead, have committed in its term, and a quorum must
+// have accepted an append it sent in this term. A leadership transfer it
+// started lets voters elect the target while they still know this leader,
+// so acks sent before the transfer's election can have ended (two election
+// timeouts after TimeoutNow) do not count.
+func (p *partition) leaseExpiry(now time.Time) time.Time {
+	if !p.ready() {
+		return time.Time{}
+	}
+	at := p.quorumContact(now)
+	if at.IsZero() {
+		return time.Time{}
+	}
+	if t := p.trans.TransferAt(); !t.IsZero() && at.Before(t.Add(2*p.raftCfg.ElectionTimeout)) {
+		return time.Time{}
+	}
+	return at.Add(p.leaseDur)
+}
+
+// leaseValid reports whether this replica holds a read lease now.
+func (p *partition) leaseValid() bool {
+	now := time.Now()
+	return now.Before(p.leaseExpiry(now))
+}
+
+// readProof is what a replica established before serving a read.
+type readProof struct {
+	// level is the level the read is served at (a LEASE read without a
+	// lease is served as LINEARIZABLE).
+	level cachev1.Consistency
+	// staleness bounds how old the data may be; -1 when unknown
+	// (EVENTUAL and SESSION reads on followers prove no bound).
+	staleness time.Duration
+	// recheck, if set, must pass after the data is read and before the
+	// reply is sent.
+	recheck func() error
+}
+
+// readReady makes this replica ready to serve a read at o's level,
+// waiting as the level requires, and returns what it proved. An error
+// satisfying isNotLeader means another replica (the leader) should serve
+// the read.
+func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error) {
+	switch o.level {
+	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
+		return p.linearizable(ctx)
+	case cachev1.Consistency_CONSISTENCY_LEASE:
+		return p.lease(ctx)
+	case cachev1.Consistency_CONSISTENCY_BOUNDED:
+		return p.bounded(ctx, o.maxStaleness)
+	case cachev1.Consistency_CONSISTENCY_SESSION:
+		return p.session(ctx, o.tokens)
+	default: // EVENTUAL
+		return readProof{level: o.level, staleness: -1}, nil
+	}
+}
+
+// linearizable confirms with a quorum that the leader still leads and
+// waits until this replica has applied the leader's commit index.
+func (p *partition) linearizable(ctx context.Context) (readProof, error) {
+	proof := readProof{level: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}
+	if p.raft.State() == raft.Leader || p.leader() == "" {
+		return proof, p.readIndex(ctx)
+	}
+	leader := p.leader()
+	idx, epoch, err := p.readIndexAt(ctx, leader, p.id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return proof, err
+		}
+		// Let the read go to the leader: forwarding follows leader hints,
+		// waits out elections and fails fast when cut off.
+		p.log.Debug("read index from leader failed", "leader", leader, "err", err)
+		return proof, p.notLeader()
+	}
+	if epoch != p.fsm.epoch.Load() {
+		// The leader's log is another incarnation than this replica's:
+		// this replica is being replaced. The leader serves.
+		return proof, p.notLeader()
+	}
+	return proof, p.waitFollower(ctx, idx)
+}
+
+// waitFollower waits, on a follower, until it has applied index, at most
+// followerWait; after that the read goes to the leader.
+func (p *partition) waitFollower(ctx context.Context, index uint64) error {
+	if p.fsm.applied.Load() >= index {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, followerWait)
+	defer cancel()
+	if err := p.fsm.waitApplied(wctx, index); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return p.notLeader()
+	}
+	return nil
+}
+
+// lease serves from the leader's own state while it holds a lease, and
+// reads as LINEARIZABLE otherwise.
+func (p *partition) lease(ctx context.Context) (readProof, error) {
+	broken := p.brokenLease != nil && p.brokenLease.Load()
+	if broken && p.ready() {
+		// Test-only: the check a correct lease read makes is skipped.
+		return readProof{level: cachev1.Consistency_CONSISTENCY_LEASE}, nil
+	}
+	if !p.leaseValid() {
+		return p.linearizable(ctx)
+	}
+	// Everything committed before the lease was checked; a pause or a
+	// lost lease after this point is caught by the recheck.
+	if err := p.fsm.waitApplied(ctx, p.raft.CommitIndex()); err != nil {
+		return readProof{}, err
+	}
+	return readProof{level: cachev1.Consistency_CONSISTENCY_LEASE, recheck: func() error {
+		if !p.leaseValid() {
+			return errLeaseLost
+		}
+		return nil
+	}}, nil
+}
+
+// bounded serves if this replica can prove its data is no older than max.
+func (p *partition) bounded(ctx context.Context, max time.Duration) (readProof, error) {
+	level := cachev1.Consistency_CONSISTENCY_BOUNDED
+	now := time.Now()
+	if p.raft.State() == raft.Leader {
+		if p.ready() {
+			if exp := p.leaseExpiry(now); now.Before(exp) {
+				return readProof{level: level}, p.fsm.waitApplied(ctx, p.raft.CommitIndex())
+			}
+			// Without a lease, no other leader can have committed
+			// anything before the last quorum contact.
+			if at := p.quorumContact(now); !at.IsZero() && now.Sub(at) <= max {
+				return readProof{level: level, staleness: now.Sub(at)}, p.fsm.waitApplied(ctx, p.raft.CommitIndex())
+			}
+		}
+		if err := p.readIndex(ctx); err != nil {
+			return readProof{}, err
+		}
+		return readProof{level: level}, nil
+	}
+	index, at := p.trans.FreshCommit()
+	if !at.IsZero() && now.Sub(at) <= max {
+		if err := p.waitFollower(ctx, index); err == nil {
+			return readProof{level: level, staleness: time.Since(at)}, nil
+		} else if ctx.Err() != nil {
+			return readProof{}, err
+		}
+	}
+	if p.leader() == "" {
+		since := "never"
+		if !at.IsZero() {
+			since = time.Since(at).Round(time.Millisecond).String() + " ago"
+		}
+		return readProof{}, fmt.Errorf("%w: partition %d: this replica cannot prove its data is within max_staleness %v "+
+			"(last fresh leader contact: %s) and knows no leader", ErrUnavailable, p.id, max, since)
+	}
+	return readProof{}, p.notLeader()
+}
+
+// session serves once this replica has applied the session's writes and
+// reads in this partition.
+func (p *partition) session(ctx context.Context, tokens []*cachev1.SessionToken) (readProof, error) {
+	proof := readProof{level: cachev1.Consistency_CONSISTENCY_SESSION, staleness: -1}
+	for _, t := range tokens {
+		if t.GetPartition() != p.id {
+			continue
+		}
+		if epoch := p.fsm.epoch.Load(); t.Epoch != epoch {
+			// A token from another incarnation of the log says nothing
+			// about this one: fall back to the strongest read.
+			return p.linearizable(ctx)
+		}
+		if p.raft.State() == raft.Leader {
+			if last := p.raft.LastIndex(); t.Index > last {
+				return proof, fmt.Errorf("%w: session token for partition %d is at index %d, beyond the log (%d)",
+					ErrInvalidArgument, p.id, t.Index, last)
+			}
+			return proof, p.fsm.waitApplied(ctx, t.Index)
+		}
+		return proof, p.waitFollower(ctx, t.Index)
+	}
+	return proof, nil
+}
+
+// readIndex confirms leadership and waits until the state machine has
+// applied everything committed before the read started.
+func (p *partition) readIndex(ctx context.Context) error {
+	idx, err := p.confirm(ctx)
+	if err != nil {
+		return err
+	}
+	return p.fsm.waitApplied(ctx, idx)
+}
+
+// confirm confirms that this replica leads, after it has committed in its
+// term, and returns its commit index from before the confirmation: every
+// write acknowledged before the call is at or below it.
+func (p *partition) confirm(ctx context.Context) (uint64, error) {
+	for !p.ready() {
+		if err := p.awaitLeader(ctx); err != nil {
+			return 0, err
+		}
+		// A new leader has not committed in its term yet.
+		p.fsm.mu.Lock()
+		ch := p.fsm.appliedCh
+		p.fsm.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: partition %d leader not ready", ctx.Err(), p.id)
+		}
+	}
+	term := p.raft.CurrentTerm()
+	idx := p.raft.CommitIndex()
+	// VerifyLeader sends a heartbeat to every follower at once; on a
+	// leader cut off from its quorum it waits until raft steps down
+	// (LeaderLeaseTimeout).
+	p.trans.urgent.Add(1)
+	err := p.raft.VerifyLeader().Error()
+	p.trans.urgent.Add(-1)
+	if err != nil {
+		return 0, p.notLeader()
+	}
+	if p.raft.CurrentTerm() != term {
+		return 0, fmt.Errorf("%w: partition %d changed term during a read", ErrUnavailable, p.id)
+	}
+	return idx, nil
+}
+
+// readMeta describes the replica serving a read now, with what it proved.
+func (p *partition) readMeta(node string, proof readProof) *cachev1.ReadMeta {
+	applied := p.fsm.applied.Load()
+	commit := p.raft.CommitIndex()
+	fresh, freshAt := p.trans.FreshCommit()
+	m := &cachev1.ReadMeta{
+		Partition:         p.id,
+		ServedBy:          node,
+		Role:              roleOf(p.raft.State()),
+		Consistency:       proof.level,
+		AppliedIndex:      applied,
+		LeaderCommitIndex: max(commit, fresh),
+		SessionToken:      &cachev1.SessionToken{Partition: p.id, Epoch: p.fsm.epoch.Load(), Index: applied},
+	}
+	staleness := proof.staleness
+	if staleness < 0 {
+		switch {
+		case m.Role == cachev1.Role_ROLE_LEADER:
+			// Nothing another leader committed can be older than the
+			// last quorum contact.
+			now := time.Now()
+			if at := p.quorumContact(now); !at.IsZero() && !now.Before(p.leaseExpiry(now)) {
+				staleness = now.Sub(at)
+			} else {
+				staleness = 0
+			}
+		case !freshAt.IsZero() && applied >= fresh:
+			staleness = time.Since(freshAt)
+		default:
+			if lc := p.raft.LastContact(); !lc.IsZero() {
+				staleness = time.Since(lc)
+			}
+		}
+	}
+	m.Staleness = durationpb.New(max(staleness, 0))
+	return m
+}
+
+// readIndexAt asks node leader for a read index of partition pid.
+func (n *Node) readIndexAt(ctx context.Context, leader string, pid uint32) (index, epoch uint64, err error) {
+	if !n.faults.allowNode(leader) {
+		return 0, 0, errPeerBlocked
+	}
+	conn, err := n.net.Conn(leader, classForward)
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
+	defer cancel()
+	resp, err := peerv1.NewPeerClient(conn).ReadIndex(ctx, &peerv1.ReadIndexRequest{Partition: pid})
+	if err != nil {
+		return 0, 0, err
+	}
+	return resp.Index, resp.Epoch, nil
+}
+
+// ReadIndex confirms this node leads a partition and returns its commit
+// index, for a follower serving a linearizable read.
+func (s *peerServer) ReadIndex(ctx context.Context, req *peerv1.ReadIndexRequest) (*peerv1.ReadIndexResponse, error) {
+	p := s.n.part(req.Partition)
+	if p == nil {
+		return nil, s.n.status(&notLeaderError{partition: req.Partition, leader: s.n.leaderOf(req.Partition)})
+	}
+	if p.raft.State() != raft.Leader {
+		return nil, s.n.status(p.notLeader())
+	}
+	idx, err := p.confirm(ctx)
+	if err != nil {
+		return nil, s.n.status(err)
+	}
+	return &peerv1.ReadIndexResponse{Index: idx, Epoch: p.fsm.epoch.Load()}, nil
+}
