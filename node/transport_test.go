@@ -1117,3 +1117,77 @@ func (s kvSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s kvSnapshot) Release() {}
+
+// groupOf returns nd's transport for group g.
+func (nd *tnode) groupOf(t *testing.T, g uint64) *groupTransport {
+	t.Helper()
+	gt, err := nd.rn.lookup(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gt
+}
+
+// TestTransportLeaseProofs: followers record a fresh commit index only
+// from appends their leader sent under a lease, and a leadership transfer
+// is recorded for the lease rule.
+func TestTransportLeaseProofs(t *testing.T) {
+	c := newTCluster(t, 3)
+	c.bootstrap(1, c.nodes, nil)
+	leader := c.waitLeader(1)
+	c.applyAll(1, setCommands("a", 5, 10))
+	for _, nd := range c.nodes {
+		if idx, at := nd.groupOf(t, 1).FreshCommit(); idx != 0 || !at.IsZero() {
+			t.Fatalf("without a lease, follower recorded fresh commit %d at %v", idx, at)
+		}
+	}
+	leader.groupOf(t, 1).SetLeaseCheck(func() bool { return true })
+	c.applyAll(1, setCommands("b", 5, 10))
+	commit := leader.raft(1).CommitIndex()
+	for _, nd := range c.nodes {
+		if nd == leader {
+			continue
+		}
+		transportWait(t, 10*time.Second, "a follower records the leader's commit index under lease", func() bool {
+			idx, at := nd.groupOf(t, 1).FreshCommit()
+			return idx >= commit && time.Since(at) < 5*time.Second
+		})
+	}
+
+	if at := leader.groupOf(t, 1).TransferAt(); !at.IsZero() {
+		t.Fatalf("TransferAt = %v before any transfer", at)
+	}
+	before := time.Now()
+	target := c.nodes[(nodeIndex(c.nodes, leader)+1)%len(c.nodes)]
+	transportWait(t, 20*time.Second, "a transfer sends TimeoutNow", func() bool {
+		err := leader.raft(1).LeadershipTransferToServer(raft.ServerID(target.id), raft.ServerAddress(target.id)).Error()
+		return err == nil || !leader.groupOf(t, 1).TransferAt().IsZero()
+	})
+	if at := leader.groupOf(t, 1).TransferAt(); at.Before(before) {
+		t.Errorf("TransferAt = %v, want after %v", at, before)
+	}
+}
+
+// TestTransportVoteQuiet: nodes that started less than VoteAfter ago deny
+// every vote, so no leader is elected among them until it passes.
+func TestTransportVoteQuiet(t *testing.T) {
+	c := newTCluster(t, 3)
+	quietUntil := time.Now().Add(1500 * time.Millisecond)
+	for _, nd := range c.nodes {
+		// Set before any group runs: nothing reads it yet.
+		nd.rn.cfg.VoteAfter = quietUntil
+	}
+	c.bootstrap(1, c.nodes, nil)
+	for time.Until(quietUntil) > 200*time.Millisecond {
+		for _, nd := range c.nodes {
+			if nd.raft(1).State() == raft.Leader {
+				t.Fatalf("%s was elected %v before the quiet period ended", nd.id, time.Until(quietUntil))
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.waitLeader(1)
+	if time.Now().Before(quietUntil) {
+		t.Fatalf("a leader was elected before the quiet period ended")
+	}
+}
