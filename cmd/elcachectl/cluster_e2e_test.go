@@ -162,3 +162,22 @@ func TestDrainLastNode(t *testing.T) {
 	// The node did not move: it still serves.
 	cli(t, n.Addr(), 0, "put", "k", "v")
 }
+
+// TestGetConsistencyCLI reads through a follower at every level: each
+// answers with the value, and -o json shows the level served and its proof.
+func TestGetConsistencyCLI(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	addr := c.Nodes[1].Addr()
+	cli(t, addr, 0, "put", "levels", "v1")
+	for _, level := range []string{"linearizable", "lease", "bounded=2s", "session", "eventual"} {
+		if out, _ := cli(t, addr, 0, "get", "levels", "--consistency", level); out != "v1\n" {
+			t.Errorf("get --consistency %s: %q, want v1", level, out)
+		}
+		j := cliJSON(t, addr, 0, "get", "levels", "--consistency", level)
+		meta, _ := j["meta"].(map[string]any)
+		want := strings.TrimSuffix(level, "=2s")
+		if j["value"] != "v1" || meta == nil || meta["consistency"] != want || meta["served_by"] == "" || meta["staleness"] == nil {
+			t.Errorf("get --consistency %s -o json: %v; want the value and a %s proof", level, j, want)
+		}
+	}
+}
