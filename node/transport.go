@@ -417,10 +417,9 @@ func (t *groupTransport) TransferAt() time.Time {
 
 // FreshCommit reports, on a follower, the highest commit index carried by
 // an accepted append that its leader sent while holding a read lease, and
-// when the latest such append was sent, on this node's monotonic clock: its
-// arrival time less the time the leader says it waited before sending
-// (time on the wire is not counted). No other leader existed when it was
-// sent, so every write acknowledged before then is at or below index.
+// when the leader checked that lease, on this node's monotonic clock: the
+// append's arrival less its age (appendAge). No other leader existed then,
+// so every write acknowledged before then is at or below index.
 func (t *groupTransport) FreshCommit() (index uint64, at time.Time) {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
@@ -435,6 +434,7 @@ func (t *groupTransport) wireAppend(part *raft.AppendEntriesRequest, handed time
 	if lease && !isHeartbeat(part) {
 		out.LeaderLease = true
 		out.QueuedNanos = int64(time.Since(handed))
+		out.LeaseCheckedUnixNanos = handed.UnixNano()
 	}
 	return out
 }
@@ -1071,13 +1071,26 @@ func (t *groupTransport) serveAppend(ctx context.Context, in *peerv1.AppendEntri
 		}
 		if in.GetLeaderLease() {
 			t.freshCommit = max(t.freshCommit, req.LeaderCommitIndex)
-			if sent := received.Add(-time.Duration(in.GetQueuedNanos())); sent.After(t.freshAt) {
+			if sent := received.Add(-appendAge(in, received)); sent.After(t.freshAt) {
 				t.freshAt = sent
 			}
 		}
 		t.commitMu.Unlock()
 	}
 	return appendResponseToProto(resp), nil
+}
+
+// appendAge is how long before received the leader checked its lease for
+// an append: the larger of the sender's own wait (monotonic) and the
+// difference of the two wall clocks. The second covers what the first
+// cannot see: a wait for a connection to a restarted follower, blocked
+// flow control to a paused one, time on the wire.
+func appendAge(in *peerv1.AppendEntriesRequest, received time.Time) time.Duration {
+	age := time.Duration(in.GetQueuedNanos())
+	if at := in.GetLeaseCheckedUnixNanos(); at > 0 {
+		age = max(age, time.Duration(received.UnixNano()-at))
+	}
+	return max(age, 0)
 }
 
 // serveStatus maps a server-side error to a gRPC status.

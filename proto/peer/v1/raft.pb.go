@@ -193,10 +193,15 @@ type AppendEntriesRequest struct {
 	// the freshness of bounded-staleness reads.
 	LeaderLease bool `protobuf:"varint,9,opt,name=leader_lease,json=leaderLease,proto3" json:"leader_lease,omitempty"`
 	// With leader_lease: how long the append waited in the leader between
-	// the lease check and its send (nanoseconds).
-	QueuedNanos   int64 `protobuf:"varint,10,opt,name=queued_nanos,json=queuedNanos,proto3" json:"queued_nanos,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// the lease check and the moment it was handed to gRPC (nanoseconds).
+	QueuedNanos int64 `protobuf:"varint,10,opt,name=queued_nanos,json=queuedNanos,proto3" json:"queued_nanos,omitempty"`
+	// With leader_lease: the leader's wall clock at the lease check (Unix
+	// nanoseconds). The follower counts the append's age from it too, which
+	// covers time spent waiting for a connection, in flow control and on the
+	// wire, as far as the two clocks agree.
+	LeaseCheckedUnixNanos int64 `protobuf:"varint,11,opt,name=lease_checked_unix_nanos,json=leaseCheckedUnixNanos,proto3" json:"lease_checked_unix_nanos,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *AppendEntriesRequest) Reset() {
@@ -295,6 +300,13 @@ func (x *AppendEntriesRequest) GetLeaderLease() bool {
 func (x *AppendEntriesRequest) GetQueuedNanos() int64 {
 	if x != nil {
 		return x.QueuedNanos
+	}
+	return 0
+}
+
+func (x *AppendEntriesRequest) GetLeaseCheckedUnixNanos() int64 {
+	if x != nil {
+		return x.LeaseCheckedUnixNanos
 	}
 	return 0
 }
@@ -1173,7 +1185,7 @@ const file_peer_v1_raft_proto_rawDesc = "" +
 	"extensions\x18\x05 \x01(\fR\n" +
 	"extensions\x12\x1f\n" +
 	"\vappended_at\x18\x06 \x01(\x03R\n" +
-	"appendedAt\"\x81\x03\n" +
+	"appendedAt\"\xba\x03\n" +
 	"\x14AppendEntriesRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\x04R\x05group\x122\n" +
 	"\x06header\x18\x02 \x01(\v2\x1a.elcache.peer.v1.RPCHeaderR\x06header\x12\x12\n" +
@@ -1185,7 +1197,8 @@ const file_peer_v1_raft_proto_rawDesc = "" +
 	"\x13leader_commit_index\x18\b \x01(\x04R\x11leaderCommitIndex\x12!\n" +
 	"\fleader_lease\x18\t \x01(\bR\vleaderLease\x12!\n" +
 	"\fqueued_nanos\x18\n" +
-	" \x01(\x03R\vqueuedNanos\"\xbe\x01\n" +
+	" \x01(\x03R\vqueuedNanos\x127\n" +
+	"\x18lease_checked_unix_nanos\x18\v \x01(\x03R\x15leaseCheckedUnixNanos\"\xbe\x01\n" +
 	"\x15AppendEntriesResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.elcache.peer.v1.RPCHeaderR\x06header\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x19\n" +
