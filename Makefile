@@ -18,7 +18,7 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop test test-short bench fuzz proto proto-check lint tools clean
+.PHONY: help build run run-fg stop test test-short bench bench-reads fuzz proto proto-check lint tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,8 +43,11 @@ test: ## Run every test with the race detector.
 test-short: ## Run the tests without the race detector.
 	$(GO) test -count=1 ./...
 
-bench: ## Run the benchmarks (storage and single-node gRPC).
+bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./storage ./node
+
+bench-reads: ## Benchmark the five read levels on a 3-node cluster (1 and 50 clients).
+	$(GO) test -run '^$$' -bench ReadLevels -benchtime 5000x ./node
 
 fuzz: ## Fuzz request validation and stored-entry decoding for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./node
