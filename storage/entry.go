@@ -12,6 +12,12 @@ const (
 	// database yet. Dirty entries are never evicted and never expire before
 	// they are flushed.
 	FlagDirty uint8 = 1 << 0
+	// FlagTombstone marks an absent key: reads do not see it. It remembers
+	// the version of the key's last write or removal, so that a refill that
+	// loaded an older row from the backing database cannot store it (a
+	// fence), and, when also dirty, a write-back delete that has not reached
+	// the database yet. Clean tombstones carry an expiry and are reaped.
+	FlagTombstone uint8 = 1 << 1
 )
 
 // entryFormat is the first byte of every encoded entry.
@@ -41,6 +47,9 @@ type Entry struct {
 
 // Dirty reports whether the entry waits for a write-back flush.
 func (e Entry) Dirty() bool { return e.Flags&FlagDirty != 0 }
+
+// Tombstone reports whether the entry stands for an absent key.
+func (e Entry) Tombstone() bool { return e.Flags&FlagTombstone != 0 }
 
 // Expired reports whether the entry has expired at now (Unix nanoseconds).
 func (e Entry) Expired(now int64) bool { return e.ExpireAt != 0 && e.ExpireAt <= now }

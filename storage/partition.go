@@ -20,8 +20,9 @@ const stateLen = 40
 type State struct {
 	// Applied is the Raft index of the last command applied.
 	Applied uint64
-	// Keys, Bytes and Dirty count the stored entries (expired ones included
-	// until they are removed), their accounted size and the dirty ones.
+	// Keys counts the stored entries (expired ones included until they are
+	// removed), not tombstones; Bytes is the accounted size of all entries,
+	// tombstones included; Dirty counts dirty entries and tombstones.
 	Keys, Bytes, Dirty uint64
 	// Expiring counts the entries that have a TTL: the reaper skips a
 	// partition that has none.
@@ -63,6 +64,8 @@ type Partition struct {
 
 	// state is the last committed State; it is replaced whole on commit.
 	state atomic.Pointer[State]
+	// dirty indexes the dirty entries.
+	dirty dirtySet
 }
 
 // Partition opens partition id, loading its state.
@@ -80,6 +83,9 @@ func (d *DB) Partition(id uint32) (*Partition, error) {
 		}
 	}
 	p.state.Store(&st)
+	if err := p.rebuildDirty(); err != nil {
+		return nil, fmt.Errorf("storage: partition %d: %w", id, err)
+	}
 	return p, nil
 }
 
@@ -89,9 +95,19 @@ func (p *Partition) ID() uint32 { return p.id }
 // State returns the last committed state.
 func (p *Partition) State() State { return *p.state.Load() }
 
-// Get returns the entry of key, or false if it is absent or expired at now
-// (Unix nanoseconds).
+// Get returns the entry of key, or false if it is absent, a tombstone or
+// expired at now (Unix nanoseconds).
 func (p *Partition) Get(key []byte, now int64) (Entry, bool, error) {
+	e, ok, err := p.Lookup(key)
+	if err != nil || !ok || e.Tombstone() || e.Expired(now) {
+		return Entry{}, false, err
+	}
+	return e, true, nil
+}
+
+// Lookup returns the stored entry of key as it is: tombstones and expired
+// entries included.
+func (p *Partition) Lookup(key []byte) (Entry, bool, error) {
 	raw, ok, err := p.db.get(dataKey(p.id, key))
 	if err != nil || !ok {
 		return Entry{}, false, err
@@ -99,9 +115,6 @@ func (p *Partition) Get(key []byte, now int64) (Entry, bool, error) {
 	e, err := DecodeEntry(key, raw)
 	if err != nil {
 		return Entry{}, false, err
-	}
-	if e.Expired(now) {
-		return Entry{}, false, nil
 	}
 	return e, true, nil
 }
@@ -155,7 +168,7 @@ func (p *Partition) Scan(opts ScanOptions) ([]Entry, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		if e.Expired(opts.Now) {
+		if e.Expired(opts.Now) || e.Tombstone() {
 			continue
 		}
 		if opts.KeysOnly {
@@ -168,6 +181,7 @@ func (p *Partition) Scan(opts ScanOptions) ([]Entry, bool, error) {
 
 // Sample returns about n entries from random places of the partition, for
 // eviction. It reads runs of a few adjacent keys from random seek points.
+// Tombstones are skipped: they are fences, not evictable data.
 func (p *Partition) Sample(rng *rand.Rand, n int) ([]Entry, error) {
 	const run = 4
 	it, err := p.db.pdb.NewIter(&pebble.IterOptions{LowerBound: p.prefix, UpperBound: p.end})
@@ -197,6 +211,9 @@ func (p *Partition) Sample(rng *rand.Rand, n int) ([]Entry, error) {
 			e, err := DecodeEntry(it.Key()[len(p.prefix):], raw)
 			if err != nil {
 				return nil, err
+			}
+			if e.Tombstone() {
+				continue
 			}
 			out = append(out, e)
 		}
@@ -297,6 +314,7 @@ type Batch struct {
 	p     *Partition
 	b     *pebble.Batch
 	state State
+	dirty map[string]uint64 // see noteDirty
 }
 
 // NewBatch starts a batch. Only the partition's state machine writes, one
@@ -330,6 +348,11 @@ func (b *Batch) Put(e Entry) error {
 		b.account(old, -1)
 	}
 	b.account(e, 1)
+	if e.Dirty() {
+		b.noteDirty(e.Key, e.Version)
+	} else if ok && old.Dirty() {
+		b.noteDirty(e.Key, 0)
+	}
 	return b.b.Set(dataKey(b.p.id, e.Key), e.appendEncoded(nil), nil)
 }
 
@@ -340,12 +363,17 @@ func (b *Batch) Delete(key []byte) (Entry, bool, error) {
 		return Entry{}, false, err
 	}
 	b.account(old, -1)
+	if old.Dirty() {
+		b.noteDirty(key, 0)
+	}
 	return old, true, b.b.Delete(dataKey(b.p.id, key), nil)
 }
 
 func (b *Batch) account(e Entry, sign int) {
 	d := uint64(sign) // wraps to subtract when sign is -1
-	b.state.Keys += d
+	if !e.Tombstone() {
+		b.state.Keys += d
+	}
 	b.state.Bytes += d * e.Size()
 	if e.Dirty() {
 		b.state.Dirty += d
@@ -392,6 +420,7 @@ func (b *Batch) Commit(applied uint64) error {
 	}
 	st := b.state
 	b.p.state.Store(&st)
+	b.p.applyDirty(b.dirty)
 	return nil
 }
 

@@ -208,7 +208,7 @@ func (p *Partition) Restore(r io.Reader) error {
 		return fmt.Errorf("storage: partition %d restore: %w", p.id, err)
 	}
 	p.state.Store(&st)
-	return nil
+	return p.rebuildDirty()
 }
 
 // WriteLiveMarker writes the stand-in for a local snapshot at applied: the
