@@ -25,6 +25,13 @@ const (
 	// idemAgeBudget bounds how many old idempotency records one command
 	// removes, so apply time stays bounded.
 	idemAgeBudget = 32
+	// fillMaxAge is the oldest a refill may be when it is applied (from
+	// the start of its database load to its proposal, both on the leader's
+	// clock). Fences (tombstones) outlive it (fenceTTL), so a refill can
+	// never slip in after the fence that should stop it was reaped.
+	fillMaxAge = 30 * time.Second
+	// fenceTTL is how long a clean tombstone stays as a refill fence.
+	fenceTTL = 2 * fillMaxAge
 )
 
 // fsm is a partition's replicated state machine. Raft calls it from one
@@ -157,14 +164,45 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv
 	case peerv1.Op_KIND_PUT:
 		return put()
 	case peerv1.Op_KIND_DELETE:
+		if op.Flags&uint32(storage.FlagTombstone) != 0 {
+			cur, ok, err := b.Get(op.Key)
+			if err != nil {
+				return nil, err
+			}
+			e := storage.Entry{Key: op.Key, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: uint8(op.Flags)}
+			return &peerv1.OpResult{Ok: live(cur, ok, now), Version: index}, b.Put(e)
+		}
 		old, existed, err := b.Delete(op.Key)
-		return &peerv1.OpResult{Ok: existed && !old.Expired(now)}, err
+		return &peerv1.OpResult{Ok: live(old, existed, now)}, err
+	case peerv1.Op_KIND_INVALIDATE:
+		cur, ok, err := b.Get(op.Key)
+		if err != nil {
+			return nil, err
+		}
+		e := storage.Entry{Key: op.Key, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: storage.FlagTombstone}
+		return &peerv1.OpResult{Ok: live(cur, ok, now), Version: index}, b.Put(e)
+	case peerv1.Op_KIND_FILL:
+		return f.fill(b, now, op)
+	case peerv1.Op_KIND_MARK_CLEAN:
+		cur, ok, err := b.Get(op.Key)
+		if err != nil || !ok || cur.Version != op.IfVersion || !cur.Dirty() {
+			return &peerv1.OpResult{}, err
+		}
+		if cur.Tombstone() && op.ExpireAt == 0 {
+			_, _, err := b.Delete(op.Key)
+			return &peerv1.OpResult{Ok: true}, err
+		}
+		cur.Flags &^= storage.FlagDirty
+		if cur.Tombstone() {
+			cur.ExpireAt = op.ExpireAt
+		}
+		return &peerv1.OpResult{Ok: true, Version: cur.Version}, b.Put(cur)
 	case peerv1.Op_KIND_CAS:
 		cur, ok, err := b.Get(op.Key)
 		if err != nil {
 			return nil, err
 		}
-		live := ok && !cur.Expired(now)
+		live := live(cur, ok, now)
 		var match bool
 		switch x := op.Expect.(type) {
 		case *peerv1.Op_ExpectedVersion:
@@ -190,8 +228,21 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv
 		if op.Kind == peerv1.Op_KIND_EXPIRE && !cur.Expired(now) {
 			return &peerv1.OpResult{}, nil
 		}
-		if _, _, err := b.Delete(op.Key); err != nil {
+		if op.Kind == peerv1.Op_KIND_EVICT && cur.Tombstone() {
+			return &peerv1.OpResult{}, nil
+		}
+		if op.ExpireAt != 0 && !cur.Tombstone() {
+			// The database still has this version: leave a fence so that a
+			// refill that loaded an older row cannot store it.
+			fence := storage.Entry{Key: op.Key, Version: cur.Version, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: storage.FlagTombstone}
+			if err := b.Put(fence); err != nil {
+				return nil, err
+			}
+		} else if _, _, err := b.Delete(op.Key); err != nil {
 			return nil, err
+		}
+		if cur.Tombstone() {
+			return &peerv1.OpResult{Ok: true}, nil
 		}
 		if op.Kind == peerv1.Op_KIND_EXPIRE {
 			f.expirations.Add(1)
@@ -213,6 +264,39 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv
 		// every replica.
 		return &peerv1.OpResult{}, nil
 	}
+}
+
+// live reports whether a stored entry (ok: one was found) is a live value
+// at now.
+func live(e storage.Entry, ok bool, now int64) bool {
+	return ok && !e.Tombstone() && !e.Expired(now)
+}
+
+// fill stores a row from the backing database (op.IfVersion is its
+// version) if nothing newer is in the partition: the key is absent, or a
+// clean tombstone no newer than the row; and if the load began no longer
+// than fillMaxAge ago. Otherwise a write, invalidation or delete happened
+// after the load began, and the row may be stale: it is dropped.
+func (f *fsm) fill(b *storage.Batch, now int64, op *peerv1.Op) (*peerv1.OpResult, error) {
+	if op.FillStartedAt == 0 || now-op.FillStartedAt > int64(fillMaxAge) {
+		return &peerv1.OpResult{}, nil
+	}
+	cur, ok, err := b.Get(op.Key)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		gone := cur.Tombstone() || cur.Expired(now)
+		if !gone || cur.Dirty() || cur.Version > op.IfVersion {
+			return &peerv1.OpResult{Version: cur.Version}, nil
+		}
+	}
+	e := storage.Entry{Key: op.Key, Value: op.Value, Version: op.IfVersion, ExpireAt: op.ExpireAt, WrittenAt: now,
+		Flags: uint8(op.Flags) & storage.FlagTombstone}
+	if e.Tombstone() {
+		e.Value = nil
+	}
+	return &peerv1.OpResult{Ok: true, Version: op.IfVersion}, b.Put(e)
 }
 
 // rememberIdem stores a command's result under its idempotency key and ages

@@ -30,19 +30,40 @@ type Op_Kind int32
 
 const (
 	Op_KIND_UNSPECIFIED Op_Kind = 0
-	// Store key = value.
+	// Store key = value (flags may mark it dirty: a write-back value).
 	Op_KIND_PUT Op_Kind = 1
-	// Remove key.
+	// Remove key. With FlagTombstone in flags, leave a tombstone (version =
+	// this index, the op's flags, expiring at expire_at when clean) instead
+	// of nothing: a fence for refills, or (dirty) a write-back delete.
 	Op_KIND_DELETE Op_Kind = 2
 	// Store key = value if the expectation holds.
 	Op_KIND_CAS Op_Kind = 3
 	// Remove key if it still has if_version and has expired at proposed_at.
+	// A non-zero expire_at leaves a clean tombstone with the removed
+	// entry's version, expiring then (a refill fence).
 	Op_KIND_EXPIRE Op_Kind = 4
-	// Remove key if it still has if_version and is not dirty.
+	// Remove key if it still has if_version and is not dirty; expire_at as
+	// for EXPIRE.
 	Op_KIND_EVICT Op_Kind = 5
 	// Committed by every new leader before it serves linearizable reads;
 	// sets the partition epoch if it has none.
 	Op_KIND_LEADER_NOOP Op_Kind = 6
+	// Store key = value at version if_version, a row loaded from the
+	// backing database (a refill) or just written to it (write-through),
+	// only if nothing newer is there: the key is absent, or a clean
+	// tombstone whose version is at most if_version; and only if
+	// fill_started_at is recent. With FlagTombstone in flags it stores a
+	// clean tombstone instead (the database has no such key: negative
+	// caching). expire_at as for PUT.
+	Op_KIND_FILL Op_Kind = 7
+	// Clear the dirty flag of key if it still has if_version: the
+	// write-back flusher wrote it to the database. A tombstone then stays as
+	// a fence expiring at expire_at, or goes if expire_at is 0.
+	Op_KIND_MARK_CLEAN Op_Kind = 8
+	// Replace key by a clean tombstone with this index as its version,
+	// expiring at expire_at: write-around and write-through fence the key
+	// before they write the database at that version.
+	Op_KIND_INVALIDATE Op_Kind = 9
 )
 
 // Enum value maps for Op_Kind.
@@ -55,6 +76,9 @@ var (
 		4: "KIND_EXPIRE",
 		5: "KIND_EVICT",
 		6: "KIND_LEADER_NOOP",
+		7: "KIND_FILL",
+		8: "KIND_MARK_CLEAN",
+		9: "KIND_INVALIDATE",
 	}
 	Op_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -64,6 +88,9 @@ var (
 		"KIND_EXPIRE":      4,
 		"KIND_EVICT":       5,
 		"KIND_LEADER_NOOP": 6,
+		"KIND_FILL":        7,
+		"KIND_MARK_CLEAN":  8,
+		"KIND_INVALIDATE":  9,
 	}
 )
 
@@ -181,9 +208,12 @@ type Op struct {
 	//	*Op_ExpectedVersion
 	//	*Op_ExpectedValue
 	//	*Op_ExpectAbsent
-	Expect        isOp_Expect `protobuf_oneof:"expect"`
-	IfVersion     uint64      `protobuf:"varint,9,opt,name=if_version,json=ifVersion,proto3" json:"if_version,omitempty"`
-	Epoch         uint64      `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Expect    isOp_Expect `protobuf_oneof:"expect"`
+	IfVersion uint64      `protobuf:"varint,9,opt,name=if_version,json=ifVersion,proto3" json:"if_version,omitempty"`
+	Epoch     uint64      `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// FILL: the leader's clock when the load from the database began (Unix
+	// nanoseconds); a fill older than the fill deadline is refused.
+	FillStartedAt int64 `protobuf:"varint,11,opt,name=fill_started_at,json=fillStartedAt,proto3" json:"fill_started_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -297,6 +327,13 @@ func (x *Op) GetIfVersion() uint64 {
 func (x *Op) GetEpoch() uint64 {
 	if x != nil {
 		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Op) GetFillStartedAt() int64 {
+	if x != nil {
+		return x.FillStartedAt
 	}
 	return 0
 }
@@ -468,7 +505,7 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"proposedAt\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12%\n" +
 	"\x03ops\x18\x03 \x03(\v2\x13.elcache.peer.v1.OpR\x03ops\x12 \n" +
-	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\"\xcc\x03\n" +
+	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\"\xad\x04\n" +
 	"\x02Op\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.elcache.peer.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -481,7 +518,8 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"if_version\x18\t \x01(\x04R\tifVersion\x12\x14\n" +
 	"\x05epoch\x18\n" +
-	" \x01(\x04R\x05epoch\"\x80\x01\n" +
+	" \x01(\x04R\x05epoch\x12&\n" +
+	"\x0ffill_started_at\x18\v \x01(\x03R\rfillStartedAt\"\xb9\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bKIND_PUT\x10\x01\x12\x0f\n" +
@@ -490,7 +528,10 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"\vKIND_EXPIRE\x10\x04\x12\x0e\n" +
 	"\n" +
 	"KIND_EVICT\x10\x05\x12\x14\n" +
-	"\x10KIND_LEADER_NOOP\x10\x06B\b\n" +
+	"\x10KIND_LEADER_NOOP\x10\x06\x12\r\n" +
+	"\tKIND_FILL\x10\a\x12\x13\n" +
+	"\x0fKIND_MARK_CLEAN\x10\b\x12\x13\n" +
+	"\x0fKIND_INVALIDATE\x10\tB\b\n" +
 	"\x06expect\"\xc4\x01\n" +
 	"\x06Result\x12+\n" +
 	"\x03ops\x18\x01 \x03(\v2\x19.elcache.peer.v1.OpResultR\x03ops\x12\"\n" +
