@@ -18,7 +18,7 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop test test-short bench bench-reads fuzz proto proto-check lint tools clean
+.PHONY: help build run run-fg stop deps test test-short bench bench-reads fuzz proto proto-check lint tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,10 +37,20 @@ run-fg: run # Former name of run, which now stays in the foreground.
 stop: ## Stop the nodes of a `make run` whose shell was killed.
 	@$(RUN_ENV) deploy/local/run.sh stop
 
-test: ## Run every test with the race detector.
+# PostgreSQL for the tests (storage/sqlstore/pgtest runs a throwaway server
+# from its binaries). Debian keeps initdb out of PATH, under
+# /usr/lib/postgresql/VERSION/bin.
+deps: ## Install what the tests need beyond Go modules (PostgreSQL), if missing.
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing PostgreSQL (initdb not found)"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: deps ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-test-short: ## Run the tests without the race detector.
+test-short: deps ## Run the tests without the race detector.
 	$(GO) test -count=1 ./...
 
 bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes).

@@ -17,6 +17,7 @@ type readOptions struct {
 	consistency  cachev1.Consistency
 	maxStaleness time.Duration
 	sessions     []SessionToken
+	allowStale   bool
 }
 
 // WithConsistency reads at level c instead of Config.DefaultConsistency.
@@ -47,6 +48,14 @@ func WithSession(tokens ...SessionToken) ReadOption {
 	}
 }
 
+// AllowStale lets a read that misses, when the cluster cannot refill it
+// from its backing database (the database fails or its circuit breaker is
+// open), return the key's expired cached value if the cache still holds
+// one. ReadMeta.Stale marks such answers.
+func AllowStale() ReadOption {
+	return func(o *readOptions) { o.allowStale = true }
+}
+
 // buildReadOptions applies opts over cfg's defaults and checks the result.
 func buildReadOptions(cfg *Config, opts []ReadOption) (*cachev1.ReadOptions, error) {
 	o := readOptions{consistency: cfg.DefaultConsistency, maxStaleness: cfg.DefaultMaxStaleness}
@@ -56,7 +65,7 @@ func buildReadOptions(cfg *Config, opts []ReadOption) (*cachev1.ReadOptions, err
 	if _, ok := cachev1.Consistency_name[int32(o.consistency)]; !ok {
 		return nil, fmt.Errorf("%w: unknown consistency %d", ErrInvalidArgument, o.consistency)
 	}
-	ro := &cachev1.ReadOptions{Consistency: o.consistency}
+	ro := &cachev1.ReadOptions{Consistency: o.consistency, AllowStale: o.allowStale}
 	switch o.consistency {
 	case cachev1.Consistency_CONSISTENCY_BOUNDED:
 		if o.maxStaleness <= 0 {

@@ -36,11 +36,16 @@ type ReadMeta struct {
 	// and LeaderCommitIndex the leader's commit index as it knew it.
 	AppliedIndex      uint64
 	LeaderCommitIndex uint64
-	// Staleness is the time since the replica last heard from its leader;
-	// zero on the leader.
+	// Staleness bounds how old the replica's data may be: zero when the
+	// read was confirmed with a quorum or served under the leader's lease,
+	// the proven bound for BOUNDED reads, and for the other levels the time
+	// since the replica's last fresh contact with its leader.
 	Staleness time.Duration
 	// Session is the token to pass to WithSession in later reads.
 	Session SessionToken
+	// Stale is set when the value is an expired cached value served
+	// because the backing database could not be reached (AllowStale).
+	Stale bool
 }
 
 // WriteResult is the outcome of a Put or of one MultiPut entry.
@@ -161,6 +166,7 @@ func readMetaFromProto(m *cachev1.ReadMeta) ReadMeta {
 		LeaderCommitIndex: m.GetLeaderCommitIndex(),
 		Staleness:         m.GetStaleness().AsDuration(),
 		Session:           sessionFromProto(m.GetSessionToken()),
+		Stale:             m.GetStale(),
 	}
 }
 

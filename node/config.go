@@ -90,8 +90,14 @@ type Config struct {
 	// cluster (its data directory says so) ignores it.
 	BootstrapExpect int
 	// Backend is the backing database URL (sqlite:///path or
-	// postgres://...). Not available yet: a non-empty value is rejected.
+	// postgres://...). Empty makes a pure cache: only CACHE_ONLY writes.
 	Backend string
+	// Backing tunes the use of the backing database.
+	Backing BackendConfig
+	// DefaultWriteMode is the mode of writes that do not choose one:
+	// WRITE_THROUGH when Backend is set, CACHE_ONLY otherwise, if left
+	// UNSPECIFIED.
+	DefaultWriteMode cachev1.WriteMode
 	// MetricsAddr serves Prometheus metrics. Not available yet: a
 	// non-empty value is rejected.
 	MetricsAddr string
@@ -201,8 +207,11 @@ func (c Config) Validate() error {
 	if c.BootstrapExpect < 0 {
 		bad("BootstrapExpect must not be negative, got %d", c.BootstrapExpect)
 	}
-	if c.Backend != "" {
-		bad("Backend %q: backing databases are not available yet; run without --backend (cache only)", c.Backend)
+	if _, ok := cachev1.WriteMode_name[int32(c.DefaultWriteMode)]; !ok {
+		bad("DefaultWriteMode: unknown value %d", c.DefaultWriteMode)
+	} else if c.Backend == "" && c.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED &&
+		c.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_CACHE_ONLY {
+		bad("DefaultWriteMode %v needs a Backend", c.DefaultWriteMode)
 	}
 	if c.MetricsAddr != "" {
 		bad("MetricsAddr %q: metrics are not available yet", c.MetricsAddr)

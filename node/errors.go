@@ -58,6 +58,10 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrBacklog):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, ErrBackend):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -74,7 +74,7 @@ func (n *Node) pickVictims(p *partition, need uint64) []*peerv1.Op {
 			if freed >= need || len(ops) == evictMaxPerRound {
 				break
 			}
-			ops = append(ops, &peerv1.Op{Kind: peerv1.Op_KIND_EVICT, Key: e.Key, IfVersion: e.Version})
+			ops = append(ops, &peerv1.Op{Kind: peerv1.Op_KIND_EVICT, Key: e.Key, IfVersion: e.Version, ExpireAt: n.fenceUntil()})
 			freed += e.Size()
 		}
 	}
@@ -160,7 +160,7 @@ func (n *Node) reapLoop() {
 				expired = expired[len(chunk):]
 				ops := make([]*peerv1.Op, len(chunk))
 				for j, e := range chunk {
-					ops[j] = &peerv1.Op{Kind: peerv1.Op_KIND_EXPIRE, Key: e.Key, IfVersion: e.Version}
+					ops[j] = &peerv1.Op{Kind: peerv1.Op_KIND_EXPIRE, Key: e.Key, IfVersion: e.Version, ExpireAt: n.fenceUntil()}
 				}
 				if _, err := n.proposeInternal(p, ops); err != nil {
 					n.log.Warn("expiry failed", "partition", p.id, "err", err)

@@ -134,3 +134,14 @@ func (l pausableLogs) StoreLogs(es []*raft.Log) error {
 	l.f.waitPause()
 	return l.LogStore.StoreLogs(es)
 }
+
+// SetFillHookForTest makes every refill call fn between its database load
+// and storing the row (nil removes it), so a test can force a write to
+// race a refill.
+func (n *Node) SetFillHookForTest(fn func(key []byte)) {
+	if fn == nil {
+		n.fillHook.Store(nil)
+		return
+	}
+	n.fillHook.Store(&fn)
+}

@@ -69,7 +69,13 @@ type Node struct {
 
 	stats struct {
 		gets, hits, misses, puts, deletes atomic.Uint64
+		refills, flushedRows              atomic.Uint64
 	}
+
+	// backend is the backing database, nil for a pure cache.
+	backend *backend
+	// fillHook, if set, runs between a refill's load and its FILL (tests).
+	fillHook atomic.Pointer[func(key []byte)]
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	serving   chan struct{} // closed when health turns SERVING
@@ -109,14 +115,26 @@ func New(cfg Config) (*Node, error) {
 		ring:   pr,
 		recent: storage.NewRecency(20),
 		check: validator{limits: cfg.Limits, defaultLevel: cfg.DefaultConsistency,
-			defaultWriter: cachev1.WriteMode_WRITE_MODE_CACHE_ONLY},
+			defaultWriter: cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, hasBackend: cfg.Backend != ""},
 		parts:   make([]*partition, cfg.Partitions),
 		stop:    make(chan struct{}),
 		serving: make(chan struct{}),
 	}
+	if cfg.Backend != "" {
+		n.check.defaultWriter = cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH
+		if err := n.openBackend(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
+		n.check.defaultWriter = cfg.DefaultWriteMode
+	}
 	scfg := storage.DefaultConfig(filepath.Join(cfg.DataDir, "db"))
 	scfg.Logger = n.log
 	if n.db, err = storage.Open(scfg); err != nil {
+		if n.backend != nil {
+			err = errors.Join(err, n.backend.store.Close())
+		}
 		return nil, err
 	}
 	if err := n.open(); err != nil {
@@ -130,6 +148,10 @@ func New(cfg Config) (*Node, error) {
 		}
 	}()
 	n.wg.Add(6)
+	if n.backend != nil {
+		n.wg.Add(1)
+		go n.flushLoop()
+	}
 	go n.markServingWhenReady()
 	go n.controlLoop()
 	go n.leaderViewLoop()
@@ -359,6 +381,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.Resume() // a paused node's log writes would block shutdown
 		n.health.Shutdown()
+		// Write-back entries are replicated, so the next leaders would
+		// flush them; flushing here keeps the database current sooner.
+		n.flushAll(5 * time.Second)
 		n.handOff(2 * n.cfg.Raft.ElectionTimeout)
 		if err := n.members.Leave(time.Second); err != nil {
 			n.log.Warn("gossip leave failed", "err", err)
@@ -415,5 +440,8 @@ func (n *Node) shutdown() error {
 		n.lis.Close()
 	}
 	errs = append(errs, n.db.Close())
+	if n.backend != nil {
+		errs = append(errs, n.backend.store.Close())
+	}
 	return errors.Join(errs...)
 }

@@ -66,7 +66,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bootstrap-expect negative", func(c *node.Config) { c.BootstrapExpect = -1 }, "BootstrapExpect must not be negative"},
 		{"replication factor", func(c *node.Config) { c.Cluster.ReplicationFactor = 0 }, "Cluster.ReplicationFactor must be in [1, 7]"},
 		{"gossip key", func(c *node.Config) { c.Cluster.GossipKey = []byte("short") }, "Cluster.GossipKey must be 16, 24 or 32 bytes"},
-		{"backend not ready", func(c *node.Config) { c.Backend = "sqlite:///x" }, "not available yet"},
+		{"write mode without backend", func(c *node.Config) { c.DefaultWriteMode = cachev1.WriteMode_WRITE_MODE_WRITE_BACK }, "needs a Backend"},
 		{"metrics not ready", func(c *node.Config) { c.MetricsAddr = ":9090" }, "not available yet"},
 		{"zero partitions", func(c *node.Config) { c.Partitions = 0 }, "Partitions must be in [1, 4096]"},
 		{"tiny capacity", func(c *node.Config) { c.CapacityBytes = 10 }, "CapacityBytes must be at least 1 MiB"},

@@ -42,6 +42,9 @@ type partition struct {
 	// other nodes: it no longer serves requests and waits to be removed.
 	displaced atomic.Bool
 
+	// fills are the refills in flight (writemodes.go).
+	fills fills
+
 	// Reads (reads.go).
 	self        string        // this node's id
 	raftCfg     RaftConfig    // the group's timeouts

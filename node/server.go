@@ -130,9 +130,13 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 	n := s.n
 	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.level),
 		func(p *partition) (*cachev1.GetResponse, error) {
-			return readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
+			resp, err := readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
 				return n.get(p, req.Key, proof)
 			})
+			if err != nil {
+				return nil, err
+			}
+			return n.missed(ctx, p, req.Key, o, resp)
 		},
 		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.GetResponse, error) { return c.Get(ctx, req) })
 }
@@ -209,7 +213,7 @@ func (s *cacheServer) Put(ctx context.Context, req *cachev1.PutRequest) (*cachev
 		func(p *partition) (*cachev1.PutResponse, error) {
 			now := time.Now()
 			op := &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: req.Key, Value: req.Value, ExpireAt: expireAt(now, w.ttl)}
-			res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
+			res, err := n.modeWrite(ctx, p, now, w, []*peerv1.Op{op})
 			if err != nil {
 				return nil, err
 			}
@@ -229,13 +233,23 @@ func (n *Node) writeMeta(p *partition, res *peerv1.Result, mode cachev1.WriteMod
 // write proposes ops on p, adding eviction victims when the node is over
 // its capacity so that writes pay for the space they take.
 func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey string, ops []*peerv1.Op) (*peerv1.Result, error) {
+	var fp uint64
+	if idemKey != "" {
+		fp = fingerprint(ops)
+	}
+	return n.writeFP(ctx, p, now, idemKey, ops, fp)
+}
+
+// writeFP is write with the fingerprint of the client's request given: the
+// ops proposed may differ from what the client asked for (write modes).
+func (n *Node) writeFP(ctx context.Context, p *partition, now time.Time, idemKey string, ops []*peerv1.Op, fp uint64) (*peerv1.Result, error) {
 	var incoming uint64
 	for _, op := range ops {
 		incoming += uint64(len(op.Key) + len(op.Value))
 	}
 	cmd := &peerv1.Command{ProposedAt: now.UnixNano(), IdempotencyKey: idemKey, Ops: ops}
 	if idemKey != "" {
-		cmd.Fingerprint = fingerprint(ops)
+		cmd.Fingerprint = fp
 	}
 	cmd.Ops = append(cmd.Ops, n.victims(p, incoming)...)
 	res, err := p.propose(ctx, cmd)
@@ -282,7 +296,7 @@ func (s *cacheServer) Delete(ctx context.Context, req *cachev1.DeleteRequest) (*
 	}
 	return serve(ctx, n, n.ring.Partition(req.Key), true,
 		func(p *partition) (*cachev1.DeleteResponse, error) {
-			res, err := n.write(ctx, p, time.Now(), w.idemKey, []*peerv1.Op{{Kind: peerv1.Op_KIND_DELETE, Key: req.Key}})
+			res, err := n.modeWrite(ctx, p, time.Now(), w, []*peerv1.Op{{Kind: peerv1.Op_KIND_DELETE, Key: req.Key}})
 			if err != nil {
 				return nil, err
 			}
@@ -302,6 +316,14 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 		return nil, toStatus(err)
 	}
 	op := &peerv1.Op{Kind: peerv1.Op_KIND_CAS, Key: req.Key, Value: req.Value}
+	switch w.mode {
+	case cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
+		op.Flags = uint32(storage.FlagDirty)
+	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
+		// The comparison is against the cache, which in these modes may
+		// not hold the key at all.
+		return nil, toStatus(invalid("CompareAndSet supports options.mode CACHE_ONLY and WRITE_BACK, not %v", w.mode))
+	}
 	switch x := req.Expect.(type) {
 	case *cachev1.CompareAndSetRequest_ExpectedVersion:
 		if x.ExpectedVersion == 0 {
@@ -325,6 +347,11 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 		func(p *partition) (*cachev1.CompareAndSetResponse, error) {
 			now := time.Now()
 			op.ExpireAt = expireAt(now, w.ttl)
+			if w.mode == cachev1.WriteMode_WRITE_MODE_WRITE_BACK {
+				if err := n.awaitBacklog(ctx, p); err != nil {
+					return nil, err
+				}
+			}
 			res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
 			if err != nil {
 				return nil, err
@@ -368,7 +395,7 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 		}
 		res, err := serveRead(ctx, n, pid, needsLeader(o.level),
 			func(p *partition) ([]*cachev1.GetResponse, error) {
-				return readLocal(ctx, p, o, func(proof readProof) ([]*cachev1.GetResponse, error) {
+				rs, err := readLocal(ctx, p, o, func(proof readProof) ([]*cachev1.GetResponse, error) {
 					rs := make([]*cachev1.GetResponse, len(keys))
 					for j, k := range keys {
 						r, err := n.get(p, k, proof)
@@ -379,6 +406,15 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 					}
 					return rs, nil
 				})
+				if err != nil {
+					return nil, err
+				}
+				for j, r := range rs {
+					if rs[j], err = n.missed(ctx, p, keys[j], o, r); err != nil {
+						return nil, err
+					}
+				}
+				return rs, nil
 			},
 			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.GetResponse, error) {
 				resp, err := c.MultiGet(ctx, &cachev1.MultiGetRequest{Keys: keys, Options: req.Options})
@@ -499,7 +535,9 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 					// node runs the command.
 					idem = fmt.Sprintf("%s/%d", w.idemKey, pid)
 				}
-				res, err := n.write(ctx, p, now, idem, ops)
+				pw := w
+				pw.idemKey = idem
+				res, err := n.modeWrite(ctx, p, now, pw, ops)
 				if err != nil {
 					return nil, err
 				}
@@ -636,7 +674,7 @@ func (s *cacheServer) Stats(ctx context.Context, _ *cachev1.StatsRequest) (*cach
 		Puts:           n.stats.puts.Load(),
 		Deletes:        n.stats.deletes.Load(),
 		DiskBytes:      n.db.DiskUsage(),
-		FlushLag:       durationpb.New(0),
+		FlushLag:       durationpb.New(n.flushLag()),
 	}
 	for _, p := range n.hosted() {
 		st := p.store.State()

@@ -12,6 +12,7 @@ type readOpts struct {
 	level        cachev1.Consistency
 	maxStaleness time.Duration
 	tokens       []*cachev1.SessionToken
+	allowStale   bool
 }
 
 // writeOpts is a validated WriteOptions.
@@ -91,6 +92,7 @@ func (v validator) readOptions(o *cachev1.ReadOptions) (readOpts, error) {
 		return r, invalid("options.session_tokens are only valid with CONSISTENCY_SESSION, not %v", r.level)
 	}
 	r.tokens = o.SessionTokens
+	r.allowStale = o.AllowStale
 	return r, nil
 }
 

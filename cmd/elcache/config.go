@@ -60,7 +60,34 @@ func settings() []setting {
 				return err
 			},
 			func(c *node.Config) string { return strconv.Itoa(c.BootstrapExpect) }},
-		str("backend", "backing database URL, sqlite:///path or postgres://... (not available yet)", func(c *node.Config) *string { return &c.Backend }),
+		str("backend", "backing database URL, sqlite:///path or postgres://... (empty: a pure cache)", func(c *node.Config) *string { return &c.Backend }),
+		str("backend-table", "table of the backing database (default elcache_entries)", func(c *node.Config) *string { return &c.Backing.Table }),
+		{"backend-create-table", "create the backing table at start if it is missing (true or false)",
+			func(c *node.Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Backing.CreateTable = b
+				return err
+			},
+			func(c *node.Config) string { return strconv.FormatBool(c.Backing.CreateTable) }},
+		{"default-write-mode", "write mode when a request names none: write_through, write_back, write_around or cache_only (default: write_through with --backend, else cache_only)",
+			func(c *node.Config, v string) error {
+				m, ok := cachev1.WriteMode_value["WRITE_MODE_"+strings.ToUpper(v)]
+				if !ok {
+					return fmt.Errorf("unknown write mode %q", v)
+				}
+				c.DefaultWriteMode = cachev1.WriteMode(m)
+				return nil
+			},
+			func(c *node.Config) string {
+				if c.DefaultWriteMode == cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
+					return ""
+				}
+				return strings.ToLower(strings.TrimPrefix(c.DefaultWriteMode.String(), "WRITE_MODE_"))
+			}},
+		uintSetting("write-back-max-dirty", "most write-back entries per partition waiting for the database before writers wait (default 10000)",
+			func(c *node.Config) *uint64 { return &c.Backing.MaxDirty }),
+		dur("negative-ttl", "how long a key the database does not have is remembered as absent (0: not at all)",
+			func(c *node.Config) *time.Duration { return &c.Backing.NegativeTTL }),
 		str("metrics-addr", "address for Prometheus metrics (not available yet)", func(c *node.Config) *string { return &c.MetricsAddr }),
 		{"partitions", "number of partitions, fixed when the data directory is created",
 			func(c *node.Config, v string) error {

@@ -4,6 +4,9 @@
 // flag name upper-cased with '-' as '_', e.g. ELCACHE_DATA_DIR) or a YAML
 // file given with --config (keys are flag names). Flags win over the
 // environment, which wins over the file.
+//
+// `elcache schema --backend URL [--apply]` prints (or creates) the table
+// the node uses in its backing database.
 package main
 
 import (
@@ -21,6 +24,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "schema" {
+		os.Exit(runSchema(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 

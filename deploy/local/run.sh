@@ -15,6 +15,8 @@
 #   GOSSIP_PORT  gossip port of n1, likewise (default 7946)
 #   BIN          where elcache and elcachectl are (default bin)
 #   START_TIMEOUT  seconds to wait for the cluster to serve (default 120)
+#   BACKEND      backing database URL shared by the nodes (default: an
+#                SQLite file, DATA_DIR/backing.db; "none" for a pure cache)
 #
 # Node 1 has --bootstrap-expect 3; nodes 2 and 3 also --join node 1's gossip
 # address. A restart reuses the data directories: the nodes rejoin their
@@ -28,6 +30,7 @@ GRPC_PORT=${GRPC_PORT:-7400}
 GOSSIP_PORT=${GOSSIP_PORT:-7946}
 BIN=${BIN:-bin}
 START_TIMEOUT=${START_TIMEOUT:-120}
+BACKEND=${BACKEND:-}
 NODES=3
 STOP_WAIT=15 # seconds a node gets to stop after SIGTERM
 PIDS=()      # PIDS[i] is node i's pid while run watches it
@@ -107,6 +110,9 @@ start_node() {
   args=(--node-name "n$i" --data-dir "$(node_dir "$i")"
     --grpc-addr "$(grpc_addr "$i")" --gossip-addr "$(gossip_addr "$i")"
     --bootstrap-expect "$NODES")
+  if [ "$BACKEND" != none ]; then
+    args+=(--backend "${BACKEND:-sqlite://$(cd "$DATA_DIR" && pwd)/backing.db}" --backend-create-table true)
+  fi
   if [ "$i" -gt 1 ]; then
     args+=(--join "$(gossip_addr 1)")
   fi

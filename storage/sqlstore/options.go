@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -101,10 +102,11 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("sqlstore: Columns.%s: %w", c.field, err))
 			continue
 		}
-		if other, dup := seen[c.name]; dup {
+		// SQLite compares names without regard to case.
+		if other, dup := seen[strings.ToLower(c.name)]; dup {
 			errs = append(errs, fmt.Errorf("sqlstore: Columns.%s and Columns.%s are both %q", other, c.field, c.name))
 		}
-		seen[c.name] = c.field
+		seen[strings.ToLower(c.name)] = c.field
 	}
 	if o.BusyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("sqlstore: BusyTimeout must not be negative, got %v", o.BusyTimeout))

@@ -286,6 +286,11 @@ type ReadOptions struct {
 	// For SESSION: the client's tokens. The server uses the one for the key's
 	// partition; a partition without a token has no floor.
 	SessionTokens []*SessionToken `protobuf:"bytes,3,rep,name=session_tokens,json=sessionTokens,proto3" json:"session_tokens,omitempty"`
+	// With a backing database: when a miss cannot be refilled because the
+	// database is failing (or its circuit breaker is open), answer with the
+	// key's expired cached value if the cache still holds one, marked stale
+	// in ReadMeta, instead of failing.
+	AllowStale    bool `protobuf:"varint,4,opt,name=allow_stale,json=allowStale,proto3" json:"allow_stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +344,13 @@ func (x *ReadOptions) GetSessionTokens() []*SessionToken {
 		return x.SessionTokens
 	}
 	return nil
+}
+
+func (x *ReadOptions) GetAllowStale() bool {
+	if x != nil {
+		return x.AllowStale
+	}
+	return false
 }
 
 // WriteOptions apply to every key a write request touches.
@@ -425,7 +437,10 @@ type ReadMeta struct {
 	// Token to pass to later SESSION reads.
 	SessionToken *SessionToken `protobuf:"bytes,8,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// The partition's leader as known to the serving node, for routing.
-	Leader        *LeaderHint `protobuf:"bytes,9,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader *LeaderHint `protobuf:"bytes,9,opt,name=leader,proto3" json:"leader,omitempty"`
+	// True when the value is an expired cached value served because the
+	// backing database could not be reached (ReadOptions.allow_stale).
+	Stale         bool `protobuf:"varint,10,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -521,6 +536,13 @@ func (x *ReadMeta) GetLeader() *LeaderHint {
 		return x.Leader
 	}
 	return nil
+}
+
+func (x *ReadMeta) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
 }
 
 // WriteMeta comes with every write.
@@ -2251,15 +2273,17 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\fSessionToken\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index\"\xd5\x01\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"\xf6\x01\n" +
 	"\vReadOptions\x12?\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x1d.elcache.cache.v1.ConsistencyR\vconsistency\x12>\n" +
 	"\rmax_staleness\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\x12E\n" +
-	"\x0esession_tokens\x18\x03 \x03(\v2\x1e.elcache.cache.v1.SessionTokenR\rsessionTokens\"\x95\x01\n" +
+	"\x0esession_tokens\x18\x03 \x03(\v2\x1e.elcache.cache.v1.SessionTokenR\rsessionTokens\x12\x1f\n" +
+	"\vallow_stale\x18\x04 \x01(\bR\n" +
+	"allowStale\"\x95\x01\n" +
 	"\fWriteOptions\x12/\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\xbb\x03\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\xd1\x03\n" +
 	"\bReadMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12*\n" +
@@ -2269,7 +2293,9 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x13leader_commit_index\x18\x06 \x01(\x04R\x11leaderCommitIndex\x127\n" +
 	"\tstaleness\x18\a \x01(\v2\x19.google.protobuf.DurationR\tstaleness\x12C\n" +
 	"\rsession_token\x18\b \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x124\n" +
-	"\x06leader\x18\t \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\"\xb5\x02\n" +
+	"\x06leader\x18\t \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\x12\x14\n" +
+	"\x05stale\x18\n" +
+	" \x01(\bR\x05stale\"\xb5\x02\n" +
 	"\tWriteMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12\x1d\n" +
