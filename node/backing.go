@@ -178,9 +178,6 @@ func (b *backend) write(ctx context.Context, rows []sqlstore.Row) error {
 	return nil
 }
 
-// open reports whether the breaker is open (calls fail at once).
-func (b *backend) open() bool { return b.breaker.State() == gobreaker.StateOpen }
-
 // openBackend connects to the backing database named by the config.
 func (n *Node) openBackend() error {
 	c := n.cfg.Backing

@@ -28,7 +28,7 @@ func BenchmarkWriteModes(b *testing.B) {
 	for i := range conns {
 		conns[i] = dial(b, n.Addr())
 	}
-	for _, mode := range []cachev1.WriteMode{cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_BACK} {
+	for _, mode := range []cachev1.WriteMode{cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_BACK} {
 		b.Run(mode.String(), func(b *testing.B) {
 			before := pg.Calls(b, sqlstore.WriteMarker)
 			var next atomic.Int64
