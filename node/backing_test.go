@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -118,39 +119,76 @@ func TestWriteThrough(t *testing.T) {
 	}
 }
 
-// TestWriteThroughDatabaseDown: a write-through that the database refuses
-// fails, and no reader ever sees its value: after the database is back the
-// key reads as the database has it.
-func TestWriteThroughDatabaseDown(t *testing.T) {
-	d := databases(t)[1]
-	cl := dial(t, startWith(t, d, func(c *node.Config) {
-		c.Backing.Attempts = 2
-		c.Backing.BreakerCooldown = 200 * time.Millisecond
-	}).Addr())
-	if _, err := putMode(t, cl, "k", "before", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH); err != nil {
+// outage makes d refuse writes until the returned function is called:
+// PostgreSQL stops; SQLite is locked by another connection holding an
+// exclusive transaction (writers then time out waiting for the lock).
+func (d *database) outage(t *testing.T) (restore func()) {
+	t.Helper()
+	if d.pg != nil {
+		d.pg.Stop()
+		return d.pg.Restart
+	}
+	db, err := sql.Open("sqlite", strings.TrimPrefix(d.url, "sqlite://"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	d.pg.Stop()
-	_, err := putMode(t, cl, "k", "lost", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH)
-	if status.Code(err) != codes.Unavailable {
-		t.Fatalf("write-through with the database down: err = %v, want Unavailable", err)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	// While the database is down the key cannot be refilled; it must not
-	// read as "lost".
-	if r, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte("k")}); err == nil && r.Found && string(r.Entry.Value) == "lost" {
-		t.Fatalf("a failed write-through is visible: %v", r)
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
 	}
-	d.pg.Restart()
-	waitFor(t, 10*time.Second, "the key reads from the database again", func() bool {
-		r, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte("k")})
-		if err != nil {
-			return false
-		}
-		if !r.Found || string(r.Entry.Value) != "before" {
-			t.Fatalf("after the failed write-through the key reads %v, want \"before\"", r)
-		}
-		return true
-	})
+	return func() {
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		conn.Close()
+		db.Close()
+	}
+}
+
+// TestWriteThroughDatabaseDown: a write-through that the database does not
+// take fails, and no reader ever sees its value: during the outage and
+// after it, the key reads as the database has it.
+func TestWriteThroughDatabaseDown(t *testing.T) {
+	for _, d := range databases(t) {
+		t.Run(d.name, func(t *testing.T) {
+			cl := dial(t, startWith(t, d, func(c *node.Config) {
+				c.Backing.Attempts = 2
+				c.Backing.BreakerCooldown = 200 * time.Millisecond
+			}).Addr())
+			if _, err := putMode(t, cl, "k", "before", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH); err != nil {
+				t.Fatal(err)
+			}
+			restore := d.outage(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := cl.Put(ctx, &cachev1.PutRequest{Key: []byte("k"), Value: []byte("lost"),
+				Options: &cachev1.WriteOptions{Mode: cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH}})
+			cancel()
+			if err == nil {
+				t.Fatal("write-through with the database down succeeded")
+			}
+			t.Logf("write-through during the outage: %v", err)
+			// While the database is down the key may fail to refill; it must
+			// never read as "lost".
+			if r, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte("k")}); err == nil && r.Found && string(r.Entry.Value) == "lost" {
+				t.Fatalf("a failed write-through is visible: %v", r)
+			}
+			restore()
+			waitFor(t, 10*time.Second, "the key reads from the database again", func() bool {
+				r, err := cl.Get(opCtx(t), &cachev1.GetRequest{Key: []byte("k")})
+				if err != nil {
+					return false
+				}
+				if !r.Found || string(r.Entry.Value) != "before" {
+					t.Fatalf("after the failed write-through the key reads %v, want \"before\"", r)
+				}
+				return true
+			})
+			if row, _ := d.row(t, "k"); string(row.Value) != "before" {
+				t.Fatalf("database row %+v after a failed write-through, want \"before\"", row)
+			}
+		})
+	}
 }
 
 // TestWriteAroundFillRace forces the race memcache leases fix: a refill
@@ -273,24 +311,47 @@ func TestThunderingHerd(t *testing.T) {
 	}
 }
 
-// auditWrites makes PostgreSQL record every row version written to the
+// sqlDB opens d through database/sql, for test set-up and checks.
+func (d *database) sqlDB(t *testing.T) *sql.DB {
+	t.Helper()
+	var db *sql.DB
+	var err error
+	if d.pg != nil {
+		db, err = sql.Open("pgx", d.url)
+	} else {
+		db, err = sql.Open("sqlite", strings.TrimPrefix(d.url, "sqlite://"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// auditWrites makes the database record every row version written to the
 // backing table, in order, so a test can check that each acknowledged
 // write-back reached the database once and in version order.
 func auditWrites(t *testing.T, d *database) {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), d.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for _, q := range []string{
+	stmts := []string{
 		`CREATE TABLE audit (seq bigserial PRIMARY KEY, key bytea NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL)`,
 		`CREATE FUNCTION audit_row() RETURNS trigger AS $$ BEGIN
 			INSERT INTO audit (key, version, deleted) VALUES (NEW.key, NEW.version, NEW.deleted); RETURN NEW; END $$ LANGUAGE plpgsql`,
 		`CREATE TRIGGER audit_rows AFTER INSERT OR UPDATE ON elcache_entries FOR EACH ROW EXECUTE FUNCTION audit_row()`,
-	} {
-		if _, err := conn.Exec(context.Background(), q); err != nil {
-			t.Fatalf("audit setup: %v", err)
+	}
+	if d.pg == nil {
+		stmts = []string{
+			`CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, key BLOB NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL)`,
+			`CREATE TRIGGER audit_ins AFTER INSERT ON elcache_entries BEGIN
+				INSERT INTO audit (key, version, deleted) VALUES (NEW.key, NEW.version, NEW.deleted); END`,
+			`CREATE TRIGGER audit_upd AFTER UPDATE ON elcache_entries BEGIN
+				INSERT INTO audit (key, version, deleted) VALUES (NEW.key, NEW.version, NEW.deleted); END`,
+		}
+	}
+	db := d.sqlDB(t)
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: audit setup: %v", d.name, err)
 		}
 	}
 }
@@ -298,12 +359,7 @@ func auditWrites(t *testing.T, d *database) {
 // audited returns the versions written per key, in the order written.
 func audited(t *testing.T, d *database) map[string][]uint64 {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), d.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(context.Background(), `SELECT key, version FROM audit ORDER BY seq`)
+	rows, err := d.sqlDB(t).Query(`SELECT key, version FROM audit ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,12 +385,12 @@ func audited(t *testing.T, d *database) map[string][]uint64 {
 // write reaches the database: each key ends at its last acknowledged
 // version, and the versions written for a key only grow, none twice.
 func TestWriteBackSurvivesLeaderKill(t *testing.T) {
-	d := databases(t)[1]
-	s, err := sqlstore.Open(context.Background(), d.url, sqlstore.Options{CreateTable: true})
-	if err != nil {
-		t.Fatal(err)
+	for _, d := range databases(t) {
+		t.Run(d.name, func(t *testing.T) { writeBackLeaderKill(t, d) })
 	}
-	s.Close()
+}
+
+func writeBackLeaderKill(t *testing.T, d *database) {
 	auditWrites(t, d)
 	c := nodetest.StartCluster(t, 3, func(_ int, cfg *node.Config) {
 		cfg.Backend = d.url
@@ -342,7 +398,7 @@ func TestWriteBackSurvivesLeaderKill(t *testing.T) {
 		cfg.Backing.Attempts = 2
 		cfg.Backing.BreakerCooldown = 300 * time.Millisecond
 	})
-	d.pg.Stop()
+	restore := d.outage(t)
 	victim := leaderMost(t, c)
 	cl := dial(t, c.Nodes[(victim+1)%3].Addr())
 	acked := make(map[string]uint64)
@@ -357,7 +413,7 @@ func TestWriteBackSurvivesLeaderKill(t *testing.T) {
 		}
 	}
 	c.Kill(victim)
-	d.pg.Restart()
+	restore()
 	for _, i := range c.Running() {
 		cl := dial(t, c.Nodes[i].Addr())
 		waitFor(t, 30*time.Second, fmt.Sprintf("n%d flushes its backlog", i), func() bool {
