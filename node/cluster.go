@@ -518,6 +518,10 @@ func (n *Node) reconcilePartition(p *partition, want []string, alive map[string]
 		}
 		if id == n.id {
 			if to := n.transferTarget(p, want, in, alive); to != "" {
+				// Leaving (a drain, a rebalance): flush write-back
+				// entries first, so the database is current now rather
+				// than after the next leader's first flush.
+				n.flushPartition(p, 2*time.Second)
 				n.logPart(p, "hand over leadership", to, p.raft.LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(to)).Error())
 			}
 			return

@@ -122,7 +122,7 @@ func (n *Node) awaitBacklog(ctx context.Context, p *partition) error {
 	// Give up a little before the caller's deadline, so that it hears why.
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-max(5*time.Millisecond, time.Until(dl)/10)))
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-max(20*time.Millisecond, time.Until(dl)/5)))
 		defer cancel()
 	}
 	t := time.NewTicker(5 * time.Millisecond)
@@ -331,13 +331,23 @@ func (n *Node) flushAll(timeout time.Duration) {
 		return
 	}
 	deadline := time.Now().Add(timeout)
-	batch := n.cfg.Backing.withDefaults().FlushBatch
 	for _, p := range n.hosted() {
-		for p.ready() && p.store.State().Dirty > 0 && time.Now().Before(deadline) {
-			if _, err := n.flush(p, batch); err != nil {
-				p.log.Warn("write-back flush at shutdown failed", "err", err)
-				break
-			}
+		n.flushPartition(p, time.Until(deadline))
+	}
+}
+
+// flushPartition flushes p's dirty entries while this node leads it, until
+// none is left or timeout passes.
+func (n *Node) flushPartition(p *partition, timeout time.Duration) {
+	if n.backend == nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	batch := n.cfg.Backing.withDefaults().FlushBatch
+	for p.ready() && p.store.State().Dirty > 0 && time.Now().Before(deadline) {
+		if _, err := n.flush(p, batch); err != nil {
+			p.log.Warn("write-back flush before leaving failed", "err", err)
+			return
 		}
 	}
 }
