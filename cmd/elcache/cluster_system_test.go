@@ -69,7 +69,7 @@ type cluster struct {
 // has converged. Every node gets --bootstrap-expect and the gossip
 // addresses of the others as --join, so that any of them can be restarted
 // with the same flags.
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T, extra ...string) *cluster {
 	t.Helper()
 	pr, err := ring.NewPartitioner(clusterPartitions)
 	if err != nil {
@@ -90,7 +90,7 @@ func startCluster(t *testing.T) *cluster {
 			"--partitions", fmt.Sprint(clusterPartitions), "--replication-factor", "3",
 			// Long enough that a killed node keeps its replicas: the test
 			// restarts it and wants it to catch up, not be replaced.
-			"--failure-grace", "60s"}, raftFlags()...)
+			"--failure-grace", "60s"}, append(raftFlags(), extra...)...)
 		p := newProc(t, name, grpcAddrs[i], args)
 		conn := dial(t, grpcAddrs[i])
 		c.procs = append(c.procs, p)

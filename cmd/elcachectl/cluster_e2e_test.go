@@ -121,7 +121,9 @@ func TestDrainCLI(t *testing.T) {
 	// Draining again (here by id) waits until the node can be stopped.
 	out, _ := cli(t, addr, 0, "drain", target.ID(), "--timeout", "60s")
 	t.Logf("drain:\n%s", out)
-	if !strings.HasSuffix(out, "node "+name+" drained: it holds no replicas; stop it now\n") {
+	// A last line may follow: a replica its group no longer reaches that
+	// the node drops by itself.
+	if !strings.Contains(out, "node "+name+" drained: it holds no replicas; stop it now\n") {
 		t.Errorf("drain: stdout\n%s", out)
 	}
 
