@@ -6,6 +6,9 @@ TOOLS           := $(BIN)/tools
 # `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1 and
 # GOSSIP_PORT+i-1 and keeps its data and log in DATA_DIR/ni.
 DATA_DIR        ?= data
+# BACKEND is the nodes' backing database for make run: empty for an SQLite
+# file in DATA_DIR, none for a pure cache, or a postgres:// URL.
+BACKEND         ?=
 GRPC_PORT       ?= 7400
 GOSSIP_PORT     ?= 7946
 TEST_TIMEOUT    ?= 15m
@@ -27,7 +30,7 @@ build: ## Build bin/elcache and bin/elcachectl.
 	$(GO) build -o $(BIN)/elcache ./cmd/elcache
 	$(GO) build -o $(BIN)/elcachectl ./cmd/elcachectl
 
-RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)"
+RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)" BACKEND="$(BACKEND)"
 
 run: build ## Run a local 3-node cluster in the foreground (gRPC 7400-7402, data and logs in ./data/n1..n3); Ctrl-C stops it.
 	@$(RUN_ENV) exec deploy/local/run.sh run
@@ -54,7 +57,7 @@ test-short: deps ## Run the tests without the race detector.
 	$(GO) test -count=1 ./...
 
 bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes).
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./storage ./node
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./storage ./storage/sqlstore ./node
 
 bench-reads: ## Benchmark the five read levels on a 3-node cluster (1 and 50 clients).
 	$(GO) test -run '^$$' -bench ReadLevels -benchtime 5000x ./node
