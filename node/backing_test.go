@@ -20,6 +20,7 @@ import (
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/storage/sqlstore"
 	"github.com/elcache/elcache/storage/sqlstore/pgtest"
+	"github.com/google/uuid"
 )
 
 // database is a backing database for a test: its URL, and a direct
@@ -253,6 +254,14 @@ func TestWriteBackFlushes(t *testing.T) {
 				Options: &cachev1.WriteOptions{Mode: cachev1.WriteMode_WRITE_MODE_WRITE_BACK}}); err != nil {
 				t.Fatal(err)
 			}
+			// The idempotency key of a write-back write reaches its row.
+			idem := uuid.Must(uuid.NewV7()).String()
+			resp, err := cl.Put(opCtx(t), &cachev1.PutRequest{Key: []byte("wb-idem"), Value: []byte("r2"),
+				Options: &cachev1.WriteOptions{Mode: cachev1.WriteMode_WRITE_MODE_WRITE_BACK, IdempotencyKey: idem}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want["wb-idem"] = resp.Version
 			waitFor(t, 10*time.Second, "the backlog is flushed", func() bool {
 				st, err := cl.Stats(opCtx(t), &cachev1.StatsRequest{})
 				return err == nil && st.DirtyKeys == 0
@@ -268,6 +277,9 @@ func TestWriteBackFlushes(t *testing.T) {
 				if !ok || row.Version != v || string(row.Value) != "r2" {
 					t.Errorf("row of %s = %+v (found %v), want r2 at version %d", k, row, ok, v)
 				}
+			}
+			if row, _ := d.row(t, "wb-idem"); row.IdempotencyKey != idem {
+				t.Errorf("row of wb-idem carries idempotency key %q, want %q", row.IdempotencyKey, idem)
 			}
 		})
 	}

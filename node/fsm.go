@@ -141,7 +141,7 @@ func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Com
 	}
 	res := &peerv1.Result{Index: index, Fingerprint: cmd.Fingerprint, Ops: make([]*peerv1.OpResult, len(cmd.Ops))}
 	for i, op := range cmd.Ops {
-		r, err := f.applyOp(b, index, term, cmd.ProposedAt, op)
+		r, err := f.applyOp(b, index, term, cmd.ProposedAt, cmd.IdempotencyKey, op)
 		if err != nil {
 			return nil, err
 		}
@@ -155,9 +155,14 @@ func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Com
 	return res, nil
 }
 
-func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv1.Op) (*peerv1.OpResult, error) {
+func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, idemKey string, op *peerv1.Op) (*peerv1.OpResult, error) {
+	// A write-back entry keeps its write's idempotency key for the row
+	// the flusher writes.
+	if op.Flags&uint32(storage.FlagDirty) == 0 {
+		idemKey = ""
+	}
 	put := func() (*peerv1.OpResult, error) {
-		e := storage.Entry{Key: op.Key, Value: op.Value, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: uint8(op.Flags)}
+		e := storage.Entry{Key: op.Key, Value: op.Value, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: uint8(op.Flags), IdemKey: idemKey}
 		return &peerv1.OpResult{Ok: true, Version: index}, b.Put(e)
 	}
 	switch op.Kind {
@@ -169,7 +174,7 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv
 			if err != nil {
 				return nil, err
 			}
-			e := storage.Entry{Key: op.Key, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: uint8(op.Flags)}
+			e := storage.Entry{Key: op.Key, Version: index, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: uint8(op.Flags), IdemKey: idemKey}
 			return &peerv1.OpResult{Ok: live(cur, ok, now), Version: index}, b.Put(e)
 		}
 		old, existed, err := b.Delete(op.Key)
@@ -193,6 +198,7 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, op *peerv
 			return &peerv1.OpResult{Ok: true}, err
 		}
 		cur.Flags &^= storage.FlagDirty
+		cur.IdemKey = ""
 		if cur.Tombstone() {
 			cur.ExpireAt = op.ExpireAt
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -296,7 +297,9 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 		if !ok || !e.Dirty() {
 			continue
 		}
-		rows = append(rows, sqlstore.Row{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Tombstone()})
+		// A MultiPut's per-partition commands carry "key/partition".
+		idem, _, _ := strings.Cut(e.IdemKey, "/")
+		rows = append(rows, sqlstore.Row{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Tombstone(), IdempotencyKey: idem})
 	}
 	if len(rows) == 0 {
 		return 0, nil

@@ -20,8 +20,13 @@ const (
 	FlagTombstone uint8 = 1 << 1
 )
 
-// entryFormat is the first byte of every encoded entry.
-const entryFormat byte = 1
+// entryFormat is the first byte of an encoded entry; entryFormatIdem
+// marks one that also holds an idempotency key (length u16, then the
+// key) between the header and the value. The header is the same in both.
+const (
+	entryFormat     byte = 1
+	entryFormatIdem byte = 2
+)
 
 // entryHeaderLen is the encoded size of an entry without its value:
 // format(1) flags(1) version(8) expireAt(8) writtenAt(8).
@@ -43,6 +48,10 @@ type Entry struct {
 	// nanoseconds. Eviction uses it when a key has not been read.
 	WrittenAt int64
 	Flags     uint8
+	// IdemKey is the idempotency key of the write that produced a dirty
+	// (write-back) entry, carried to the database row when it is flushed.
+	// Empty otherwise.
+	IdemKey string
 }
 
 // Dirty reports whether the entry waits for a write-back flush.
@@ -56,7 +65,7 @@ func (e Entry) Expired(now int64) bool { return e.ExpireAt != 0 && e.ExpireAt <=
 
 // Size is the number of bytes the entry accounts for against capacity.
 func (e Entry) Size() uint64 {
-	return uint64(len(e.Key) + len(e.Value) + entryHeaderLen + 5)
+	return uint64(len(e.Key) + len(e.Value) + len(e.IdemKey) + entryHeaderLen + 5)
 }
 
 // appendEncoded appends the stored form of e (without its key) to dst.
@@ -67,7 +76,15 @@ func (e Entry) appendEncoded(dst []byte) []byte {
 	binary.BigEndian.PutUint64(h[2:], e.Version)
 	binary.BigEndian.PutUint64(h[10:], uint64(e.ExpireAt))
 	binary.BigEndian.PutUint64(h[18:], uint64(e.WrittenAt))
+	idem := e.IdemKey[:min(len(e.IdemKey), 1<<16-1)]
+	if idem != "" {
+		h[0] = entryFormatIdem
+	}
 	dst = append(dst, h[:]...)
+	if idem != "" {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(idem)))
+		dst = append(dst, idem...)
+	}
 	return append(dst, e.Value...)
 }
 
@@ -77,7 +94,7 @@ func DecodeEntry(key, b []byte) (Entry, error) {
 	if len(b) < entryHeaderLen {
 		return Entry{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrCorrupt, len(b), entryHeaderLen)
 	}
-	if b[0] != entryFormat {
+	if b[0] != entryFormat && b[0] != entryFormatIdem {
 		return Entry{}, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
 	}
 	e := Entry{
@@ -86,7 +103,17 @@ func DecodeEntry(key, b []byte) (Entry, error) {
 		Version:   binary.BigEndian.Uint64(b[2:]),
 		ExpireAt:  int64(binary.BigEndian.Uint64(b[10:])),
 		WrittenAt: int64(binary.BigEndian.Uint64(b[18:])),
-		Value:     append([]byte{}, b[entryHeaderLen:]...),
 	}
+	rest := b[entryHeaderLen:]
+	if b[0] == entryFormatIdem {
+		// A key of length 0 is never written (format 1 is used instead).
+		if len(rest) < 2 || binary.BigEndian.Uint16(rest) == 0 || len(rest)-2 < int(binary.BigEndian.Uint16(rest)) {
+			return Entry{}, fmt.Errorf("%w: bad idempotency key in the entry", ErrCorrupt)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		e.IdemKey = string(rest[2 : 2+n])
+		rest = rest[2+n:]
+	}
+	e.Value = append([]byte{}, rest...)
 	return e, nil
 }
