@@ -35,7 +35,9 @@ func TestEntryRoundTrip(t *testing.T) {
 }
 
 func TestDecodeEntryCorrupt(t *testing.T) {
-	idem := func(tail ...byte) []byte { return append(append([]byte{entryFormatIdem}, make([]byte, entryHeaderLen-1)...), tail...) }
+	idem := func(tail ...byte) []byte {
+		return append(append([]byte{entryFormatIdem}, make([]byte, entryHeaderLen-1)...), tail...)
+	}
 	for _, b := range [][]byte{nil, {1}, make([]byte, entryHeaderLen-1), append([]byte{9}, make([]byte, entryHeaderLen)...),
 		idem(), idem(0), idem(0, 0), idem(0, 5, 'a')} {
 		if _, err := DecodeEntry(nil, b); !errors.Is(err, ErrCorrupt) {
