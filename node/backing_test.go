@@ -628,3 +628,26 @@ func TestAllowStaleWhileDatabaseDown(t *testing.T) {
 		t.Fatalf("allow_stale read = %v, %v; want v1 marked stale", r, err)
 	}
 }
+
+// TestNegativeCaching: with a negative TTL, a key the database does not
+// have is remembered as absent: misses within the TTL cost no load.
+func TestNegativeCaching(t *testing.T) {
+	d := databases(t)[1]
+	cl := dial(t, startWith(t, d, func(c *node.Config) { c.Backing.NegativeTTL = time.Minute }).Addr())
+	before := d.pg.Calls(t, sqlstore.LoadMarker)
+	for range 5 {
+		if r := getKey(t, cl, "nowhere"); r.Found {
+			t.Fatalf("get of a key the database lacks = %v", r)
+		}
+	}
+	if loads := d.pg.Calls(t, sqlstore.LoadMarker) - before; loads != 1 {
+		t.Fatalf("5 misses of an absent key made %d loads, want 1 (then negative hits)", loads)
+	}
+	// A write replaces the negative entry at once.
+	if _, err := putMode(t, cl, "nowhere", "now", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH); err != nil {
+		t.Fatal(err)
+	}
+	if r := getKey(t, cl, "nowhere"); !r.Found || string(r.Entry.Value) != "now" {
+		t.Fatalf("get after the write = %v", r)
+	}
+}

@@ -298,7 +298,7 @@ func (f *fsm) fill(b *storage.Batch, now int64, op *peerv1.Op) (*peerv1.OpResult
 		}
 	}
 	e := storage.Entry{Key: op.Key, Value: op.Value, Version: op.IfVersion, ExpireAt: op.ExpireAt, WrittenAt: now,
-		Flags: uint8(op.Flags) & storage.FlagTombstone}
+		Flags: uint8(op.Flags) & (storage.FlagTombstone | storage.FlagNegative)}
 	if e.Tombstone() {
 		e.Value = nil
 	}

@@ -210,7 +210,7 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		c.entry = storage.Entry{Key: key, Value: row.Value, Version: row.Version}
 		c.found = true
 	case cfg.NegativeTTL > 0:
-		op.Flags = uint32(storage.FlagTombstone)
+		op.Flags = uint32(storage.FlagTombstone | storage.FlagNegative)
 		op.ExpireAt = time.Now().Add(cfg.NegativeTTL).UnixNano()
 	default:
 		return
@@ -230,6 +230,12 @@ func (n *Node) missed(ctx context.Context, p *partition, key []byte, o readOpts,
 	}
 	if p.raft.State() != raft.Leader {
 		return nil, p.notLeader()
+	}
+	if neg, ok, err := p.store.Lookup(key); err != nil {
+		return nil, err
+	} else if ok && neg.Tombstone() && neg.Flags&storage.FlagNegative != 0 && !neg.Expired(time.Now().UnixNano()) {
+		// The database had no such key a moment ago (negative caching).
+		return resp, nil
 	}
 	e, ok, err := n.refill(ctx, p, key)
 	if err != nil {

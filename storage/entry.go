@@ -18,6 +18,9 @@ const (
 	// fence), and, when also dirty, a write-back delete that has not reached
 	// the database yet. Clean tombstones carry an expiry and are reaped.
 	FlagTombstone uint8 = 1 << 1
+	// FlagNegative marks a tombstone stored by a refill that found no row
+	// in the database: until it expires, a miss need not load again.
+	FlagNegative uint8 = 1 << 2
 )
 
 // entryFormat is the first byte of an encoded entry; entryFormatIdem
