@@ -151,9 +151,11 @@ func (p *partition) leaderLoop(interval time.Duration) {
 			cmd := &peerv1.Command{ProposedAt: time.Now().UnixNano(),
 				Ops: []*peerv1.Op{{Kind: peerv1.Op_KIND_LEADER_NOOP, Epoch: epoch}}}
 			data, _ := proto.Marshal(cmd)
-			if err := p.raft.Apply(data, interval).Error(); err != nil {
-				p.log.Debug("leader no-op failed", "err", err)
-			}
+			// Not waited for: the next round sees from noopTerm whether it
+			// was applied. Waiting could hang shutdown for ever, because
+			// hashicorp/raft never answers the future of an entry still on
+			// its way to the state machine when it shuts down.
+			p.raft.Apply(data, interval)
 		}
 		select {
 		case <-p.stop:
