@@ -29,6 +29,8 @@ var ErrBackend = errors.New("backing database unavailable")
 // circuit breaker (after consecutive failures, calls fail at once for a
 // cool-down, then a few probe), and counters.
 type backend struct {
+	// cfg is the node's BackendConfig with its defaults filled in.
+	cfg     BackendConfig
 	store   backingStore
 	breaker *gobreaker.CircuitBreaker[any]
 	// transient reports whether an error may pass on retry.
@@ -103,7 +105,7 @@ func (c BackendConfig) withDefaults() BackendConfig {
 
 func newBackend(store backingStore, c BackendConfig, transient func(error) bool) *backend {
 	c = c.withDefaults()
-	b := &backend{store: store, transient: transient, attempts: c.Attempts, baseDelay: c.RetryBase, maxDelay: c.RetryMax}
+	b := &backend{cfg: c, store: store, transient: transient, attempts: c.Attempts, baseDelay: c.RetryBase, maxDelay: c.RetryMax}
 	failures := c.BreakerFailures
 	b.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:        "backend",

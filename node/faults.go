@@ -3,12 +3,9 @@ package node
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
-	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
 )
 
 // faults injects faults for tests: traffic from this node to a blocked
@@ -90,12 +87,9 @@ func (n *Node) Pause() {
 		if p.raft.State() != raft.Leader {
 			continue
 		}
-		cmd := &peerv1.Command{ProposedAt: time.Now().UnixNano(),
-			Ops: []*peerv1.Op{{Kind: peerv1.Op_KIND_LEADER_NOOP, Epoch: p.fsm.epoch.Load()}}}
-		data, _ := proto.Marshal(cmd)
 		// Raft's main loop takes it and blocks in the log store; the
 		// outcome is not needed.
-		go p.raft.Apply(data, 0)
+		go p.raft.Apply(p.noopCommand(), 0)
 	}
 }
 

@@ -193,7 +193,7 @@ func (n *Node) open() error {
 
 	n.deps = partitionDeps{db: n.db, net: n.net, dataDir: cfg.DataDir, nodeID: n.id,
 		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable,
-		readIndexAt: n.readIndexAt, brokenLease: &n.faults.brokenLease, faults: &n.faults}
+		readIndexAt: n.readIndexAt, faults: &n.faults}
 	if n.meta, err = openMeta(n.db, cfg.DataDir, n.id, n.net.Transport(metaGroupID), cfg.Raft, n.log); err != nil {
 		return err
 	}

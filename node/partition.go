@@ -50,7 +50,7 @@ type partition struct {
 	raftCfg     RaftConfig    // the group's timeouts
 	leaseDur    time.Duration // see leaseDuration
 	readIndexAt readIndexFunc // asks a leader for a read index
-	brokenLease *atomic.Bool  // test-only: LEASE skips its lease check
+	faults      *faults       // test hooks: a broken lease (Node.BreakLeaseForTest)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -69,10 +69,9 @@ type partitionDeps struct {
 	log     *slog.Logger
 	// reachable: see partition.reachable.
 	reachable func(nodeID string) bool
-	// readIndexAt and brokenLease: see partition.
+	// readIndexAt: see partition.
 	readIndexAt readIndexFunc
-	brokenLease *atomic.Bool
-	// faults pauses log writes in tests (Node.Pause).
+	// faults pauses log writes (Node.Pause) and breaks leases in tests.
 	faults *faults
 }
 
@@ -129,7 +128,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 	}
 	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
 		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{}),
-		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, brokenLease: d.brokenLease}
+		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, faults: d.faults}
 	trans.SetLeaseCheck(p.leaseValid)
 	p.wg.Add(1)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)
@@ -144,18 +143,11 @@ func (p *partition) leaderLoop(interval time.Duration) {
 	defer t.Stop()
 	for {
 		if p.raft.State() == raft.Leader && p.fsm.noopTerm.Load() != p.raft.CurrentTerm() {
-			epoch := p.fsm.epoch.Load()
-			if epoch == 0 {
-				epoch = newEpoch()
-			}
-			cmd := &peerv1.Command{ProposedAt: time.Now().UnixNano(),
-				Ops: []*peerv1.Op{{Kind: peerv1.Op_KIND_LEADER_NOOP, Epoch: epoch}}}
-			data, _ := proto.Marshal(cmd)
 			// Not waited for: the next round sees from noopTerm whether it
 			// was applied. Waiting could hang shutdown for ever, because
 			// hashicorp/raft never answers the future of an entry still on
 			// its way to the state machine when it shuts down.
-			p.raft.Apply(data, interval)
+			p.raft.Apply(p.noopCommand(), interval)
 		}
 		select {
 		case <-p.stop:
@@ -164,6 +156,19 @@ func (p *partition) leaderLoop(interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// noopCommand returns an encoded LEADER_NOOP command, which gives the log
+// an epoch if it has none yet.
+func (p *partition) noopCommand() []byte {
+	epoch := p.fsm.epoch.Load()
+	if epoch == 0 {
+		epoch = newEpoch()
+	}
+	cmd := &peerv1.Command{ProposedAt: time.Now().UnixNano(),
+		Ops: []*peerv1.Op{{Kind: peerv1.Op_KIND_LEADER_NOOP, Epoch: epoch}}}
+	data, _ := proto.Marshal(cmd)
+	return data
 }
 
 // newEpoch returns a random non-zero epoch.

@@ -204,7 +204,7 @@ func (p *partition) waitFollower(ctx context.Context, index uint64) error {
 // lease serves from the leader's own state while it holds a lease, and
 // reads as LINEARIZABLE otherwise.
 func (p *partition) lease(ctx context.Context) (readProof, error) {
-	broken := p.brokenLease != nil && p.brokenLease.Load()
+	broken := p.faults != nil && p.faults.brokenLease.Load()
 	if broken && p.ready() {
 		// Test-only: the check a correct lease read makes is skipped.
 		return readProof{level: cachev1.Consistency_CONSISTENCY_LEASE}, nil

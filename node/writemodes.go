@@ -116,7 +116,7 @@ func (n *Node) fenceUntil() int64 {
 // awaitBacklog waits while partition p's write-back backlog is full, until
 // ctx ends.
 func (n *Node) awaitBacklog(ctx context.Context, p *partition) error {
-	limit := n.cfg.Backing.withDefaults().MaxDirty
+	limit := n.backend.cfg.MaxDirty
 	if p.store.State().Dirty < limit {
 		return nil
 	}
@@ -191,7 +191,7 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		p.fills.mu.Unlock()
 		close(c.done)
 	}()
-	cfg := n.cfg.Backing.withDefaults()
+	cfg := n.backend.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.LoadTimeout)
 	defer cancel()
 	started := time.Now()
@@ -260,7 +260,7 @@ func (n *Node) missed(ctx context.Context, p *partition, key []byte, o readOpts,
 // database, in batches, and marks them clean through Raft.
 func (n *Node) flushLoop() {
 	defer n.wg.Done()
-	cfg := n.cfg.Backing.withDefaults()
+	cfg := n.backend.cfg
 	t := time.NewTicker(cfg.FlushInterval)
 	defer t.Stop()
 	for {
@@ -352,7 +352,7 @@ func (n *Node) flushPartition(p *partition, timeout time.Duration) {
 		return
 	}
 	deadline := time.Now().Add(timeout)
-	batch := n.cfg.Backing.withDefaults().FlushBatch
+	batch := n.backend.cfg.FlushBatch
 	for p.ready() && p.store.State().Dirty > 0 && time.Now().Before(deadline) {
 		if _, err := n.flush(p, batch); err != nil {
 			p.log.Warn("write-back flush before leaving failed", "err", err)
