@@ -651,3 +651,81 @@ func TestNegativeCaching(t *testing.T) {
 		t.Fatalf("get after the write = %v", r)
 	}
 }
+
+// TestRefillLoaderKilled: the node loading a missing key dies in the middle
+// of the load (after its database read, before the fill), with readers
+// waiting for that load through the other nodes. The new leader takes the
+// load over: every waiting reader gets the row, and the database saw
+// exactly two loads, the dead node's and its successor's.
+func TestRefillLoaderKilled(t *testing.T) {
+	d := databases(t)[1]
+	if _, err := d.store.Write(context.Background(), []sqlstore.Row{{Key: []byte("hot"), Value: []byte("from-db"), Version: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.StartCluster(t, 3, func(_ int, cfg *node.Config) { cfg.Backend = d.url })
+	loading := make(chan int, 1) // the index of the first loader
+	release := make(chan struct{})
+	var first sync.Once
+	for i, n := range c.Nodes {
+		n.SetFillHookForTest(func([]byte) {
+			mine := false
+			first.Do(func() { mine = true })
+			if mine {
+				loading <- i
+				<-release // never released before the node dies
+			}
+		})
+	}
+	t.Cleanup(func() { close(release) })
+	before := d.pg.Calls(t, sqlstore.LoadMarker)
+
+	type result struct {
+		via int
+		r   *cachev1.GetResponse
+		err error
+	}
+	results := make(chan result, 64)
+	read := func(via int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		r, err := dial(t, c.Nodes[via].Addr()).Get(ctx, &cachev1.GetRequest{Key: []byte("hot")})
+		results <- result{via, r, err}
+	}
+	go read(0)
+	var loader int
+	select {
+	case loader = <-loading:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no node started loading the missing key")
+	}
+	// Readers through the other nodes join the load in flight on the
+	// loader (their nodes forward the miss to it).
+	const waiting = 40
+	others := []int{(loader + 1) % 3, (loader + 2) % 3}
+	for i := range waiting {
+		go read(others[i%2])
+	}
+	time.Sleep(300 * time.Millisecond) // let the readers reach the loader
+	c.Kill(loader)
+
+	served := 0
+	for range waiting + 1 {
+		res := <-results
+		if res.via == loader {
+			continue // its client was connected to the node that died
+		}
+		if res.err != nil {
+			t.Errorf("read through n%d after the loader died: %v", res.via, res.err)
+			continue
+		}
+		if !res.r.Found || string(res.r.Entry.Value) != "from-db" || res.r.Entry.Version != 7 {
+			t.Errorf("read through n%d = %v, want from-db at version 7", res.via, res.r)
+			continue
+		}
+		served++
+	}
+	if loads := d.pg.Calls(t, sqlstore.LoadMarker) - before; loads != 2 {
+		t.Errorf("the database saw %d loads of the key, want 2 (the dead loader's and one by its successor)", loads)
+	}
+	t.Logf("loader n%d killed mid-load; %d waiting readers served by the new leader", loader, served)
+}
