@@ -21,7 +21,7 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop deps test test-short bench bench-reads fuzz proto proto-check lint tools clean
+.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes fuzz proto proto-check lint tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes)
 
 bench-reads: ## Benchmark the five read levels on a 3-node cluster (1 and 50 clients).
 	$(GO) test -run '^$$' -bench ReadLevels -benchtime 5000x ./node
+
+bench-writes: deps ## Benchmark the write modes against PostgreSQL (local and 1ms away; unary and pipelined) and the refill herd.
+	$(GO) test -run '^$$' -bench WriteModes -benchtime 20000x ./node
+	$(GO) test -run '^$$' -bench RefillHerd -benchtime 20x ./node
 
 fuzz: ## Fuzz request validation and stored-entry decoding for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./node

@@ -233,11 +233,16 @@ func (n *Node) writeMeta(p *partition, res *peerv1.Result, mode cachev1.WriteMod
 // write proposes ops on p, adding eviction victims when the node is over
 // its capacity so that writes pay for the space they take.
 func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey string, ops []*peerv1.Op) (*peerv1.Result, error) {
-	var fp uint64
-	if idemKey != "" {
-		fp = fingerprint(ops)
+	return n.writeFP(ctx, p, now, idemKey, ops, requestFingerprint(idemKey, ops))
+}
+
+// requestFingerprint is the fingerprint of a request with an idempotency
+// key; without one there is nothing to compare retries with.
+func requestFingerprint(idemKey string, ops []*peerv1.Op) uint64 {
+	if idemKey == "" {
+		return 0
 	}
-	return n.writeFP(ctx, p, now, idemKey, ops, fp)
+	return fingerprint(ops)
 }
 
 // writeFP is write with the fingerprint of the client's request given: the

@@ -54,7 +54,7 @@ func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w wri
 			}
 			marked[i] = c
 		}
-		return n.writeFP(ctx, p, now, w.idemKey, marked, fingerprint(ops))
+		return n.writeFP(ctx, p, now, w.idemKey, marked, requestFingerprint(w.idemKey, ops))
 	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
 		return n.writeToDatabase(ctx, p, now, w, ops)
 	default:
@@ -73,7 +73,7 @@ func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time,
 	// A retry under the same idempotency key gets the first attempt's
 	// versions back and writes the same rows again: a no-op in the
 	// database if they are there.
-	res, err := n.writeFP(ctx, p, now, w.idemKey, fences, fingerprint(ops))
+	res, err := n.writeFP(ctx, p, now, w.idemKey, fences, requestFingerprint(w.idemKey, ops))
 	if err != nil {
 		return nil, err
 	}

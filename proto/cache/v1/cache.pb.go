@@ -14,6 +14,7 @@ package cachev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -2265,11 +2266,495 @@ func (x *PartitionRoute) GetReplicas() []string {
 	return nil
 }
 
+type PipelineRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*Call                `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineRequest) Reset() {
+	*x = PipelineRequest{}
+	mi := &file_cache_v1_cache_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineRequest) ProtoMessage() {}
+
+func (x *PipelineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineRequest.ProtoReflect.Descriptor instead.
+func (*PipelineRequest) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PipelineRequest) GetCalls() []*Call {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// Call is one request sent on a Pipeline.
+type Call struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client; echoed in the call's result.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The call's deadline, counted from when the node receives it. Unset or
+	// zero: the call is bounded only by the stream.
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*Call_Get
+	//	*Call_Put
+	//	*Call_Delete
+	//	*Call_CompareAndSet
+	//	*Call_MultiGet
+	//	*Call_MultiPut
+	Request       isCall_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_cache_v1_cache_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Call) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Call) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Call) GetRequest() isCall_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Call) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetPut() *PutRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetCompareAndSet() *CompareAndSetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_CompareAndSet); ok {
+			return x.CompareAndSet
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetMultiGet() *MultiGetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_MultiGet); ok {
+			return x.MultiGet
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetMultiPut() *MultiPutRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_MultiPut); ok {
+			return x.MultiPut
+		}
+	}
+	return nil
+}
+
+type isCall_Request interface {
+	isCall_Request()
+}
+
+type Call_Get struct {
+	Get *GetRequest `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type Call_Put struct {
+	Put *PutRequest `protobuf:"bytes,4,opt,name=put,proto3,oneof"`
+}
+
+type Call_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,5,opt,name=delete,proto3,oneof"`
+}
+
+type Call_CompareAndSet struct {
+	CompareAndSet *CompareAndSetRequest `protobuf:"bytes,6,opt,name=compare_and_set,json=compareAndSet,proto3,oneof"`
+}
+
+type Call_MultiGet struct {
+	MultiGet *MultiGetRequest `protobuf:"bytes,7,opt,name=multi_get,json=multiGet,proto3,oneof"`
+}
+
+type Call_MultiPut struct {
+	MultiPut *MultiPutRequest `protobuf:"bytes,8,opt,name=multi_put,json=multiPut,proto3,oneof"`
+}
+
+func (*Call_Get) isCall_Request() {}
+
+func (*Call_Put) isCall_Request() {}
+
+func (*Call_Delete) isCall_Request() {}
+
+func (*Call_CompareAndSet) isCall_Request() {}
+
+func (*Call_MultiGet) isCall_Request() {}
+
+func (*Call_MultiPut) isCall_Request() {}
+
+type PipelineResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*CallResult          `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineResponse) Reset() {
+	*x = PipelineResponse{}
+	mi := &file_cache_v1_cache_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineResponse) ProtoMessage() {}
+
+func (x *PipelineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineResponse.ProtoReflect.Descriptor instead.
+func (*PipelineResponse) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PipelineResponse) GetResults() []*CallResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// CallResult is the outcome of one Call: either an error or the response
+// of the unary RPC the call stands for.
+type CallResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Set when the call failed; then no response is set.
+	Error *CallError `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*CallResult_Get
+	//	*CallResult_Put
+	//	*CallResult_Delete
+	//	*CallResult_CompareAndSet
+	//	*CallResult_MultiGet
+	//	*CallResult_MultiPut
+	Response      isCallResult_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallResult) Reset() {
+	*x = CallResult{}
+	mi := &file_cache_v1_cache_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallResult) ProtoMessage() {}
+
+func (x *CallResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
+func (*CallResult) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CallResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallResult) GetError() *CallError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *CallResult) GetResponse() isCallResult_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *CallResult) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*CallResult_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *CallResult) GetPut() *PutResponse {
+	if x != nil {
+		if x, ok := x.Response.(*CallResult_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *CallResult) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Response.(*CallResult_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *CallResult) GetCompareAndSet() *CompareAndSetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*CallResult_CompareAndSet); ok {
+			return x.CompareAndSet
+		}
+	}
+	return nil
+}
+
+func (x *CallResult) GetMultiGet() *MultiGetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*CallResult_MultiGet); ok {
+			return x.MultiGet
+		}
+	}
+	return nil
+}
+
+func (x *CallResult) GetMultiPut() *MultiPutResponse {
+	if x != nil {
+		if x, ok := x.Response.(*CallResult_MultiPut); ok {
+			return x.MultiPut
+		}
+	}
+	return nil
+}
+
+type isCallResult_Response interface {
+	isCallResult_Response()
+}
+
+type CallResult_Get struct {
+	Get *GetResponse `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type CallResult_Put struct {
+	Put *PutResponse `protobuf:"bytes,4,opt,name=put,proto3,oneof"`
+}
+
+type CallResult_Delete struct {
+	Delete *DeleteResponse `protobuf:"bytes,5,opt,name=delete,proto3,oneof"`
+}
+
+type CallResult_CompareAndSet struct {
+	CompareAndSet *CompareAndSetResponse `protobuf:"bytes,6,opt,name=compare_and_set,json=compareAndSet,proto3,oneof"`
+}
+
+type CallResult_MultiGet struct {
+	MultiGet *MultiGetResponse `protobuf:"bytes,7,opt,name=multi_get,json=multiGet,proto3,oneof"`
+}
+
+type CallResult_MultiPut struct {
+	MultiPut *MultiPutResponse `protobuf:"bytes,8,opt,name=multi_put,json=multiPut,proto3,oneof"`
+}
+
+func (*CallResult_Get) isCallResult_Response() {}
+
+func (*CallResult_Put) isCallResult_Response() {}
+
+func (*CallResult_Delete) isCallResult_Response() {}
+
+func (*CallResult_CompareAndSet) isCallResult_Response() {}
+
+func (*CallResult_MultiGet) isCallResult_Response() {}
+
+func (*CallResult_MultiPut) isCallResult_Response() {}
+
+// CallError is a failed call's gRPC status, as the unary RPC would have
+// returned it.
+type CallError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A gRPC status code (google.golang.org/grpc/codes).
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The status details, such as a LeaderHint when the call reached a node
+	// that could not serve it.
+	Details       []*anypb.Any `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallError) Reset() {
+	*x = CallError{}
+	mi := &file_cache_v1_cache_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallError) ProtoMessage() {}
+
+func (x *CallError) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallError.ProtoReflect.Descriptor instead.
+func (*CallError) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CallError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallError) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 var File_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_cache_v1_cache_proto_rawDesc = "" +
 	"\n" +
-	"\x14cache/v1/cache.proto\x12\x10elcache.cache.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n" +
+	"\x14cache/v1/cache.proto\x12\x10elcache.cache.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n" +
 	"\fSessionToken\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x14\n" +
@@ -2431,7 +2916,37 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x0ePartitionRoute\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x1a\n" +
-	"\breplicas\x18\x03 \x03(\tR\breplicas*\xab\x01\n" +
+	"\breplicas\x18\x03 \x03(\tR\breplicas\"?\n" +
+	"\x0fPipelineRequest\x12,\n" +
+	"\x05calls\x18\x01 \x03(\v2\x16.elcache.cache.v1.CallR\x05calls\"\xcb\x03\n" +
+	"\x04Call\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x120\n" +
+	"\x03get\x18\x03 \x01(\v2\x1c.elcache.cache.v1.GetRequestH\x00R\x03get\x120\n" +
+	"\x03put\x18\x04 \x01(\v2\x1c.elcache.cache.v1.PutRequestH\x00R\x03put\x129\n" +
+	"\x06delete\x18\x05 \x01(\v2\x1f.elcache.cache.v1.DeleteRequestH\x00R\x06delete\x12P\n" +
+	"\x0fcompare_and_set\x18\x06 \x01(\v2&.elcache.cache.v1.CompareAndSetRequestH\x00R\rcompareAndSet\x12@\n" +
+	"\tmulti_get\x18\a \x01(\v2!.elcache.cache.v1.MultiGetRequestH\x00R\bmultiGet\x12@\n" +
+	"\tmulti_put\x18\b \x01(\v2!.elcache.cache.v1.MultiPutRequestH\x00R\bmultiPutB\t\n" +
+	"\arequest\"J\n" +
+	"\x10PipelineResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.elcache.cache.v1.CallResultR\aresults\"\xd6\x03\n" +
+	"\n" +
+	"CallResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x121\n" +
+	"\x05error\x18\x02 \x01(\v2\x1b.elcache.cache.v1.CallErrorR\x05error\x121\n" +
+	"\x03get\x18\x03 \x01(\v2\x1d.elcache.cache.v1.GetResponseH\x00R\x03get\x121\n" +
+	"\x03put\x18\x04 \x01(\v2\x1d.elcache.cache.v1.PutResponseH\x00R\x03put\x12:\n" +
+	"\x06delete\x18\x05 \x01(\v2 .elcache.cache.v1.DeleteResponseH\x00R\x06delete\x12Q\n" +
+	"\x0fcompare_and_set\x18\x06 \x01(\v2'.elcache.cache.v1.CompareAndSetResponseH\x00R\rcompareAndSet\x12A\n" +
+	"\tmulti_get\x18\a \x01(\v2\".elcache.cache.v1.MultiGetResponseH\x00R\bmultiGet\x12A\n" +
+	"\tmulti_put\x18\b \x01(\v2\".elcache.cache.v1.MultiPutResponseH\x00R\bmultiPutB\n" +
+	"\n" +
+	"\bresponse\"i\n" +
+	"\tCallError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails*\xab\x01\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
@@ -2450,7 +2965,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\vROLE_LEADER\x10\x01\x12\x11\n" +
 	"\rROLE_FOLLOWER\x10\x02\x12\x12\n" +
 	"\x0eROLE_CANDIDATE\x10\x03\x12\x11\n" +
-	"\rROLE_NONVOTER\x10\x042\x92\x06\n" +
+	"\rROLE_NONVOTER\x10\x042\xe9\x06\n" +
 	"\x05Cache\x12B\n" +
 	"\x03Get\x12\x1c.elcache.cache.v1.GetRequest\x1a\x1d.elcache.cache.v1.GetResponse\x12B\n" +
 	"\x03Put\x12\x1c.elcache.cache.v1.PutRequest\x1a\x1d.elcache.cache.v1.PutResponse\x12K\n" +
@@ -2461,7 +2976,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x04Scan\x12\x1d.elcache.cache.v1.ScanRequest\x1a\x1e.elcache.cache.v1.ScanResponse\x12H\n" +
 	"\x05Stats\x12\x1e.elcache.cache.v1.StatsRequest\x1a\x1f.elcache.cache.v1.StatsResponse\x12I\n" +
 	"\bTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology\x12P\n" +
-	"\rWatchTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology0\x01B3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
+	"\rWatchTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology0\x01\x12U\n" +
+	"\bPipeline\x12!.elcache.cache.v1.PipelineRequest\x1a\".elcache.cache.v1.PipelineResponse(\x010\x01B3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
 
 var (
 	file_cache_v1_cache_proto_rawDescOnce sync.Once
@@ -2476,7 +2992,7 @@ func file_cache_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cache_v1_cache_proto_goTypes = []any{
 	(Consistency)(0),              // 0: elcache.cache.v1.Consistency
 	(WriteMode)(0),                // 1: elcache.cache.v1.WriteMode
@@ -2510,24 +3026,30 @@ var file_cache_v1_cache_proto_goTypes = []any{
 	(*Topology)(nil),              // 29: elcache.cache.v1.Topology
 	(*TopologyNode)(nil),          // 30: elcache.cache.v1.TopologyNode
 	(*PartitionRoute)(nil),        // 31: elcache.cache.v1.PartitionRoute
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*PipelineRequest)(nil),       // 32: elcache.cache.v1.PipelineRequest
+	(*Call)(nil),                  // 33: elcache.cache.v1.Call
+	(*PipelineResponse)(nil),      // 34: elcache.cache.v1.PipelineResponse
+	(*CallResult)(nil),            // 35: elcache.cache.v1.CallResult
+	(*CallError)(nil),             // 36: elcache.cache.v1.CallError
+	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 39: google.protobuf.Any
 }
 var file_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: elcache.cache.v1.ReadOptions.consistency:type_name -> elcache.cache.v1.Consistency
-	32, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	37, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
 	3,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
 	1,  // 3: elcache.cache.v1.WriteOptions.mode:type_name -> elcache.cache.v1.WriteMode
-	32, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
+	37, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
 	2,  // 5: elcache.cache.v1.ReadMeta.role:type_name -> elcache.cache.v1.Role
 	0,  // 6: elcache.cache.v1.ReadMeta.consistency:type_name -> elcache.cache.v1.Consistency
-	32, // 7: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
+	37, // 7: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
 	3,  // 8: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
 	8,  // 9: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
 	3,  // 10: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
 	1,  // 11: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
 	8,  // 12: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
-	33, // 13: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 13: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 14: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
 	9,  // 15: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
 	6,  // 16: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
@@ -2539,43 +3061,62 @@ var file_cache_v1_cache_proto_depIdxs = []int32{
 	7,  // 22: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
 	4,  // 23: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
 	11, // 24: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
-	32, // 25: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
+	37, // 25: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
 	20, // 26: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
 	5,  // 27: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
 	13, // 28: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
 	4,  // 29: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
 	9,  // 30: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
 	2,  // 31: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
-	32, // 32: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	32, // 33: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
+	37, // 32: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	37, // 33: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
 	26, // 34: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
 	30, // 35: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
 	31, // 36: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
-	10, // 37: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
-	12, // 38: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
-	14, // 39: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
-	16, // 40: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
-	18, // 41: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
-	21, // 42: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
-	23, // 43: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
-	25, // 44: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
-	28, // 45: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
-	28, // 46: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
-	11, // 47: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
-	13, // 48: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
-	15, // 49: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
-	17, // 50: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
-	19, // 51: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
-	22, // 52: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
-	24, // 53: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
-	27, // 54: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
-	29, // 55: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
-	29, // 56: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
-	47, // [47:57] is the sub-list for method output_type
-	37, // [37:47] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	33, // 37: elcache.cache.v1.PipelineRequest.calls:type_name -> elcache.cache.v1.Call
+	37, // 38: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
+	10, // 39: elcache.cache.v1.Call.get:type_name -> elcache.cache.v1.GetRequest
+	12, // 40: elcache.cache.v1.Call.put:type_name -> elcache.cache.v1.PutRequest
+	14, // 41: elcache.cache.v1.Call.delete:type_name -> elcache.cache.v1.DeleteRequest
+	16, // 42: elcache.cache.v1.Call.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetRequest
+	18, // 43: elcache.cache.v1.Call.multi_get:type_name -> elcache.cache.v1.MultiGetRequest
+	21, // 44: elcache.cache.v1.Call.multi_put:type_name -> elcache.cache.v1.MultiPutRequest
+	35, // 45: elcache.cache.v1.PipelineResponse.results:type_name -> elcache.cache.v1.CallResult
+	36, // 46: elcache.cache.v1.CallResult.error:type_name -> elcache.cache.v1.CallError
+	11, // 47: elcache.cache.v1.CallResult.get:type_name -> elcache.cache.v1.GetResponse
+	13, // 48: elcache.cache.v1.CallResult.put:type_name -> elcache.cache.v1.PutResponse
+	15, // 49: elcache.cache.v1.CallResult.delete:type_name -> elcache.cache.v1.DeleteResponse
+	17, // 50: elcache.cache.v1.CallResult.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetResponse
+	19, // 51: elcache.cache.v1.CallResult.multi_get:type_name -> elcache.cache.v1.MultiGetResponse
+	22, // 52: elcache.cache.v1.CallResult.multi_put:type_name -> elcache.cache.v1.MultiPutResponse
+	39, // 53: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
+	10, // 54: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
+	12, // 55: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
+	14, // 56: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
+	16, // 57: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
+	18, // 58: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
+	21, // 59: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
+	23, // 60: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
+	25, // 61: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
+	28, // 62: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
+	28, // 63: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
+	32, // 64: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
+	11, // 65: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
+	13, // 66: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
+	15, // 67: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
+	17, // 68: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
+	19, // 69: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
+	22, // 70: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
+	24, // 71: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
+	27, // 72: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
+	29, // 73: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
+	29, // 74: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
+	34, // 75: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
+	65, // [65:76] is the sub-list for method output_type
+	54, // [54:65] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_cache_v1_cache_proto_init() }
@@ -2588,13 +3129,29 @@ func file_cache_v1_cache_proto_init() {
 		(*CompareAndSetRequest_ExpectedValue)(nil),
 		(*CompareAndSetRequest_ExpectAbsent)(nil),
 	}
+	file_cache_v1_cache_proto_msgTypes[30].OneofWrappers = []any{
+		(*Call_Get)(nil),
+		(*Call_Put)(nil),
+		(*Call_Delete)(nil),
+		(*Call_CompareAndSet)(nil),
+		(*Call_MultiGet)(nil),
+		(*Call_MultiPut)(nil),
+	}
+	file_cache_v1_cache_proto_msgTypes[32].OneofWrappers = []any{
+		(*CallResult_Get)(nil),
+		(*CallResult_Put)(nil),
+		(*CallResult_Delete)(nil),
+		(*CallResult_CompareAndSet)(nil),
+		(*CallResult_MultiGet)(nil),
+		(*CallResult_MultiPut)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cache_v1_cache_proto_rawDesc), len(file_cache_v1_cache_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	Cache_Stats_FullMethodName         = "/elcache.cache.v1.Cache/Stats"
 	Cache_Topology_FullMethodName      = "/elcache.cache.v1.Cache/Topology"
 	Cache_WatchTopology_FullMethodName = "/elcache.cache.v1.Cache/WatchTopology"
+	Cache_Pipeline_FullMethodName      = "/elcache.cache.v1.Cache/Pipeline"
 )
 
 // CacheClient is the client API for Cache service.
@@ -70,6 +71,15 @@ type CacheClient interface {
 	// WatchTopology sends the topology now and again whenever it changes
 	// (map version or a partition's leader).
 	WatchTopology(ctx context.Context, in *TopologyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Topology], error)
+	// Pipeline carries many calls in flight on one stream, for throughput.
+	// The client sends batches of calls, each with an id of its choosing
+	// that is unique among its calls in flight. The node runs every call
+	// concurrently and exactly as the unary RPC of the same name would, and
+	// sends back batches of results in the order the calls complete. A
+	// failed call is a result with an error, not the end of the stream; the
+	// stream ends when the client closes its side (after the results of its
+	// calls in flight) or either side cancels it.
+	Pipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PipelineRequest, PipelineResponse], error)
 }
 
 type cacheClient struct {
@@ -189,6 +199,19 @@ func (c *cacheClient) WatchTopology(ctx context.Context, in *TopologyRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_WatchTopologyClient = grpc.ServerStreamingClient[Topology]
 
+func (c *cacheClient) Pipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PipelineRequest, PipelineResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cache_ServiceDesc.Streams[1], Cache_Pipeline_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PipelineRequest, PipelineResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_PipelineClient = grpc.BidiStreamingClient[PipelineRequest, PipelineResponse]
+
 // CacheServer is the server API for Cache service.
 // All implementations must embed UnimplementedCacheServer
 // for forward compatibility.
@@ -223,6 +246,15 @@ type CacheServer interface {
 	// WatchTopology sends the topology now and again whenever it changes
 	// (map version or a partition's leader).
 	WatchTopology(*TopologyRequest, grpc.ServerStreamingServer[Topology]) error
+	// Pipeline carries many calls in flight on one stream, for throughput.
+	// The client sends batches of calls, each with an id of its choosing
+	// that is unique among its calls in flight. The node runs every call
+	// concurrently and exactly as the unary RPC of the same name would, and
+	// sends back batches of results in the order the calls complete. A
+	// failed call is a result with an error, not the end of the stream; the
+	// stream ends when the client closes its side (after the results of its
+	// calls in flight) or either side cancels it.
+	Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error
 	mustEmbedUnimplementedCacheServer()
 }
 
@@ -262,6 +294,9 @@ func (UnimplementedCacheServer) Topology(context.Context, *TopologyRequest) (*To
 }
 func (UnimplementedCacheServer) WatchTopology(*TopologyRequest, grpc.ServerStreamingServer[Topology]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchTopology not implemented")
+}
+func (UnimplementedCacheServer) Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Pipeline not implemented")
 }
 func (UnimplementedCacheServer) mustEmbedUnimplementedCacheServer() {}
 func (UnimplementedCacheServer) testEmbeddedByValue()               {}
@@ -457,6 +492,13 @@ func _Cache_WatchTopology_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_WatchTopologyServer = grpc.ServerStreamingServer[Topology]
 
+func _Cache_Pipeline_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CacheServer).Pipeline(&grpc.GenericServerStream[PipelineRequest, PipelineResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_PipelineServer = grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]
+
 // Cache_ServiceDesc is the grpc.ServiceDesc for Cache service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -506,6 +548,12 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchTopology",
 			Handler:       _Cache_WatchTopology_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Pipeline",
+			Handler:       _Cache_Pipeline_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "cache/v1/cache.proto",

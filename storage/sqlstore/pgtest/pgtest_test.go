@@ -104,3 +104,34 @@ func TestCleanup(t *testing.T) {
 		t.Errorf("something still listens on the server's port %d", port)
 	}
 }
+
+// TestDelayedURL: queries through the delayed URL work, large results
+// arrive whole, and every round trip takes at least the delay.
+func TestDelayedURL(t *testing.T) {
+	srv := pgtest.Start(t)
+	const rtt = 20 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, srv.DelayedURL(rtt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("SELECT 1 = %d, %v", n, err)
+	}
+	for range 3 {
+		start := time.Now()
+		if err := conn.QueryRow(ctx, "SELECT 2").Scan(&n); err != nil || n != 2 {
+			t.Fatalf("SELECT 2 = %d, %v", n, err)
+		}
+		if took := time.Since(start); took < rtt {
+			t.Fatalf("a round trip took %v through a relay with a %v round-trip delay", took, rtt)
+		}
+	}
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT repeat('x', 1000000)").Scan(&s); err != nil || len(s) != 1000000 {
+		t.Fatalf("a 1 MB result came back as %d bytes, %v", len(s), err)
+	}
+}

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+// Pipeline limits (DESIGN.md "Pipelining").
+const (
+	// pipelineWindow bounds the calls of one stream in flight on the node;
+	// past it the node stops reading the stream, and gRPC flow control
+	// pushes back on the client.
+	pipelineWindow = 4096
+	// pipelineBatch bounds the results sent in one message.
+	pipelineBatch = 512
+	// pipelineBatchBytes bounds a result message's size, well under the
+	// clients' default receive limit.
+	pipelineBatchBytes = 1 << 20
+)
+
+// Pipeline runs the calls of a stream concurrently and sends their results
+// back in batches, in completion order: while one batch is being sent, the
+// results completed meanwhile gather into the next.
+func (s *cacheServer) Pipeline(stream cachev1.Cache_PipelineServer) error {
+	ctx := stream.Context()
+	results := make(chan *cachev1.CallResult, pipelineWindow)
+	window := make(chan struct{}, pipelineWindow)
+	sent := make(chan error, 1)
+	go func() { sent <- sendResults(stream, results) }()
+
+	var calls sync.WaitGroup
+	var recvErr error
+	seen := 0
+recv:
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		for _, c := range req.Calls {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				recvErr = ctx.Err()
+				break recv
+			}
+			seen++
+			calls.Add(1)
+			go func() {
+				defer calls.Done()
+				results <- s.call(ctx, c)
+				<-window
+			}()
+		}
+	}
+	calls.Wait()
+	close(results)
+	if err := <-sent; err != nil {
+		return err
+	}
+	if recvErr != nil {
+		return status.FromContextError(recvErr).Err()
+	}
+	s.n.log.Debug("pipeline ended", "calls", seen)
+	return nil
+}
+
+// sendResults sends results in batches until the channel is closed. After
+// a failed send it drains the channel, so that no call blocks on it.
+func sendResults(stream cachev1.Cache_PipelineServer, results <-chan *cachev1.CallResult) error {
+	var failed error
+	for r := range results {
+		if failed != nil {
+			continue
+		}
+		batch := &cachev1.PipelineResponse{Results: []*cachev1.CallResult{r}}
+		size := pipelineResultSize(r)
+	gather:
+		for len(batch.Results) < pipelineBatch && size < pipelineBatchBytes {
+			select {
+			case more, ok := <-results:
+				if !ok {
+					break gather
+				}
+				batch.Results = append(batch.Results, more)
+				size += pipelineResultSize(more)
+			default:
+				break gather
+			}
+		}
+		if err := stream.Send(batch); err != nil {
+			failed = err
+		}
+	}
+	return failed
+}
+
+// pipelineResultSize estimates a result's encoded size cheaply: the values
+// it carries dominate.
+func pipelineResultSize(r *cachev1.CallResult) int {
+	n := 16
+	switch v := r.Response.(type) {
+	case *cachev1.CallResult_Get:
+		n += len(v.Get.GetEntry().GetValue())
+	case *cachev1.CallResult_MultiGet:
+		for _, e := range v.MultiGet.GetResults() {
+			n += len(e.GetEntry().GetValue()) + len(e.GetEntry().GetKey())
+		}
+	}
+	return n
+}
+
+// call runs one pipelined call as its unary RPC.
+func (s *cacheServer) call(ctx context.Context, c *cachev1.Call) *cachev1.CallResult {
+	out := &cachev1.CallResult{Id: c.Id}
+	if c.Timeout != nil {
+		if err := c.Timeout.CheckValid(); err != nil || c.Timeout.AsDuration() < 0 {
+			out.Error = callError(invalid("call %d: timeout %v is not a valid non-negative duration", c.Id, c.Timeout))
+			return out
+		}
+		if d := c.Timeout.AsDuration(); d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
+	var err error
+	switch r := c.Request.(type) {
+	case *cachev1.Call_Get:
+		var resp *cachev1.GetResponse
+		if resp, err = s.Get(ctx, r.Get); err == nil {
+			out.Response = &cachev1.CallResult_Get{Get: resp}
+		}
+	case *cachev1.Call_Put:
+		var resp *cachev1.PutResponse
+		if resp, err = s.Put(ctx, r.Put); err == nil {
+			out.Response = &cachev1.CallResult_Put{Put: resp}
+		}
+	case *cachev1.Call_Delete:
+		var resp *cachev1.DeleteResponse
+		if resp, err = s.Delete(ctx, r.Delete); err == nil {
+			out.Response = &cachev1.CallResult_Delete{Delete: resp}
+		}
+	case *cachev1.Call_CompareAndSet:
+		var resp *cachev1.CompareAndSetResponse
+		if resp, err = s.CompareAndSet(ctx, r.CompareAndSet); err == nil {
+			out.Response = &cachev1.CallResult_CompareAndSet{CompareAndSet: resp}
+		}
+	case *cachev1.Call_MultiGet:
+		var resp *cachev1.MultiGetResponse
+		if resp, err = s.MultiGet(ctx, r.MultiGet); err == nil {
+			out.Response = &cachev1.CallResult_MultiGet{MultiGet: resp}
+		}
+	case *cachev1.Call_MultiPut:
+		var resp *cachev1.MultiPutResponse
+		if resp, err = s.MultiPut(ctx, r.MultiPut); err == nil {
+			out.Response = &cachev1.CallResult_MultiPut{MultiPut: resp}
+		}
+	default:
+		err = invalid("call %d has no request", c.Id)
+	}
+	if err != nil {
+		out.Error = callError(err)
+	}
+	return out
+}
+
+// callError is err as the unary RPC would have returned it.
+func callError(err error) *cachev1.CallError {
+	st, ok := status.FromError(err)
+	if !ok {
+		st = status.Convert(toStatus(err))
+	}
+	if st.Code() == codes.OK {
+		st = status.New(codes.Unknown, fmt.Sprint(err))
+	}
+	p := st.Proto()
+	return &cachev1.CallError{Code: p.Code, Message: p.Message, Details: p.Details}
+}
