@@ -48,6 +48,9 @@ type BackendConfig struct {
 	// it at start if missing.
 	Table       string
 	CreateTable bool
+	// Columns names the table's columns; an empty name takes the default
+	// (key, value, version, deleted, idempotency_key, updated_at).
+	Columns sqlstore.Columns
 	// Attempts is how many times a failed transient call is tried in all
 	// (default 4), with exponential backoff and full jitter from
 	// RetryBase (default 20ms) up to RetryMax (default 1s).
@@ -183,7 +186,7 @@ func (b *backend) write(ctx context.Context, rows []sqlstore.Row) error {
 // openBackend connects to the backing database named by the config.
 func (n *Node) openBackend() error {
 	c := n.cfg.Backing
-	opts := sqlstore.Options{Table: c.Table, CreateTable: c.CreateTable}
+	opts := sqlstore.Options{Table: c.Table, Columns: c.Columns, CreateTable: c.CreateTable}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, err := sqlstore.Open(ctx, n.cfg.Backend, opts)

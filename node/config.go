@@ -10,6 +10,7 @@ import (
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
+	"github.com/elcache/elcache/storage/sqlstore"
 )
 
 // Limits bound what a request may carry. Every limit is enforced with an
@@ -213,6 +214,14 @@ func (c Config) Validate() error {
 		c.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_CACHE_ONLY {
 		bad("DefaultWriteMode %v needs a Backend", c.DefaultWriteMode)
 	}
+	// The table and column names are checked here, not only when the
+	// backing database opens, so that a bad name fails with the other
+	// settings.
+	if err := (sqlstore.Options{Table: c.Backing.Table, Columns: c.Backing.Columns}).Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			bad("Backing: %v", e)
+		}
+	}
 	if c.MetricsAddr != "" {
 		bad("MetricsAddr %q: metrics are not available yet", c.MetricsAddr)
 	}
@@ -276,4 +285,12 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unjoin returns the errors joined in err (by errors.Join), or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/elcache/elcache/node"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/storage/sqlstore"
 	"gopkg.in/yaml.v3"
 )
 
@@ -69,6 +70,14 @@ func settings() []setting {
 				return err
 			},
 			func(c *node.Config) string { return strconv.FormatBool(c.Backing.CreateTable) }},
+		{"backend-columns", "column names of the backing table that differ from the defaults, as comma-separated role=name pairs " +
+			"(roles: " + columnRoleList() + "), e.g. key=cache_key,value=payload",
+			func(c *node.Config, v string) error {
+				cols, err := parseColumns(v)
+				c.Backing.Columns = cols
+				return err
+			},
+			func(c *node.Config) string { return formatColumns(c.Backing.Columns) }},
 		{"default-write-mode", "write mode when a request names none: write_through, write_back, write_around or cache_only (default: write_through with --backend, else cache_only)",
 			func(c *node.Config, v string) error {
 				m, ok := cachev1.WriteMode_value["WRITE_MODE_"+strings.ToUpper(v)]
@@ -282,6 +291,86 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// columnRoles are the roles of --backend-columns, in table order, with the
+// field each one sets.
+var columnRoles = []struct {
+	role  string
+	field func(*sqlstore.Columns) *string
+}{
+	{"key", func(c *sqlstore.Columns) *string { return &c.Key }},
+	{"value", func(c *sqlstore.Columns) *string { return &c.Value }},
+	{"version", func(c *sqlstore.Columns) *string { return &c.Version }},
+	{"deleted", func(c *sqlstore.Columns) *string { return &c.Deleted }},
+	{"idempotency_key", func(c *sqlstore.Columns) *string { return &c.IdempotencyKey }},
+	{"updated_at", func(c *sqlstore.Columns) *string { return &c.UpdatedAt }},
+}
+
+func columnRoleList() string {
+	roles := make([]string, len(columnRoles))
+	for i, r := range columnRoles {
+		roles[i] = r.role
+	}
+	return strings.Join(roles, ", ")
+}
+
+// parseColumns parses comma-separated role=name pairs, e.g.
+// "key=cache_key,value=payload", into column names; a role left out keeps
+// its default name. It reports every malformed pair, unknown or repeated
+// role and empty or invalid name.
+func parseColumns(v string) (sqlstore.Columns, error) {
+	var cols sqlstore.Columns
+	var problems []string
+	seen := map[string]bool{}
+	for _, pair := range strings.Split(v, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		role, name, ok := strings.Cut(pair, "=")
+		role, name = strings.TrimSpace(role), strings.TrimSpace(name)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%q is not role=name", pair))
+			continue
+		}
+		var field func(*sqlstore.Columns) *string
+		for _, r := range columnRoles {
+			if r.role == role {
+				field = r.field
+			}
+		}
+		switch {
+		case field == nil:
+			problems = append(problems, fmt.Sprintf("unknown column role %q (want one of %s)", role, columnRoleList()))
+		case seen[role]:
+			problems = append(problems, fmt.Sprintf("column role %q is given more than once", role))
+		case name == "":
+			problems = append(problems, fmt.Sprintf("column role %q has an empty name", role))
+		default:
+			*field(&cols) = name
+		}
+		seen[role] = true
+	}
+	if len(problems) == 0 {
+		if err := (sqlstore.Options{Columns: cols}).Validate(); err != nil {
+			problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+	}
+	if len(problems) > 0 {
+		return sqlstore.Columns{}, errors.New(strings.Join(problems, "; "))
+	}
+	return cols, nil
+}
+
+// formatColumns renders the names that are set as parseColumns reads them.
+func formatColumns(cols sqlstore.Columns) string {
+	var pairs []string
+	for _, r := range columnRoles {
+		if name := *r.field(&cols); name != "" {
+			pairs = append(pairs, r.role+"="+name)
+		}
+	}
+	return strings.Join(pairs, ",")
 }
 
 var byteUnits = []struct {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elcache/elcache/node"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/storage/sqlstore"
 )
 
 func TestLoadConfigPrecedence(t *testing.T) {
@@ -57,6 +59,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"positional", []string{"serve"}, `unexpected argument "serve"`},
 		{"bad level", []string{"--default-consistency", "strong"}, `unknown level "strong"`},
 		{"bad log level", []string{"--log-level", "loud"}, "log-level"},
+		{"unknown column role", []string{"--backend-columns", "primary=id"}, `flag backend-columns="primary=id": unknown column role "primary"`},
+		{"bad column name", []string{"--backend-columns", "value=pay-load"}, `flag backend-columns="value=pay-load": sqlstore: Columns.Value: name "pay-load"`},
+		{"bad table name", []string{"--backend-table", "my table"}, `node: Backing: sqlstore: Table: name "my table"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,4 +88,111 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("parseBytes(%q) accepted", in)
 		}
 	}
+}
+
+func TestParseColumns(t *testing.T) {
+	good := []struct {
+		in   string
+		want sqlstore.Columns
+	}{
+		{"", sqlstore.Columns{}},
+		{"key=cache_key", sqlstore.Columns{Key: "cache_key"}},
+		{"key=cache_key,value=payload", sqlstore.Columns{Key: "cache_key", Value: "payload"}},
+		{" value = payload , key=cache_key,", sqlstore.Columns{Key: "cache_key", Value: "payload"}},
+		{"key=k,value=v,version=rev,deleted=gone,idempotency_key=request_id,updated_at=touched_at",
+			sqlstore.Columns{Key: "k", Value: "v", Version: "rev", Deleted: "gone", IdempotencyKey: "request_id", UpdatedAt: "touched_at"}},
+		// A default name may be given explicitly.
+		{"version=version", sqlstore.Columns{Version: "version"}},
+	}
+	for _, tt := range good {
+		got, err := parseColumns(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("parseColumns(%q) = %+v, %v, want %+v", tt.in, got, err, tt.want)
+			continue
+		}
+		// What the usage text prints parses back to the same names.
+		if back, err := parseColumns(formatColumns(got)); err != nil || back != got {
+			t.Errorf("formatColumns(%+v) = %q parses back to %+v, %v", got, formatColumns(got), back, err)
+		}
+	}
+	bad := []struct {
+		in   string
+		want []string
+	}{
+		{"cache_key", []string{`"cache_key" is not role=name`}},
+		{"primary=id", []string{`unknown column role "primary" (want one of key, value, version, deleted, idempotency_key, updated_at)`}},
+		{"Key=k", []string{`unknown column role "Key"`}},
+		{"key=a,key=b", []string{`column role "key" is given more than once`}},
+		{"key=", []string{`column role "key" has an empty name`}},
+		{"value=pay-load", []string{`Columns.Value: name "pay-load" may hold only letters, digits and underscores`}},
+		{"value=1st", []string{`Columns.Value: name "1st" starts with a digit`}},
+		{"value=" + strings.Repeat("v", 64), []string{"over the limit of 63"}},
+		// SQLite compares names without regard to case.
+		{"key=id,value=ID", []string{`Columns.Key and Columns.Value are both "ID"`}},
+		{"key=version", []string{`Columns.Key and Columns.Version are both "version"`}},
+		// Every malformed pair is reported.
+		{"nope,primary=id,key=", []string{`"nope" is not role=name`, `unknown column role "primary"`, `column role "key" has an empty name`}},
+	}
+	for _, tt := range bad {
+		got, err := parseColumns(tt.in)
+		if err == nil {
+			t.Errorf("parseColumns(%q) = %+v, want an error", tt.in, got)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("parseColumns(%q) = %v, want error containing %q", tt.in, err, w)
+			}
+		}
+	}
+}
+
+// --backend-columns comes from flags, the environment and the YAML file
+// like every setting, and what it prints parses back.
+func TestLoadConfigColumns(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "elcache.yaml")
+	if err := os.WriteFile(file, []byte("backend-columns: [key=file_key, value=file_value]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want sqlstore.Columns
+	}{
+		{"default", nil, nil, sqlstore.Columns{}},
+		{"flag", []string{"--backend-columns", "key=cache_key,value=payload"}, nil, sqlstore.Columns{Key: "cache_key", Value: "payload"}},
+		{"env", nil, map[string]string{"ELCACHE_BACKEND_COLUMNS": "updated_at=touched_at"}, sqlstore.Columns{UpdatedAt: "touched_at"}},
+		{"yaml list", []string{"--config", file}, nil, sqlstore.Columns{Key: "file_key", Value: "file_value"}},
+		{"flag over env", []string{"--backend-columns", "deleted=gone"}, map[string]string{"ELCACHE_BACKEND_COLUMNS": "key=k"}, sqlstore.Columns{Deleted: "gone"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := loadConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if err != nil || cfg.Backing.Columns != tt.want {
+				t.Fatalf("Backing.Columns = %+v, %v, want %+v", cfg.Backing.Columns, err, tt.want)
+			}
+		})
+	}
+	// The setting's getter, which renders the flag's default in --help,
+	// gives back what its setter reads.
+	for _, st := range settings() {
+		if st.name != "backend-columns" {
+			continue
+		}
+		var cfg, again node.Config
+		if err := st.set(&cfg, "value=payload, key=cache_key"); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.get(&cfg); got != "key=cache_key,value=payload" {
+			t.Fatalf("get = %q, want key=cache_key,value=payload", got)
+		}
+		if err := st.set(&again, st.get(&cfg)); err != nil || again.Backing.Columns != cfg.Backing.Columns {
+			t.Fatalf("set(get()) = %+v, %v, want %+v", again.Backing.Columns, err, cfg.Backing.Columns)
+		}
+		if got := st.get(&node.Config{}); got != "" {
+			t.Fatalf("default prints as %q, want empty", got)
+		}
+		return
+	}
+	t.Fatal("no backend-columns setting")
 }

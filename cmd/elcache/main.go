@@ -5,8 +5,9 @@
 // file given with --config (keys are flag names). Flags win over the
 // environment, which wins over the file.
 //
-// `elcache schema --backend URL [--apply]` prints (or creates) the table
-// the node uses in its backing database.
+// `elcache schema --backend URL [--table NAME] [--columns ROLE=NAME,...]
+// [--apply]` prints (or creates) the table the node uses in its backing
+// database.
 package main
 
 import (

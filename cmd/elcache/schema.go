@@ -17,9 +17,11 @@ func runSchema(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	backend := fs.String("backend", "", "backing database URL (sqlite:///path or postgres://...)")
 	table := fs.String("table", sqlstore.DefaultTable, "table name")
+	columns := fs.String("columns", "", "column names that differ from the defaults, as comma-separated role=name pairs "+
+		"(roles: "+columnRoleList()+"), e.g. key=cache_key,value=payload; the node's --backend-columns")
 	apply := fs.Bool("apply", false, "create the table in the database instead of printing the DDL")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: elcache schema --backend URL [--table NAME] [--apply]")
+		fmt.Fprintln(stderr, "usage: elcache schema --backend URL [--table NAME] [--columns ROLE=NAME,...] [--apply]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -37,7 +39,12 @@ func runSchema(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "elcache schema: %v\n", err)
 		return 2
 	}
-	opts := sqlstore.Options{Table: *table, CreateTable: *apply}
+	cols, err := parseColumns(*columns)
+	if err != nil {
+		fmt.Fprintf(stderr, "elcache schema: --columns %q: %v\n", *columns, err)
+		return 2
+	}
+	opts := sqlstore.Options{Table: *table, Columns: cols, CreateTable: *apply}
 	if !*apply {
 		ddl, err := sqlstore.SchemaFor(dialect, opts)
 		if err != nil {
