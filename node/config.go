@@ -235,6 +235,11 @@ func (c Config) Validate() error {
 	if l.MaxKeyBytes < 1 || l.MaxKeyBytes > 64<<10 {
 		bad("Limits.MaxKeyBytes must be in [1, 65536], got %d", l.MaxKeyBytes)
 	}
+	if d, err := sqlstore.DialectOf(c.Backend); c.Backend != "" && err == nil && d.MaxKeyBytes() > 0 && l.MaxKeyBytes > d.MaxKeyBytes() {
+		// A longer key would be acknowledged and then refused by the
+		// database for ever (and stall a write-back partition's flush).
+		bad("Limits.MaxKeyBytes %d is over the %d bytes a %s backing table can index", l.MaxKeyBytes, d.MaxKeyBytes(), d)
+	}
 	if l.MaxValueBytes < 0 || l.MaxValueBytes > 8<<20 {
 		bad("Limits.MaxValueBytes must be in [0, 8 MiB], got %d", l.MaxValueBytes)
 	}

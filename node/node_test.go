@@ -61,6 +61,10 @@ func TestConfigValidate(t *testing.T) {
 		want   string
 	}{
 		{"no data dir", func(c *node.Config) { c.DataDir = "" }, "DataDir is required"},
+		{"key limit over postgres's index limit", func(c *node.Config) {
+			c.Backend = "postgres://u@localhost/db"
+			c.Limits.MaxKeyBytes = 4096
+		}, "Limits.MaxKeyBytes 4096 is over the 2560 bytes a postgres backing table can index"},
 		{"bad addr", func(c *node.Config) { c.GRPCAddr = "nope" }, "GRPCAddr"},
 		{"join address", func(c *node.Config) { c.Join = []string{"nohost"} }, `Join address "nohost"`},
 		{"bootstrap-expect negative", func(c *node.Config) { c.BootstrapExpect = -1 }, "BootstrapExpect must not be negative"},

@@ -98,7 +98,14 @@ func testPostgresOpenErrors(t *testing.T, srv *pgtest.Server) {
 // (a permanent error).
 func testKeyOverIndexLimit(t *testing.T, e env) {
 	s := e.open(t, sqlstore.Options{})
-	key := make([]byte, 4<<10)
+	// The longest key the node allows with PostgreSQL fits, even random.
+	key := make([]byte, sqlstore.Postgres.MaxKeyBytes())
+	rand.Read(key)
+	mustWrite(t, s, sqlstore.Row{Key: key, Value: []byte("v"), Version: 1})
+	if r, ok, err := s.Load(ctx(t), key); err != nil || !ok || r.Version != 1 {
+		t.Fatalf("a random key of %d bytes: load %+v, %v, %v", len(key), r, ok, err)
+	}
+	key = make([]byte, 4<<10)
 	rand.Read(key)
 	_, err := s.Write(ctx(t), []sqlstore.Row{{Key: key, Value: []byte("v"), Version: 1}})
 	if err == nil {

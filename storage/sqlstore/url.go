@@ -18,6 +18,17 @@ const (
 	Postgres Dialect = "postgres"
 )
 
+// MaxKeyBytes is the longest key the dialect's table can hold, or 0 for no
+// limit short of the value limits. A key is the table's primary key, and a
+// PostgreSQL btree index entry holds at most 2,704 bytes with its header
+// (an incompressible key of 2,700 bytes is refused); 2,560 leaves a margin.
+func (d Dialect) MaxKeyBytes() int {
+	if d == Postgres {
+		return 2560
+	}
+	return 0
+}
+
 // ErrBadURL is wrapped by the errors for database URLs that cannot be used.
 var ErrBadURL = errors.New("sqlstore: bad database URL")
 
