@@ -2,85 +2,95 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/status"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
-// Client talks to an elcache cluster through one node. It is safe for
-// concurrent use.
+// Client talks to an elcache cluster. It learns the partition map from the
+// seeds and keeps it current (WatchTopology), sends each request straight
+// to a node that can serve it, and retries what a retry can fix. It is
+// safe for concurrent use.
 type Client struct {
-	cfg    Config
-	conn   *grpc.ClientConn
-	rpc    cachev1.CacheClient
-	closed atomic.Bool
+	cfg      Config
+	conns    conns
+	topo     atomic.Pointer[topology]
+	sessions sessions
+
+	ctx        context.Context // ends at Close
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	refreshing atomic.Bool
+	closed     atomic.Bool
 }
 
-// New validates cfg and connects to cfg.Addr. If cfg.DialTimeout is
-// positive it waits, within ctx, until the connection is ready.
+// New validates cfg and connects to the cluster through cfg.Seeds. If
+// cfg.DialTimeout is positive it waits, within ctx, until a seed has given
+// it the partition map.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	creds := insecure.NewCredentials()
-	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
+	cfg = cfg.withDefaults()
+	cfg.Seeds = slices.Clone(cfg.Seeds)
+	c := &Client{cfg: cfg}
+	c.conns = conns{cfg: &c.cfg, byAddr: make(map[string]*nodeConn)}
+	for _, s := range cfg.Seeds {
+		if _, err := c.conns.get(s); err != nil {
+			c.shutdown()
+			return nil, fmt.Errorf("client: %w", err)
+		}
 	}
-	dopts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize)),
-	}
-	if cfg.KeepaliveTime > 0 {
-		dopts = append(dopts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.KeepaliveTime}))
-	}
-	conn, err := grpc.NewClient(cfg.Addr, dopts...)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.DialTimeout > 0 {
-		if err := waitReady(ctx, conn, cfg.DialTimeout); err != nil {
-			_ = conn.Close()
-			return nil, fmt.Errorf("%w: connecting to %s: %w", ErrUnavailable, cfg.Addr, err)
+		fctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		err := c.fetchTopology(fctx)
+		cancel()
+		if err != nil {
+			c.shutdown()
+			return nil, fmt.Errorf("%w: no seed of %s gave the partition map within %v: %w",
+				ErrUnavailable, strings.Join(cfg.Seeds, ", "), cfg.DialTimeout, fromStatus(err))
 		}
 	}
-	return &Client{cfg: cfg, conn: conn, rpc: cachev1.NewCacheClient(conn)}, nil
+	c.wg.Add(1)
+	go c.watch(c.ctx)
+	return c, nil
 }
 
-// waitReady connects conn and waits up to d for it to become ready.
-func waitReady(ctx context.Context, conn *grpc.ClientConn, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	conn.Connect()
-	for {
-		s := conn.GetState()
-		if s == connectivity.Ready {
-			return nil
-		}
-		if !conn.WaitForStateChange(ctx, s) {
-			return fmt.Errorf("%w (connection %s)", ctx.Err(), s)
-		}
-	}
-}
-
-// Close closes the connection. Requests in flight fail with ErrClosed, as
+// Close closes the connections. Requests in flight fail with ErrClosed, as
 // do later ones. Close is idempotent.
 func (c *Client) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if err := c.conn.Close(); err != nil {
+	return c.shutdown()
+}
+
+func (c *Client) shutdown() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	var errs []error
+	for _, n := range c.conns.all() {
+		n.pipeMu.Lock()
+		if n.pipe != nil {
+			n.pipe.close()
+		}
+		n.pipeMu.Unlock()
+		if err := n.cc.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("client: close: %w", err)
 	}
 	return nil
@@ -88,10 +98,62 @@ func (c *Client) Close() error {
 
 // fail maps an error from an RPC.
 func (c *Client) fail(err error) error {
-	if c.closed.Load() && status.Code(err) == codes.Canceled {
+	if c.closed.Load() {
 		return ErrClosed
 	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return err
+	}
 	return fromStatus(err)
+}
+
+// seed returns a connection for calls that any node answers.
+func (c *Client) seed() *nodeConn {
+	n, _ := c.conns.get(c.cfg.Seeds[0]) // dialed in New
+	return n
+}
+
+// route fills r's routing for key: its partition, or any node before the
+// map is known.
+func (c *Client) route(r *request, key []byte) {
+	if t := c.topo.Load(); t != nil {
+		r.part = t.partition(key)
+	} else {
+		r.any = true
+	}
+}
+
+// readRequest builds the request of a read at ro's level.
+func (c *Client) readRequest(call *cachev1.Call, ro *cachev1.ReadOptions, keys ...[]byte) *request {
+	r := &request{call: call, idempotent: true}
+	if len(keys) > 0 {
+		c.route(r, keys[0])
+	} else {
+		r.any = true
+	}
+	switch ro.GetConsistency() {
+	case cachev1.Consistency_CONSISTENCY_BOUNDED, cachev1.Consistency_CONSISTENCY_EVENTUAL:
+		r.hedge = true
+	case cachev1.Consistency_CONSISTENCY_SESSION:
+		// Any replica that has caught up serves; the node waits or
+		// forwards otherwise.
+	default:
+		r.leader = true
+	}
+	if ro.GetConsistency() == cachev1.Consistency_CONSISTENCY_SESSION && !r.any {
+		if tok := c.sessions.token(r.part); tok != nil {
+			ro.SessionTokens = append(ro.SessionTokens, tok)
+		}
+	}
+	return r
+}
+
+// writeRequest builds the request of a write of key.
+func (c *Client) writeRequest(call *cachev1.Call, wo *cachev1.WriteOptions, key []byte) *request {
+	r := &request{call: call, leader: true, idempotent: wo.GetIdempotencyKey() != ""}
+	c.route(r, key)
+	return r
 }
 
 // Get reads key. A missing key returns ErrNotFound along with an Entry that
@@ -104,11 +166,12 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 	if err != nil {
 		return Entry{}, err
 	}
-	resp, err := c.rpc.Get(ctx, &cachev1.GetRequest{Key: key, Options: ro})
+	call := &cachev1.Call{Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: key, Options: ro}}}
+	res, err := c.do(ctx, c.readRequest(call, ro, key))
 	if err != nil {
 		return Entry{}, c.fail(err)
 	}
-	r := getResult(key, resp)
+	r := getResult(key, res.GetGet())
 	if !r.Found {
 		return r.Entry, ErrNotFound
 	}
@@ -117,30 +180,74 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 
 // MultiGet reads keys, each at the requested level on its own partition
 // (there is no cross-partition snapshot). It returns one Result per key, in
-// order; a missing key is a Result with Found false, not an error.
+// order; a missing key is a Result with Found false, not an error. The keys
+// are sent per partition, to each partition's own node, in parallel.
 func (c *Client) MultiGet(ctx context.Context, keys [][]byte, opts ...ReadOption) ([]Result, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	ro, err := buildReadOptions(&c.cfg, opts)
-	if err != nil {
+	if _, err := buildReadOptions(&c.cfg, opts); err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	resp, err := c.rpc.MultiGet(ctx, &cachev1.MultiGetRequest{Keys: keys, Options: ro})
+	out := make([]Result, len(keys))
+	err := c.perPartition(ctx, keys, func(ctx context.Context, idx []int) error {
+		ro, _ := buildReadOptions(&c.cfg, opts) // checked above; one per request
+		sub := make([][]byte, len(idx))
+		for i, j := range idx {
+			sub[i] = keys[j]
+		}
+		call := &cachev1.Call{Request: &cachev1.Call_MultiGet{MultiGet: &cachev1.MultiGetRequest{Keys: sub, Options: ro}}}
+		res, err := c.do(ctx, c.readRequest(call, ro, sub...))
+		if err != nil {
+			return err
+		}
+		got := res.GetMultiGet().GetResults()
+		if len(got) != len(sub) {
+			return fmt.Errorf("client: multi-get: %d results for %d keys", len(got), len(sub))
+		}
+		for i, j := range idx {
+			out[j] = getResult(keys[j], got[i])
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, c.fail(err)
 	}
-	if n := len(resp.GetResults()); n != len(keys) {
-		return nil, fmt.Errorf("client: multi-get: %d results for %d keys", n, len(keys))
-	}
-	out := make([]Result, len(keys))
-	for i, r := range resp.GetResults() {
-		out[i] = getResult(keys[i], r)
-	}
 	return out, nil
+}
+
+// perPartition groups the indexes of keys by partition (one group before
+// the partition map is known) and runs fn for every group in parallel. It
+// returns the first error.
+func (c *Client) perPartition(ctx context.Context, keys [][]byte, fn func(ctx context.Context, idx []int) error) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	groups := make(map[uint32][]int)
+	t := c.topo.Load()
+	for i, k := range keys {
+		var pid uint32
+		if t != nil {
+			pid = t.partition(k)
+		}
+		groups[pid] = append(groups[pid], i)
+	}
+	if len(groups) == 1 {
+		for _, idx := range groups {
+			return fn(ctx, idx)
+		}
+	}
+	errs := make(chan error, len(groups))
+	for _, idx := range groups {
+		go func() { errs <- fn(ctx, idx) }()
+	}
+	var first error
+	for range groups {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Put writes value under key.
@@ -152,10 +259,12 @@ func (c *Client) Put(ctx context.Context, key, value []byte, opts ...WriteOption
 	if err != nil {
 		return WriteResult{}, err
 	}
-	resp, err := c.rpc.Put(ctx, &cachev1.PutRequest{Key: key, Value: value, Options: wo})
+	call := &cachev1.Call{Request: &cachev1.Call_Put{Put: &cachev1.PutRequest{Key: key, Value: value, Options: wo}}}
+	res, err := c.do(ctx, c.writeRequest(call, wo, key))
 	if err != nil {
 		return WriteResult{}, c.fail(err)
 	}
+	resp := res.GetPut()
 	return WriteResult{Version: resp.GetVersion(), Meta: writeMetaFromProto(resp.GetMeta())}, nil
 }
 
@@ -169,11 +278,12 @@ func (c *Client) Delete(ctx context.Context, key []byte, opts ...WriteOption) (e
 	if err != nil {
 		return false, err
 	}
-	resp, err := c.rpc.Delete(ctx, &cachev1.DeleteRequest{Key: key, Options: wo})
+	call := &cachev1.Call{Request: &cachev1.Call_Delete{Delete: &cachev1.DeleteRequest{Key: key, Options: wo}}}
+	res, err := c.do(ctx, c.writeRequest(call, wo, key))
 	if err != nil {
 		return false, c.fail(err)
 	}
-	return resp.GetExisted(), nil
+	return res.GetDelete().GetExisted(), nil
 }
 
 // CompareAndSet writes value under key if expect holds. It reports whether
@@ -191,16 +301,20 @@ func (c *Client) CompareAndSet(ctx context.Context, key []byte, expect Expectati
 	if req.Options, err = buildWriteOptions(&c.cfg, opts); err != nil {
 		return false, 0, err
 	}
-	resp, err := c.rpc.CompareAndSet(ctx, req)
+	call := &cachev1.Call{Request: &cachev1.Call_CompareAndSet{CompareAndSet: req}}
+	res, err := c.do(ctx, c.writeRequest(call, req.Options, key))
 	if err != nil {
 		return false, 0, c.fail(err)
 	}
+	resp := res.GetCompareAndSet()
 	return resp.GetSwapped(), resp.GetVersion(), nil
 }
 
 // MultiPut writes entries and returns one WriteResult per entry, in order.
 // Entries of one partition commit atomically together; entries of different
-// partitions commit separately, so on error some may have been applied.
+// partitions commit separately (sent in parallel, each to its partition's
+// leader), so on error some may have been applied: retry with the same
+// idempotency key (WithIdempotencyKey) to apply the rest once.
 func (c *Client) MultiPut(ctx context.Context, entries []KeyValue, opts ...WriteOption) ([]WriteResult, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
@@ -209,10 +323,8 @@ func (c *Client) MultiPut(ctx context.Context, entries []KeyValue, opts ...Write
 	if err != nil {
 		return nil, err
 	}
-	if len(entries) == 0 {
-		return nil, nil
-	}
-	req := &cachev1.MultiPutRequest{Entries: make([]*cachev1.KeyValue, len(entries)), Options: wo}
+	keys := make([][]byte, len(entries))
+	kvs := make([]*cachev1.KeyValue, len(entries))
 	for i, e := range entries {
 		kv := &cachev1.KeyValue{Key: e.Key, Value: e.Value}
 		switch {
@@ -221,18 +333,33 @@ func (c *Client) MultiPut(ctx context.Context, entries []KeyValue, opts ...Write
 		case e.TTL > 0:
 			kv.Ttl = durationpb.New(e.TTL)
 		}
-		req.Entries[i] = kv
-	}
-	resp, err := c.rpc.MultiPut(ctx, req)
-	if err != nil {
-		return nil, c.fail(err)
-	}
-	if n := len(resp.GetResults()); n != len(entries) {
-		return nil, fmt.Errorf("client: multi-put: %d results for %d entries", n, len(entries))
+		keys[i], kvs[i] = e.Key, kv
 	}
 	out := make([]WriteResult, len(entries))
-	for i, r := range resp.GetResults() {
-		out[i] = WriteResult{Version: r.GetVersion(), Meta: writeMetaFromProto(r.GetMeta())}
+	err = c.perPartition(ctx, keys, func(ctx context.Context, idx []int) error {
+		// Every group carries the request's idempotency key: the node
+		// keys its dedup record per partition, as it does when it splits
+		// a MultiPut itself.
+		sub := &cachev1.MultiPutRequest{Entries: make([]*cachev1.KeyValue, len(idx)), Options: wo}
+		for i, j := range idx {
+			sub.Entries[i] = kvs[j]
+		}
+		call := &cachev1.Call{Request: &cachev1.Call_MultiPut{MultiPut: sub}}
+		res, err := c.do(ctx, c.writeRequest(call, wo, keys[idx[0]]))
+		if err != nil {
+			return err
+		}
+		got := res.GetMultiPut().GetResults()
+		if len(got) != len(idx) {
+			return fmt.Errorf("client: multi-put: %d results for %d entries", len(got), len(idx))
+		}
+		for i, j := range idx {
+			out[j] = WriteResult{Version: got[i].GetVersion(), Meta: writeMetaFromProto(got[i].GetMeta())}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.fail(err)
 	}
 	return out, nil
 }
@@ -242,7 +369,7 @@ func (c *Client) Stats(ctx context.Context) (*cachev1.StatsResponse, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	resp, err := c.rpc.Stats(ctx, &cachev1.StatsRequest{})
+	resp, err := c.seed().rpc.Stats(ctx, &cachev1.StatsRequest{})
 	if err != nil {
 		return nil, c.fail(err)
 	}
@@ -256,7 +383,7 @@ func (c *Client) Ready(ctx context.Context) (bool, error) {
 	if c.closed.Load() {
 		return false, ErrClosed
 	}
-	resp, err := healthpb.NewHealthClient(c.conn).Check(ctx,
+	resp, err := healthpb.NewHealthClient(c.seed().cc).Check(ctx,
 		&healthpb.HealthCheckRequest{Service: cachev1.Cache_ServiceDesc.ServiceName})
 	if err != nil {
 		return false, c.fail(err)

@@ -20,7 +20,7 @@ func newClient(t *testing.T) *client.Client {
 	t.Helper()
 	n := nodetest.Start(t)
 	cfg := client.DefaultConfig()
-	cfg.Addr = n.Addr()
+	cfg.Seeds = []string{n.Addr()}
 	c, err := client.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

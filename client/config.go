@@ -7,17 +7,21 @@ import (
 	"net"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
 // Config configures a Client. Start from DefaultConfig; New copies it, so
 // later changes have no effect on a Client.
 type Config struct {
-	// Addr is the HOST:PORT of a node's gRPC API.
-	Addr string
-	// DialTimeout is how long New waits for the connection to become
-	// ready; New fails with ErrUnavailable if it does not. Zero makes New
-	// return at once and connect on the first request.
+	// Seeds are HOST:PORT gRPC addresses of some of the cluster's nodes.
+	// The client learns the partition map and the other nodes from them.
+	Seeds []string
+	// DialTimeout is how long New waits to learn the partition map from a
+	// seed; New fails with ErrUnavailable if no seed answers. Zero makes New
+	// return at once: requests go through the seeds (which forward them)
+	// until the map arrives.
 	DialTimeout time.Duration
 	// DefaultConsistency is the level of reads that do not choose one.
 	// CONSISTENCY_UNSPECIFIED leaves the choice to the cluster.
@@ -34,32 +38,110 @@ type Config struct {
 	KeepaliveTime time.Duration
 	// MaxRecvMsgSize is the largest response, in bytes, the client accepts.
 	MaxRecvMsgSize int
-	// TLS, if set, secures the connection with these settings; nil means
+	// TLS, if set, secures the connections with these settings; nil means
 	// plaintext. Reserved: nodes do not serve TLS yet.
 	TLS *tls.Config
+	// Credentials, if set, are sent with every request (authentication).
+	// Reserved: nodes do not check credentials yet. They need TLS.
+	Credentials credentials.PerRPCCredentials
+
+	// MaxAttempts bounds the tries of one request, the first included
+	// (default 10; 1 turns retries off). Retries also stop when the
+	// request's context ends.
+	MaxAttempts int
+	// RetryBase and RetryMax shape the pause before a retry: a random
+	// duration in [0, min(RetryMax, RetryBase * 2^retry)) (exponential
+	// backoff with full jitter). Defaults 5ms and 500ms. A retry that
+	// follows a leader hint to another node goes at once.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// BreakerFailures consecutive failures to reach a node open its
+	// circuit breaker (default 5): requests avoid the node for
+	// BreakerCooldown (default 1s), then one request probes it.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	// HedgeAfter: a BOUNDED or EVENTUAL read that has no answer after this
+	// long is also sent to a second replica, and the first answer wins
+	// (default 20ms; negative turns hedging off).
+	HedgeAfter time.Duration
+	// Unary sends every request as its own RPC. By default requests to a
+	// node share one Pipeline stream, many in flight at once.
+	Unary bool
+}
+
+// Defaults of the zero Config fields.
+const (
+	defaultMaxAttempts     = 10
+	defaultRetryBase       = 5 * time.Millisecond
+	defaultRetryMax        = 500 * time.Millisecond
+	defaultBreakerFailures = 5
+	defaultBreakerCooldown = time.Second
+	defaultHedgeAfter      = 20 * time.Millisecond
+	defaultMaxRecvMsgSize  = 16 << 20
+)
+
+// withDefaults fills the zero fields that have defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = defaultMaxAttempts
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = defaultRetryBase
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = defaultRetryMax
+	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = defaultBreakerFailures
+	}
+	if c.BreakerCooldown == 0 {
+		c.BreakerCooldown = defaultBreakerCooldown
+	}
+	if c.HedgeAfter == 0 {
+		c.HedgeAfter = defaultHedgeAfter
+	}
+	if c.MaxRecvMsgSize == 0 {
+		c.MaxRecvMsgSize = defaultMaxRecvMsgSize
+	}
+	return c
 }
 
 // minKeepaliveTime is the shortest keepalive interval gRPC allows.
 const minKeepaliveTime = 10 * time.Second
 
-// DefaultConfig returns a Config for a node on 127.0.0.1:7400 with the
-// cluster's default consistency and write mode.
+// DefaultConfig returns a Config for a cluster with a node on
+// 127.0.0.1:7400, with the cluster's default consistency and write mode.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           "127.0.0.1:7400",
+		Seeds:          []string{"127.0.0.1:7400"},
 		DialTimeout:    5 * time.Second,
 		KeepaliveTime:  20 * time.Second,
-		MaxRecvMsgSize: 16 << 20,
-	}
+		MaxRecvMsgSize: defaultMaxRecvMsgSize,
+	}.withDefaults()
 }
 
 // Validate reports every problem with c, joined, or nil.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Addr == "" {
-		errs = append(errs, errors.New("client: config: Addr is empty"))
-	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("client: config: Addr %q is not HOST:PORT", c.Addr))
+	if len(c.Seeds) == 0 {
+		errs = append(errs, errors.New("client: config: Seeds is empty"))
+	}
+	for _, s := range c.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("client: config: seed %q is not HOST:PORT", s))
+		}
+	}
+	if c.Credentials != nil && c.TLS == nil {
+		errs = append(errs, errors.New("client: config: Credentials need TLS"))
+	}
+	if c.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("client: config: MaxAttempts %d is negative", c.MaxAttempts))
+	}
+	if c.RetryBase < 0 || c.RetryMax < 0 || (c.RetryMax > 0 && c.RetryBase > c.RetryMax) {
+		errs = append(errs, fmt.Errorf("client: config: RetryBase %v and RetryMax %v must be non-negative, base at most max", c.RetryBase, c.RetryMax))
+	}
+	if c.BreakerFailures < 0 || c.BreakerCooldown < 0 {
+		errs = append(errs, fmt.Errorf("client: config: BreakerFailures %d and BreakerCooldown %v must not be negative", c.BreakerFailures, c.BreakerCooldown))
 	}
 	if c.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("client: config: DialTimeout %v is negative", c.DialTimeout))
@@ -78,8 +160,8 @@ func (c Config) Validate() error {
 	if c.KeepaliveTime < 0 || (c.KeepaliveTime > 0 && c.KeepaliveTime < minKeepaliveTime) {
 		errs = append(errs, fmt.Errorf("client: config: KeepaliveTime %v is neither 0 nor at least %v", c.KeepaliveTime, minKeepaliveTime))
 	}
-	if c.MaxRecvMsgSize <= 0 {
-		errs = append(errs, fmt.Errorf("client: config: MaxRecvMsgSize %d is not positive", c.MaxRecvMsgSize))
+	if c.MaxRecvMsgSize < 0 {
+		errs = append(errs, fmt.Errorf("client: config: MaxRecvMsgSize %d is negative", c.MaxRecvMsgSize))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"strings"
 	"testing"
@@ -16,8 +17,8 @@ func TestConfigValidate(t *testing.T) {
 		want []string // substrings, one per expected problem
 	}{
 		{"default", func(*Config) {}, nil},
-		{"hostname", func(c *Config) { c.Addr = "cache.internal:7400" }, nil},
-		{"ipv6", func(c *Config) { c.Addr = "[::1]:7400" }, nil},
+		{"hostname", func(c *Config) { c.Seeds = []string{"cache.internal:7400"} }, nil},
+		{"ipv6", func(c *Config) { c.Seeds = []string{"[::1]:7400", "10.0.0.2:7400"} }, nil},
 		{"lazy dial", func(c *Config) { c.DialTimeout = 0 }, nil},
 		{"tls", func(c *Config) { c.TLS = &tls.Config{} }, nil},
 		{"no keepalive", func(c *Config) { c.KeepaliveTime = 0 }, nil},
@@ -25,8 +26,8 @@ func TestConfigValidate(t *testing.T) {
 			c.DefaultConsistency = cachev1.Consistency_CONSISTENCY_BOUNDED
 			c.DefaultMaxStaleness = time.Second
 		}, nil},
-		{"empty addr", func(c *Config) { c.Addr = "" }, []string{"Addr is empty"}},
-		{"addr without port", func(c *Config) { c.Addr = "localhost" }, []string{"not HOST:PORT"}},
+		{"no seeds", func(c *Config) { c.Seeds = nil }, []string{"Seeds is empty"}},
+		{"seed without port", func(c *Config) { c.Seeds = []string{"a:1", "localhost"} }, []string{`seed "localhost" is not HOST:PORT`}},
 		{"negative dial timeout", func(c *Config) { c.DialTimeout = -time.Second }, []string{"DialTimeout"}},
 		{"unknown consistency", func(c *Config) { c.DefaultConsistency = 99 }, []string{"unknown DefaultConsistency"}},
 		{"bounded without staleness", func(c *Config) {
@@ -37,9 +38,14 @@ func TestConfigValidate(t *testing.T) {
 		{"negative keepalive", func(c *Config) { c.KeepaliveTime = -1 }, []string{"KeepaliveTime"}},
 		{"keepalive below minimum", func(c *Config) { c.KeepaliveTime = time.Second }, []string{"KeepaliveTime 1s"}},
 		{"keepalive at minimum", func(c *Config) { c.KeepaliveTime = 10 * time.Second }, nil},
-		{"zero recv size", func(c *Config) { c.MaxRecvMsgSize = 0 }, []string{"MaxRecvMsgSize"}},
+		{"zero values take defaults", func(c *Config) { *c = Config{Seeds: []string{"a:1"}} }, nil},
+		{"negative recv size", func(c *Config) { c.MaxRecvMsgSize = -1 }, []string{"MaxRecvMsgSize"}},
+		{"credentials without TLS", func(c *Config) { c.Credentials = fakeCreds{} }, []string{"Credentials need TLS"}},
+		{"negative attempts", func(c *Config) { c.MaxAttempts = -1 }, []string{"MaxAttempts"}},
+		{"retry base over max", func(c *Config) { c.RetryBase, c.RetryMax = time.Second, time.Millisecond }, []string{"RetryBase"}},
+		{"negative breaker", func(c *Config) { c.BreakerCooldown = -1 }, []string{"BreakerCooldown"}},
 		{"every problem", func(c *Config) {
-			*c = Config{Addr: "x", DialTimeout: -1, DefaultWriteMode: -1}
+			*c = Config{Seeds: []string{"x"}, DialTimeout: -1, DefaultWriteMode: -1, MaxRecvMsgSize: -1}
 		}, []string{"HOST:PORT", "DialTimeout", "DefaultWriteMode", "MaxRecvMsgSize"}},
 	}
 	for _, tt := range tests {
@@ -80,7 +86,15 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		c.Close()
 		t.Fatal("New(Config{}) succeeded")
 	}
-	if !strings.Contains(err.Error(), "Addr is empty") {
+	if !strings.Contains(err.Error(), "Seeds is empty") {
 		t.Errorf("New(Config{}) = %v", err)
 	}
 }
+
+// fakeCreds is a PerRPCCredentials for validation tests.
+type fakeCreds struct{}
+
+func (fakeCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return nil, nil
+}
+func (fakeCreds) RequireTransportSecurity() bool { return true }

@@ -14,7 +14,7 @@ import (
 func ExampleNew() {
 	ctx := context.Background()
 	cfg := client.DefaultConfig()
-	cfg.Addr = "127.0.0.1:7400"
+	cfg.Seeds = []string{"127.0.0.1:7400"}
 	cfg.DefaultConsistency = cachev1.Consistency_CONSISTENCY_LEASE
 	c, err := client.New(ctx, cfg)
 	if err != nil {
@@ -34,11 +34,11 @@ func ExampleNew() {
 
 func ExampleConfig_Validate() {
 	cfg := client.DefaultConfig()
-	cfg.Addr = "localhost"
+	cfg.Seeds = []string{"localhost"}
 	cfg.DefaultConsistency = cachev1.Consistency_CONSISTENCY_BOUNDED
 	fmt.Println(cfg.Validate())
 	// Output:
-	// client: config: Addr "localhost" is not HOST:PORT
+	// client: config: seed "localhost" is not HOST:PORT
 	// client: config: DefaultConsistency BOUNDED needs a positive DefaultMaxStaleness
 }
 

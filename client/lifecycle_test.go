@@ -28,7 +28,7 @@ func deadAddr(t *testing.T) string {
 func TestNewWaitsForReady(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := client.DefaultConfig()
-	cfg.Addr = deadAddr(t)
+	cfg.Seeds = []string{deadAddr(t)}
 	cfg.DialTimeout = 200 * time.Millisecond
 	c, err := client.New(t.Context(), cfg)
 	if err == nil {
@@ -38,15 +38,15 @@ func TestNewWaitsForReady(t *testing.T) {
 	if !errors.Is(err, client.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("New = %v, want ErrUnavailable and context.DeadlineExceeded", err)
 	}
-	if !strings.Contains(err.Error(), cfg.Addr) {
-		t.Errorf("New = %q, want it to name %s", err, cfg.Addr)
+	if !strings.Contains(err.Error(), cfg.Seeds[0]) {
+		t.Errorf("New = %q, want it to name %s", err, cfg.Seeds[0])
 	}
 }
 
 func TestLazyConnectUnavailable(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := client.DefaultConfig()
-	cfg.Addr = deadAddr(t)
+	cfg.Seeds = []string{deadAddr(t)}
 	cfg.DialTimeout = 0
 	c, err := client.New(t.Context(), cfg)
 	if err != nil {
@@ -65,7 +65,7 @@ func TestLazyConnectUnavailable(t *testing.T) {
 func TestClose(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := client.DefaultConfig()
-	cfg.Addr = deadAddr(t)
+	cfg.Seeds = []string{deadAddr(t)}
 	cfg.DialTimeout = 0
 	c, err := client.New(t.Context(), cfg)
 	if err != nil {
@@ -108,7 +108,7 @@ func TestClose(t *testing.T) {
 func TestLocalValidation(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := client.DefaultConfig()
-	cfg.Addr = deadAddr(t)
+	cfg.Seeds = []string{deadAddr(t)}
 	cfg.DialTimeout = 0
 	c, err := client.New(t.Context(), cfg)
 	if err != nil {

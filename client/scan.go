@@ -37,7 +37,7 @@ func (c *Client) Scan(ctx context.Context, so ScanOptions, opts ...ReadOption) (
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := c.rpc.Scan(ctx, &cachev1.ScanRequest{
+	resp, err := c.seed().rpc.Scan(ctx, &cachev1.ScanRequest{
 		Cursor:   so.Cursor,
 		Prefix:   so.Prefix,
 		PageSize: uint32(so.PageSize),

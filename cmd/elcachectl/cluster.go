@@ -33,7 +33,7 @@ func (e *env) conn() (*grpc.ClientConn, error) {
 // does not wait: a dead address fails the first call.
 func dial(addr string) (*grpc.ClientConn, error) {
 	cfg := client.DefaultConfig()
-	cfg.Addr = addr
+	cfg.Seeds = []string{addr}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

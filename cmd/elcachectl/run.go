@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -103,7 +104,7 @@ type env struct {
 func (e *env) client() (*client.Client, error) {
 	if e.c == nil {
 		cfg := client.DefaultConfig()
-		cfg.Addr = e.addr
+		cfg.Seeds = strings.Split(e.addr, ",")
 		cfg.DialTimeout = 0 // fail fast with the RPC's own error
 		c, err := client.New(e.ctx, cfg)
 		if err != nil {

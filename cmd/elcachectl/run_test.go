@@ -137,7 +137,7 @@ func TestClusterRequestError(t *testing.T) {
 		}
 	}
 	code, _, stderr := runArgs("--addr", "nonsense", "members")
-	if code != 2 || !strings.Contains(stderr, `Addr "nonsense" is not HOST:PORT`) {
+	if code != 2 || !strings.Contains(stderr, `seed "nonsense" is not HOST:PORT`) {
 		t.Errorf("members with a bad --addr: exit %d, stderr %q", code, stderr)
 	}
 }

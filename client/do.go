@@ -1,0 +1,374 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+// request is one API call on its way: where it may go and whether it may
+// be sent again.
+type request struct {
+	call *cachev1.Call
+	// part is the partition it routes by; any is set when it has none
+	// (it then goes to any node, which forwards).
+	part uint32
+	any  bool
+	// leader: only the partition's leader serves it (writes, LINEARIZABLE
+	// and LEASE reads); otherwise the nearest healthy replica does.
+	leader bool
+	// idempotent: sending it twice has the effect of sending it once (a
+	// read, or a write with an idempotency key).
+	idempotent bool
+	// hedge: a slow answer may be raced by a second replica.
+	hedge bool
+}
+
+// do sends r, retrying as its kind allows, and returns its result.
+func (c *Client) do(ctx context.Context, r *request) (*cachev1.CallResult, error) {
+	var last error
+	for attempt := 0; attempt < c.cfg.MaxAttempts; attempt++ {
+		if attempt > 0 && !followedHint(last) {
+			if err := c.backoff(ctx, attempt); err != nil {
+				return nil, fromStatus(last)
+			}
+		}
+		res, err := c.attempt(ctx, r)
+		if err == nil {
+			return res, nil
+		}
+		last = err
+		if !c.retryable(ctx, r, err) {
+			break
+		}
+	}
+	return nil, fromStatus(last)
+}
+
+// backoff sleeps before retry number n: exponential backoff with full
+// jitter, bounded by ctx.
+func (c *Client) backoff(ctx context.Context, n int) error {
+	ceiling := c.cfg.RetryMax
+	if shift := n - 1; shift < 30 {
+		ceiling = min(ceiling, c.cfg.RetryBase<<shift)
+	}
+	t := time.NewTimer(rand.N(ceiling + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// hinted marks an error whose answer named the partition's leader: the
+// retry goes there at once.
+type hinted struct{ error }
+
+func (h hinted) Unwrap() error { return h.error }
+
+func followedHint(err error) bool {
+	var h hinted
+	return errors.As(err, &h)
+}
+
+// retryable reports whether r may be sent again after err.
+func (c *Client) retryable(ctx context.Context, r *request, err error) bool {
+	if ctx.Err() != nil || c.closed.Load() {
+		return false
+	}
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable:
+		// A not-leader answer (it carries a LeaderHint) proves the request
+		// was not executed; any other may hide a write that ran.
+		return r.idempotent || hintOf(st) != nil
+	case codes.ResourceExhausted, codes.Aborted:
+		// A full write-back backlog, or a conflict: not executed.
+		return true
+	case codes.DeadlineExceeded, codes.Canceled:
+		// The call's own time ran out (ctx has not): unknown outcome.
+		return r.idempotent
+	default:
+		return false
+	}
+}
+
+// hintOf returns the LeaderHint detail of a status, or nil.
+func hintOf(st *status.Status) *cachev1.LeaderHint {
+	for _, d := range st.Details() {
+		if h, ok := d.(*cachev1.LeaderHint); ok {
+			return h
+		}
+	}
+	return nil
+}
+
+// attempt sends r once (to two replicas if it is hedged and slow).
+func (c *Client) attempt(ctx context.Context, r *request) (*cachev1.CallResult, error) {
+	targets := c.targets(r)
+	if !r.hedge || c.cfg.HedgeAfter < 0 || len(targets) < 2 {
+		return c.send(ctx, targets[0], r)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		res *cachev1.CallResult
+		err error
+	}
+	answers := make(chan answer, 2)
+	launch := func(n *nodeConn) {
+		go func() {
+			res, err := c.send(ctx, n, r)
+			answers <- answer{res, err}
+		}()
+	}
+	launch(targets[0])
+	hedge := time.NewTimer(c.cfg.HedgeAfter)
+	defer hedge.Stop()
+	inFlight, hedged := 1, false
+	var last error
+	for inFlight > 0 {
+		select {
+		case a := <-answers:
+			inFlight--
+			if a.err == nil {
+				return a.res, nil
+			}
+			last = a.err
+			if !hedged && c.retryable(ctx, r, a.err) {
+				// The first failed fast: the second replica now.
+				hedged = true
+				inFlight++
+				launch(targets[1])
+			}
+		case <-hedge.C:
+			if !hedged {
+				hedged = true
+				inFlight++
+				launch(targets[1])
+			}
+		}
+	}
+	return nil, last
+}
+
+// send makes one call to node n and records how n did.
+func (c *Client) send(ctx context.Context, n *nodeConn, r *request) (*cachev1.CallResult, error) {
+	start := time.Now()
+	var res *cachev1.CallResult
+	var err error
+	if c.cfg.Unary {
+		res, err = unary(ctx, n.rpc, r.call)
+	} else {
+		var p *pipe
+		if p, err = n.pipeline(c.ctx); err == nil {
+			res, err = p.call(ctx, r.call)
+		}
+	}
+	if err == nil {
+		n.br.success()
+		n.observe(time.Since(start))
+		c.learn(res)
+		return res, nil
+	}
+	st := status.Convert(err)
+	if h := hintOf(st); h != nil {
+		c.learnLeader(h)
+		n.br.success() // the node answered
+		if h.GetNodeId() != "" {
+			return nil, hinted{err}
+		}
+		return nil, err
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		if ctx.Err() == nil {
+			n.br.failure()
+		}
+	default:
+		n.br.success()
+	}
+	return nil, err
+}
+
+// targets returns the nodes to try for r, best first; never empty.
+func (c *Client) targets(r *request) []*nodeConn {
+	t := c.topo.Load()
+	var ids []string
+	if t != nil && !r.any && r.part < t.count {
+		rt := t.parts[r.part]
+		if r.leader && rt.leader != "" {
+			ids = append(ids, rt.leader)
+		}
+		for _, id := range rt.replicas {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	var out []*nodeConn
+	for _, id := range ids {
+		if addr, ok := t.addrs[id]; ok {
+			if n, err := c.conns.get(addr); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	if len(out) == 0 {
+		// No map yet, or nothing known of the partition: any node
+		// forwards.
+		out = append(out, c.conns.all()...)
+		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	}
+	if !r.leader && len(out) > 1 {
+		// The nearest replica first (unmeasured ones count as near, so
+		// they get measured).
+		slices.SortStableFunc(out, func(a, b *nodeConn) int {
+			return int(a.latency.Load()/int64(time.Microsecond)) - int(b.latency.Load()/int64(time.Microsecond))
+		})
+	}
+	// Nodes whose breaker is open go last; one of them is still tried
+	// when every node is failing.
+	var closed, open []*nodeConn
+	for _, n := range out {
+		if n.br.open() {
+			open = append(open, n)
+		} else {
+			closed = append(closed, n)
+		}
+	}
+	return append(closed, open...)
+}
+
+// learn takes the session token and leader hint of an answer.
+func (c *Client) learn(res *cachev1.CallResult) {
+	switch r := res.Response.(type) {
+	case *cachev1.CallResult_Get:
+		c.learnRead(r.Get.GetMeta())
+	case *cachev1.CallResult_MultiGet:
+		for _, g := range r.MultiGet.GetResults() {
+			c.learnRead(g.GetMeta())
+		}
+	case *cachev1.CallResult_Put:
+		c.learnWrite(r.Put.GetMeta())
+	case *cachev1.CallResult_Delete:
+		c.learnWrite(r.Delete.GetMeta())
+	case *cachev1.CallResult_CompareAndSet:
+		c.learnWrite(r.CompareAndSet.GetMeta())
+	case *cachev1.CallResult_MultiPut:
+		for _, p := range r.MultiPut.GetResults() {
+			c.learnWrite(p.GetMeta())
+		}
+	}
+}
+
+func (c *Client) learnRead(m *cachev1.ReadMeta) {
+	if m == nil {
+		return
+	}
+	c.sessions.observe(m.GetSessionToken())
+	c.learnLeader(m.GetLeader())
+}
+
+func (c *Client) learnWrite(m *cachev1.WriteMeta) {
+	if m == nil {
+		return
+	}
+	c.sessions.observe(m.GetSessionToken())
+	c.learnLeader(m.GetLeader())
+}
+
+// unary makes call as its unary RPC.
+func unary(ctx context.Context, rpc cachev1.CacheClient, call *cachev1.Call) (*cachev1.CallResult, error) {
+	out := &cachev1.CallResult{}
+	switch r := call.Request.(type) {
+	case *cachev1.Call_Get:
+		resp, err := rpc.Get(ctx, r.Get)
+		if err != nil {
+			return nil, err
+		}
+		out.Response = &cachev1.CallResult_Get{Get: resp}
+	case *cachev1.Call_Put:
+		resp, err := rpc.Put(ctx, r.Put)
+		if err != nil {
+			return nil, err
+		}
+		out.Response = &cachev1.CallResult_Put{Put: resp}
+	case *cachev1.Call_Delete:
+		resp, err := rpc.Delete(ctx, r.Delete)
+		if err != nil {
+			return nil, err
+		}
+		out.Response = &cachev1.CallResult_Delete{Delete: resp}
+	case *cachev1.Call_CompareAndSet:
+		resp, err := rpc.CompareAndSet(ctx, r.CompareAndSet)
+		if err != nil {
+			return nil, err
+		}
+		out.Response = &cachev1.CallResult_CompareAndSet{CompareAndSet: resp}
+	case *cachev1.Call_MultiGet:
+		resp, err := rpc.MultiGet(ctx, r.MultiGet)
+		if err != nil {
+			return nil, err
+		}
+		out.Response = &cachev1.CallResult_MultiGet{MultiGet: resp}
+	case *cachev1.Call_MultiPut:
+		resp, err := rpc.MultiPut(ctx, r.MultiPut)
+		if err != nil {
+			return nil, err
+		}
+		out.Response = &cachev1.CallResult_MultiPut{MultiPut: resp}
+	default:
+		return nil, fmt.Errorf("%w: empty call", ErrInvalidArgument)
+	}
+	return out, nil
+}
+
+// breaker is a node's circuit breaker: after `failures` consecutive
+// failures it opens for `cooldown`; after that calls go to the node again,
+// and the first failure opens it again at once (half-open), the first
+// success closes it.
+type breaker struct {
+	mu        sync.Mutex
+	failures  int
+	cooldown  time.Duration
+	run       int
+	openUntil time.Time
+}
+
+func (b *breaker) init(failures int, cooldown time.Duration) {
+	b.failures, b.cooldown = failures, cooldown
+}
+
+func (b *breaker) success() {
+	b.mu.Lock()
+	b.run = 0
+	b.mu.Unlock()
+}
+
+func (b *breaker) failure() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.run++
+	if b.run >= b.failures {
+		b.openUntil = time.Now().Add(b.cooldown)
+	}
+}
+
+// open reports whether calls should avoid the node now.
+func (b *breaker) open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.run >= b.failures && time.Now().Before(b.openUntil)
+}
