@@ -42,13 +42,19 @@ stop: ## Stop the nodes of a `make run` whose shell was killed.
 
 # PostgreSQL for the tests (storage/sqlstore/pgtest runs a throwaway server
 # from its binaries). Debian keeps initdb out of PATH, under
-# /usr/lib/postgresql/VERSION/bin.
-deps: ## Install what the tests need beyond Go modules (PostgreSQL), if missing.
+# /usr/lib/postgresql/VERSION/bin. Redis for the client's benchmark against
+# Redis (client/internal/redistest runs a throwaway redis-server).
+deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if missing.
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (initdb not found)"; \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@command -v redis-server >/dev/null || { \
+		echo "installing Redis (redis-server not found)"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 test: deps ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

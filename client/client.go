@@ -24,6 +24,7 @@ type Client struct {
 	conns    conns
 	topo     atomic.Pointer[topology]
 	sessions sessions
+	counters counters
 
 	ctx        context.Context // ends at Close
 	cancel     context.CancelFunc

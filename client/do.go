@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -35,14 +36,22 @@ type request struct {
 
 // do sends r, retrying as its kind allows, and returns its result.
 func (c *Client) do(ctx context.Context, r *request) (*cachev1.CallResult, error) {
+	c.counters.requests.Add(1)
 	var last error
+	// failed counts this request's failures per node: a retry tries the
+	// nodes that failed it least first, so it does not keep knocking on a
+	// dead leader before the map catches up.
+	failed := make(map[*nodeConn]int)
 	for attempt := 0; attempt < c.cfg.MaxAttempts; attempt++ {
 		if attempt > 0 && !followedHint(last) {
 			if err := c.backoff(ctx, attempt); err != nil {
 				return nil, fromStatus(last)
 			}
 		}
-		res, err := c.attempt(ctx, r)
+		if attempt > 0 {
+			c.counters.retries.Add(1)
+		}
+		res, err := c.attempt(ctx, r, failed)
 		if err == nil {
 			return res, nil
 		}
@@ -115,10 +124,21 @@ func hintOf(st *status.Status) *cachev1.LeaderHint {
 }
 
 // attempt sends r once (to two replicas if it is hedged and slow).
-func (c *Client) attempt(ctx context.Context, r *request) (*cachev1.CallResult, error) {
+func (c *Client) attempt(ctx context.Context, r *request, failed map[*nodeConn]int) (*cachev1.CallResult, error) {
 	targets := c.targets(r)
+	slices.SortStableFunc(targets, func(a, b *nodeConn) int { return failed[a] - failed[b] })
+	var mu sync.Mutex
+	send := func(ctx context.Context, n *nodeConn) (*cachev1.CallResult, error) {
+		res, err := c.send(ctx, n, r)
+		if err != nil && !followedHint(err) {
+			mu.Lock()
+			failed[n]++
+			mu.Unlock()
+		}
+		return res, err
+	}
 	if !r.hedge || c.cfg.HedgeAfter < 0 || len(targets) < 2 {
-		return c.send(ctx, targets[0], r)
+		return send(ctx, targets[0])
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -129,7 +149,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*cachev1.CallResult, 
 	answers := make(chan answer, 2)
 	launch := func(n *nodeConn) {
 		go func() {
-			res, err := c.send(ctx, n, r)
+			res, err := send(ctx, n)
 			answers <- answer{res, err}
 		}()
 	}
@@ -154,6 +174,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*cachev1.CallResult, 
 			}
 		case <-hedge.C:
 			if !hedged {
+				c.counters.hedges.Add(1)
 				hedged = true
 				inFlight++
 				launch(targets[1])
@@ -184,6 +205,7 @@ func (c *Client) send(ctx context.Context, n *nodeConn, r *request) (*cachev1.Ca
 	}
 	st := status.Convert(err)
 	if h := hintOf(st); h != nil {
+		c.counters.hints.Add(1)
 		c.learnLeader(h)
 		n.br.success() // the node answered
 		if h.GetNodeId() != "" {
@@ -371,4 +393,27 @@ func (b *breaker) open() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.run >= b.failures && time.Now().Before(b.openUntil)
+}
+
+// Counters are what a Client has done since New.
+type Counters struct {
+	// Requests is the calls made (a MultiGet or MultiPut counts once per
+	// partition it touches).
+	Requests uint64
+	// Retries is the attempts after a request's first.
+	Retries uint64
+	// Hedges is the reads also sent to a second replica.
+	Hedges uint64
+	// LeaderHints is the answers that named another leader.
+	LeaderHints uint64
+}
+
+type counters struct {
+	requests, retries, hedges, hints atomic.Uint64
+}
+
+// Counters returns the client's counters.
+func (c *Client) Counters() Counters {
+	return Counters{Requests: c.counters.requests.Load(), Retries: c.counters.retries.Load(),
+		Hedges: c.counters.hedges.Load(), LeaderHints: c.counters.hints.Load()}
 }

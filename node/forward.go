@@ -140,6 +140,7 @@ func (n *Node) routeTarget(pid uint32) string {
 func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 	call func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
 	var zero T
+	n.stats.forwarded.Add(1)
 	deadline := time.Now().Add(max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl

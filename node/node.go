@@ -69,7 +69,7 @@ type Node struct {
 
 	stats struct {
 		gets, hits, misses, puts, deletes atomic.Uint64
-		refills, flushedRows              atomic.Uint64
+		refills, flushedRows, forwarded   atomic.Uint64
 	}
 
 	// backend is the backing database, nil for a pure cache.

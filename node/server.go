@@ -678,6 +678,7 @@ func (s *cacheServer) Stats(ctx context.Context, _ *cachev1.StatsRequest) (*cach
 		Misses:         n.stats.misses.Load(),
 		Puts:           n.stats.puts.Load(),
 		Deletes:        n.stats.deletes.Load(),
+		Forwarded:      n.stats.forwarded.Load(),
 		DiskBytes:      n.db.DiskUsage(),
 		FlushLag:       durationpb.New(n.flushLag()),
 	}

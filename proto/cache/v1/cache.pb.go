@@ -1858,10 +1858,13 @@ type StatsResponse struct {
 	Evictions     uint64 `protobuf:"varint,14,opt,name=evictions,proto3" json:"evictions,omitempty"`
 	Expirations   uint64 `protobuf:"varint,15,opt,name=expirations,proto3" json:"expirations,omitempty"`
 	// Write-back: entries not yet in the database, and the age of the oldest.
-	DirtyKeys     uint64               `protobuf:"varint,16,opt,name=dirty_keys,json=dirtyKeys,proto3" json:"dirty_keys,omitempty"`
-	FlushLag      *durationpb.Duration `protobuf:"bytes,17,opt,name=flush_lag,json=flushLag,proto3" json:"flush_lag,omitempty"`
-	DiskBytes     uint64               `protobuf:"varint,18,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
-	Partitions    []*PartitionStats    `protobuf:"bytes,19,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	DirtyKeys  uint64               `protobuf:"varint,16,opt,name=dirty_keys,json=dirtyKeys,proto3" json:"dirty_keys,omitempty"`
+	FlushLag   *durationpb.Duration `protobuf:"bytes,17,opt,name=flush_lag,json=flushLag,proto3" json:"flush_lag,omitempty"`
+	DiskBytes  uint64               `protobuf:"varint,18,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	Partitions []*PartitionStats    `protobuf:"bytes,19,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Requests this node received for a partition it could not serve and
+	// sent on to another node. A client that routes well keeps it near 0.
+	Forwarded     uint64 `protobuf:"varint,20,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2027,6 +2030,13 @@ func (x *StatsResponse) GetPartitions() []*PartitionStats {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *StatsResponse) GetForwarded() uint64 {
+	if x != nil {
+		return x.Forwarded
+	}
+	return 0
 }
 
 type TopologyRequest struct {
@@ -2872,7 +2882,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x04keys\x18\x06 \x01(\x04R\x04keys\x12\x14\n" +
 	"\x05bytes\x18\a \x01(\x04R\x05bytes\x12\x1d\n" +
 	"\n" +
-	"dirty_keys\x18\b \x01(\x04R\tdirtyKeys\"\xfb\x04\n" +
+	"dirty_keys\x18\b \x01(\x04R\tdirtyKeys\"\x99\x05\n" +
 	"\rStatsResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
@@ -2898,7 +2908,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"disk_bytes\x18\x12 \x01(\x04R\tdiskBytes\x12@\n" +
 	"\n" +
 	"partitions\x18\x13 \x03(\v2 .elcache.cache.v1.PartitionStatsR\n" +
-	"partitions\"\x11\n" +
+	"partitions\x12\x1c\n" +
+	"\tforwarded\x18\x14 \x01(\x04R\tforwarded\"\x11\n" +
 	"\x0fTopologyRequest\"\xcc\x01\n" +
 	"\bTopology\x12\x1f\n" +
 	"\vmap_version\x18\x01 \x01(\x04R\n" +
