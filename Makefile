@@ -21,7 +21,7 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes fuzz proto proto-check lint tools clean
+.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes bench-client fuzz proto proto-check lint tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-reads: ## Benchmark the five read levels on a 3-node cluster (1 and 50 cli
 bench-writes: deps ## Benchmark the write modes against PostgreSQL (local and 1ms away; unary and pipelined) and the refill herd.
 	$(GO) test -run '^$$' -bench WriteModes -benchtime 20000x ./node
 	$(GO) test -run '^$$' -bench RefillHerd -benchtime 20x ./node
+
+bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary and pipelined, 3 nodes) against Redis driven by go-redis.
+	$(GO) test -run '^$$' -bench 'Client|Redis' -benchtime 20000x ./client
 
 fuzz: ## Fuzz request validation and stored-entry decoding for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./node

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,9 +37,24 @@ func (s *cacheServer) Pipeline(stream cachev1.Cache_PipelineServer) error {
 	sent := make(chan error, 1)
 	go func() { sent <- sendResults(stream, results) }()
 
+	// Calls run on a pool of workers that grows while every worker is
+	// busy: a worker's stack stays grown between calls, where a goroutine
+	// per call would grow a fresh stack through the read path each time.
+	queue := make(chan *cachev1.Call, pipelineWindow)
 	var calls sync.WaitGroup
+	// idle counts the workers free for one more call: a dispatched call
+	// takes one, or starts a new worker.
+	var idle atomic.Int64
+	work := func() {
+		defer calls.Done()
+		for c := range queue {
+			results <- s.call(ctx, c)
+			<-window
+			idle.Add(1)
+		}
+	}
 	var recvErr error
-	seen := 0
+	seen, workers := 0, 0
 recv:
 	for {
 		req, err := stream.Recv()
@@ -56,14 +72,15 @@ recv:
 				break recv
 			}
 			seen++
-			calls.Add(1)
-			go func() {
-				defer calls.Done()
-				results <- s.call(ctx, c)
-				<-window
-			}()
+			if !takeOne(&idle) && workers < pipelineWindow {
+				workers++
+				calls.Add(1)
+				go work()
+			}
+			queue <- c
 		}
 	}
+	close(queue)
 	calls.Wait()
 	close(results)
 	if err := <-sent; err != nil {
@@ -74,6 +91,19 @@ recv:
 	}
 	s.n.log.Debug("pipeline ended", "calls", seen)
 	return nil
+}
+
+// takeOne decrements n if it is positive, and reports whether it did.
+func takeOne(n *atomic.Int64) bool {
+	for {
+		v := n.Load()
+		if v <= 0 {
+			return false
+		}
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
 }
 
 // sendResults sends results in batches until the channel is closed. After
