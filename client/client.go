@@ -25,6 +25,7 @@ type Client struct {
 	topo     atomic.Pointer[topology]
 	sessions sessions
 	counters counters
+	explore  atomic.Uint64 // replica reads, for exploreEvery
 
 	ctx        context.Context // ends at Close
 	cancel     context.CancelFunc

@@ -403,3 +403,68 @@ func TestClientWriteThroughOnce(t *testing.T) {
 		t.Error("the client retried nothing: the kills did not test retries")
 	}
 }
+
+// TestClientHedgesSlowReplica: the replica the client prefers starts to
+// answer reads only after 2s.
+// EVENTUAL reads through the client still answer fast: the slow replica
+// is raced by another after HedgeAfter, and once found slow it is no
+// longer asked first.
+func TestClientHedgesSlowReplica(t *testing.T) {
+	c, cl := clusterClient(t, 3, func(cfg *client.Config) { cfg.HedgeAfter = 20 * time.Millisecond })
+	ctx := t.Context()
+	var keys [][]byte
+	for i := range 20 {
+		k := []byte(fmt.Sprintf("hedge-%d", i))
+		if _, err := cl.Put(ctx, k, k); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	eventual := client.WithConsistency(cachev1.Consistency_CONSISTENCY_EVENTUAL)
+	for _, k := range keys {
+		for { // until every replica has applied the puts
+			if _, err := cl.Get(ctx, k, eventual); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Slow down the replica the client now prefers.
+	e, err := cl.Get(ctx, keys[0], eventual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := e.Meta.ServedBy
+	var i int
+	if _, err := fmt.Sscanf(slow, "n%d", &i); err != nil {
+		t.Fatalf("served by %q: %v", slow, err)
+	}
+	c.Nodes[i].SetReadDelayForTest(2 * time.Second)
+	for round := range 3 {
+		for _, k := range keys {
+			start := time.Now()
+			e, err := cl.Get(ctx, k, eventual)
+			if took := time.Since(start); err != nil || took > time.Second {
+				t.Fatalf("round %d: eventual read of %s with a slow replica: %v after %v", round, k, err, took)
+			}
+			if e.Meta.ServedBy == slow {
+				t.Fatalf("round %d: %s was served by the slow replica", round, k)
+			}
+		}
+	}
+	hedges := cl.Counters().Hedges
+	if hedges == 0 {
+		t.Fatal("no read was hedged, though one replica is slow")
+	}
+	for _, k := range keys {
+		if _, err := cl.Get(ctx, k, eventual); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One read in 100 tries the second nearest replica, to notice a
+	// recovery: at most one more hedge in these 20 reads.
+	if more := cl.Counters().Hedges - hedges; more > 1 {
+		t.Errorf("%d more reads of 20 were hedged after the slow replica was found", more)
+	}
+	t.Logf("%d of %d reads hedged", hedges, 3*len(keys))
+}

@@ -175,6 +175,9 @@ func (c *Client) attempt(ctx context.Context, r *request, failed map[*nodeConn]i
 		case <-hedge.C:
 			if !hedged {
 				c.counters.hedges.Add(1)
+				// The slow node counts as at least this slow, so later
+				// reads prefer another replica.
+				targets[0].observe(c.cfg.HedgeAfter)
 				hedged = true
 				inFlight++
 				launch(targets[1])
@@ -224,6 +227,10 @@ func (c *Client) send(ctx context.Context, n *nodeConn, r *request) (*cachev1.Ca
 	return nil, err
 }
 
+// exploreEvery: one replica read in this many goes to the second nearest
+// replica.
+const exploreEvery = 100
+
 // targets returns the nodes to try for r, best first; never empty.
 func (c *Client) targets(r *request) []*nodeConn {
 	t := c.topo.Load()
@@ -259,6 +266,11 @@ func (c *Client) targets(r *request) []*nodeConn {
 		slices.SortStableFunc(out, func(a, b *nodeConn) int {
 			return int(a.latency.Load()/int64(time.Microsecond)) - int(b.latency.Load()/int64(time.Microsecond))
 		})
+		// Now and then the second nearest first, so that a replica that
+		// was slow is measured again once it has recovered.
+		if c.explore.Add(1)%exploreEvery == 0 {
+			out[0], out[1] = out[1], out[0]
+		}
 	}
 	// Nodes whose breaker is open go last; one of them is still tried
 	// when every node is failing.

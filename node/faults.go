@@ -3,6 +3,7 @@ package node
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/elcache/elcache/storage"
 	"github.com/hashicorp/raft"
@@ -139,3 +140,7 @@ func (n *Node) SetFillHookForTest(fn func(key []byte)) {
 	}
 	n.fillHook.Store(&fn)
 }
+
+// SetReadDelayForTest makes this node wait d before answering each Get (0
+// turns it off), so a test can make one replica slow.
+func (n *Node) SetReadDelayForTest(d time.Duration) { n.readDelay.Store(int64(d)) }

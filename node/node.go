@@ -76,6 +76,8 @@ type Node struct {
 	backend *backend
 	// fillHook, if set, runs between a refill's load and its FILL (tests).
 	fillHook atomic.Pointer[func(key []byte)]
+	// readDelay, if set, delays every Get this node answers (tests).
+	readDelay atomic.Int64
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	serving   chan struct{} // closed when health turns SERVING

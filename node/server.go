@@ -10,6 +10,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
@@ -128,6 +129,13 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 		return nil, toStatus(err)
 	}
 	n := s.n
+	if d := time.Duration(n.readDelay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
 	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.level),
 		func(p *partition) (*cachev1.GetResponse, error) {
 			resp, err := readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
