@@ -22,9 +22,13 @@ const (
 	metaEpoch    = "epoch"
 	metaIdemPfx  = "i/" // idempotency key -> marshalled Result
 	metaIdemTime = "t/" // proposed_at(u64) + idempotency key -> empty, for aging
-	// idemAgeBudget bounds how many old idempotency records one command
-	// removes, so apply time stays bounded.
-	idemAgeBudget = 32
+	// Old idempotency records are removed at every idemPruneEvery-th log
+	// index, the same indexes on every replica, idemAgeBudget at most at a
+	// time: more than are added in between, so they cannot pile up, and
+	// few enough that apply time stays bounded. Pruning at every command
+	// cost an iterator over the records' fresh deletions each time.
+	idemPruneEvery = 64
+	idemAgeBudget  = 2 * idemPruneEvery
 	// fillMaxAge is the oldest a refill may be when it is applied (from
 	// the start of its database load to its proposal, both on the leader's
 	// clock). Fences (tombstones) outlive it (fenceTTL), so a refill can
@@ -148,7 +152,7 @@ func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Com
 		res.Ops[i] = r
 	}
 	if cmd.IdempotencyKey != "" {
-		if err := f.rememberIdem(b, cmd, res); err != nil {
+		if err := f.rememberIdem(b, index, cmd, res); err != nil {
 			return nil, err
 		}
 	}
@@ -305,10 +309,11 @@ func (f *fsm) fill(b *storage.Batch, now int64, op *peerv1.Op) (*peerv1.OpResult
 	return &peerv1.OpResult{Ok: true, Version: op.IfVersion}, b.Put(e)
 }
 
-// rememberIdem stores a command's result under its idempotency key and ages
-// out records older than the dedup window, judged by the command's own
-// timestamp so every replica removes the same ones.
-func (f *fsm) rememberIdem(b *storage.Batch, cmd *peerv1.Command, res *peerv1.Result) error {
+// rememberIdem stores a command's result under its idempotency key and, at
+// every idemPruneEvery-th index, ages out records older than the dedup
+// window, judged by the command's own timestamp so every replica removes
+// the same ones at the same index.
+func (f *fsm) rememberIdem(b *storage.Batch, index uint64, cmd *peerv1.Command, res *peerv1.Result) error {
 	raw, err := proto.Marshal(res)
 	if err != nil {
 		return err
@@ -318,6 +323,9 @@ func (f *fsm) rememberIdem(b *storage.Batch, cmd *peerv1.Command, res *peerv1.Re
 	}
 	if err := b.PutMeta(idemTimeName(cmd.ProposedAt, cmd.IdempotencyKey), nil); err != nil {
 		return err
+	}
+	if index%idemPruneEvery != 0 {
+		return nil
 	}
 	cutoff := cmd.ProposedAt - int64(f.dedupWindow)
 	old, err := b.MetaScan(metaIdemTime, idemAgeBudget)

@@ -424,6 +424,7 @@ func TestFSMDedupAging(t *testing.T) {
 		keyA = "01890a5d-ac96-774b-bcce-b302099a8057"
 		keyB = "01890a5d-ac96-774b-bcce-b302099a8058"
 		keyC = "01890a5d-ac96-774b-bcce-b302099a8059"
+		keyD = "01890a5d-ac96-774b-bcce-b302099a805a"
 	)
 	put := func(index uint64, at int64, key, value string) *peerv1.Result {
 		t.Helper()
@@ -448,20 +449,26 @@ func TestFSMDedupAging(t *testing.T) {
 		t.Fatalf("A retried within the window: %v", r)
 	}
 	// Aging is judged by the proposing leader's clock in the command, not
-	// by this machine's.
+	// by this machine's, and done at every idemPruneEvery-th index only,
+	// the same on every replica.
 	put(4, t0+int64(testWindow)+1, keyC, "c")
+	if !remembered(keyA) {
+		t.Fatal("A aged out at an index that does not prune")
+	}
+	put(idemPruneEvery, t0+int64(testWindow)+1, keyD, "d")
 	if remembered(keyA) || !remembered(keyB) || !remembered(keyC) {
 		t.Fatalf("after aging: A %v B %v C %v, want only A gone", remembered(keyA), remembered(keyB), remembered(keyC))
 	}
-	if names, err := e.part.MetaScan(metaIdemTime, 100); err != nil || len(names) != 2 {
-		t.Fatalf("time index has %d records (%v), want 2", len(names), err)
+	if names, err := e.part.MetaScan(metaIdemTime, 100); err != nil || len(names) != 3 {
+		t.Fatalf("time index has %d records (%v), want 3", len(names), err)
 	}
 	// A re-sent A is now a new request.
-	r := put(5, t0+int64(testWindow)+2, keyA, "a2")
-	if r.Deduplicated || r.Index != 5 || r.Ops[0].Version != 5 {
+	const next = idemPruneEvery + 1
+	r := put(next, t0+int64(testWindow)+2, keyA, "a2")
+	if r.Deduplicated || r.Index != next || r.Ops[0].Version != next {
 		t.Fatalf("A after aging: %v", r)
 	}
-	if got, _ := e.entry("k"); got.Version != 5 || string(got.Value) != "a2" {
+	if got, _ := e.entry("k"); got.Version != next || string(got.Value) != "a2" {
 		t.Fatalf("k = %+v", got)
 	}
 }
