@@ -1,11 +1,21 @@
-// Package client is the Go client for an elcache cluster. It speaks the
-// public gRPC API (package cachev1) to one node, which routes each request to
-// the partition that owns the key.
+// Package client is the Go client for an elcache cluster.
+//
+// A Client learns the partition map from its seeds and keeps it current,
+// computes each key's partition itself, and sends every request straight
+// to a node that can serve it: writes and LINEARIZABLE or LEASE reads to the
+// partition's leader, BOUNDED, SESSION and EVENTUAL reads to the nearest
+// replica. It retries what a retry can fix (a leader change, a lost
+// connection, a full write-back backlog) with exponential backoff and full
+// jitter until the call's context ends, avoids failing nodes with a circuit
+// breaker per node, races a slow BOUNDED or EVENTUAL read against a second
+// replica, and keeps session tokens per partition so that SESSION reads
+// give read-your-writes across the keyspace. Requests to a node share one
+// pipelined stream.
 //
 // A Client is safe for concurrent use. Create one with New and release it
 // with Close:
 //
-//	c, err := client.New(ctx, client.DefaultConfig())
+//	c, err := client.New(ctx, client.Config{Seeds: []string{"10.0.0.1:7400"}})
 //	if err != nil { ... }
 //	defer c.Close()
 //	if _, err := c.Put(ctx, []byte("k"), []byte("v"), client.WithTTL(time.Minute)); err != nil { ... }
@@ -14,7 +24,8 @@
 // Reads take ReadOptions (consistency level, staleness bound, session
 // tokens); writes take WriteOptions (TTL, write mode, idempotency key). Every
 // write carries an idempotency key, a fresh UUIDv7 unless the caller gives
-// one, so the server applies a retried request once.
+// one, so the cluster applies a retried request once; give requests a
+// deadline, since retries go on until the context ends or MaxAttempts.
 //
 // Errors from the server are mapped to the exported sentinel errors
 // (ErrNotFound, ErrInvalidArgument, ErrUnavailable, ErrDeadlineExceeded) and

@@ -20,7 +20,8 @@ import (
 // offer (topology and admin), dialled on first use.
 func (e *env) conn() (*grpc.ClientConn, error) {
 	if e.cc == nil {
-		cc, err := dial(e.addr)
+		first, _, _ := strings.Cut(e.addr, ",")
+		cc, err := dial(first)
 		if err != nil {
 			return nil, err
 		}

@@ -19,7 +19,8 @@ import (
 const usage = `Usage: elcachectl [--addr HOST:PORT] [--timeout DUR] [-o text|json] COMMAND [ARGS]
 
 Flags, before COMMAND (-o also after it):
-  --addr HOST:PORT  node to talk to (default $ELCACHE_ADDR, else 127.0.0.1:7400)
+  --addr HOST:PORT  node(s) to start from, comma-separated; the client finds
+                    the rest (default $ELCACHE_ADDR, else 127.0.0.1:7400)
   --timeout DUR     deadline for the whole command; 0 means none (default 5s);
                     drain waits for the node to empty under its own --timeout
   -o text|json      output format (default text)
