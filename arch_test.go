@@ -68,8 +68,10 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 	// The client is what users embed: only the public API, gRPC, protobuf,
-	// the standard library and the UUID package.
-	allowed := []string{module + "/proto/cache/v1", "google.golang.org/grpc", "google.golang.org/protobuf", "github.com/google/uuid"}
+	// the standard library, the UUID package, xxhash (the partition
+	// function) and gRPC's status message (a pipelined call's error).
+	allowed := []string{module + "/proto/cache/v1", "google.golang.org/grpc", "google.golang.org/protobuf", "github.com/google/uuid",
+		"github.com/cespare/xxhash/v2", "google.golang.org/genproto/googleapis/rpc/status"}
 	for pkg, deps := range direct {
 		if !strings.HasPrefix(pkg, module+"/client") {
 			continue
