@@ -295,3 +295,17 @@ func TestErrorMapping(t *testing.T) {
 		t.Errorf("Get with an expired context = %v, want ErrDeadlineExceeded", err)
 	}
 }
+
+// A call whose deadline has passed fails as such, on both paths, and is
+// not sent.
+func TestExpiredDeadline(t *testing.T) {
+	c := newClient(t)
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := c.Get(ctx, []byte("k")); !errors.Is(err, client.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get with an expired deadline = %v, want ErrDeadlineExceeded", err)
+	}
+	if _, err := c.Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrDeadlineExceeded) {
+		t.Fatalf("Put with an expired deadline = %v, want ErrDeadlineExceeded", err)
+	}
+}

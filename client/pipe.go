@@ -183,7 +183,11 @@ func (p *pipe) close() { p.fail(context.Canceled) }
 func (p *pipe) call(ctx context.Context, req *cachev1.Call) (*cachev1.CallResult, error) {
 	c := &cachev1.Call{Request: req.Request} // req may be in flight elsewhere too
 	if dl, ok := ctx.Deadline(); ok {
-		c.Timeout = durationpb.New(time.Until(dl))
+		left := time.Until(dl)
+		if left <= 0 {
+			return nil, status.FromContextError(context.DeadlineExceeded).Err()
+		}
+		c.Timeout = durationpb.New(left)
 	}
 	ch := make(chan *cachev1.CallResult, 1)
 	p.mu.Lock()
