@@ -140,6 +140,9 @@ func (c *Client) attempt(ctx context.Context, r *request, failed map[*nodeConn]i
 	if !r.hedge || c.cfg.HedgeAfter < 0 || len(targets) < 2 {
 		return send(ctx, targets[0])
 	}
+	if !c.cfg.Unary {
+		return c.hedgePipelined(ctx, r, targets[:2], failed)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
@@ -187,6 +190,107 @@ func (c *Client) attempt(ctx context.Context, r *request, failed map[*nodeConn]i
 	return nil, last
 }
 
+// hedgePipelined is a hedged read on the pipelined path: the call waits on
+// its own result channel, with no goroutine of its own, and goes to the
+// second target too if the first has not answered within HedgeAfter.
+func (c *Client) hedgePipelined(ctx context.Context, r *request, targets []*nodeConn, failed map[*nodeConn]int) (*cachev1.CallResult, error) {
+	type flight struct {
+		n     *nodeConn
+		pd    *pending
+		start time.Time
+	}
+	var flights [2]*flight
+	launch := func(i int) error {
+		n, start := targets[i], time.Now()
+		p, err := n.pipeline(c.ctx)
+		var pd *pending
+		if err == nil {
+			pd, err = p.start(ctx, r.call)
+		}
+		if err != nil {
+			_, err = c.record(ctx, n, start, nil, err)
+			if !followedHint(err) {
+				failed[n]++
+			}
+			return err
+		}
+		flights[i] = &flight{n, pd, start}
+		return nil
+	}
+	// finish takes flight i's answer; it reports whether the read is done.
+	var last error
+	finish := func(i int, res *cachev1.CallResult, ok bool) (*cachev1.CallResult, bool) {
+		f := flights[i]
+		flights[i] = nil
+		res, err := f.pd.result(res, ok)
+		res, err = c.record(ctx, f.n, f.start, res, err)
+		if err == nil {
+			return res, true
+		}
+		if !followedHint(err) {
+			failed[f.n]++
+		}
+		last = err
+		return nil, false
+	}
+	abandon := func() {
+		for _, f := range flights {
+			if f != nil {
+				f.pd.abandon()
+			}
+		}
+	}
+	if err := launch(0); err != nil {
+		return nil, err
+	}
+	hedge := time.NewTimer(c.cfg.HedgeAfter)
+	defer hedge.Stop()
+	hedged := false
+	for flights[0] != nil || flights[1] != nil {
+		var ch0, ch1 chan *cachev1.CallResult
+		if flights[0] != nil {
+			ch0 = flights[0].pd.ch
+		}
+		if flights[1] != nil {
+			ch1 = flights[1].pd.ch
+		}
+		select {
+		case res, ok := <-ch0:
+			if out, done := finish(0, res, ok); done {
+				abandon()
+				return out, nil
+			}
+			if !hedged && c.retryable(ctx, r, last) {
+				// The first failed fast: the second replica now.
+				hedged = true
+				if err := launch(1); err != nil {
+					last = err
+				}
+			}
+		case res, ok := <-ch1:
+			if out, done := finish(1, res, ok); done {
+				abandon()
+				return out, nil
+			}
+		case <-hedge.C:
+			if !hedged && flights[0] != nil {
+				hedged = true
+				c.counters.hedges.Add(1)
+				// The slow node counts as at least this slow, so later
+				// reads prefer another replica.
+				flights[0].n.observe(c.cfg.HedgeAfter)
+				if err := launch(1); err != nil {
+					last = err
+				}
+			}
+		case <-ctx.Done():
+			abandon()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return nil, last
+}
+
 // send makes one call to node n and records how n did.
 func (c *Client) send(ctx context.Context, n *nodeConn, r *request) (*cachev1.CallResult, error) {
 	start := time.Now()
@@ -200,6 +304,13 @@ func (c *Client) send(ctx context.Context, n *nodeConn, r *request) (*cachev1.Ca
 			res, err = p.call(ctx, r.call)
 		}
 	}
+	return c.record(ctx, n, start, res, err)
+}
+
+// record notes how node n did on a call that started at start and ended
+// with res or err, and returns them (a not-leader error that names the
+// leader as hinted).
+func (c *Client) record(ctx context.Context, n *nodeConn, start time.Time, res *cachev1.CallResult, err error) (*cachev1.CallResult, error) {
 	if err == nil {
 		n.br.success()
 		n.observe(time.Since(start))

@@ -178,10 +178,17 @@ func (p *pipe) fail(err error) {
 // close ends the stream.
 func (p *pipe) close() { p.fail(context.Canceled) }
 
-// call sends req and waits for its result. A failed
-// call's status comes back as a gRPC status error.
-func (p *pipe) call(ctx context.Context, req *cachev1.Call) (*cachev1.CallResult, error) {
-	c := &cachev1.Call{Request: req.Request} // req may be in flight elsewhere too
+// pending is a call sent on a pipe, waiting for its result.
+type pending struct {
+	p  *pipe
+	id uint64
+	ch chan *cachev1.CallResult // closed if the stream breaks
+}
+
+// start queues req (a copy of it: req may be in flight elsewhere too) and
+// returns at once.
+func (p *pipe) start(ctx context.Context, req *cachev1.Call) (*pending, error) {
+	c := &cachev1.Call{Request: req.Request}
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
 		if left <= 0 {
@@ -189,7 +196,7 @@ func (p *pipe) call(ctx context.Context, req *cachev1.Call) (*cachev1.CallResult
 		}
 		c.Timeout = durationpb.New(left)
 	}
-	ch := make(chan *cachev1.CallResult, 1)
+	pd := &pending{p: p, ch: make(chan *cachev1.CallResult, 1)}
 	p.mu.Lock()
 	if p.err != nil {
 		err := p.err
@@ -197,30 +204,50 @@ func (p *pipe) call(ctx context.Context, req *cachev1.Call) (*cachev1.CallResult
 		return nil, err
 	}
 	p.next++
-	c.Id = p.next
-	p.waiting[c.Id] = ch
+	c.Id, pd.id = p.next, p.next
+	p.waiting[c.Id] = pd.ch
 	p.queue = append(p.queue, c)
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+	return pd, nil
+}
+
+// result turns what arrived on pd.ch into the call's outcome: a failed
+// call's status as a gRPC status error.
+func (pd *pending) result(r *cachev1.CallResult, ok bool) (*cachev1.CallResult, error) {
+	if !ok {
+		pd.p.mu.Lock()
+		err := pd.p.err
+		pd.p.mu.Unlock()
+		return nil, err
+	}
+	if e := r.Error; e != nil {
+		return nil, status.FromProto(&spb.Status{Code: e.Code, Message: e.Message, Details: e.Details}).Err()
+	}
+	return r, nil
+}
+
+// abandon stops waiting for pd: its result is dropped when it comes.
+func (pd *pending) abandon() {
+	pd.p.mu.Lock()
+	delete(pd.p.waiting, pd.id)
+	pd.p.mu.Unlock()
+}
+
+// call sends req and waits for its result.
+func (p *pipe) call(ctx context.Context, req *cachev1.Call) (*cachev1.CallResult, error) {
+	pd, err := p.start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	select {
-	case r, ok := <-ch:
-		if !ok {
-			p.mu.Lock()
-			err := p.err
-			p.mu.Unlock()
-			return nil, err
-		}
-		if e := r.Error; e != nil {
-			return nil, status.FromProto(&spb.Status{Code: e.Code, Message: e.Message, Details: e.Details}).Err()
-		}
-		return r, nil
+	case r, ok := <-pd.ch:
+		return pd.result(r, ok)
 	case <-ctx.Done():
-		p.mu.Lock()
-		delete(p.waiting, c.Id)
-		p.mu.Unlock()
+		pd.abandon()
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }
