@@ -24,6 +24,11 @@ type backingStore interface {
 // ErrBackend: the backing database failed or its circuit breaker is open.
 var ErrBackend = errors.New("backing database unavailable")
 
+// ErrRefused: the backing database, otherwise healthy, refused the rows
+// for what they hold (a constraint or check of the table, a value it
+// cannot store). Sending them again fails the same way.
+var ErrRefused = errors.New("backing database refused the row")
+
 // backend wraps the backing store with retries (exponential backoff with
 // full jitter, for transient errors, within the caller's deadline), a
 // circuit breaker (after consecutive failures, calls fail at once for a
@@ -119,6 +124,11 @@ func newBackend(store backingStore, c BackendConfig, transient func(error) bool)
 		IsExcluded: func(err error) bool {
 			return errors.Is(err, context.Canceled)
 		},
+		// A database that refuses one row for its contents is up: one bad
+		// row must not cut every write off.
+		IsSuccessful: func(err error) bool {
+			return err == nil || sqlstore.IsRowError(err)
+		},
 	})
 	return b
 }
@@ -151,6 +161,9 @@ func (b *backend) call(ctx context.Context, what string, fn func(context.Context
 		if !b.transient(err) || ctx.Err() != nil {
 			break
 		}
+	}
+	if sqlstore.IsRowError(err) {
+		return fmt.Errorf("%w: %s: %v", ErrRefused, what, err)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrBackend, what, err)
 }

@@ -729,3 +729,84 @@ func TestRefillLoaderKilled(t *testing.T) {
 	}
 	t.Logf("loader n%d killed mid-load; %d waiting readers served by the new leader", loader, served)
 }
+
+// rejectLongValues makes d's table refuse rows whose value is longer than
+// 20 bytes, as a user's own constraint would.
+func rejectLongValues(t *testing.T, d *database) {
+	t.Helper()
+	stmts := []string{`ALTER TABLE elcache_entries ADD CONSTRAINT short_values CHECK (length(value) <= 20)`}
+	if d.pg == nil {
+		stmts = []string{
+			`CREATE TRIGGER short_ins BEFORE INSERT ON elcache_entries WHEN length(NEW.value) > 20
+				BEGIN SELECT RAISE(ABORT, 'value too long'); END`,
+			`CREATE TRIGGER short_upd BEFORE UPDATE ON elcache_entries WHEN length(NEW.value) > 20
+				BEGIN SELECT RAISE(ABORT, 'value too long'); END`,
+		}
+	}
+	db := d.sqlDB(t)
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", d.name, err)
+		}
+	}
+}
+
+// TestDatabaseRefusesRows: the table refuses some values (a constraint of
+// the user's). A write-through of one fails with FailedPrecondition and
+// leaves no trace; a write-back of one stays dirty (not lost) and is
+// reported, while every other dirty row of its partition is flushed; and
+// the breaker stays closed, so other writes go on.
+func TestDatabaseRefusesRows(t *testing.T) {
+	for _, d := range databases(t) {
+		t.Run(d.name, func(t *testing.T) {
+			rejectLongValues(t, d)
+			cl := dial(t, startWith(t, d, func(c *node.Config) {
+				c.Partitions = 1 // every key in the refused row's partition
+				c.Backing.BreakerFailures = 2
+			}).Addr())
+			long := strings.Repeat("x", 40)
+			for range 3 {
+				_, err := putMode(t, cl, "wt-long", long, cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH)
+				if status.Code(err) != codes.FailedPrecondition {
+					t.Fatalf("write-through of a refused value: %v, want FailedPrecondition", err)
+				}
+			}
+			if r := getKey(t, cl, "wt-long"); r.Found {
+				t.Fatalf("a refused write-through is readable: %v", r)
+			}
+			// The breaker did not open: write-through goes on.
+			if _, err := putMode(t, cl, "wt-ok", "fine", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH); err != nil {
+				t.Fatalf("write-through after refused rows: %v", err)
+			}
+
+			if _, err := putMode(t, cl, "wb-long", long, cachev1.WriteMode_WRITE_MODE_WRITE_BACK); err != nil {
+				t.Fatal(err)
+			}
+			want := make(map[string]uint64)
+			for i := range 30 {
+				k := fmt.Sprintf("wb-%d", i)
+				resp, err := putMode(t, cl, k, "short", cachev1.WriteMode_WRITE_MODE_WRITE_BACK)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[k] = resp.Version
+			}
+			waitFor(t, 10*time.Second, "every other row is flushed", func() bool {
+				st, err := cl.Stats(opCtx(t), &cachev1.StatsRequest{})
+				return err == nil && st.DirtyKeys == 1 && st.DirtyRefused == 1
+			})
+			for k, v := range want {
+				if row, ok := d.row(t, k); !ok || row.Version != v {
+					t.Errorf("row of %s = %+v (found %v), want version %d", k, row, ok, v)
+				}
+			}
+			if _, ok := d.row(t, "wb-long"); ok {
+				t.Error("the refused row is in the database")
+			}
+			r := getKey(t, cl, "wb-long")
+			if !r.Found || string(r.Entry.Value) != long || !r.Entry.Dirty {
+				t.Fatalf("the refused write-back entry = %v, want it kept, dirty", r)
+			}
+		})
+	}
+}

@@ -60,6 +60,8 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrBacklog):
 		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, ErrRefused):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrBackend):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

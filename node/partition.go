@@ -44,6 +44,8 @@ type partition struct {
 
 	// fills are the refills in flight (writemodes.go).
 	fills fills
+	// refused are write-back rows the database refused (writemodes.go).
+	refused refusedRows
 
 	// Reads (reads.go).
 	self        string        // this node's id

@@ -696,6 +696,7 @@ func (s *cacheServer) Stats(ctx context.Context, _ *cachev1.StatsRequest) (*cach
 		out.BytesUsed += st.Bytes
 		out.Keys += st.Keys
 		out.DirtyKeys += st.Dirty
+		out.DirtyRefused += uint64(p.refused.count())
 		out.Evictions += p.fsm.evictions.Load()
 		out.Expirations += p.fsm.expirations.Load()
 		out.Partitions = append(out.Partitions, &cachev1.PartitionStats{

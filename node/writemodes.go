@@ -139,6 +139,25 @@ func (n *Node) awaitBacklog(ctx context.Context, p *partition) error {
 	return nil
 }
 
+// refusedRetry is how long write-back rows the database refused are left
+// out of flushes before they are tried again.
+const refusedRetry = 30 * time.Second
+
+// refusedRows are a partition's dirty rows the database refused for what
+// they hold, by key, at the version refused.
+type refusedRows struct {
+	mu    sync.Mutex // also serializes the partition's flushes
+	rows  map[string]uint64
+	since time.Time
+}
+
+// count returns how many rows are refused.
+func (r *refusedRows) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.rows)
+}
+
 // fillCall is one database load of a key that concurrent misses share.
 type fillCall struct {
 	done  chan struct{}
@@ -290,7 +309,13 @@ func (n *Node) flushLoop() {
 // flush writes up to batch dirty entries of p (which this node leads) to
 // the database and marks them clean; it returns how many it wrote.
 func (n *Node) flush(p *partition, batch int) (int, error) {
-	dirty := p.store.Dirty(batch)
+	p.refused.mu.Lock()
+	defer p.refused.mu.Unlock()
+	if time.Since(p.refused.since) > refusedRetry {
+		clear(p.refused.rows) // try them again: the table may have changed
+		p.refused.since = time.Now()
+	}
+	dirty := p.store.Dirty(batch + len(p.refused.rows))
 	if len(dirty) == 0 {
 		return 0, nil
 	}
@@ -303,16 +328,47 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 		if !ok || !e.Dirty() {
 			continue
 		}
+		if v, ok := p.refused.rows[string(e.Key)]; ok && v == e.Version {
+			continue
+		}
 		// A MultiPut's per-partition commands carry "key/partition".
 		idem, _, _ := strings.Cut(e.IdemKey, "/")
 		rows = append(rows, sqlstore.Row{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Tombstone(), IdempotencyKey: idem})
+		if len(rows) == batch {
+			break
+		}
 	}
 	if len(rows) == 0 {
 		return 0, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := n.backend.write(ctx, rows); err != nil {
+	err := n.backend.write(ctx, rows)
+	if errors.Is(err, ErrRefused) {
+		// Some row of the batch is refused for what it holds: write the
+		// rows one by one, keep the refused ones dirty (never dropped) and
+		// out of the next batches, and flush the rest.
+		var written []sqlstore.Row
+		for _, r := range rows {
+			if err := n.backend.write(ctx, []sqlstore.Row{r}); err == nil {
+				written = append(written, r)
+			} else if errors.Is(err, ErrRefused) {
+				if p.refused.rows == nil {
+					p.refused.rows = make(map[string]uint64)
+				}
+				p.refused.rows[string(r.Key)] = r.Version
+				p.log.Error("write-back: the database refused a row; it stays dirty and is tried again later",
+					"key", fmt.Sprintf("%q", r.Key), "version", r.Version, "err", err)
+			} else {
+				return 0, err
+			}
+		}
+		rows, err = written, nil
+		if len(rows) == 0 {
+			return 0, nil
+		}
+	}
+	if err != nil {
 		return 0, err
 	}
 	now := time.Now()

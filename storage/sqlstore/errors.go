@@ -86,3 +86,32 @@ func transientSQLState(code string) bool {
 	// (too many connections, out of memory or disk).
 	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53")
 }
+
+// IsRowError reports whether err is the database refusing the rows of a
+// write for what they hold, while it is otherwise healthy: a value it
+// cannot store, a constraint or check of the table, a key too long for its
+// index. Writing the same rows again fails the same way; other rows go
+// through.
+func IsRowError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrInvalidRow) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 22: data exception. Class 23: integrity constraint
+		// violation. Class 54: program limit exceeded (an index row too
+		// large).
+		return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "54")
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
+			return true
+		}
+	}
+	return false
+}

@@ -111,8 +111,8 @@ func testKeyOverIndexLimit(t *testing.T, e env) {
 	if err == nil {
 		t.Skip("this PostgreSQL accepted a 4 KiB random key")
 	}
-	if sqlstore.IsTransient(err) {
-		t.Fatalf("IsTransient(%v) = true", err)
+	if sqlstore.IsTransient(err) || !sqlstore.IsRowError(err) {
+		t.Fatalf("IsTransient(%v) = %v, IsRowError = %v; want a permanent row error", err, sqlstore.IsTransient(err), sqlstore.IsRowError(err))
 	}
 	t.Logf("a 4 KiB key: %v", err)
 	// Repetitive keys compress and fit.

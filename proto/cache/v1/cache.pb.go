@@ -1864,7 +1864,11 @@ type StatsResponse struct {
 	Partitions []*PartitionStats    `protobuf:"bytes,19,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// Requests this node received for a partition it could not serve and
 	// sent on to another node. A client that routes well keeps it near 0.
-	Forwarded     uint64 `protobuf:"varint,20,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Forwarded uint64 `protobuf:"varint,20,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	// Write-back entries the backing database refused for what they hold (a
+	// constraint of the table, say). They stay dirty, never dropped, and are
+	// tried again every 30s; the node logs each one.
+	DirtyRefused  uint64 `protobuf:"varint,21,opt,name=dirty_refused,json=dirtyRefused,proto3" json:"dirty_refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2035,6 +2039,13 @@ func (x *StatsResponse) GetPartitions() []*PartitionStats {
 func (x *StatsResponse) GetForwarded() uint64 {
 	if x != nil {
 		return x.Forwarded
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetDirtyRefused() uint64 {
+	if x != nil {
+		return x.DirtyRefused
 	}
 	return 0
 }
@@ -2882,7 +2893,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x04keys\x18\x06 \x01(\x04R\x04keys\x12\x14\n" +
 	"\x05bytes\x18\a \x01(\x04R\x05bytes\x12\x1d\n" +
 	"\n" +
-	"dirty_keys\x18\b \x01(\x04R\tdirtyKeys\"\x99\x05\n" +
+	"dirty_keys\x18\b \x01(\x04R\tdirtyKeys\"\xbe\x05\n" +
 	"\rStatsResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
@@ -2909,7 +2920,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x13 \x03(\v2 .elcache.cache.v1.PartitionStatsR\n" +
 	"partitions\x12\x1c\n" +
-	"\tforwarded\x18\x14 \x01(\x04R\tforwarded\"\x11\n" +
+	"\tforwarded\x18\x14 \x01(\x04R\tforwarded\x12#\n" +
+	"\rdirty_refused\x18\x15 \x01(\x04R\fdirtyRefused\"\x11\n" +
 	"\x0fTopologyRequest\"\xcc\x01\n" +
 	"\bTopology\x12\x1f\n" +
 	"\vmap_version\x18\x01 \x01(\x04R\n" +
