@@ -175,34 +175,11 @@ func TestClientUnderLeaderKills(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 
-	type ack struct {
-		key, value string
-		version    uint64
-	}
+	const writers, readers = 6, 4
+	load := startWriters(ctx, cl, "kill", writers)
 	var mu sync.Mutex
-	var acks []ack
 	var errs []error
 	var wg sync.WaitGroup
-	const writers, readers = 6, 4
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				k, v := fmt.Sprintf("kill-%d-%d", w, i%10), fmt.Sprintf("%d-%d", w, i)
-				cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				res, err := cl.Put(cctx, []byte(k), []byte(v))
-				cancel()
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("put %s=%s: %w", k, v, err))
-				} else {
-					acks = append(acks, ack{k, v, res.Version})
-				}
-				mu.Unlock()
-			}
-		}()
-	}
 	for r := range readers {
 		wg.Add(1)
 		go func() {
@@ -223,13 +200,7 @@ func TestClientUnderLeaderKills(t *testing.T) {
 	}
 
 	for round := range 3 {
-		time.Sleep(700 * time.Millisecond) // load before the fault
-		victim := leaderMost(t, c)
-		c.Kill(victim)
-		time.Sleep(1500 * time.Millisecond) // load while the node is down
-		c.Restart(victim)
-		c.WaitConverged(30 * time.Second)
-		t.Logf("round %d: killed and restarted n%d", round, victim)
+		t.Logf("round %d: killed and restarted n%d", round, killRound(t, c, 700*time.Millisecond))
 	}
 	cut := leaderMost(t, c)
 	c.Partition(cut)
@@ -239,8 +210,9 @@ func TestClientUnderLeaderKills(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	stop()
 	wg.Wait()
+	acks, werrs := load.wait()
 
-	for _, err := range errs {
+	for _, err := range append(errs, werrs...) {
 		t.Error(err)
 	}
 	if len(acks) < 100 {
@@ -249,7 +221,7 @@ func TestClientUnderLeaderKills(t *testing.T) {
 	// Each acknowledged value is at one version: a put applied twice would
 	// have been acknowledged at a version its retry did not get.
 	seen := make(map[string]uint64)
-	last := make(map[string]ack)
+	last := make(map[string]writeAck)
 	for _, a := range acks {
 		if v, ok := seen[a.value]; ok && v != a.version {
 			t.Errorf("value %s acknowledged at versions %d and %d", a.value, v, a.version)
@@ -270,7 +242,67 @@ func TestClientUnderLeaderKills(t *testing.T) {
 			t.Errorf("%s is at version %d, below its acknowledged %d (%s)", k, e.Version, a.version, a.value)
 		}
 	}
-	t.Logf("%d puts acknowledged, %d errors, through 3 leader kills and a partition; client counters %+v", len(acks), len(errs), cl.Counters())
+	t.Logf("%d puts acknowledged, %d errors, through 3 leader kills and a partition; client counters %+v", len(acks), len(errs)+len(werrs), cl.Counters())
+}
+
+// writeAck is a put the cluster acknowledged.
+type writeAck struct {
+	key, value string
+	version    uint64
+}
+
+// writeLoad is callers putting unique values, each call with a 20s
+// deadline, until ctx ends.
+type writeLoad struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	acks []writeAck
+	errs []error
+}
+
+// startWriters starts n writers; writer w puts "w-i" under key
+// prefix-w-(i mod 10).
+func startWriters(ctx context.Context, cl *client.Client, prefix string, n int) *writeLoad {
+	l := &writeLoad{}
+	for w := range n {
+		l.wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				k, v := fmt.Sprintf("%s-%d-%d", prefix, w, i%10), fmt.Sprintf("%d-%d", w, i)
+				cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				res, err := cl.Put(cctx, []byte(k), []byte(v))
+				cancel()
+				l.mu.Lock()
+				if err != nil {
+					l.errs = append(l.errs, fmt.Errorf("put %s=%s: %w", k, v, err))
+				} else {
+					l.acks = append(l.acks, writeAck{k, v, res.Version})
+				}
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// wait waits for the writers (after their ctx ended) and returns what
+// they saw.
+func (l *writeLoad) wait() ([]writeAck, []error) {
+	l.wg.Wait()
+	return l.acks, l.errs
+}
+
+// killRound lets the load run for before, kills the node that leads the
+// most partitions, lets the load run 1.5s without it, restarts it and
+// waits for the cluster to converge. It returns the victim's index.
+func killRound(t *testing.T, c *nodetest.Cluster, before time.Duration) int {
+	t.Helper()
+	time.Sleep(before) // load before the fault
+	victim := leaderMost(t, c)
+	c.Kill(victim)
+	time.Sleep(1500 * time.Millisecond) // load while the node is down
+	c.Restart(victim)
+	c.WaitConverged(30 * time.Second)
+	return victim
 }
 
 // leaderMost returns the index of the running node that leads the most
@@ -332,42 +364,19 @@ func TestClientWriteThroughOnce(t *testing.T) {
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	acked := make(map[string]uint64) // value -> version
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for w := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				k, v := fmt.Sprintf("wt-%d-%d", w, i%10), fmt.Sprintf("%d-%d", w, i)
-				cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				res, err := cl.Put(cctx, []byte(k), []byte(v))
-				cancel()
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("put %s=%s: %w", k, v, err))
-				} else {
-					acked[v] = res.Version
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	load := startWriters(ctx, cl, "wt", 6)
 	for range 2 {
-		time.Sleep(time.Second) // load before the fault
-		victim := leaderMost(t, c)
-		c.Kill(victim)
-		time.Sleep(1500 * time.Millisecond) // load while the node is down
-		c.Restart(victim)
-		c.WaitConverged(30 * time.Second)
+		killRound(t, c, time.Second)
 	}
 	time.Sleep(500 * time.Millisecond)
 	stop()
-	wg.Wait()
+	acks, errs := load.wait()
 	for _, err := range errs {
 		t.Error(err)
+	}
+	acked := make(map[string]uint64) // value -> version
+	for _, a := range acks {
+		acked[a.value] = a.version
 	}
 
 	rows, err := db.Query(`SELECT version, value FROM audit ORDER BY seq`)
