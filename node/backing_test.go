@@ -195,41 +195,61 @@ func TestWriteThroughDatabaseDown(t *testing.T) {
 // TestWriteAroundFillRace forces the race memcache leases fix: a refill
 // loads the old row, a write-around then writes a new one, and only then
 // does the refill try to store what it loaded. The fence refuses it, and
-// the next read returns the new value.
+// the next read returns the new value. With the fence broken
+// (Node.BreakRefillFenceForTest) the stale row is stored and read back
+// while the database holds the new one: the race is real, and the switch
+// breaks what it claims to.
 func TestWriteAroundFillRace(t *testing.T) {
 	for _, d := range databases(t) {
 		t.Run(d.name, func(t *testing.T) {
-			n := startWith(t, d)
-			cl := dial(t, n.Addr())
-			if _, err := putMode(t, cl, "k", "old", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND); err != nil {
-				t.Fatal(err)
-			}
-			var once sync.Once
-			var newVersion uint64
-			n.SetFillHookForTest(func(key []byte) {
-				once.Do(func() {
-					resp, err := putMode(t, cl, "k", "new", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND)
-					if err != nil {
-						t.Errorf("write-around during the fill: %v", err)
-						return
-					}
-					newVersion = resp.Version
-				})
-			})
-			// This read loaded "old"; the write-around ran before its fill.
-			first := getKey(t, cl, "k")
-			n.SetFillHookForTest(nil)
-			if !first.Found || string(first.Entry.Value) != "old" {
-				t.Fatalf("first read = %v, want the old row it loaded", first)
-			}
-			second := getKey(t, cl, "k")
-			if !second.Found || string(second.Entry.Value) != "new" || second.Entry.Version != newVersion {
-				t.Fatalf("read after the write-around = %v, want \"new\" at version %d: a stale fill won", second, newVersion)
-			}
-			if row, _ := d.row(t, "k"); string(row.Value) != "new" || row.Version != newVersion {
-				t.Fatalf("database row %+v, want new at %d", row, newVersion)
+			for _, tc := range []struct {
+				name   string
+				broken bool
+			}{{"fenced", false}, {"broken", true}} {
+				t.Run(tc.name, func(t *testing.T) { writeAroundFillRace(t, d, "k-"+tc.name, tc.broken) })
 			}
 		})
+	}
+}
+
+func writeAroundFillRace(t *testing.T, d *database, key string, broken bool) {
+	n := startWith(t, d)
+	n.BreakRefillFenceForTest(broken)
+	cl := dial(t, n.Addr())
+	if _, err := putMode(t, cl, key, "old", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var newVersion uint64
+	n.SetFillHookForTest(func([]byte) {
+		once.Do(func() {
+			resp, err := putMode(t, cl, key, "new", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND)
+			if err != nil {
+				t.Errorf("write-around during the fill: %v", err)
+				return
+			}
+			newVersion = resp.Version
+		})
+	})
+	// This read loaded "old"; the write-around ran before its fill.
+	first := getKey(t, cl, key)
+	n.SetFillHookForTest(nil)
+	if !first.Found || string(first.Entry.Value) != "old" {
+		t.Fatalf("first read = %v, want the old row it loaded", first)
+	}
+	if row, _ := d.row(t, key); string(row.Value) != "new" || row.Version != newVersion {
+		t.Fatalf("database row %+v, want new at %d", row, newVersion)
+	}
+	second := getKey(t, cl, key)
+	if broken {
+		if !second.Found || string(second.Entry.Value) != "old" || second.Entry.Version != first.Entry.Version {
+			t.Fatalf("with the fence broken, the read after the write-around = %v, want the stale fill (old at version %d)",
+				second, first.Entry.Version)
+		}
+		return
+	}
+	if !second.Found || string(second.Entry.Value) != "new" || second.Entry.Version != newVersion {
+		t.Fatalf("read after the write-around = %v, want \"new\" at version %d: a stale fill won", second, newVersion)
 	}
 }
 
@@ -389,6 +409,76 @@ func audited(t *testing.T, d *database) map[string][]uint64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestBreakFlushOrder: with the flush order broken
+// (Node.BreakFlushOrderForTest), a write-back write acknowledged while the
+// database is down is marked clean before its failed write, and lost: once
+// the database is back nothing is left to flush, later writes reach it,
+// and the row never does. In the right order the same write stays dirty
+// through the outage and reaches the database after it.
+func TestBreakFlushOrder(t *testing.T) {
+	d := databases(t)[1]
+	for _, tc := range []struct {
+		name   string
+		broken bool
+	}{{"fixed", false}, {"broken", true}} {
+		name, broken := tc.name, tc.broken
+		t.Run(name, func(t *testing.T) {
+			n := startWith(t, d, func(c *node.Config) {
+				c.Partitions = 1 // one flusher, whose flushes run one at a time
+				c.Backing.Attempts = 1
+				c.Backing.BreakerFailures = 100 // no open breaker to fail later flushes
+			})
+			n.BreakFlushOrderForTest(broken)
+			cl := dial(t, n.Addr())
+			dirtyKeys := func() uint64 {
+				st, err := cl.Stats(opCtx(t), &cachev1.StatsRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.DirtyKeys
+			}
+			key := name + "-acked"
+			d.pg.Stop()
+			acked, err := putMode(t, cl, key, "v", cachev1.WriteMode_WRITE_MODE_WRITE_BACK)
+			if err != nil {
+				t.Fatalf("write-back put with the database down: %v", err)
+			}
+			if broken {
+				waitFor(t, 10*time.Second, "the acknowledged write is marked clean", func() bool { return dirtyKeys() == 0 })
+				// The probe is flushed by a later flush than the acknowledged
+				// write's, so only once that write has failed.
+				if _, err := putMode(t, cl, name+"-probe", "v", cachev1.WriteMode_WRITE_MODE_WRITE_BACK); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, 10*time.Second, "the next flush", func() bool { return dirtyKeys() == 0 })
+			}
+			d.pg.Restart()
+			after, err := putMode(t, cl, name+"-after", "v", cachev1.WriteMode_WRITE_MODE_WRITE_BACK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "a write after the outage is flushed", func() bool {
+				// The first loads may find connections the restart closed.
+				row, ok, err := d.store.Load(context.Background(), []byte(name+"-after"))
+				return err == nil && ok && row.Version == after.Version && dirtyKeys() == 0
+			})
+			row, ok := d.row(t, key)
+			if !broken {
+				if !ok || row.Version != acked.Version {
+					t.Fatalf("acknowledged write-back at version %d: database row %+v (found %v)", acked.Version, row, ok)
+				}
+				return
+			}
+			if ok {
+				t.Fatalf("with the flush order broken the acknowledged write reached the database: %+v", row)
+			}
+			if g := getKey(t, cl, key); !g.Found || g.Entry.Version != acked.Version || g.Entry.Dirty {
+				t.Fatalf("with the flush order broken the cache holds %v, want the acknowledged write, clean", g)
+			}
+		})
+	}
 }
 
 // TestWriteBackSurvivesLeaderKill: write-back writes are acknowledged while

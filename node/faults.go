@@ -22,8 +22,12 @@ type faults struct {
 	// paused, while non-nil, is closed when the pause ends; Raft log
 	// writes wait for it.
 	paused atomic.Pointer[chan struct{}]
-	// brokenLease: see Node.BreakLeaseForTest.
-	brokenLease atomic.Bool
+	// Promises broken on purpose, so that the test suites can prove they
+	// catch them: see Node.BreakLeaseForTest, BreakFlushOrderForTest and
+	// BreakRefillFenceForTest.
+	brokenLease       atomic.Bool
+	brokenFlushOrder  atomic.Bool
+	brokenRefillFence atomic.Bool
 }
 
 func (f *faults) allowNode(id string) bool {
@@ -111,6 +115,28 @@ func (n *Node) Resume() {
 // otherwise.
 func (n *Node) BreakLeaseForTest(on bool) {
 	n.faults.brokenLease.Store(on)
+}
+
+// BreakFlushOrderForTest makes this node's write-back flusher mark rows
+// clean through Raft before it writes them to the database, instead of
+// after: when the write then fails (or the node dies in between), the rows
+// are clean, never flushed again, and acknowledged write-back writes are
+// lost from the database. It exists only to prove that the write-back
+// tests catch a lost write; never use it otherwise.
+func (n *Node) BreakFlushOrderForTest(on bool) {
+	n.faults.brokenFlushOrder.Store(on)
+}
+
+// BreakRefillFenceForTest makes this node's replicas apply every refill
+// (FILL) without its fence: the loaded row is stored even over a newer
+// entry, a dirty entry or a newer tombstone, however old the load is, so
+// a refill that loaded a row before a concurrent write overwrites the
+// newer value. The switch acts where commands are applied, so replicas
+// stay consistent only if it is the same on every node of the cluster:
+// set it on all of them, before any traffic. It exists only to prove that
+// the refill tests catch a stale fill; never use it otherwise.
+func (n *Node) BreakRefillFenceForTest(on bool) {
+	n.faults.brokenRefillFence.Store(on)
 }
 
 // pausableLogs is a partition's log and stable store, whose writes wait

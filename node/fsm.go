@@ -50,6 +50,9 @@ type fsm struct {
 	dedupWindow time.Duration
 	// syncDB makes every write so far durable.
 	syncDB func() error
+	// faults, if set, can break the refill fence in tests
+	// (Node.BreakRefillFenceForTest).
+	faults *faults
 
 	// applied is the last log index the state machine has processed
 	// (commands and configuration entries).
@@ -287,15 +290,19 @@ func live(e storage.Entry, ok bool, now int64) bool {
 // clean tombstone no newer than the row; and if the load began no longer
 // than fillMaxAge ago. Otherwise a write, invalidation or delete happened
 // after the load began, and the row may be stale: it is dropped.
+//
+// With the fence broken (Node.BreakRefillFenceForTest) the row is stored
+// whatever the partition holds and however old the load is.
 func (f *fsm) fill(b *storage.Batch, now int64, op *peerv1.Op) (*peerv1.OpResult, error) {
-	if op.FillStartedAt == 0 || now-op.FillStartedAt > int64(fillMaxAge) {
+	fenced := f.faults == nil || !f.faults.brokenRefillFence.Load()
+	if fenced && (op.FillStartedAt == 0 || now-op.FillStartedAt > int64(fillMaxAge)) {
 		return &peerv1.OpResult{}, nil
 	}
 	cur, ok, err := b.Get(op.Key)
 	if err != nil {
 		return nil, err
 	}
-	if ok {
+	if ok && fenced {
 		gone := cur.Tombstone() || cur.Expired(now)
 		if !gone || cur.Dirty() || cur.Version > op.IfVersion {
 			return &peerv1.OpResult{Version: cur.Version}, nil

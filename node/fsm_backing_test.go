@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -75,6 +76,48 @@ func TestFSMFillFence(t *testing.T) {
 	}
 	if _, ok := e.entry("c"); ok {
 		t.Fatal("a negative fill reads as present")
+	}
+}
+
+// TestFSMFillFenceBroken: every fill the fence refuses is stored once the
+// fence is broken (Node.BreakRefillFenceForTest), over a newer entry, a
+// dirty one (whose write-back is then lost) or a newer fence, and however
+// old its load.
+func TestFSMFillFenceBroken(t *testing.T) {
+	now := time.Now().UnixNano()
+	tests := []struct {
+		name   string
+		before *peerv1.Op // applied at index 5, if set
+		fill   *peerv1.Op // of "k", the row "old" at version 1, applied at index 6
+	}{
+		{"newer entry", putOp("k", "new"), fillOp("k", "old", 1, now)},
+		{"dirty entry", &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: []byte("k"), Value: []byte("new"), Flags: uint32(storage.FlagDirty)},
+			fillOp("k", "old", 1, now)},
+		{"newer fence", &peerv1.Op{Kind: peerv1.Op_KIND_INVALIDATE, Key: []byte("k"), ExpireAt: now + int64(fenceTTL)},
+			fillOp("k", "old", 1, now)},
+		{"load too old", nil, fillOp("k", "old", 1, now-int64(fillMaxAge)-1)},
+		{"load time unknown", nil, fillOp("k", "old", 1, 0)},
+	}
+	for _, tt := range tests {
+		for _, broken := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/broken=%v", tt.name, broken), func(t *testing.T) {
+				e := newFSMEnv(t)
+				e.f.faults = new(faults)
+				e.f.faults.brokenRefillFence.Store(broken)
+				if tt.before != nil {
+					e.op(5, now, tt.before)
+				}
+				r := e.op(6, now, tt.fill)
+				got, ok := e.lookup("k")
+				stored := ok && string(got.Value) == "old" && got.Version == 1 && !got.Dirty()
+				if r.Ok != broken || stored != broken {
+					t.Fatalf("fill = %v, then the key holds %+v (found %v); want it stored: %v", r, got, ok, broken)
+				}
+				if broken && len(e.part.Dirty(10)) != 0 {
+					t.Fatalf("dirty index %v after the fill, want empty", e.part.Dirty(10))
+				}
+			})
+		}
 	}
 }
 

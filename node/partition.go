@@ -73,7 +73,8 @@ type partitionDeps struct {
 	reachable func(nodeID string) bool
 	// readIndexAt: see partition.
 	readIndexAt readIndexFunc
-	// faults pauses log writes (Node.Pause) and breaks leases in tests.
+	// faults pauses log writes (Node.Pause) and breaks leases and refill
+	// fences in tests.
 	faults *faults
 }
 
@@ -101,6 +102,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		return nil, err
 	}
 	f := newFSM(store, d.db.Sync, d.dedup, epoch)
+	f.faults = d.faults
 
 	rc := raftConfig(d.nodeID, d.raftCfg)
 	rc.NoSnapshotRestoreOnStart = true

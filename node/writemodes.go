@@ -343,6 +343,18 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if n.faults.brokenFlushOrder.Load() {
+		// Test-only (Node.BreakFlushOrderForTest): marked clean before the
+		// write, the rows are lost if it fails.
+		if _, err := p.propose(ctx, markClean(rows)); err != nil {
+			return 0, err
+		}
+		if err := n.backend.write(ctx, rows); err != nil {
+			return 0, err
+		}
+		n.stats.flushedRows.Add(uint64(len(rows)))
+		return len(rows), nil
+	}
 	err := n.backend.write(ctx, rows)
 	if errors.Is(err, ErrRefused) {
 		// Some row of the batch is refused for what it holds: write the
@@ -371,6 +383,18 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if _, err := p.propose(ctx, markClean(rows)); err != nil {
+		// Flushed but not marked: the next flush writes the same versions
+		// again, a no-op in the database.
+		return 0, err
+	}
+	n.stats.flushedRows.Add(uint64(len(rows)))
+	return len(rows), nil
+}
+
+// markClean returns the command that marks rows, written to the database,
+// clean at exactly their versions; flushed deletes stay as fences.
+func markClean(rows []sqlstore.Row) *peerv1.Command {
 	now := time.Now()
 	ops := make([]*peerv1.Op, len(rows))
 	for i, r := range rows {
@@ -379,14 +403,7 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 			ops[i].ExpireAt = now.Add(fenceTTL).UnixNano()
 		}
 	}
-	cmd := &peerv1.Command{ProposedAt: now.UnixNano(), Ops: ops}
-	if _, err := p.propose(ctx, cmd); err != nil {
-		// Flushed but not marked: the next flush writes the same versions
-		// again, a no-op in the database.
-		return 0, err
-	}
-	n.stats.flushedRows.Add(uint64(len(rows)))
-	return len(rows), nil
+	return &peerv1.Command{ProposedAt: now.UnixNano(), Ops: ops}
 }
 
 // flushAll flushes every dirty entry of the partitions this node leads,

@@ -46,6 +46,11 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "elcache: %v\n", err)
 		return 2
 	}
+	breakNode, err := breakSwitches(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "elcache: %v\n", err)
+		return 2
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -54,6 +59,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "elcache: %v\n", err)
 		return 1
 	}
+	breakNode(n, cfg.Logger)
 	<-ctx.Done()
 	// A second signal during shutdown kills the process.
 	stop()

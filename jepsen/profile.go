@@ -1,0 +1,95 @@
+package jepsen
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Profiles are the runs `make jepsen`, `make jepsen-quick` and the
+// self-tests make.
+var Profiles = map[string]Profile{
+	// quick: every kind of fault once or so in about two minutes; CI runs
+	// it on every change.
+	"quick": {
+		Name: "quick", Nodes: 5, Partitions: 16, Duration: 120 * time.Second,
+		Faults:   AllKinds,
+		FaultMin: 3 * time.Second, FaultMax: 6 * time.Second, QuietMin: 1 * time.Second, QuietMax: 3 * time.Second,
+		Register: 5, Set: 2, Session: 2, Bounded: 2, WriteMode: 3,
+		WriteModes: []string{ModeWriteThrough, ModeWriteBack, ModeWriteAround},
+	},
+	// full: every kind of fault several times, held longer.
+	"full": {
+		Name: "full", Nodes: 5, Partitions: 16, Duration: 8 * time.Minute,
+		Faults:   AllKinds,
+		FaultMin: 4 * time.Second, FaultMax: 12 * time.Second, QuietMin: 2 * time.Second, QuietMax: 5 * time.Second,
+		Register: 5, Set: 2, Session: 2, Bounded: 2, WriteMode: 3,
+		WriteModes: []string{ModeWriteThrough, ModeWriteBack, ModeWriteAround},
+	},
+	// The self-tests: each runs nodes with one promise broken on purpose
+	// and the faults that expose it, and must come out invalid.
+	"break-lease": {
+		Name: "break-lease", Nodes: 5, Partitions: 16, Duration: 45 * time.Second,
+		Faults:   []string{KindPartitionLeader},
+		FaultMin: 5 * time.Second, FaultMax: 7 * time.Second, QuietMin: 2 * time.Second, QuietMax: 3 * time.Second,
+		Register: 10,
+		Break:    []string{"lease-check"}, Expect: []string{"nonlinearizable"},
+	},
+	"break-flush": {
+		Name: "break-flush", Nodes: 5, Partitions: 16, Duration: 40 * time.Second,
+		Faults:   []string{KindDBCut},
+		FaultMin: 4 * time.Second, FaultMax: 6 * time.Second, QuietMin: 2 * time.Second, QuietMax: 3 * time.Second,
+		EndInFault: true,
+		WriteMode:  6, WriteModes: []string{ModeWriteBack},
+		Break: []string{"flush-order"}, Expect: []string{"db-final-version"},
+	},
+	"break-fence": {
+		Name: "break-fence", Nodes: 5, Partitions: 16, Duration: 45 * time.Second,
+		Faults:   []string{KindDBSlow},
+		FaultMin: 5 * time.Second, FaultMax: 8 * time.Second, QuietMin: 1 * time.Second, QuietMax: 2 * time.Second,
+		WriteMode: 8, WriteModes: []string{ModeWriteAround, ModeWriteThrough},
+		Break: []string{"refill-fence"}, Expect: []string{"nonlinearizable"},
+	},
+}
+
+// SelfTests are the profiles that break a promise on purpose.
+func SelfTests() []string {
+	var out []string
+	for name, p := range Profiles {
+		if len(p.Break) > 0 {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LookupProfile returns the named profile, with Duration replaced when d
+// is positive.
+func LookupProfile(name string, d time.Duration) (Profile, error) {
+	p, ok := Profiles[name]
+	if !ok {
+		var names []string
+		for n := range Profiles {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return p, fmt.Errorf("jepsen: no profile %q (have %v)", name, names)
+	}
+	if d > 0 {
+		p.Duration = d
+	}
+	return p, nil
+}
+
+// Caught tells whether a self-test run found what its broken switch
+// breaks: one of the expected anomaly kinds.
+func (p Profile) Caught(s Summary) bool {
+	for _, k := range p.Expect {
+		if s.Anomalies[k] > 0 {
+			return true
+		}
+	}
+	return false
+}

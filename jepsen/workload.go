@@ -1,0 +1,328 @@
+package jepsen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/ring"
+)
+
+// Timeouts of one operation. A write that times out is Unknown.
+const (
+	readTimeout  = 2 * time.Second
+	writeTimeout = 3 * time.Second
+)
+
+// boundedStaleness is the bound the bounded workload reads with.
+const boundedStaleness = time.Second
+
+// workloads drives the client processes of a run.
+type workloads struct {
+	rec     *Recorder
+	cluster *Cluster
+	parts   ring.Partitioner
+	// pace is the mean pause between two operations of a process.
+	pace time.Duration
+	// genPeriod rotates the register and write-mode keys, so that no key
+	// collects more operations than the linearizability search handles.
+	genPeriod time.Duration
+	start     time.Time
+
+	// recent holds the last set elements added, for visibility reads.
+	recentMu sync.Mutex
+	recent   []string
+	seq      atomic.Uint64
+}
+
+// gen is the current key generation.
+func (w *workloads) gen() int64 { return int64(time.Since(w.start) / w.genPeriod) }
+
+// registerKey is key i of the current generation.
+func (w *workloads) registerKey(i int) string { return fmt.Sprintf("r%d.%d", w.gen(), i) }
+
+// HotPartition is the partition of the register workload's first key now:
+// the one whose leader the leader-targeted faults hit.
+func (w *workloads) hotPartition() uint32 {
+	return w.parts.Partition([]byte(w.registerKey(0)))
+}
+
+// process is one client: at most one operation outstanding.
+type process struct {
+	w    *workloads
+	id   int
+	node *Proc // the node it talks to, unless it picks one per operation
+	rng  *rand.Rand
+	// tokens are the session's newest tokens, by partition.
+	tokens map[uint32]*cachev1.SessionToken
+	// last value this process read or wrote, by key, for CAS.
+	last map[string]string
+}
+
+func (w *workloads) newProcess(id int, node *Proc, seed uint64) *process {
+	return &process{w: w, id: id, node: node, rng: rand.New(rand.NewPCG(seed, uint64(id))),
+		tokens: make(map[uint32]*cachev1.SessionToken), last: make(map[string]string)}
+}
+
+func (p *process) value() string { return fmt.Sprintf("%d.%d", p.id, p.w.seq.Add(1)) }
+
+// pause waits a random time around the pace, or until ctx is done.
+func (p *process) pause(ctx context.Context) bool {
+	if p.w.pace > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(p.rng.Int64N(int64(2 * p.w.pace)))):
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// anyNode is a random running node (or the process's own if none runs).
+func (p *process) anyNode() *Proc {
+	r := p.w.cluster.Running()
+	if len(r) == 0 {
+		return p.node
+	}
+	return r[p.rng.IntN(len(r))]
+}
+
+func level(l string) cachev1.Consistency {
+	switch l {
+	case LevelLinearizable:
+		return cachev1.Consistency_CONSISTENCY_LINEARIZABLE
+	case LevelLease:
+		return cachev1.Consistency_CONSISTENCY_LEASE
+	case LevelBounded:
+		return cachev1.Consistency_CONSISTENCY_BOUNDED
+	case LevelSession:
+		return cachev1.Consistency_CONSISTENCY_SESSION
+	}
+	return cachev1.Consistency_CONSISTENCY_EVENTUAL
+}
+
+func mode(m string) cachev1.WriteMode {
+	switch m {
+	case ModeWriteThrough:
+		return cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH
+	case ModeWriteBack:
+		return cachev1.WriteMode_WRITE_MODE_WRITE_BACK
+	case ModeWriteAround:
+		return cachev1.WriteMode_WRITE_MODE_WRITE_AROUND
+	}
+	return cachev1.WriteMode_WRITE_MODE_CACHE_ONLY
+}
+
+// writeOutcome classifies a failed write. Fail: codes that say the
+// request was refused before it ran, an Unavailable that carries a leader
+// hint (the node could not serve it and did not forward it: the client
+// library retries these for the same reason), and a connection that could
+// not be made. Everything else (timeouts, broken connections, Unavailable
+// after a forward) may have taken effect: Unknown.
+func writeOutcome(err error) Outcome {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.ResourceExhausted, codes.AlreadyExists,
+		codes.OutOfRange, codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented:
+		return Fail
+	case codes.Unavailable:
+		if strings.Contains(st.Message(), "Error while dialing") {
+			return Fail
+		}
+		for _, d := range st.Details() {
+			if _, ok := d.(*cachev1.LeaderHint); ok {
+				return Fail
+			}
+		}
+	}
+	return Unknown
+}
+
+func (p *process) token(t *cachev1.SessionToken) {
+	if t == nil {
+		return
+	}
+	if cur := p.tokens[t.Partition]; cur == nil || t.Epoch != cur.Epoch || t.Index > cur.Index {
+		p.tokens[t.Partition] = t
+	}
+}
+
+// get reads key at level through node n.
+func (p *process) get(ctx context.Context, n *Proc, workload, key, lvl string) Op {
+	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FGet, Level: lvl, Key: key}
+	opts := &cachev1.ReadOptions{Consistency: level(lvl)}
+	if lvl == LevelBounded {
+		opts.MaxStaleness = durationpb.New(boundedStaleness)
+		op.MaxStaleness = int64(boundedStaleness)
+	}
+	if lvl == LevelSession {
+		for _, t := range p.tokens {
+			opts.SessionTokens = append(opts.SessionTokens, t)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	op.Start = p.w.rec.Now()
+	resp, err := n.Cache.Get(cctx, &cachev1.GetRequest{Key: []byte(key), Options: opts})
+	op.End = p.w.rec.Now()
+	if err != nil {
+		op.Outcome, op.Error = Fail, err.Error()
+		return op
+	}
+	op.Outcome, op.Found = OK, resp.Found
+	if resp.Found {
+		op.Value, op.Version = string(resp.Entry.GetValue()), resp.Entry.GetVersion()
+		p.last[key] = op.Value
+	}
+	if m := resp.Meta; m != nil {
+		op.Meta = &ReadMeta{Partition: m.Partition, ServedBy: m.ServedBy, Role: m.Role.String(), AppliedIndex: m.AppliedIndex,
+			LeaderCommitIndex: m.LeaderCommitIndex, Staleness: int64(m.Staleness.AsDuration()), Stale: m.Stale}
+		if m.SessionToken != nil {
+			op.Meta.SessionIndex = m.SessionToken.Index
+		}
+		p.token(m.SessionToken)
+	}
+	return op
+}
+
+// put writes value to key in mode m through node n.
+func (p *process) put(ctx context.Context, n *Proc, workload, key, value, m string) Op {
+	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FPut, Mode: m, Key: key, Value: value}
+	cctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	op.Start = p.w.rec.Now()
+	resp, err := n.Cache.Put(cctx, &cachev1.PutRequest{Key: []byte(key), Value: []byte(value),
+		Options: &cachev1.WriteOptions{Mode: mode(m)}})
+	op.End = p.w.rec.Now()
+	if err != nil {
+		op.Outcome, op.Error = writeOutcome(err), err.Error()
+		return op
+	}
+	op.Outcome, op.Version = OK, resp.Version
+	p.last[key] = value
+	p.token(resp.Meta.GetSessionToken())
+	return op
+}
+
+// cas swaps key from expect ("" = absent) to value through node n.
+func (p *process) cas(ctx context.Context, n *Proc, workload, key, expect, value, m string) Op {
+	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FCAS, Mode: m, Key: key, Value: value, Expect: expect}
+	req := &cachev1.CompareAndSetRequest{Key: []byte(key), Value: []byte(value), Options: &cachev1.WriteOptions{Mode: mode(m)}}
+	if expect == "" {
+		req.Expect = &cachev1.CompareAndSetRequest_ExpectAbsent{ExpectAbsent: true}
+	} else {
+		req.Expect = &cachev1.CompareAndSetRequest_ExpectedValue{ExpectedValue: []byte(expect)}
+	}
+	cctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	op.Start = p.w.rec.Now()
+	resp, err := n.Cache.CompareAndSet(cctx, req)
+	op.End = p.w.rec.Now()
+	if err != nil {
+		op.Outcome, op.Error = writeOutcome(err), err.Error()
+		return op
+	}
+	op.Outcome, op.Swapped = OK, resp.Swapped
+	if resp.Swapped {
+		op.Version = resp.Version
+		p.last[key] = value
+	}
+	p.token(resp.Meta.GetSessionToken())
+	return op
+}
+
+// register: gets (linearizable or lease), puts and CASes on the current
+// generation's keys, through the process's own node.
+func (p *process) register(ctx context.Context, keys int) {
+	for p.pause(ctx) {
+		key := p.w.registerKey(p.rng.IntN(keys))
+		var op Op
+		switch r := p.rng.IntN(100); {
+		case r < 25:
+			op = p.get(ctx, p.node, "register", key, LevelLinearizable)
+		case r < 50:
+			op = p.get(ctx, p.node, "register", key, LevelLease)
+		case r < 85:
+			op = p.put(ctx, p.node, "register", key, p.value(), ModeCacheOnly)
+		default:
+			op = p.cas(ctx, p.node, "register", key, p.last[key], p.value(), ModeCacheOnly)
+		}
+		p.w.rec.Add(op)
+	}
+}
+
+// set adds unique elements (one key each) and reads recent ones back at
+// EVENTUAL, to measure how soon an element is visible.
+func (p *process) set(ctx context.Context) {
+	for p.pause(ctx) {
+		key := fmt.Sprintf("s.%d.%d", p.id, p.w.seq.Add(1))
+		op := p.put(ctx, p.node, "set", key, key, ModeCacheOnly)
+		op.F = FAdd
+		p.w.rec.Add(op)
+		p.w.recentMu.Lock()
+		p.w.recent = append(p.w.recent, key)
+		if len(p.w.recent) > 64 {
+			p.w.recent = p.w.recent[len(p.w.recent)-64:]
+		}
+		probe := p.w.recent[p.rng.IntN(len(p.w.recent))]
+		p.w.recentMu.Unlock()
+		if !p.pause(ctx) {
+			return
+		}
+		p.w.rec.Add(p.get(ctx, p.anyNode(), "set", probe, LevelEventual))
+	}
+}
+
+// session: puts and SESSION gets on shared keys, each through a random
+// node, carrying the session's tokens.
+func (p *process) session(ctx context.Context, keys int) {
+	for p.pause(ctx) {
+		key := fmt.Sprintf("x.%d", p.rng.IntN(keys))
+		n := p.anyNode()
+		if p.rng.IntN(2) == 0 {
+			p.w.rec.Add(p.put(ctx, n, "session", key, p.value(), ModeCacheOnly))
+		} else {
+			p.w.rec.Add(p.get(ctx, n, "session", key, LevelSession))
+		}
+	}
+}
+
+// bounded: puts through the process's node, BOUNDED gets through any.
+func (p *process) bounded(ctx context.Context, keys int) {
+	for p.pause(ctx) {
+		key := fmt.Sprintf("b.%d", p.rng.IntN(keys))
+		if p.rng.IntN(10) < 4 {
+			p.w.rec.Add(p.put(ctx, p.node, "bounded", key, p.value(), ModeCacheOnly))
+		} else {
+			p.w.rec.Add(p.get(ctx, p.anyNode(), "bounded", key, LevelBounded))
+		}
+	}
+}
+
+// writeModeKey is key i of mode m in the current generation.
+func (w *workloads) writeModeKey(m string, i int) string {
+	prefix := map[string]string{ModeWriteThrough: "wt", ModeWriteBack: "wb", ModeWriteAround: "wa"}[m]
+	return fmt.Sprintf("%s%d.%d", prefix, w.gen(), i)
+}
+
+// writeMode: puts in the key's write mode and linearizable gets (which
+// refill misses from the database), through the process's node.
+func (p *process) writeMode(ctx context.Context, keys int, modes []string) {
+	for p.pause(ctx) {
+		m := modes[p.rng.IntN(len(modes))]
+		key := p.w.writeModeKey(m, p.rng.IntN(keys))
+		if p.rng.IntN(2) == 0 {
+			p.w.rec.Add(p.put(ctx, p.node, "writemode", key, p.value(), m))
+		} else {
+			p.w.rec.Add(p.get(ctx, p.node, "writemode", key, LevelLinearizable))
+		}
+	}
+}
