@@ -736,3 +736,28 @@ func BenchmarkCheckBounded(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckRealtime(t *testing.T) {
+	ms := int64(time.Millisecond)
+	put := Op{Process: 1, F: FPut, Key: "k", Value: "a", Version: 5, Start: 0, End: 10 * ms, Outcome: OK}
+	for _, tc := range []struct {
+		name  string
+		read  Op
+		stale bool
+	}{
+		{"after the write, sees it", Op{Process: 2, F: FGet, Level: LevelLease, Key: "k", Found: true, Value: "a", Version: 5, Start: 11 * ms, End: 12 * ms, Outcome: OK}, false},
+		{"after the write, misses it", Op{Process: 2, F: FGet, Level: LevelLease, Key: "k", Start: 11 * ms, End: 12 * ms, Outcome: OK}, true},
+		{"concurrent with the write", Op{Process: 2, F: FGet, Level: LevelLinearizable, Key: "k", Start: 9 * ms, End: 12 * ms, Outcome: OK}, false},
+		{"eventual is not checked", Op{Process: 2, F: FGet, Level: LevelEventual, Key: "k", Start: 11 * ms, End: 12 * ms, Outcome: OK}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := CheckRealtime([]Op{put, tc.read}, []string{LevelLinearizable, LevelLease})
+			if r.Valid == tc.stale || (len(r.Anomalies) > 0) != tc.stale {
+				t.Fatalf("valid %v, anomalies %+v; want stale=%v", r.Valid, r.Anomalies, tc.stale)
+			}
+			if tc.stale && r.Anomalies[0].Kind != "stale-read" {
+				t.Fatalf("kind %q", r.Anomalies[0].Kind)
+			}
+		})
+	}
+}

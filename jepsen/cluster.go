@@ -41,6 +41,9 @@ type Proc struct {
 	args    []string
 	env     []string
 	logPath string
+	// disk is the loop-mounted file system holding the data directory,
+	// or "" when the data directory is a plain folder.
+	disk, image string
 
 	conn   *grpc.ClientConn
 	Cache  cachev1.CacheClient
@@ -218,6 +221,62 @@ func (p *Proc) LogHas(s string) bool {
 	return strings.Contains(string(b), s)
 }
 
+// mountDisk gives the process a file system of its own: an ext4 image,
+// loop-mounted on dir, which FreezeDisk can stall.
+func (p *Proc) mountDisk(dir, image string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(image)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(2 << 30) // sparse
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if err := run("mkfs.ext4", "-q", "-F", image); err != nil {
+		return err
+	}
+	if err := run("mount", "-o", "loop", image, dir); err != nil {
+		return fmt.Errorf("jepsen: %s: loop mount of its disk: %w", p.Name, err)
+	}
+	p.disk, p.image = dir, image
+	return nil
+}
+
+// FreezeDisk stalls every write to the process's file system (fsfreeze):
+// its next fsync blocks until ThawDisk, as on a disk that hangs.
+func (p *Proc) FreezeDisk() error {
+	if p.disk == "" {
+		return fmt.Errorf("jepsen: %s has no disk of its own", p.Name)
+	}
+	return run("fsfreeze", "--freeze", p.disk)
+}
+
+// ThawDisk ends FreezeDisk; thawing a disk that is not frozen is a no-op.
+func (p *Proc) ThawDisk() error {
+	if p.disk == "" {
+		return nil
+	}
+	if err := run("fsfreeze", "--unfreeze", p.disk); err != nil && !strings.Contains(err.Error(), "Invalid argument") {
+		return err
+	}
+	return nil
+}
+
+// unmountDisk thaws, unmounts and removes the disk of a stopped process.
+func (p *Proc) unmountDisk() {
+	if p.disk == "" {
+		return
+	}
+	p.ThawDisk()
+	_ = run("umount", p.disk)
+	os.Remove(p.image)
+	p.disk = ""
+}
+
 // Cluster is the elcache processes of a run: the initial members, then
 // spares that membership faults add.
 type Cluster struct {
@@ -238,6 +297,9 @@ type ClusterConfig struct {
 	Backend    func(name string) string // backing database URL per node
 	Env        []string                 // extra environment (ELCACHE_BREAK)
 	Extra      []string                 // extra server flags
+	// Disks gives every node a loop-mounted file system of its own, for
+	// disk stalls; it needs loop devices, mkfs.ext4 and fsfreeze.
+	Disks bool
 }
 
 // NewCluster creates the processes (not started) on the network.
@@ -281,6 +343,11 @@ func NewCluster(net *Network, cfg ClusterConfig) (*Cluster, error) {
 		}
 		c.Procs = append(c.Procs, p)
 		c.byName[name] = p
+		if cfg.Disks {
+			if err := p.mountDisk(filepath.Join(dir, "data"), filepath.Join(dir, "disk.img")); err != nil {
+				return c, err
+			}
+		}
 	}
 	return c, nil
 }
@@ -357,16 +424,18 @@ func (c *Cluster) LeaderOf(ctx context.Context, part uint32) string {
 	return ""
 }
 
-// Close stops every process (SIGTERM, then SIGKILL) and closes the
-// connections.
+// Close stops every process (SIGTERM, then SIGKILL), closes the
+// connections and removes the disks.
 func (c *Cluster) Close() {
 	var wg sync.WaitGroup
 	for _, p := range c.Procs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			p.ThawDisk() // a frozen disk would hold the process in the kernel
 			p.Stop(20 * time.Second)
 			p.conn.Close()
+			p.unmountDisk()
 		}()
 	}
 	wg.Wait()

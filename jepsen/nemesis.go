@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -27,6 +28,7 @@ const (
 	KindNetSlow          = "net-slow"           // one node's packets delayed (or rate-limited)
 	KindDBCut            = "db-cut"             // database links cut
 	KindDBSlow           = "db-slow"            // database links slowed
+	KindLeaderStall      = "leader-stall"       // the hot leader's disk frozen and its network cut
 	KindMemberJoin       = "member-join"        // a spare node joins
 	KindMemberDrainLeave = "member-drain-leave" // a node is drained and stopped
 )
@@ -34,7 +36,7 @@ const (
 // AllKinds lists every fault kind.
 var AllKinds = []string{KindPartitionOne, KindPartitionHalves, KindPartitionRing, KindPartitionBridge,
 	KindPartitionLeader, KindKill, KindPauseShort, KindPauseLong, KindNetLoss, KindNetSlow,
-	KindDBCut, KindDBSlow, KindMemberJoin, KindMemberDrainLeave}
+	KindLeaderStall, KindDBCut, KindDBSlow, KindMemberJoin, KindMemberDrainLeave}
 
 // nemesis injects faults and heals them.
 type nemesis struct {
@@ -151,6 +153,19 @@ func (n *nemesis) inject(ctx context.Context, kind string, hold time.Duration) (
 		f.Targets = []string{victim}
 		f.Detail = fmt.Sprintf("SIGSTOP %s for %v (lease %v)", victim, hold, n.lease)
 		return f, p.Resume, p.Pause()
+	case KindLeaderStall:
+		// A grey failure: the leader's disk hangs (its Raft loop blocks
+		// in an fsync and cannot step down) and its peers lose it, while
+		// clients still reach it.
+		victim := n.hotLeader(ctx)
+		p := n.cluster.Proc(victim)
+		rest := slices.DeleteFunc(slices.Clone(members), func(s string) bool { return s == victim })
+		f.Targets, f.Detail = []string{victim}, fmt.Sprintf("%s's disk frozen; {%s} | {%s}", victim, victim, strings.Join(rest, " "))
+		heal = func() error { return errors.Join(p.ThawDisk(), n.net.HealAll()) }
+		if err := p.FreezeDisk(); err != nil {
+			return f, heal, err
+		}
+		return f, heal, n.net.Partition([]string{victim}, rest)
 	case KindNetLoss:
 		victim := n.pick(members)
 		peers := slices.DeleteFunc(Names(n.cluster.Procs), func(s string) bool { return s == victim })

@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -59,6 +60,25 @@ type Profile struct {
 	EndInFault bool
 	// Client processes per workload.
 	Register, Set, Session, Bounded, WriteMode int
+	// RegisterKeys is how many keys the register workload spreads over
+	// (10 if zero).
+	RegisterKeys int
+	// RegisterMix is the register workload's share, in percent, of
+	// linearizable gets, lease gets, puts and CASes (25/25/35/15 if
+	// zero).
+	RegisterMix [4]int
+	// KeyPeriod is how long the register and write-mode keys last before
+	// the next generation's take over (10s if zero): it bounds the
+	// operations per key the linearizability search sees.
+	KeyPeriod time.Duration
+	// LinTimeout bounds the linearizability search (3m if zero); running
+	// out counts as a failure.
+	LinTimeout time.Duration
+	// FollowLeader makes every register process route to the leader it
+	// last learned (else every other one does).
+	FollowLeader bool
+	// ServerFlags are extra elcache flags for every node.
+	ServerFlags []string
 	// WriteModes the write-mode workload uses.
 	WriteModes []string
 	// Break names the self-test switches the nodes run with; the run
@@ -140,11 +160,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		env = append(env, "ELCACHE_BREAK="+strings.Join(pr.Break, ","))
 	}
 	cluster, err := NewCluster(network, ClusterConfig{Bin: cfg.Bin, Dir: filepath.Join(cfg.Out, "nodes"), Nodes: pr.Nodes,
-		Spares: spares, Partitions: pr.Partitions, Backend: backend, Env: env})
+		Spares: spares, Partitions: pr.Partitions, Backend: backend, Env: env, Extra: pr.ServerFlags,
+		Disks: slices.Contains(pr.Faults, KindLeaderStall)})
+	if cluster != nil {
+		defer cluster.Close()
+	}
 	if err != nil {
 		return sum, err
 	}
-	defer cluster.Close()
 	started := time.Now()
 	if err := cluster.Start(90 * time.Second); err != nil {
 		return sum, err
@@ -158,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	w := &workloads{rec: rec, cluster: cluster, parts: parts, pace: 10 * time.Millisecond, genPeriod: 10 * time.Second, start: time.Now()}
+	w := &workloads{rec: rec, cluster: cluster, parts: parts, pace: 10 * time.Millisecond, genPeriod: cmp.Or(pr.KeyPeriod, 10*time.Second), start: time.Now()}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6a65707365))
 	nem := &nemesis{rec: rec, net: network, cluster: cluster, proxies: proxies, hot: w.hotPartition, rng: rng, lease: time.Second, log: nemLog}
 
@@ -179,7 +202,20 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			}()
 		}
 	}
-	spawn(pr.Register, func(p *process) { p.register(wctx, 10) })
+	regKeys := pr.RegisterKeys
+	if regKeys == 0 {
+		regKeys = 10
+	}
+	mix := pr.RegisterMix
+	if mix == [4]int{} {
+		mix = [4]int{25, 25, 35, 15}
+	}
+	spawn(pr.Register, func(p *process) {
+		// Half the processes route like a smart client, half go through
+		// their node and its forwarding.
+		p.followLeader = pr.FollowLeader || p.id%2 == 1
+		p.register(wctx, regKeys, mix)
+	})
 	spawn(pr.Set, func(p *process) { p.set(wctx) })
 	spawn(pr.Session, func(p *process) { p.session(wctx, 4) })
 	spawn(pr.Bounded, func(p *process) { p.bounded(wctx, 4) })
@@ -215,8 +251,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	ops, faults := rec.History()
 	logf("checking %d operations, %d faults", len(ops), len(faults))
 
-	lin, info := CheckLinearizable(filterOps(ops, "register", "writemode"), []string{LevelLinearizable, LevelLease}, 5*time.Minute)
-	results = append(results, lin, CheckBounded(ops), CheckSession(ops), CheckSet(ops))
+	linOps, strong := filterOps(ops, "register", "writemode"), []string{LevelLinearizable, LevelLease}
+	lin, info := CheckLinearizable(linOps, strong, cmp.Or(pr.LinTimeout, 3*time.Minute))
+	results = append(results, lin, CheckRealtime(linOps, strong), CheckBounded(ops), CheckSession(ops), CheckSet(ops))
 	if cfg.Database != "" {
 		audit, rows, err := readDatabase(ctx, db)
 		if err != nil {
@@ -384,6 +421,9 @@ func healAll(ctx context.Context, nem *nemesis, c *Cluster) {
 		p.Heal()
 	}
 	for _, p := range c.Procs {
+		if err := p.ThawDisk(); err != nil {
+			nem.logf("thaw %s: %v", p.Name, err)
+		}
 		if p.Paused() {
 			p.Resume()
 		}

@@ -66,11 +66,38 @@ type process struct {
 	tokens map[uint32]*cachev1.SessionToken
 	// last value this process read or wrote, by key, for CAS.
 	last map[string]string
+	// followLeader sends each register operation to the node the process
+	// last learned leads the key's partition (from the leader hints in
+	// every answer), as a smart client does, instead of its own node.
+	followLeader bool
+	leaders      map[uint32]*Proc
 }
 
 func (w *workloads) newProcess(id int, node *Proc, seed uint64) *process {
 	return &process{w: w, id: id, node: node, rng: rand.New(rand.NewPCG(seed, uint64(id))),
-		tokens: make(map[uint32]*cachev1.SessionToken), last: make(map[string]string)}
+		tokens: make(map[uint32]*cachev1.SessionToken), last: make(map[string]string), leaders: make(map[uint32]*Proc)}
+}
+
+// target is the node an operation on key goes to.
+func (p *process) target(key string) *Proc {
+	if p.followLeader {
+		if n := p.leaders[p.w.parts.Partition([]byte(key))]; n != nil {
+			return n
+		}
+	}
+	return p.node
+}
+
+// learn records a leader hint.
+func (p *process) learn(h *cachev1.LeaderHint) {
+	if !p.followLeader || h == nil || h.Address == "" {
+		return
+	}
+	for _, n := range p.w.cluster.Procs {
+		if n.Addr == h.Address {
+			p.leaders[h.Partition] = n
+		}
+	}
 }
 
 func (p *process) value() string { return fmt.Sprintf("%d.%d", p.id, p.w.seq.Add(1)) }
@@ -189,6 +216,7 @@ func (p *process) get(ctx context.Context, n *Proc, workload, key, lvl string) O
 			op.Meta.SessionIndex = m.SessionToken.Index
 		}
 		p.token(m.SessionToken)
+		p.learn(m.Leader)
 	}
 	return op
 }
@@ -209,6 +237,7 @@ func (p *process) put(ctx context.Context, n *Proc, workload, key, value, m stri
 	op.Outcome, op.Version = OK, resp.Version
 	p.last[key] = value
 	p.token(resp.Meta.GetSessionToken())
+	p.learn(resp.Meta.GetLeader())
 	return op
 }
 
@@ -236,24 +265,27 @@ func (p *process) cas(ctx context.Context, n *Proc, workload, key, expect, value
 		p.last[key] = value
 	}
 	p.token(resp.Meta.GetSessionToken())
+	p.learn(resp.Meta.GetLeader())
 	return op
 }
 
 // register: gets (linearizable or lease), puts and CASes on the current
-// generation's keys, through the process's own node.
-func (p *process) register(ctx context.Context, keys int) {
+// generation's keys, through the process's own node or, if it follows
+// leaders, the key's leader as it last learned it.
+func (p *process) register(ctx context.Context, keys int, mix [4]int) {
+	total := mix[0] + mix[1] + mix[2] + mix[3]
 	for p.pause(ctx) {
 		key := p.w.registerKey(p.rng.IntN(keys))
 		var op Op
-		switch r := p.rng.IntN(100); {
-		case r < 25:
-			op = p.get(ctx, p.node, "register", key, LevelLinearizable)
-		case r < 50:
-			op = p.get(ctx, p.node, "register", key, LevelLease)
-		case r < 85:
-			op = p.put(ctx, p.node, "register", key, p.value(), ModeCacheOnly)
+		switch r := p.rng.IntN(total); {
+		case r < mix[0]:
+			op = p.get(ctx, p.target(key), "register", key, LevelLinearizable)
+		case r < mix[0]+mix[1]:
+			op = p.get(ctx, p.target(key), "register", key, LevelLease)
+		case r < mix[0]+mix[1]+mix[2]:
+			op = p.put(ctx, p.target(key), "register", key, p.value(), ModeCacheOnly)
 		default:
-			op = p.cas(ctx, p.node, "register", key, p.last[key], p.value(), ModeCacheOnly)
+			op = p.cas(ctx, p.target(key), "register", key, p.last[key], p.value(), ModeCacheOnly)
 		}
 		p.w.rec.Add(op)
 	}

@@ -81,7 +81,9 @@ func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
 func (n *Node) status(err error) error {
 	var nl *notLeaderError
 	if !errors.As(err, &nl) {
-		if errors.Is(err, ErrClosed) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) {
+		var nr notRunError
+		if errors.Is(err, ErrClosed) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) ||
+			errors.As(err, &nr) {
 			// Not executed: the hint (with no leader) tells a forwarding
 			// node it may send the request elsewhere.
 			st, derr := status.New(codes.Unavailable, err.Error()).WithDetails(&cachev1.LeaderHint{})
@@ -102,6 +104,14 @@ func (n *Node) status(err error) error {
 	}
 	return st.Err()
 }
+
+// notRunError marks an error returned before the request was proposed or
+// forwarded anywhere: it certainly did not run. Its status carries a
+// LeaderHint with no leader, which tells clients and forwarding nodes
+// that they may send it again, elsewhere or later.
+type notRunError struct{ error }
+
+func (e notRunError) Unwrap() error { return e.error }
 
 // hintOf returns the LeaderHint detail of a gRPC error, or nil.
 func hintOf(err error) *cachev1.LeaderHint {
@@ -154,8 +164,10 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 		if n.net.isolated(2 * n.cfg.Raft.ElectionTimeout) {
 			// Cut off from every peer (the minority side of a partition):
 			// no leader is reachable, so fail now, not at the deadline.
-			return zero, n.status(fmt.Errorf("%w: partition %d: this node has heard from no peer for %v", ErrUnavailable,
-				pid, 2*n.cfg.Raft.ElectionTimeout))
+			// Writes reach this point only before any forward or after
+			// answers that said they were not executed.
+			return zero, n.status(notRunError{fmt.Errorf("%w: partition %d: this node has heard from no peer for %v", ErrUnavailable,
+				pid, 2*n.cfg.Raft.ElectionTimeout)})
 		}
 		if target != "" && target != n.id && n.faults.allowNode(target) {
 			resp, err, retry := forwardOnce(ctx, n, target, read, call)

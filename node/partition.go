@@ -253,7 +253,7 @@ func (p *partition) quorumReachable() error {
 		}
 	}
 	if voters > 0 && up <= voters/2 {
-		return fmt.Errorf("%w: partition %d has no leader and only %d of its %d voters are reachable", ErrUnavailable, p.id, up, voters)
+		return notRunError{fmt.Errorf("%w: partition %d has no leader and only %d of its %d voters are reachable", ErrUnavailable, p.id, up, voters)}
 	}
 	return nil
 }
