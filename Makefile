@@ -21,7 +21,8 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes bench-client fuzz proto proto-check lint tools clean
+.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes bench-client fuzz proto proto-check lint tools clean \
+	jepsen jepsen-quick jepsen-selftest jepsen-run jepsen-deps
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +62,39 @@ test: deps ## Run every test with the race detector.
 
 test-short: deps ## Run the tests without the race detector.
 	$(GO) test -count=1 ./...
+
+# The fault suite (jepsen/): real elcache processes in network namespaces
+# in front of a throwaway PostgreSQL, faults injected by a seeded
+# schedule, the history checked. It needs root. Each run writes a folder
+# under JEPSEN_OUT (index.html, results.json, history.jsonl, nemesis.log,
+# node logs); SEED=N reruns a schedule (0 picks one).
+JEPSEN_OUT      ?= jepsen-results
+SEED            ?= 0
+PROFILE         ?= quick
+DURATION        ?= 0
+JEPSEN_TEST      = cd jepsen && $(GO) test -tags jepsen -count=1 -v -timeout 60m
+
+jepsen-deps: deps ## Install what the fault suite needs (iproute2, iptables, e2fsprogs, util-linux), if missing.
+	@for tool in ip:iproute2 iptables:iptables mkfs.ext4:e2fsprogs fsfreeze:util-linux; do \
+		command -v $${tool%%:*} >/dev/null || { \
+			echo "installing $${tool#*:} ($${tool%%:*} not found)"; \
+			sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+			$$sudo apt-get update -qq && \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${tool#*:} >/dev/null; }; \
+	done
+
+jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests (~6 min).
+	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile full -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
+	$(JEPSEN_TEST) -run '^TestSelfTest$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
+
+jepsen-quick: jepsen-deps ## Fault suite, short: every fault once or so in 2 minutes (~3 min in all); CI runs it.
+	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile quick -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
+
+jepsen-selftest: jepsen-deps ## Fault suite self-tests: nodes with a promise broken on purpose; each must be caught.
+	$(JEPSEN_TEST) -run '^TestSelfTest$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
+
+jepsen-run: jepsen-deps ## One fault-suite run: PROFILE=quick|full|break-lease|break-flush|break-fence SEED=N DURATION=2m.
+	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile $(PROFILE) -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
 
 bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./storage ./storage/sqlstore ./node
