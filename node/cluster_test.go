@@ -489,8 +489,9 @@ func TestClusterRebalance(t *testing.T) {
 }
 
 // TestClusterMinority cuts one node off: writes through it fail fast with
-// Unavailable, never hang past the deadline; the majority keeps working;
-// after healing the node catches up.
+// Unavailable, never hang past the deadline, and say they did not run (a
+// leader hint, so that clients may send them again); the majority keeps
+// working; after healing the node catches up.
 func TestClusterMinority(t *testing.T) {
 	c := nodetest.StartCluster(t, 3)
 	c.Partition(0)
@@ -519,6 +520,9 @@ func TestClusterMinority(t *testing.T) {
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("write %s on the minority side: err = %v, want Unavailable", k, err)
 		}
+		if !hasLeaderHint(err) {
+			t.Errorf("write %s on the minority side: %v carries no leader hint; a client cannot tell it did not run", k, err)
+		}
 		if took > time.Second {
 			t.Errorf("write %s on the minority side took %v to fail; want fast", k, took)
 		}
@@ -530,6 +534,16 @@ func TestClusterMinority(t *testing.T) {
 		acked[k] = "majority"
 	}
 	checkAll(t, c, acked)
+}
+
+// hasLeaderHint tells whether a gRPC error carries a LeaderHint detail.
+func hasLeaderHint(err error) bool {
+	for _, d := range status.Convert(err).Details() {
+		if _, ok := d.(*cachev1.LeaderHint); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func dialConn(t testing.TB, addr string) *grpc.ClientConn {
