@@ -74,7 +74,7 @@ func runProfile(t *testing.T, pr Profile, s int64) Summary {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := buildServer(t, dir, len(pr.Break) > 0)
+	bin := buildServer(t, t.TempDir(), len(pr.Break) > 0)
 	pg := pgtest.Start(t)
 	cfg := Config{Bin: bin, Out: dir, Database: pg.URL(), Profile: pr, Seed: s, Logf: t.Logf,
 		Reproduce: fmt.Sprintf("make jepsen-run PROFILE=%s SEED=%d DURATION=%v", pr.Name, s, pr.Duration)}
