@@ -373,7 +373,8 @@ func runNemesis(ctx context.Context, nem *nemesis, pr Profile, logf func(string,
 		case KindPauseLong:
 			hold = max(hold, 3*nem.lease)
 		}
-		last := pr.EndInFault && time.Until(deadline) < hold+pr.QuietMax
+		// The last fault of an EndInFault run is held FaultMin at least.
+		last := pr.EndInFault && time.Until(deadline) < hold+pr.QuietMax+pr.FaultMin
 		f, heal, err := nem.inject(ctx, kind, hold)
 		if heal == nil && err == nil {
 			nem.logf("%s: skipped (too few nodes running)", kind)
