@@ -146,6 +146,8 @@ proto-check: tools protoc-check ## Fail if the committed generated code differs 
 lint: ## gofmt, go vet and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags jepsen ./jepsen
+	$(GO) vet -tags elcache_break ./cmd/elcache
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean: ## Remove build output.
