@@ -253,6 +253,61 @@ func writeAroundFillRace(t *testing.T, d *database, key string, broken bool) {
 	}
 }
 
+// TestRefillJoinedAfterWrite: a read that begins after a write-around was
+// acknowledged, misses on its fence and joins a load that began before
+// the write, must not get that load's old row (the fill is refused, and
+// the read loads again). The fault suite found it: such a read returned
+// the previous version, 2 ms after the newer one was acknowledged.
+func TestRefillJoinedAfterWrite(t *testing.T) {
+	for _, d := range databases(t) {
+		t.Run(d.name, func(t *testing.T) {
+			n := startWith(t, d)
+			cl := dial(t, n.Addr())
+			const key = "joined-late"
+			if _, err := putMode(t, cl, key, "old", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND); err != nil {
+				t.Fatal(err)
+			}
+			misses := func() uint64 {
+				st, err := cl.Stats(opCtx(t), &cachev1.StatsRequest{})
+				if err != nil {
+					t.Error(err)
+					return 0
+				}
+				return st.Misses
+			}
+			var once sync.Once
+			var newVersion uint64
+			late := make(chan *cachev1.GetResponse, 1)
+			n.SetFillHookForTest(func([]byte) {
+				once.Do(func() {
+					resp, err := putMode(t, cl, key, "new", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND)
+					if err != nil {
+						t.Errorf("write-around during the load: %v", err)
+						return
+					}
+					newVersion = resp.Version
+					before := misses()
+					go func() { late <- getKey(t, cl, key) }()
+					waitFor(t, 5*time.Second, "the late read misses", func() bool { return misses() > before })
+					// From its miss to joining the load is a few
+					// instructions.
+					time.Sleep(50 * time.Millisecond)
+				})
+			})
+			first := getKey(t, cl, key)
+			n.SetFillHookForTest(nil)
+			if !first.Found || string(first.Entry.Value) != "old" {
+				t.Fatalf("first read = %v, want the old row it loaded", first)
+			}
+			second := <-late
+			if !second.Found || string(second.Entry.Value) != "new" || second.Entry.Version != newVersion {
+				t.Fatalf("a read that began after the write-around (version %d) was acknowledged got %v: an old row from a load it joined",
+					newVersion, second)
+			}
+		})
+	}
+}
+
 // TestWriteBackFlushes: write-back acks at once and the flusher brings
 // every key to the database at its latest version; deletes too.
 func TestWriteBackFlushes(t *testing.T) {

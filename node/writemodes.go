@@ -160,10 +160,15 @@ func (r *refusedRows) count() int {
 
 // fillCall is one database load of a key that concurrent misses share.
 type fillCall struct {
-	done  chan struct{}
-	entry storage.Entry
-	found bool
-	err   error
+	done chan struct{}
+	// created is when the call was made, before its database read began.
+	created time.Time
+	entry   storage.Entry
+	found   bool
+	// stored: the fill was applied, so no write to the key came between
+	// the load's start and the fill.
+	stored bool
+	err    error
 }
 
 // fills is a partition's loads in flight, by key.
@@ -172,32 +177,54 @@ type fills struct {
 	calls map[string]*fillCall
 }
 
+// refillAttempts bounds how often a miss waits for a load whose row turned
+// out stale before it gives up with Unavailable.
+const refillAttempts = 5
+
 // refill resolves a miss of key on partition p, which this node leads:
 // one load from the database per key at a time, whoever asks; the row is
 // stored unless something newer happened to the key meanwhile.
+//
+// A miss that joins a load already under way may use its row only if the
+// fill was stored: the row was then current at the fill, which came after
+// the miss. If the fill was refused (a write came after the load began),
+// the row may predate a write acknowledged before this miss, so the miss
+// looks again and loads again. The miss that started the load may use its
+// row either way: the database read came after the miss began, so the row
+// was current then (a write-around or write-through whose database write
+// failed leaves a fence that refuses every fill, and such misses must
+// still be answered).
 func (n *Node) refill(ctx context.Context, p *partition, key []byte) (storage.Entry, bool, error) {
-	p.fills.mu.Lock()
-	c := p.fills.calls[string(key)]
-	if c == nil {
-		// The previous load may have filled the key after this request
-		// missed: look again before loading again.
-		if e, ok, err := p.store.Get(key, time.Now().UnixNano()); err != nil || ok {
-			p.fills.mu.Unlock()
-			return e, ok, err
+	for attempt := 1; ; attempt++ {
+		joined := time.Now()
+		p.fills.mu.Lock()
+		c := p.fills.calls[string(key)]
+		if c == nil {
+			// The previous load may have filled the key after this
+			// request missed: look again before loading again.
+			if e, ok, err := p.store.Get(key, time.Now().UnixNano()); err != nil || ok {
+				p.fills.mu.Unlock()
+				return e, ok, err
+			}
+			c = &fillCall{done: make(chan struct{}), created: time.Now()}
+			if p.fills.calls == nil {
+				p.fills.calls = make(map[string]*fillCall)
+			}
+			p.fills.calls[string(key)] = c
+			go n.load(p, key, c)
 		}
-		c = &fillCall{done: make(chan struct{})}
-		if p.fills.calls == nil {
-			p.fills.calls = make(map[string]*fillCall)
+		p.fills.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return storage.Entry{}, false, fmt.Errorf("%w: waiting for the database to load the key", ctx.Err())
 		}
-		p.fills.calls[string(key)] = c
-		go n.load(p, key, c)
-	}
-	p.fills.mu.Unlock()
-	select {
-	case <-c.done:
-		return c.entry, c.found, c.err
-	case <-ctx.Done():
-		return storage.Entry{}, false, fmt.Errorf("%w: waiting for the database to load the key", ctx.Err())
+		if c.err != nil || c.stored || !c.created.Before(joined) {
+			return c.entry, c.found, c.err
+		}
+		if attempt == refillAttempts {
+			return storage.Entry{}, false, fmt.Errorf("%w: partition %d: the key changed while it was loaded, %d times", ErrUnavailable, p.id, attempt)
+		}
 	}
 }
 
@@ -232,12 +259,19 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		op.Flags = uint32(storage.FlagTombstone | storage.FlagNegative)
 		op.ExpireAt = time.Now().Add(cfg.NegativeTTL).UnixNano()
 	default:
+		// Nothing to cache, but the fill still checks that no write came
+		// meanwhile (see refill): an entry that has expired already.
+		op.Flags = uint32(storage.FlagTombstone | storage.FlagNegative)
+		op.ExpireAt = time.Now().UnixNano()
+	}
+	res, err := n.write(ctx, p, time.Now(), "", []*peerv1.Op{op})
+	if err != nil {
+		// The misses that joined this load cannot tell whether the row is
+		// still current: they look again.
+		p.log.Debug("refill: storing the loaded row failed", "err", err)
 		return
 	}
-	if _, err := n.write(ctx, p, time.Now(), "", []*peerv1.Op{op}); err != nil {
-		// The waiters still get the row; the next miss loads again.
-		p.log.Debug("refill: storing the loaded row failed", "err", err)
-	}
+	c.stored = len(res.Ops) == 1 && res.Ops[0].Ok
 }
 
 // missed resolves a read miss on local replica p when the node has a
