@@ -136,3 +136,21 @@ func TestSelfTest(t *testing.T) {
 		})
 	}
 }
+
+// TestRegressions runs the scenarios that once exposed a bug; each must
+// come out valid.
+func TestRegressions(t *testing.T) {
+	needRoot(t)
+	for _, name := range Regressions() {
+		t.Run(name, func(t *testing.T) {
+			pr, err := LookupProfile(name, *durationFlag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := runProfile(t, pr, seed())
+			if !sum.Valid {
+				t.Errorf("%s: anomalies %v (reproduce: %s)", name, sum.Anomalies, sum.Reproduce)
+			}
+		})
+	}
+}

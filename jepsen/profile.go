@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -61,6 +62,31 @@ var Profiles = map[string]Profile{
 		WriteMode: 8, WriteModes: []string{ModeWriteAround, ModeWriteThrough},
 		Break: []string{"refill-fence"}, Expect: []string{"stale-read", "nonlinearizable"},
 	},
+	// Regression scenarios: faults that once exposed a bug in elcache,
+	// run against the real server, which must come out valid.
+	//
+	// regress-refill: a read that began after a write-around was
+	// acknowledged joined a refill load that had begun before the write
+	// and returned the old row (fixed in node/writemodes.go, refill).
+	// Slow database links widen the window between a load and its fill.
+	"regress-refill": {
+		Name: "regress-refill", Nodes: 5, Partitions: 16, Duration: 45 * time.Second,
+		Faults:   []string{KindDBSlow},
+		FaultMin: 5 * time.Second, FaultMax: 8 * time.Second, QuietMin: 1 * time.Second, QuietMax: 2 * time.Second,
+		WriteMode: 8, WriteModes: []string{ModeWriteAround, ModeWriteThrough},
+	},
+}
+
+// Regressions are the regression scenarios' profiles.
+func Regressions() []string {
+	var out []string
+	for name := range Profiles {
+		if strings.HasPrefix(name, "regress-") {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // SelfTests are the profiles that break a promise on purpose.
