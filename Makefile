@@ -21,7 +21,7 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes bench-client fuzz proto proto-check lint tools clean \
+.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes bench-client bench-compare bench-compare-deps fuzz proto proto-check lint tools clean \
 	jepsen jepsen-quick jepsen-selftest jepsen-run jepsen-deps
 
 help: ## List the targets.
@@ -83,15 +83,15 @@ jepsen-deps: deps ## Install what the fault suite needs (iproute2, iptables, e2f
 			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${tool#*:} >/dev/null; }; \
 	done
 
-jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests (~6 min).
+jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests and regressions (~7 min).
 	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile full -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
-	$(JEPSEN_TEST) -run '^TestSelfTest$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
+	$(JEPSEN_TEST) -run '^(TestSelfTest|TestRegressions)$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
 
 jepsen-quick: jepsen-deps ## Fault suite, short: every fault once or so in 2 minutes (~3 min in all); CI runs it.
 	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile quick -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
 
-jepsen-selftest: jepsen-deps ## Fault suite self-tests: nodes with a promise broken on purpose; each must be caught.
-	$(JEPSEN_TEST) -run '^TestSelfTest$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
+jepsen-selftest: jepsen-deps ## Fault suite self-tests (a promise broken on purpose must be caught) and regression scenarios (must pass).
+	$(JEPSEN_TEST) -run '^(TestSelfTest|TestRegressions)$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
 
 jepsen-run: jepsen-deps ## One fault-suite run: PROFILE=quick|full|break-lease|break-flush|break-fence SEED=N DURATION=2m.
 	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile $(PROFILE) -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
@@ -108,6 +108,26 @@ bench-writes: deps ## Benchmark the write modes against PostgreSQL (local and 1m
 
 bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary and pipelined, 3 nodes) against Redis driven by go-redis.
 	$(GO) test -run '^$$' -bench 'Client|Redis' -benchtime 20000x ./client
+
+# The comparison of issue 8 (cmd/elcache-bench/compare_test.go): a 3-node
+# elcache cluster in front of a throwaway PostgreSQL, Redis twice (in
+# memory; AOF with appendfsync always) and a 3-member etcd cluster, all on
+# loopback, then a fixed matrix of YCSB-style runs (50 clients, 10,000
+# zipfian keys, 100-byte values, 12s each after 3s of warm-up; ~6 min).
+# It writes results.json, report.html and results.md to BENCH_OUT.
+# BENCH_ARGS passes more flags, e.g. BENCH_ARGS='-duration 3s -only get-'.
+BENCH_OUT       ?= bench-results
+BENCH_ARGS      ?=
+
+bench-compare-deps: deps ## Install what bench-compare needs beyond deps (etcd), if missing.
+	@command -v etcd >/dev/null || { \
+		echo "installing etcd (etcd not found)"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
+bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (~6 min); report in bench-results/.
+	$(GO) test -tags benchcompare -count=1 -v -run '^TestCompare$$' -timeout 30m ./cmd/elcache-bench -args -out $(abspath $(BENCH_OUT)) $(BENCH_ARGS)
 
 fuzz: ## Fuzz request validation and stored-entry decoding for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./node
@@ -148,6 +168,7 @@ lint: ## gofmt, go vet and staticcheck.
 	$(GO) vet ./...
 	$(GO) vet -tags jepsen ./jepsen
 	$(GO) vet -tags elcache_break ./cmd/elcache
+	$(GO) vet -tags benchcompare ./cmd/elcache-bench
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean: ## Remove build output.

@@ -1,0 +1,502 @@
+//go:build benchcompare
+
+package main
+
+// TestCompare is `make bench-compare`: it starts every system it compares
+// on loopback, runs a fixed matrix of YCSB-style runs through Run, and
+// writes results.json, report.html and results.md to -out. It needs the
+// elcache source (it builds the server), PostgreSQL, redis-server and
+// etcd (Debian's etcd-server) installed; the Makefile target installs the
+// last three.
+//
+//	go test -tags benchcompare -run TestCompare -v -timeout 30m ./cmd/elcache-bench -args -out bench-results
+//
+// With the defaults the matrix takes about 6 minutes on two cores, plus
+// start-up. -duration, -warmup and -only shorten it.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/storage/sqlstore/pgtest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+var (
+	compareOut        = flag.String("out", "bench-results", "folder for results.json, report.html, results.md and the servers' logs")
+	compareDuration   = flag.Duration("duration", 12*time.Second, "measured phase of each run")
+	compareWarmup     = flag.Duration("warmup", 3*time.Second, "warm-up of each run")
+	compareClients    = flag.Int("clients", 50, "concurrent clients of each run")
+	compareKeys       = flag.Int("keys", 10_000, "keys of each run")
+	compareValueSize  = flag.Int("value-size", 100, "bytes per value")
+	compareOnly       = flag.String("only", "", "run only the runs whose id matches this regexp (ids: get-elcache-eventual, set-etcd, wm-write-back, ...)")
+	comparePartitions = flag.Int("partitions", 16, "partitions of the elcache cluster")
+)
+
+// compareRun is one cell of the matrix.
+type compareRun struct {
+	id       string // stable key for the ratios, e.g. "get-redis"
+	system   string // "elcache", "redis-memory", "redis-aof", "etcd"
+	level    string // elcache read level, or etcd "serializable"
+	mode     string // elcache write mode
+	workload string
+}
+
+// compareMatrix is the fixed matrix: pure GETs at each read level and
+// their rivals, replicated SETs, YCSB A and B, then the write modes
+// against PostgreSQL last, so that write-back's flushing cannot slow
+// another run.
+var compareMatrix = []compareRun{
+	// GET: workload C over zipfian keys.
+	{id: "get-elcache-eventual", system: "elcache", level: "eventual", workload: "C"},
+	{id: "get-elcache-lease", system: "elcache", level: "lease", workload: "C"},
+	{id: "get-elcache-linearizable", system: "elcache", level: "linearizable", workload: "C"},
+	{id: "get-redis", system: "redis-memory", workload: "C"},
+	{id: "get-etcd-linearizable", system: "etcd", workload: "C"},
+	{id: "get-etcd-serializable", system: "etcd", level: "serializable", workload: "C"},
+	// SET: workload W (95% updates), every write durable on a quorum (or
+	// on Redis's disk) before it is acknowledged.
+	{id: "set-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "W"},
+	{id: "set-redis", system: "redis-aof", workload: "W"},
+	{id: "set-etcd", system: "etcd", workload: "W"},
+	// YCSB A and B.
+	{id: "A-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "A"},
+	{id: "A-redis", system: "redis-memory", workload: "A"},
+	{id: "B-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "B"},
+	{id: "B-redis", system: "redis-memory", workload: "B"},
+	// Write modes against PostgreSQL.
+	{id: "wm-write-through", system: "elcache", level: "eventual", mode: "write_through", workload: "W"},
+	{id: "wm-write-back", system: "elcache", level: "eventual", mode: "write_back", workload: "W"},
+}
+
+func TestCompare(t *testing.T) {
+	out, err := filepath.Abs(*compareOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(out, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var only *regexp.Regexp
+	if *compareOnly != "" {
+		if only, err = regexp.Compile(*compareOnly); err != nil {
+			t.Fatalf("-only: %v", err)
+		}
+	}
+	runs := slices.DeleteFunc(slices.Clone(compareMatrix), func(r compareRun) bool {
+		return only != nil && !only.MatchString(r.id)
+	})
+	need := map[string]bool{}
+	for _, r := range runs {
+		need[r.system] = true
+	}
+	for sys, tool := range map[string][2]string{
+		"redis-memory": {"redis-server", "redis-server"},
+		"redis-aof":    {"redis-server", "redis-server"},
+		"etcd":         {"etcd", "etcd-server"},
+	} {
+		if _, err := exec.LookPath(tool[0]); need[sys] && err != nil {
+			t.Fatalf("%s not found: `make bench-compare` installs it (apt-get install %s)", tool[0], tool[1])
+		}
+	}
+
+	ctx := t.Context()
+	start := time.Now()
+	factories := map[string]func(ctx context.Context, r compareRun) (Target, error){}
+	versions := map[string]string{}
+	if need["elcache"] {
+		seeds := startElcache(t, logDir)
+		factories["elcache"] = func(ctx context.Context, r compareRun) (Target, error) {
+			return newElcacheTarget(ctx, seeds, r.level, r.mode, false)
+		}
+		versions["commit"] = gitCommit()
+	}
+	for _, sys := range []string{"redis-memory", "redis-aof"} {
+		if !need[sys] {
+			continue
+		}
+		addr := startRedis(t, logDir, sys == "redis-aof")
+		label := map[string]string{"redis-memory": "no-persistence", "redis-aof": "appendfsync-always"}[sys]
+		factories[sys] = func(ctx context.Context, r compareRun) (Target, error) {
+			return newRedisTarget(ctx, &targetFlags{Addr: addr, Mode: label})
+		}
+		versions["redis"] = commandVersion("redis-server", "--version")
+	}
+	if need["etcd"] {
+		endpoints := startEtcd(t, logDir)
+		factories["etcd"] = func(ctx context.Context, r compareRun) (Target, error) {
+			return newEtcdTarget(ctx, &targetFlags{Addr: endpoints, Serializable: r.level == "serializable"})
+		}
+		versions["etcd"] = commandVersion("etcd", "--version")
+	}
+	t.Logf("systems up after %v", time.Since(start).Round(time.Millisecond))
+
+	cfg := RunConfig{
+		Distribution: distZipfian,
+		Keys:         *compareKeys,
+		ValueSize:    *compareValueSize,
+		Clients:      *compareClients,
+		Duration:     *compareDuration,
+		Warmup:       *compareWarmup,
+		Seed:         1,
+	}
+	byID := map[string]Result{}
+	var results []Result
+	loaded := map[string]bool{} // systems whose keys are written
+	for _, r := range runs {
+		// Each system is loaded by its first run; later runs find the
+		// keys there (W, A and B overwrite values, never delete).
+		cfg.Load = !loaded[r.system]
+		res, err := runOne(ctx, factories[r.system], r, cfg)
+		loaded[r.system] = loaded[r.system] || err == nil
+		if err != nil {
+			t.Errorf("%s: %v", r.id, err)
+			continue
+		}
+		byID[r.id] = res
+		results = append(results, res)
+		t.Logf("%-26s %-40s %s %10s ops/s  read p50/p99 %s/%s  update p50/p99 %s/%s  errors %d",
+			r.id, res.Target, res.Workload, fmtOps(res.Throughput),
+			quantile(res, "read", 50), quantile(res, "read", 99),
+			quantile(res, "update", 50), quantile(res, "update", 99), errorCount(res))
+	}
+
+	lines := compareRatios(byID)
+	for _, l := range lines {
+		t.Log(l)
+	}
+	if err := writeCompareOutput(out, cfg, versions, results, lines); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("matrix done after %v; report in %s", time.Since(start).Round(time.Second), filepath.Join(out, "report.html"))
+}
+
+// runOne connects a fresh target for r, runs it, and closes it.
+func runOne(ctx context.Context, connect func(context.Context, compareRun) (Target, error), r compareRun, cfg RunConfig) (Result, error) {
+	cfg.Workload = r.workload
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	tgt, err := connect(cctx, r)
+	cancel()
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := Run(ctx, tgt, cfg, nil)
+	return res, errors.Join(err, tgt.Close())
+}
+
+// writeCompareOutput writes results.json, report.html and results.md.
+func writeCompareOutput(out string, cfg RunConfig, versions map[string]string, results []Result, ratios []string) error {
+	machine := currentMachine()
+	maps.Copy(machine, versions)
+	machine["runs"] = fmt.Sprintf("%v measured after %v warm-up, %d clients, %d keys (zipfian), %d-byte values, closed loop",
+		cfg.Duration, cfg.Warmup, cfg.Clients, cfg.Keys, cfg.ValueSize)
+	if err := writeResultsFile(filepath.Join(out, "results.json"), resultsFile{Machine: machine, Results: results}); err != nil {
+		return err
+	}
+	machine["ratios"] = strings.Join(ratios, "; ")
+	if err := writeHTMLReport(filepath.Join(out, "report.html"), machine, results); err != nil {
+		return err
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "# elcache vs Redis vs etcd\n\n%s, %s cores, %s, %s\n\n", machine["cpu"], machine["cores"], machine["go"], machine["date"])
+	for _, k := range slices.Sorted(maps.Keys(versions)) {
+		fmt.Fprintf(&md, "- %s: %s\n", k, versions[k])
+	}
+	fmt.Fprintf(&md, "- runs: %s\n\n", machine["runs"])
+	if err := writeMarkdownTable(&md, results); err != nil {
+		return err
+	}
+	md.WriteString("\n")
+	for _, l := range ratios {
+		fmt.Fprintf(&md, "- %s\n", l)
+	}
+	return os.WriteFile(filepath.Join(out, "results.md"), []byte(md.String()), 0o644)
+}
+
+// compareRatios states the comparisons the matrix is for, one line each,
+// for those whose two runs both succeeded.
+func compareRatios(byID map[string]Result) []string {
+	var lines []string
+	ratio := func(what, a, b, op string) {
+		ra, okA := byID[a]
+		rb, okB := byID[b]
+		if !okA || !okB {
+			return
+		}
+		ta, tb := opRate(ra, op), opRate(rb, op)
+		la, lb := ra.Ops[op], rb.Ops[op]
+		lines = append(lines, fmt.Sprintf("%s: %.2fx throughput (%s vs %s %s/s), p50 %.2fx (%s vs %s), p99 %.2fx (%s vs %s)",
+			what, div(ta, tb), fmtOps(ta), fmtOps(tb), op,
+			div(la.P50, lb.P50), fmtMicros(la.P50), fmtMicros(lb.P50),
+			div(la.P99, lb.P99), fmtMicros(la.P99), fmtMicros(lb.P99)))
+	}
+	ratio("stale GET / Redis GET", "get-elcache-eventual", "get-redis", "read")
+	ratio("lease GET / Redis GET", "get-elcache-lease", "get-redis", "read")
+	ratio("linearizable GET / etcd linearizable range", "get-elcache-linearizable", "get-etcd-linearizable", "read")
+	ratio("replicated SET / etcd put", "set-elcache", "set-etcd", "update")
+	ratio("replicated SET / Redis SET (appendfsync always)", "set-elcache", "set-redis", "update")
+	ratio("write-back / write-through SET", "wm-write-back", "wm-write-through", "update")
+	return lines
+}
+
+// opRate is the successful operations of kind op per second.
+func opRate(r Result, op string) float64 {
+	if r.Duration <= 0 {
+		return 0
+	}
+	return float64(r.Ops[op].Count) / r.Duration
+}
+
+func div(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func quantile(r Result, op string, q int) string {
+	s, ok := r.Ops[op]
+	if !ok || s.Count == 0 {
+		return "-"
+	}
+	if q == 50 {
+		return fmtMicros(s.P50)
+	}
+	return fmtMicros(s.P99)
+}
+
+func errorCount(r Result) int64 {
+	return r.Ops["read"].Errors + r.Ops["update"].Errors
+}
+
+// commandVersion returns the first line of what name args prints.
+func commandVersion(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return "unknown"
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return first
+}
+
+// gitCommit names the checked-out commit of the source under test.
+func gitCommit() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// freeAddr returns a free 127.0.0.1 port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startProcess starts bin with args, its output appended to
+// logDir/name.log, and kills it when the test ends. It fails the test if
+// the process cannot start; done is closed when it exits.
+func startProcess(t *testing.T, logDir, name string, env []string, bin string, args ...string) (done <-chan struct{}) {
+	t.Helper()
+	logPath := filepath.Join(logDir, name+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // the child has its own descriptor
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			t.Logf("--- last lines of %s\n%s", logPath, strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	})
+	return exited
+}
+
+// waitFor calls ready until it returns nil, failing the test after
+// timeout or if the process exits first.
+func waitFor(t *testing.T, what string, exited <-chan struct{}, timeout time.Duration, ready func(ctx context.Context) error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		err := ready(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready: %v", what, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %v: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startElcache builds the server (without -race: it is measured) and
+// starts a 3-node cluster backed by a throwaway PostgreSQL, with the
+// server's default Raft timeouts. Writes are cache_only unless a run
+// names its mode, so the backend is touched only by the write-through and
+// write-back runs. It returns
+// the nodes' gRPC addresses once every partition has a leader.
+func startElcache(t *testing.T, logDir string) []string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "elcache")
+	build := exec.Command("go", "build", "-o", bin, "github.com/elcache/elcache/cmd/elcache")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build elcache: %v\n%s", err, out)
+	}
+	pg := pgtest.Start(t)
+	const n = 3
+	var grpcAddrs, gossipAddrs []string
+	for range n {
+		grpcAddrs = append(grpcAddrs, freeAddr(t))
+		gossipAddrs = append(gossipAddrs, freeAddr(t))
+	}
+	var exited []<-chan struct{}
+	for i := range n {
+		others := slices.Delete(slices.Clone(gossipAddrs), i, i+1)
+		exited = append(exited, startProcess(t, logDir, fmt.Sprintf("elcache-n%d", i+1), nil, bin,
+			"--node-name", fmt.Sprintf("n%d", i+1), "--data-dir", t.TempDir(),
+			"--grpc-addr", grpcAddrs[i], "--gossip-addr", gossipAddrs[i],
+			"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(others, ","),
+			"--partitions", fmt.Sprint(*comparePartitions), "--replication-factor", "3",
+			"--backend", pg.URL(), "--backend-create-table", "true", "--default-write-mode", "cache_only"))
+	}
+	for i, addr := range grpcAddrs {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		health, cache := healthpb.NewHealthClient(conn), cachev1.NewCacheClient(conn)
+		waitFor(t, fmt.Sprintf("elcache n%d", i+1), exited[i], 90*time.Second, func(ctx context.Context) error {
+			h, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				return err
+			}
+			if h.Status != healthpb.HealthCheckResponse_SERVING {
+				return fmt.Errorf("health %v", h.Status)
+			}
+			topo, err := cache.Topology(ctx, &cachev1.TopologyRequest{})
+			if err != nil {
+				return err
+			}
+			if len(topo.Nodes) != n || len(topo.Partitions) != *comparePartitions {
+				return fmt.Errorf("topology has %d nodes, %d partitions", len(topo.Nodes), len(topo.Partitions))
+			}
+			for _, p := range topo.Partitions {
+				if p.Leader == "" || len(p.Replicas) != n {
+					return fmt.Errorf("partition %d: leader %q, replicas %v", p.Partition, p.Leader, p.Replicas)
+				}
+			}
+			return nil
+		})
+	}
+	return grpcAddrs
+}
+
+// startRedis starts a redis-server on a free port, either a pure
+// in-memory cache (no snapshots, no AOF) or one that appends every write
+// to its AOF and fsyncs it before answering. It returns its address.
+func startRedis(t *testing.T, logDir string, aof bool) string {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	name, persist := "redis-memory", []string{"--appendonly", "no"}
+	if aof {
+		name, persist = "redis-aof", []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--dir", t.TempDir(),
+		"--protected-mode", "no", "--daemonize", "no"}, persist...)
+	exited := startProcess(t, logDir, name, nil, "redis-server", args...)
+	waitFor(t, name, exited, 20*time.Second, func(ctx context.Context) error {
+		tgt, err := newRedisTarget(ctx, &targetFlags{Addr: addr})
+		if err != nil {
+			return err
+		}
+		return tgt.Close()
+	})
+	return addr
+}
+
+// startEtcd starts a 3-member etcd cluster and returns its client
+// endpoints, comma-separated, once a linearizable read succeeds.
+func startEtcd(t *testing.T, logDir string) string {
+	t.Helper()
+	const n = 3
+	var clientURLs, peerURLs, initial []string
+	for i := range n {
+		clientURLs = append(clientURLs, "http://"+freeAddr(t))
+		peerURLs = append(peerURLs, "http://"+freeAddr(t))
+		initial = append(initial, fmt.Sprintf("e%d=%s", i+1, peerURLs[i]))
+	}
+	var env []string
+	if runtime.GOARCH != "amd64" {
+		// etcd 3.4 refuses to start on other architectures without it.
+		env = append(env, "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
+	}
+	var exited []<-chan struct{}
+	for i := range n {
+		exited = append(exited, startProcess(t, logDir, fmt.Sprintf("etcd-e%d", i+1), env, "etcd",
+			"--name", fmt.Sprintf("e%d", i+1), "--data-dir", t.TempDir(),
+			"--listen-client-urls", clientURLs[i], "--advertise-client-urls", clientURLs[i],
+			"--listen-peer-urls", peerURLs[i], "--initial-advertise-peer-urls", peerURLs[i],
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", "elcache-bench"))
+	}
+	endpoints := strings.Join(clientURLs, ",")
+	for i, u := range clientURLs {
+		// Each member answers a linearizable read only once the cluster
+		// has a leader and it has caught up.
+		waitFor(t, fmt.Sprintf("etcd e%d", i+1), exited[i], 60*time.Second, func(ctx context.Context) error {
+			tgt, err := newEtcdTarget(ctx, &targetFlags{Addr: u})
+			if err != nil {
+				return err
+			}
+			return tgt.Close()
+		})
+	}
+	return endpoints
+}

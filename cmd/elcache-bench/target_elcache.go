@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/elcache/elcache/client"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+// defaultMaxStaleness is the bound of "bounded" reads that give none.
+const defaultMaxStaleness = time.Second
+
+// elcacheLevels maps -consistency values to read levels.
+var elcacheLevels = map[string]cachev1.Consistency{
+	"":             cachev1.Consistency_CONSISTENCY_UNSPECIFIED, // the cluster's default
+	"linearizable": cachev1.Consistency_CONSISTENCY_LINEARIZABLE,
+	"lease":        cachev1.Consistency_CONSISTENCY_LEASE,
+	"bounded":      cachev1.Consistency_CONSISTENCY_BOUNDED,
+	"session":      cachev1.Consistency_CONSISTENCY_SESSION,
+	"eventual":     cachev1.Consistency_CONSISTENCY_EVENTUAL,
+}
+
+// elcacheModes maps -mode values to write modes.
+var elcacheModes = map[string]cachev1.WriteMode{
+	"":              cachev1.WriteMode_WRITE_MODE_UNSPECIFIED, // the cluster's default
+	"cache_only":    cachev1.WriteMode_WRITE_MODE_CACHE_ONLY,
+	"write_through": cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH,
+	"write_back":    cachev1.WriteMode_WRITE_MODE_WRITE_BACK,
+	"write_around":  cachev1.WriteMode_WRITE_MODE_WRITE_AROUND,
+}
+
+// parseLevel parses a read level: linearizable, lease, bounded[:DURATION]
+// (default bound 1s), session, eventual, or "" for the cluster's default.
+func parseLevel(s string) (cachev1.Consistency, time.Duration, error) {
+	name, bound, hasBound := strings.Cut(s, ":")
+	c, ok := elcacheLevels[name]
+	if !ok {
+		return 0, 0, fmt.Errorf("bench: unknown consistency %q (want linearizable, lease, bounded[:DURATION], session or eventual)", s)
+	}
+	if c != cachev1.Consistency_CONSISTENCY_BOUNDED {
+		if hasBound {
+			return 0, 0, fmt.Errorf("bench: consistency %q: only bounded takes a staleness bound", s)
+		}
+		return c, 0, nil
+	}
+	if !hasBound {
+		return c, defaultMaxStaleness, nil
+	}
+	d, err := time.ParseDuration(bound)
+	if err != nil || d <= 0 {
+		return 0, 0, fmt.Errorf("bench: consistency %q: the staleness bound must be a positive duration such as 1s", s)
+	}
+	return c, d, nil
+}
+
+// parseMode parses a write mode: cache_only, write_through, write_back,
+// write_around, or "" for the cluster's default.
+func parseMode(s string) (cachev1.WriteMode, error) {
+	m, ok := elcacheModes[s]
+	if !ok {
+		return 0, fmt.Errorf("bench: unknown write mode %q (want cache_only, write_through, write_back or write_around)", s)
+	}
+	return m, nil
+}
+
+// elcacheTarget is an elcache cluster read at one consistency level and
+// written in one write mode through the Go client.
+type elcacheTarget struct {
+	name string
+	c    *client.Client
+}
+
+var _ Target = (*elcacheTarget)(nil)
+
+// newElcacheTarget connects to the cluster through seeds. level and mode
+// are as parseLevel and parseMode take them; unary sends every request as
+// its own RPC instead of over the pipelined stream.
+func newElcacheTarget(ctx context.Context, seeds []string, level, mode string, unary bool) (Target, error) {
+	c, bound, lerr := parseLevel(level)
+	m, merr := parseMode(mode)
+	if err := errors.Join(lerr, merr); err != nil {
+		return nil, err
+	}
+	cfg := client.DefaultConfig()
+	cfg.Seeds = seeds
+	cfg.DefaultConsistency = c
+	cfg.DefaultMaxStaleness = bound
+	cfg.DefaultWriteMode = m
+	cfg.Unary = unary
+	cl, err := client.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bench: elcache: %w", err)
+	}
+	return &elcacheTarget{name: elcacheName(level, mode, unary), c: cl}, nil
+}
+
+// elcacheName names a target: "elcache/eventual",
+// "elcache/bounded:1s/set:write_back", "elcache/default/unary".
+func elcacheName(level, mode string, unary bool) string {
+	parts := []string{"elcache"}
+	if level != "" {
+		parts = append(parts, level)
+	}
+	if mode != "" {
+		parts = append(parts, "set:"+mode)
+	}
+	if len(parts) == 1 {
+		parts = append(parts, "default")
+	}
+	if unary {
+		parts = append(parts, "unary")
+	}
+	return strings.Join(parts, "/")
+}
+
+func (t *elcacheTarget) Name() string { return t.name }
+
+// Get reads key; a missing key is not an error.
+func (t *elcacheTarget) Get(ctx context.Context, key string) error {
+	_, err := t.c.Get(ctx, []byte(key))
+	if errors.Is(err, client.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (t *elcacheTarget) Put(ctx context.Context, key string, value []byte) error {
+	_, err := t.c.Put(ctx, []byte(key), value)
+	return err
+}
+
+func (t *elcacheTarget) Close() error { return t.c.Close() }

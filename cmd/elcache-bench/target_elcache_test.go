@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elcache/elcache/node"
+	"github.com/elcache/elcache/node/nodetest"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+func TestParseLevel(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		level cachev1.Consistency
+		bound time.Duration
+		ok    bool
+	}{
+		{"", cachev1.Consistency_CONSISTENCY_UNSPECIFIED, 0, true},
+		{"linearizable", cachev1.Consistency_CONSISTENCY_LINEARIZABLE, 0, true},
+		{"lease", cachev1.Consistency_CONSISTENCY_LEASE, 0, true},
+		{"bounded", cachev1.Consistency_CONSISTENCY_BOUNDED, time.Second, true},
+		{"bounded:250ms", cachev1.Consistency_CONSISTENCY_BOUNDED, 250 * time.Millisecond, true},
+		{"session", cachev1.Consistency_CONSISTENCY_SESSION, 0, true},
+		{"eventual", cachev1.Consistency_CONSISTENCY_EVENTUAL, 0, true},
+		{"bounded:0s", 0, 0, false},
+		{"bounded:soon", 0, 0, false},
+		{"eventual:1s", 0, 0, false},
+		{"strong", 0, 0, false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			level, bound, err := parseLevel(tc.in)
+			if (err == nil) != tc.ok || level != tc.level || bound != tc.bound {
+				t.Errorf("parseLevel(%q) = %v, %v, %v; want %v, %v, ok %v", tc.in, level, bound, err, tc.level, tc.bound, tc.ok)
+			}
+		})
+	}
+	if _, err := parseMode("write_sideways"); err == nil {
+		t.Error("parseMode(write_sideways): no error")
+	}
+}
+
+func TestElcacheName(t *testing.T) {
+	for _, tc := range []struct {
+		level, mode string
+		unary       bool
+		want        string
+	}{
+		{"eventual", "", false, "elcache/eventual"},
+		{"", "write_back", false, "elcache/set:write_back"},
+		{"bounded:1s", "cache_only", true, "elcache/bounded:1s/set:cache_only/unary"},
+		{"", "", false, "elcache/default"},
+	} {
+		if got := elcacheName(tc.level, tc.mode, tc.unary); got != tc.want {
+			t.Errorf("elcacheName(%q, %q, %v) = %q, want %q", tc.level, tc.mode, tc.unary, got, tc.want)
+		}
+	}
+}
+
+// TestElcacheTarget runs a short benchmark at every read level, and with
+// each write mode, against a real node backed by SQLite.
+func TestElcacheTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	t.Parallel()
+	n := nodetest.Start(t, func(c *node.Config) {
+		c.Backend = "sqlite://" + filepath.Join(t.TempDir(), "backing.db")
+		c.Backing.CreateTable = true
+	})
+	for _, tc := range []struct{ level, mode string }{
+		{"linearizable", ""},
+		{"lease", "cache_only"},
+		{"bounded:500ms", "write_through"},
+		{"session", "write_back"},
+		{"eventual", "write_around"},
+	} {
+		t.Run(tc.level+"/"+tc.mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tg, err := newElcacheTarget(ctx, []string{n.Addr()}, tc.level, tc.mode, tc.level == "lease")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			if err := tg.Get(ctx, "never-written"); err != nil {
+				t.Errorf("Get of a missing key: %v, want nil", err)
+			}
+			cfg := DefaultRunConfig()
+			cfg.Keys, cfg.Clients = 50, 4
+			cfg.Warmup, cfg.Duration = 0, 100*time.Millisecond
+			res, err := Run(ctx, tg, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := res.Ops["all"]
+			if all.Count == 0 || all.Errors != 0 {
+				t.Errorf("%s: %d ops, %d errors; want some and none", res.Target, all.Count, all.Errors)
+			}
+			var b strings.Builder
+			if err := printTable(&b, []Result{res}); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", b.String())
+		})
+	}
+}
