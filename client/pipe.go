@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -89,6 +90,7 @@ func (p *pipe) send(ctx context.Context) {
 			return
 		case <-p.wake:
 		}
+		runtime.Gosched()
 		for {
 			p.mu.Lock()
 			calls, size := p.queue, 0

@@ -102,6 +102,9 @@ type Config struct {
 	// MetricsAddr serves Prometheus metrics. Not available yet: a
 	// non-empty value is rejected.
 	MetricsAddr string
+	// AdminAddr, when set, serves the Go profiler over HTTP under
+	// /debug/pprof/. Keep it on a private interface.
+	AdminAddr string
 
 	// Partitions is the fixed number of partitions, chosen when the data
 	// directory is created (default 64). A node refuses to open a data

@@ -358,6 +358,12 @@ func idemTimeName(at int64, key string) string {
 
 // waitApplied blocks until the state machine has applied index, or ctx ends.
 func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	if f.applied.Load() >= index {
+		return nil
+	}
+	if mustNotWait(ctx) {
+		return errWouldBlock
+	}
 	for {
 		f.mu.Lock()
 		ch := f.appliedCh

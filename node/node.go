@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -80,6 +81,7 @@ type Node struct {
 	readDelay atomic.Int64
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
+	adminHTTP *http.Server  // the profiler, when Config.AdminAddr is set
 	serving   chan struct{} // closed when health turns SERVING
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -140,6 +142,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if err := n.open(); err != nil {
+		return nil, errors.Join(err, n.shutdown())
+	}
+	if err := n.startAdminHTTP(); err != nil {
 		return nil, errors.Join(err, n.shutdown())
 	}
 	n.serveDone = make(chan struct{})
@@ -425,6 +430,9 @@ func (n *Node) closeGroups() error {
 // shutdown closes what open started, in reverse order. Closing twice is
 // harmless.
 func (n *Node) shutdown() error {
+	if n.adminHTTP != nil {
+		n.adminHTTP.Close()
+	}
 	if n.srv != nil {
 		n.srv.Stop()
 		if n.serveDone != nil {

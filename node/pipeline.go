@@ -30,12 +30,18 @@ const (
 // Pipeline runs the calls of a stream concurrently and sends their results
 // back in batches, in completion order: while one batch is being sent, the
 // results completed meanwhile gather into the next.
+//
+// A call that cannot wait (a read this replica can answer from what it
+// holds now: see inlineCall) runs at once on the receiving goroutine, and
+// the results of a received batch's such calls go back together in one
+// message. The other calls go to workers.
 func (s *cacheServer) Pipeline(stream cachev1.Cache_PipelineServer) error {
 	ctx := stream.Context()
-	results := make(chan *cachev1.CallResult, pipelineWindow)
+	results := make(chan []*cachev1.CallResult, pipelineWindow)
 	window := make(chan struct{}, pipelineWindow)
 	sent := make(chan error, 1)
 	go func() { sent <- sendResults(stream, results) }()
+	inlineCtx := context.WithValue(ctx, noWaitKey{}, true)
 
 	// Calls run on a pool of workers that grows while every worker is
 	// busy: a worker's stack stays grown between calls, where a goroutine
@@ -48,7 +54,7 @@ func (s *cacheServer) Pipeline(stream cachev1.Cache_PipelineServer) error {
 	work := func() {
 		defer calls.Done()
 		for c := range queue {
-			results <- s.call(ctx, c)
+			results <- []*cachev1.CallResult{s.call(ctx, c)}
 			<-window
 			idle.Add(1)
 		}
@@ -64,20 +70,36 @@ recv:
 			}
 			break
 		}
+		var done []*cachev1.CallResult
 		for _, c := range req.Calls {
+			seen++
+			if r, ok := s.inlineCall(inlineCtx, c); ok {
+				done = append(done, r)
+				continue
+			}
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():
 				recvErr = ctx.Err()
 				break recv
 			}
-			seen++
 			if !takeOne(&idle) && workers < pipelineWindow {
 				workers++
 				calls.Add(1)
 				go work()
 			}
 			queue <- c
+		}
+		if len(done) > 0 {
+			// At most one message per received one: the channel's room
+			// for pipelineWindow of them cannot run out before the
+			// workers' results do, which the window bounds.
+			select {
+			case results <- done:
+			case <-ctx.Done():
+				recvErr = ctx.Err()
+				break recv
+			}
 		}
 	}
 	close(queue)
@@ -93,6 +115,49 @@ recv:
 	return nil
 }
 
+// noWaitKey marks a context whose call must not wait: anything that would
+// (a quorum round, applying an index, the database, forwarding) returns
+// errWouldBlock instead.
+type noWaitKey struct{}
+
+// errWouldBlock: the call would have to wait; run it where it may.
+var errWouldBlock = errors.New("node: the call would wait")
+
+func mustNotWait(ctx context.Context) bool {
+	v, _ := ctx.Value(noWaitKey{}).(bool)
+	return v
+}
+
+// inlineCall runs c at once if it is a Get this replica can answer without
+// waiting, and reports whether it did. Any level but LINEARIZABLE
+// qualifies when its proof is at hand; a read that would have to wait
+// (for an index, a lease, the database or another node) is left to a
+// worker, which runs it again from the start. Reads have no effects, so
+// trying one first changes nothing but its counters.
+func (s *cacheServer) inlineCall(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool) {
+	g, ok := c.Request.(*cachev1.Call_Get)
+	if !ok || g.Get == nil {
+		return nil, false
+	}
+	if c.Timeout != nil && (c.Timeout.CheckValid() != nil || c.Timeout.AsDuration() < 0) {
+		return nil, false // the worker reports it
+	}
+	if o, err := s.n.check.readOptions(g.Get.Options); err == nil && o.level == cachev1.Consistency_CONSISTENCY_LINEARIZABLE {
+		return nil, false
+	}
+	resp, err := s.Get(ctx, g.Get)
+	if errors.Is(err, errWouldBlock) {
+		return nil, false
+	}
+	out := &cachev1.CallResult{Id: c.Id}
+	if err != nil {
+		out.Error = callError(err)
+	} else {
+		out.Response = &cachev1.CallResult_Get{Get: resp}
+	}
+	return out, true
+}
+
 // takeOne decrements n if it is positive, and reports whether it did.
 func takeOne(n *atomic.Int64) bool {
 	for {
@@ -106,31 +171,38 @@ func takeOne(n *atomic.Int64) bool {
 	}
 }
 
-// sendResults sends results in batches until the channel is closed. After
-// a failed send it drains the channel, so that no call blocks on it.
-func sendResults(stream cachev1.Cache_PipelineServer, results <-chan *cachev1.CallResult) error {
+// sendResults sends results in batches until the channel is closed: what
+// arrived while the last message was being sent goes in the next, split
+// where a message would pass pipelineBatch results or pipelineBatchBytes.
+// After a failed send it drains the channel, so that no call blocks on it.
+func sendResults(stream cachev1.Cache_PipelineServer, results <-chan []*cachev1.CallResult) error {
 	var failed error
-	for r := range results {
+	for pending := range results {
 		if failed != nil {
 			continue
 		}
-		batch := &cachev1.PipelineResponse{Results: []*cachev1.CallResult{r}}
-		size := pipelineResultSize(r)
 	gather:
-		for len(batch.Results) < pipelineBatch && size < pipelineBatchBytes {
+		for len(pending) < pipelineBatch {
 			select {
 			case more, ok := <-results:
 				if !ok {
 					break gather
 				}
-				batch.Results = append(batch.Results, more)
-				size += pipelineResultSize(more)
+				pending = append(pending, more...)
 			default:
 				break gather
 			}
 		}
-		if err := stream.Send(batch); err != nil {
-			failed = err
+		for len(pending) > 0 && failed == nil {
+			n, size := 0, 0
+			for n < len(pending) && n < pipelineBatch && (n == 0 || size+pipelineResultSize(pending[n]) <= pipelineBatchBytes) {
+				size += pipelineResultSize(pending[n])
+				n++
+			}
+			if err := stream.Send(&cachev1.PipelineResponse{Results: pending[:n]}); err != nil {
+				failed = err
+			}
+			pending = pending[n:]
 		}
 	}
 	return failed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/elcache/elcache/node"
 	"github.com/elcache/elcache/node/nodetest"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
@@ -254,5 +256,171 @@ func TestPipelineClientClose(t *testing.T) {
 	}
 	if len(got) != 100 {
 		t.Fatalf("%d of 100 calls answered before the stream ended", len(got))
+	}
+}
+
+// sendBatch sends calls as one message and collects the response messages
+// until every call is answered.
+func sendBatch(t *testing.T, cl cachev1.CacheClient, calls []*cachev1.Call) [][]*cachev1.CallResult {
+	t.Helper()
+	stream, err := cl.Pipeline(opCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&cachev1.PipelineRequest{Calls: calls}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var msgs [][]*cachev1.CallResult
+	answered := 0
+	for answered < len(calls) {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("stream ended with %v after %d of %d results", err, answered, len(calls))
+		}
+		msgs = append(msgs, resp.Results)
+		answered += len(resp.Results)
+	}
+	return msgs
+}
+
+func getCall(id uint64, key string, level cachev1.Consistency) *cachev1.Call {
+	return &cachev1.Call{Id: id, Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{
+		Key: []byte(key), Options: &cachev1.ReadOptions{Consistency: level}}}}
+}
+
+// TestPipelineReadsAnsweredTogether: reads a replica can answer from what
+// it holds run as they arrive, and a batch of them comes back in one
+// message; reads that must wait (LINEARIZABLE) are answered as well, in
+// the same stream.
+func TestPipelineReadsAnsweredTogether(t *testing.T) {
+	n := nodetest.Start(t)
+	cl := dial(t, n.Addr())
+	ctx := opCtx(t)
+	for i := range 100 {
+		key := fmt.Sprintf("together-%d", i)
+		if _, err := cl.Put(ctx, &cachev1.PutRequest{Key: []byte(key), Value: []byte(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls []*cachev1.Call
+	for i := range 100 {
+		calls = append(calls, getCall(uint64(i), fmt.Sprintf("together-%d", i), cachev1.Consistency_CONSISTENCY_EVENTUAL))
+	}
+	msgs := sendBatch(t, cl, calls)
+	if len(msgs) != 1 {
+		t.Errorf("100 EVENTUAL hits sent in one message came back in %d messages, want 1", len(msgs))
+	}
+	for _, m := range msgs {
+		for _, r := range m {
+			if want := fmt.Sprintf("together-%d", r.Id); r.Error != nil || string(r.GetGet().GetEntry().GetValue()) != want {
+				t.Errorf("call %d: %v, want value %s", r.Id, r, want)
+			}
+		}
+	}
+
+	// Every level, hits and misses, mixed in one batch.
+	calls = nil
+	levels := []cachev1.Consistency{cachev1.Consistency_CONSISTENCY_LINEARIZABLE, cachev1.Consistency_CONSISTENCY_LEASE,
+		cachev1.Consistency_CONSISTENCY_SESSION, cachev1.Consistency_CONSISTENCY_EVENTUAL}
+	for i := range 40 {
+		key := fmt.Sprintf("together-%d", i)
+		if i%5 == 4 {
+			key = fmt.Sprintf("absent-%d", i)
+		}
+		calls = append(calls, getCall(uint64(i), key, levels[i%len(levels)]))
+	}
+	calls = append(calls, &cachev1.Call{Id: 40, Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: []byte("b"),
+		Options: &cachev1.ReadOptions{Consistency: cachev1.Consistency_CONSISTENCY_BOUNDED, MaxStaleness: durationpb.New(time.Second)}}}})
+	calls = append(calls, getCall(41, "", cachev1.Consistency_CONSISTENCY_EVENTUAL))
+	got := map[uint64]*cachev1.CallResult{}
+	for _, m := range sendBatch(t, cl, calls) {
+		for _, r := range m {
+			got[r.Id] = r
+		}
+	}
+	for i := range 40 {
+		r := got[uint64(i)]
+		found := i%5 != 4
+		if r == nil || r.Error != nil || r.GetGet().GetFound() != found {
+			t.Errorf("call %d (%v, found %v): %v", i, levels[i%len(levels)], found, r)
+		}
+		if r.GetGet().GetMeta().GetConsistency() != levels[i%len(levels)] {
+			t.Errorf("call %d served at %v, asked %v", i, r.GetGet().GetMeta().GetConsistency(), levels[i%len(levels)])
+		}
+	}
+	if r := got[40]; r == nil || r.Error != nil {
+		t.Errorf("BOUNDED read: %v", r)
+	}
+	if r := got[41]; r == nil || codes.Code(r.GetError().GetCode()) != codes.InvalidArgument {
+		t.Errorf("read of an empty key: %v, want InvalidArgument", r)
+	}
+}
+
+// TestPipelineResultsSplit: results of one batch that would pass the
+// message size bound go back in several messages.
+func TestPipelineResultsSplit(t *testing.T) {
+	n := nodetest.Start(t)
+	cl := dial(t, n.Addr())
+	ctx := opCtx(t)
+	value := make([]byte, 256<<10)
+	for i := range 12 {
+		if _, err := cl.Put(ctx, &cachev1.PutRequest{Key: []byte(fmt.Sprintf("big-%d", i)), Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls []*cachev1.Call
+	for i := range 12 {
+		calls = append(calls, getCall(uint64(i), fmt.Sprintf("big-%d", i), cachev1.Consistency_CONSISTENCY_EVENTUAL))
+	}
+	msgs := sendBatch(t, cl, calls)
+	// 3 MiB of values at most 1 MiB a message: 4 messages or more.
+	if len(msgs) < 4 {
+		t.Errorf("12 values of 256 KiB came back in %d messages, want at least 4", len(msgs))
+	}
+	for _, m := range msgs {
+		size := 0
+		for _, r := range m {
+			if r.Error != nil || len(r.GetGet().GetEntry().GetValue()) != len(value) {
+				t.Errorf("call %d: error %v, %d bytes", r.Id, r.Error, len(r.GetGet().GetEntry().GetValue()))
+			}
+			size += len(r.GetGet().GetEntry().GetValue())
+		}
+		if size > 1<<20 {
+			t.Errorf("a message carries %d bytes of values, over 1 MiB", size)
+		}
+	}
+}
+
+// TestPipelineMissRefills: a pipelined read that misses in front of a
+// database is not answered on the spot; it loads the row like a unary
+// read.
+func TestPipelineMissRefills(t *testing.T) {
+	n := nodetest.Start(t, func(c *node.Config) {
+		c.Backend = "sqlite://" + filepath.Join(t.TempDir(), "backing.db")
+		c.Backing.CreateTable = true
+	})
+	cl := dial(t, n.Addr())
+	// Write-around: the row goes to the database only.
+	if _, err := cl.Put(opCtx(t), &cachev1.PutRequest{Key: []byte("around"), Value: []byte("v1"),
+		Options: &cachev1.WriteOptions{Mode: cachev1.WriteMode_WRITE_MODE_WRITE_AROUND}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []cachev1.Consistency{cachev1.Consistency_CONSISTENCY_EVENTUAL, cachev1.Consistency_CONSISTENCY_LINEARIZABLE} {
+		msgs := sendBatch(t, cl, []*cachev1.Call{getCall(1, "around", level), getCall(2, "nowhere", level)})
+		got := map[uint64]*cachev1.CallResult{}
+		for _, m := range msgs {
+			for _, r := range m {
+				got[r.Id] = r
+			}
+		}
+		if r := got[1]; r.Error != nil || string(r.GetGet().GetEntry().GetValue()) != "v1" {
+			t.Errorf("%v read of a row only the database has: %v, want v1", level, r)
+		}
+		if r := got[2]; r.Error != nil || r.GetGet().GetFound() {
+			t.Errorf("%v read of a key nowhere: %v, want not found", level, r)
+		}
 	}
 }

@@ -162,6 +162,9 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 // waits until this replica has applied the leader's commit index.
 func (p *partition) linearizable(ctx context.Context) (readProof, error) {
 	proof := readProof{level: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}
+	if mustNotWait(ctx) {
+		return proof, errWouldBlock
+	}
 	if p.raft.State() == raft.Leader || p.leader() == "" {
 		return proof, p.readIndex(ctx)
 	}
@@ -189,6 +192,9 @@ func (p *partition) linearizable(ctx context.Context) (readProof, error) {
 func (p *partition) waitFollower(ctx context.Context, index uint64) error {
 	if p.fsm.applied.Load() >= index {
 		return nil
+	}
+	if mustNotWait(ctx) {
+		return errWouldBlock
 	}
 	wctx, cancel := context.WithTimeout(ctx, followerWait)
 	defer cancel()
@@ -303,6 +309,9 @@ func (p *partition) readIndex(ctx context.Context) error {
 // term, and returns its commit index from before the confirmation: every
 // write acknowledged before the call is at or below it.
 func (p *partition) confirm(ctx context.Context) (uint64, error) {
+	if mustNotWait(ctx) {
+		return 0, errWouldBlock
+	}
 	for !p.ready() {
 		if err := p.awaitLeader(ctx); err != nil {
 			return 0, err

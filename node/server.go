@@ -79,7 +79,10 @@ func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read b
 			if err == nil {
 				return resp, nil
 			}
-			if errors.Is(err, raft.ErrLeadershipTransferInProgress) && !isForwarded(ctx) {
+			if errors.Is(err, errWouldBlock) {
+				return zero, err
+			}
+			if errors.Is(err, raft.ErrLeadershipTransferInProgress) && !isForwarded(ctx) && !mustNotWait(ctx) {
 				// Not executed; the leader changes in a moment.
 				if werr := pause(ctx); werr != nil {
 					return zero, n.status(err)
@@ -92,6 +95,9 @@ func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read b
 		}
 		if isForwarded(ctx) {
 			return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
+		}
+		if mustNotWait(ctx) {
+			return zero, errWouldBlock
 		}
 		resp, err := forward(ctx, n, pid, read, remote)
 		if errors.Is(err, errLeaderHere) && time.Now().Before(deadline) {
@@ -130,6 +136,9 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 	}
 	n := s.n
 	if d := time.Duration(n.readDelay.Load()); d > 0 {
+		if mustNotWait(ctx) {
+			return nil, errWouldBlock
+		}
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -139,7 +148,7 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.level),
 		func(p *partition) (*cachev1.GetResponse, error) {
 			resp, err := readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
-				return n.get(p, req.Key, proof)
+				return n.get(ctx, p, req.Key, proof)
 			})
 			if err != nil {
 				return nil, err
@@ -174,12 +183,16 @@ func readLocal[T any](ctx context.Context, p *partition, o readOpts, read func(r
 }
 
 // get reads key from a partition that is ready to serve with proof.
-func (n *Node) get(p *partition, key []byte, proof readProof) (*cachev1.GetResponse, error) {
+func (n *Node) get(ctx context.Context, p *partition, key []byte, proof readProof) (*cachev1.GetResponse, error) {
 	meta := p.readMeta(n.cfg.NodeName, proof)
 	meta.Leader = n.hint(p.id)
 	e, ok, err := p.store.Get(key, time.Now().UnixNano())
 	if err != nil {
 		return nil, err
+	}
+	if !ok && n.backend != nil && mustNotWait(ctx) {
+		// A miss may load from the database: not here.
+		return nil, errWouldBlock
 	}
 	n.stats.gets.Add(1)
 	if !ok {
@@ -411,7 +424,7 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 				rs, err := readLocal(ctx, p, o, func(proof readProof) ([]*cachev1.GetResponse, error) {
 					rs := make([]*cachev1.GetResponse, len(keys))
 					for j, k := range keys {
-						r, err := n.get(p, k, proof)
+						r, err := n.get(ctx, p, k, proof)
 						if err != nil {
 							return nil, err
 						}

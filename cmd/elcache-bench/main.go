@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -100,11 +101,12 @@ func newTarget(ctx context.Context, name string, f *targetFlags) (Target, error)
 
 // options are the parsed command line.
 type options struct {
-	target string
-	tf     targetFlags
-	run    RunConfig
-	json   string
-	quiet  bool
+	target     string
+	tf         targetFlags
+	run        RunConfig
+	json       string
+	quiet      bool
+	cpuProfile string
 }
 
 // parseFlags parses args (without the program name). Problems with the
@@ -132,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.run.Seed, "seed", o.run.Seed, "random seed (worker i uses seed+i)")
 	fs.StringVar(&o.json, "json", "", "write the result to this JSON file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the benchmark client's CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -164,6 +167,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	var progress ProgressFunc
 	if !o.quiet {
 		progress = newProgressBar(stderr, isTerminal(stderr), t.Name(), o.run).Update
@@ -185,4 +196,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// startCPUProfile profiles this process's CPU into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
