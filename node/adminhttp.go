@@ -32,6 +32,11 @@ func (n *Node) startAdminHTTP() error {
 			n.log.Error("admin http server stopped", "err", err)
 		}
 	}()
-	n.log.Info("admin http listening", "addr", ln.Addr().String())
+	n.adminAddr = ln.Addr().String()
+	n.log.Info("admin http listening", "addr", n.adminAddr)
 	return nil
 }
+
+// AdminAddr returns the address the profiler listens on, or "" when
+// Config.AdminAddr is not set.
+func (n *Node) AdminAddr() string { return n.adminAddr }

@@ -82,6 +82,7 @@ type Node struct {
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	adminHTTP *http.Server  // the profiler, when Config.AdminAddr is set
+	adminAddr string        // where adminHTTP listens
 	serving   chan struct{} // closed when health turns SERVING
 	stop      chan struct{}
 	wg        sync.WaitGroup
