@@ -53,6 +53,7 @@ type partition struct {
 	leaseDur    time.Duration // see leaseDuration
 	readIndexAt readIndexFunc // asks a leader for a read index
 	faults      *faults       // test hooks: a broken lease (Node.BreakLeaseForTest)
+	confirms    confirmBatcher
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -133,6 +134,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
 		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{}),
 		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, faults: d.faults}
+	p.confirms = confirmBatcher{round: p.confirmRound, timeout: p.leaderWait, stop: p.stop}
 	trans.SetLeaseCheck(p.leaseValid)
 	p.wg.Add(1)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)

@@ -102,6 +102,7 @@ type raftNet struct {
 	// hbPending holds the heartbeats waiting to be sent, by peer.
 	hbMu      sync.Mutex
 	hbPending map[string][]*hbCall
+	hbSending map[string]bool // a Heartbeats call to the peer is in flight
 }
 
 // quiet reports whether this node still denies votes after a restart

@@ -15,6 +15,7 @@ package main
 // start-up. -duration, -warmup and -only shorten it.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -28,10 +29,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/storage/sqlstore"
 	"github.com/elcache/elcache/storage/sqlstore/pgtest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -47,6 +51,7 @@ var (
 	compareValueSize  = flag.Int("value-size", 100, "bytes per value")
 	compareOnly       = flag.String("only", "", "run only the runs whose id matches this regexp (ids: get-elcache-eventual, set-etcd, wm-write-back, ...)")
 	comparePartitions = flag.Int("partitions", 16, "partitions of the elcache cluster")
+	compareHerds      = flag.Int("herds", 20, "thundering-herd rounds (1,000 concurrent misses of one key each) against the elcache cluster; 0 skips them")
 )
 
 // compareRun is one cell of the matrix.
@@ -121,8 +126,13 @@ func TestCompare(t *testing.T) {
 	start := time.Now()
 	factories := map[string]func(ctx context.Context, r compareRun) (Target, error){}
 	versions := map[string]string{}
+	var herdLine string
 	if need["elcache"] {
-		seeds := startElcache(t, logDir)
+		seeds, pg := startElcache(t, logDir)
+		if *compareHerds > 0 {
+			herdLine = runHerds(t, seeds, pg, *compareHerds)
+			t.Log(herdLine)
+		}
 		factories["elcache"] = func(ctx context.Context, r compareRun) (Target, error) {
 			return newElcacheTarget(ctx, seeds, r.level, r.mode, false)
 		}
@@ -179,6 +189,9 @@ func TestCompare(t *testing.T) {
 	}
 
 	lines := compareRatios(byID)
+	if herdLine != "" {
+		lines = append(lines, herdLine)
+	}
 	for _, l := range lines {
 		t.Log(l)
 	}
@@ -380,7 +393,7 @@ func waitFor(t *testing.T, what string, exited <-chan struct{}, timeout time.Dur
 // names its mode, so the backend is touched only by the write-through and
 // write-back runs. It returns
 // the nodes' gRPC addresses once every partition has a leader.
-func startElcache(t *testing.T, logDir string) []string {
+func startElcache(t *testing.T, logDir string) ([]string, *pgtest.Server) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "elcache")
 	build := exec.Command("go", "build", "-o", bin, "github.com/elcache/elcache/cmd/elcache")
@@ -434,7 +447,7 @@ func startElcache(t *testing.T, logDir string) []string {
 			return nil
 		})
 	}
-	return grpcAddrs
+	return grpcAddrs, pg
 }
 
 // startRedis starts a redis-server on a free port, either a pure
@@ -499,4 +512,62 @@ func startEtcd(t *testing.T, logDir string) string {
 		})
 	}
 	return endpoints
+}
+
+// herdSize is the concurrent misses of one key in a herd round.
+const herdSize = 1000
+
+// runHerds measures the refill's single flight: for each of rounds keys
+// that only PostgreSQL holds, herdSize concurrent GETs through the Go
+// client (LINEARIZABLE, so that each is a miss the leader must answer
+// from the database), counting the database's loads with
+// pg_stat_statements. It fails the test if a read fails or finds the
+// wrong value, and returns the summary line for the report.
+func runHerds(t *testing.T, seeds []string, pg *pgtest.Server, rounds int) string {
+	t.Helper()
+	ctx := t.Context()
+	store, err := sqlstore.Open(ctx, pg.URL(), sqlstore.Options{CreateTable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	tgt, err := newElcacheTarget(cctx, seeds, "linearizable", "", false)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	cl := tgt.(*elcacheTarget).c
+	before := pg.Calls(t, sqlstore.LoadMarker)
+	var worst time.Duration
+	var failed atomic.Int64
+	for i := range rounds {
+		key := []byte(fmt.Sprintf("herd-%d-%d", time.Now().UnixNano(), i))
+		want := []byte(fmt.Sprintf("row-%d", i))
+		if _, err := store.Write(ctx, []sqlstore.Row{{Key: key, Value: want, Version: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range herdSize {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				got, err := cl.Get(rctx, key)
+				if err != nil || !bytes.Equal(got.Value, want) {
+					if failed.Add(1) == 1 {
+						t.Errorf("herd %d: get %s = %q, %v; want %q", i, key, got.Value, err, want)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		worst = max(worst, time.Since(start))
+	}
+	loads := pg.Calls(t, sqlstore.LoadMarker) - before
+	return fmt.Sprintf("refill herd: %d rounds of %d concurrent misses of one key cost %d database loads (%.2f per round), %d failed reads; slowest round %v",
+		rounds, herdSize, loads, float64(loads)/float64(rounds), failed.Load(), worst.Round(time.Millisecond))
 }
