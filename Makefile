@@ -113,7 +113,7 @@ bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary an
 # elcache cluster in front of a throwaway PostgreSQL, Redis twice (in
 # memory; AOF with appendfsync always) and a 3-member etcd cluster, all on
 # loopback, then a fixed matrix of YCSB-style runs (50 clients, 10,000
-# zipfian keys, 100-byte values, 12s each after 3s of warm-up; ~6 min).
+# zipfian keys, 100-byte values, 12s each after 3s of warm-up, and 20 thundering herds; about 5 min on 2 cores).
 # It writes results.json, report.html and results.md to BENCH_OUT.
 # BENCH_ARGS passes more flags, e.g. BENCH_ARGS='-duration 3s -only get-'.
 BENCH_OUT       ?= bench-results
@@ -126,7 +126,7 @@ bench-compare-deps: deps ## Install what bench-compare needs beyond deps (etcd),
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
-bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (~6 min); report in bench-results/.
+bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 5 min); report in bench-results/.
 	$(GO) test -tags benchcompare -count=1 -v -run '^TestCompare$$' -timeout 30m ./cmd/elcache-bench -args -out $(abspath $(BENCH_OUT)) $(BENCH_ARGS)
 
 fuzz: ## Fuzz request validation and stored-entry decoding for 30s each.

@@ -11,7 +11,7 @@ package main
 //
 //	go test -tags benchcompare -run TestCompare -v -timeout 30m ./cmd/elcache-bench -args -out bench-results
 //
-// With the defaults the matrix takes about 6 minutes on two cores, plus
+// With the defaults the matrix takes about 4 minutes on two cores, plus
 // start-up. -duration, -warmup and -only shorten it.
 
 import (
