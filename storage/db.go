@@ -39,7 +39,7 @@ type Config struct {
 
 // DefaultConfig returns a complete configuration for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, BlockCacheBytes: 64 << 20, MemTableBytes: 64 << 20}
+	return Config{Dir: dir, BlockCacheBytes: 64 << 20, MemTableBytes: 16 << 20}
 }
 
 // Validate reports every problem with the configuration.
