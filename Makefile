@@ -21,7 +21,7 @@ STATICCHECK_VERSION     := v0.8.0
 
 PROTOS := $(sort $(wildcard proto/*/v1/*.proto))
 
-.PHONY: help build run run-fg stop deps test test-short bench bench-reads bench-writes bench-client bench-compare bench-compare-deps fuzz proto proto-check lint tools clean \
+.PHONY: help build run run-fg stop deps test test-short docker compose-smoke bench bench-reads bench-writes bench-client bench-compare bench-compare-deps fuzz proto proto-check lint tools clean \
 	jepsen jepsen-quick jepsen-selftest jepsen-run jepsen-deps
 
 help: ## List the targets.
@@ -30,6 +30,22 @@ help: ## List the targets.
 build: ## Build bin/elcache and bin/elcachectl.
 	$(GO) build -o $(BIN)/elcache ./cmd/elcache
 	$(GO) build -o $(BIN)/elcachectl ./cmd/elcachectl
+
+# `make docker`: the image elcache:$(IMAGE_TAG) (and :latest) from
+# deploy/docker/Dockerfile: static binaries (no cgo) in a build context of
+# their own, FROM scratch, so nothing is pulled.
+IMAGE_TAG       ?= dev
+DOCKER_CTX      := $(BIN)/docker
+
+docker: ## Build the elcache:latest image (FROM scratch, static binaries; no registry needed).
+	rm -rf $(DOCKER_CTX) && mkdir -p $(DOCKER_CTX)/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(DOCKER_CTX)/elcache ./cmd/elcache
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(DOCKER_CTX)/elcachectl ./cmd/elcachectl
+	cp deploy/docker/Dockerfile $(DOCKER_CTX)/
+	docker build -q -t elcache:$(IMAGE_TAG) -t elcache:latest $(DOCKER_CTX)
+
+compose-smoke: docker ## Start the 3-node compose cluster, write and read, kill a node, read again, tear it down.
+	deploy/compose/smoke.sh
 
 RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)" BACKEND="$(BACKEND)"
 
