@@ -99,8 +99,8 @@ type Config struct {
 	// WRITE_THROUGH when Backend is set, CACHE_ONLY otherwise, if left
 	// UNSPECIFIED.
 	DefaultWriteMode cachev1.WriteMode
-	// MetricsAddr serves Prometheus metrics. Not available yet: a
-	// non-empty value is rejected.
+	// MetricsAddr, when set, serves Prometheus metrics over HTTP at
+	// /metrics (README "Metrics").
 	MetricsAddr string
 	// AdminAddr, when set, serves the Go profiler over HTTP under
 	// /debug/pprof/. Keep it on a private interface.
@@ -226,7 +226,14 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MetricsAddr != "" {
-		bad("MetricsAddr %q: metrics are not available yet", c.MetricsAddr)
+		if err := checkListenAddr(c.MetricsAddr); err != nil {
+			bad("MetricsAddr %q: %v", c.MetricsAddr, err)
+		}
+	}
+	if c.AdminAddr != "" {
+		if err := checkListenAddr(c.AdminAddr); err != nil {
+			bad("AdminAddr %q: %v", c.AdminAddr, err)
+		}
 	}
 	if c.Partitions == 0 || c.Partitions > ring.MaxPartitions {
 		bad("Partitions must be in [1, %d], got %d", ring.MaxPartitions, c.Partitions)

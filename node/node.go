@@ -71,7 +71,12 @@ type Node struct {
 	stats struct {
 		gets, hits, misses, puts, deletes atomic.Uint64
 		refills, flushedRows, forwarded   atomic.Uint64
+		// loads counts database loads started by refills; coalesced, the
+		// misses that joined a load already under way.
+		loads, coalesced atomic.Uint64
 	}
+	// metrics are the Prometheus metrics served on Config.MetricsAddr.
+	metrics *metrics
 
 	// backend is the backing database, nil for a pure cache.
 	backend *backend
@@ -83,11 +88,14 @@ type Node struct {
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	adminHTTP *http.Server  // the profiler, when Config.AdminAddr is set
 	adminAddr string        // where adminHTTP listens
-	serving   chan struct{} // closed when health turns SERVING
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	// metricsHTTP serves /metrics on Config.MetricsAddr, at metricsAddr.
+	metricsHTTP *http.Server
+	metricsAddr string
+	serving     chan struct{} // closed when health turns SERVING
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // New starts a node: it opens the data directory, joins the cluster (or
@@ -148,6 +156,9 @@ func New(cfg Config) (*Node, error) {
 	if err := n.startAdminHTTP(); err != nil {
 		return nil, errors.Join(err, n.shutdown())
 	}
+	if err := n.startMetrics(); err != nil {
+		return nil, errors.Join(err, n.shutdown())
+	}
 	n.serveDone = make(chan struct{})
 	go func() {
 		defer close(n.serveDone)
@@ -184,7 +195,9 @@ func (n *Node) open() error {
 		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
+	n.metrics = newMetrics(n)
 	n.srv = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(n.unaryMetrics),
 		grpc.MaxRecvMsgSize(maxMsgBytes),
 		grpc.MaxSendMsgSize(maxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -433,6 +446,9 @@ func (n *Node) closeGroups() error {
 func (n *Node) shutdown() error {
 	if n.adminHTTP != nil {
 		n.adminHTTP.Close()
+	}
+	if n.metricsHTTP != nil {
+		n.metricsHTTP.Close()
 	}
 	if n.srv != nil {
 		n.srv.Stop()

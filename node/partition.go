@@ -54,6 +54,8 @@ type partition struct {
 	readIndexAt readIndexFunc // asks a leader for a read index
 	faults      *faults       // test hooks: a broken lease (Node.BreakLeaseForTest)
 	confirms    confirmBatcher
+	// leaderChanges counts the leader changes this replica observed.
+	leaderChanges atomic.Uint64
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -136,9 +138,31 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, faults: d.faults}
 	p.confirms = confirmBatcher{round: p.confirmRound, timeout: p.leaderWait, stop: p.stop}
 	trans.SetLeaseCheck(p.leaseValid)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)
+	go p.countLeaderChanges()
 	return p, nil
+}
+
+// countLeaderChanges counts the leader changes this replica observes
+// (elcache_raft_leader_changes_total).
+func (p *partition) countLeaderChanges() {
+	defer p.wg.Done()
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	p.raft.RegisterObserver(obs)
+	defer p.raft.DeregisterObserver(obs)
+	for {
+		select {
+		case <-ch:
+			p.leaderChanges.Add(1)
+		case <-p.stop:
+			return
+		}
+	}
 }
 
 // leaderLoop commits a leader no-op in every term this replica leads, so

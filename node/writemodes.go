@@ -211,7 +211,10 @@ func (n *Node) refill(ctx context.Context, p *partition, key []byte) (storage.En
 				p.fills.calls = make(map[string]*fillCall)
 			}
 			p.fills.calls[string(key)] = c
+			n.stats.loads.Add(1)
 			go n.load(p, key, c)
+		} else {
+			n.stats.coalesced.Add(1)
 		}
 		p.fills.mu.Unlock()
 		select {

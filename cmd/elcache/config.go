@@ -98,7 +98,7 @@ func settings() []setting {
 		dur("negative-ttl", "how long a key the database does not have is remembered as absent (0: not at all)",
 			func(c *node.Config) *time.Duration { return &c.Backing.NegativeTTL }),
 		str("admin-addr", "HTTP address for the Go profiler, /debug/pprof/ (empty: off; keep it private)", func(c *node.Config) *string { return &c.AdminAddr }),
-		str("metrics-addr", "address for Prometheus metrics (not available yet)", func(c *node.Config) *string { return &c.MetricsAddr }),
+		str("metrics-addr", "HTTP address for Prometheus metrics at /metrics (empty: off)", func(c *node.Config) *string { return &c.MetricsAddr }),
 		{"partitions", "number of partitions, fixed when the data directory is created",
 			func(c *node.Config, v string) error {
 				n, err := strconv.ParseUint(v, 10, 32)
