@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -476,4 +477,54 @@ func TestClientHedgesSlowReplica(t *testing.T) {
 		t.Errorf("%d more reads of 20 were hedged after the slow replica was found", more)
 	}
 	t.Logf("%d of %d reads hedged", hedges, 3*len(keys))
+}
+
+// TestClientToken: the client sends its token; the node's answers map to
+// ErrUnauthenticated and ErrPermissionDenied.
+func TestClientToken(t *testing.T) {
+	tokens := []node.Token{
+		{Name: "reader", Role: node.RoleRead, Secret: "reader-secret-0123456789"},
+		{Name: "writer", Role: node.RoleWrite, Secret: "writer-secret-0123456789"},
+		{Name: "nodes", Role: node.RolePeer, Secret: "peer-secret-0123456789abc"},
+	}
+	n := nodetest.Start(t, func(c *node.Config) { c.Tokens = tokens })
+	connect := func(token string) *client.Client {
+		cfg := client.DefaultConfig()
+		cfg.Seeds = []string{n.Addr()}
+		cfg.Token, cfg.AllowPlaintextToken = token, true
+		cfg.MaxAttempts = 1
+		c, err := client.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx := context.Background()
+	if _, err := connect(tokens[1].Secret).Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("put with a write token: %v", err)
+	}
+	reader := connect(tokens[0].Secret)
+	if e, err := reader.Get(ctx, []byte("k")); err != nil || string(e.Value) != "v" {
+		t.Errorf("get with a read token: %v, %v", e, err)
+	}
+	if _, err := reader.Put(ctx, []byte("k"), []byte("w")); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Errorf("put with a read token: %v, want ErrPermissionDenied", err)
+	}
+	cfg := client.DefaultConfig()
+	cfg.Seeds = []string{n.Addr()}
+	cfg.Token, cfg.AllowPlaintextToken = "wrong-token-0123456789", true
+	if c, err := client.New(ctx, cfg); err == nil {
+		defer c.Close()
+		_, err = c.Get(ctx, []byte("k"))
+		if !errors.Is(err, client.ErrUnauthenticated) {
+			t.Errorf("get with an unknown token: %v, want ErrUnauthenticated", err)
+		}
+	} else if !errors.Is(err, client.ErrUnauthenticated) && !strings.Contains(err.Error(), "Unauthenticated") {
+		t.Errorf("connect with an unknown token: %v", err)
+	}
+	cfg.AllowPlaintextToken = false
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "Token needs TLS") {
+		t.Errorf("token over plaintext without AllowPlaintextToken: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -42,8 +43,15 @@ type Config struct {
 	// plaintext. Reserved: nodes do not serve TLS yet.
 	TLS *tls.Config
 	// Credentials, if set, are sent with every request (authentication).
-	// Reserved: nodes do not check credentials yet. They need TLS.
+	// They need TLS. For elcache's own tokens, set Token instead.
 	Credentials credentials.PerRPCCredentials
+	// Token, if set, is sent as "authorization: Bearer TOKEN" with every
+	// request; nodes started with --auth-token-file require one, and its
+	// role (read, write, admin) decides what the client may do. Over
+	// plaintext anyone on the network can read it: it needs TLS unless
+	// AllowPlaintextToken is set (a trusted network, tests).
+	Token               string
+	AllowPlaintextToken bool
 
 	// MaxAttempts bounds the tries of one request, the first included
 	// (default 10; 1 turns retries off). Retries also stop when the
@@ -134,6 +142,12 @@ func (c Config) Validate() error {
 	if c.Credentials != nil && c.TLS == nil {
 		errs = append(errs, errors.New("client: config: Credentials need TLS"))
 	}
+	if c.Token != "" && c.TLS == nil && !c.AllowPlaintextToken {
+		errs = append(errs, errors.New("client: config: Token needs TLS (or AllowPlaintextToken on a trusted network)"))
+	}
+	if c.Token != "" && c.Credentials != nil {
+		errs = append(errs, errors.New("client: config: set Token or Credentials, not both"))
+	}
 	if c.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("client: config: MaxAttempts %d is negative", c.MaxAttempts))
 	}
@@ -165,3 +179,21 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// TokenCredentials sends token as "authorization: Bearer TOKEN", for
+// connections made outside a Client (grpc.WithPerRPCCredentials).
+// requireTLS refuses to send it over plaintext.
+func TokenCredentials(token string, requireTLS bool) credentials.PerRPCCredentials {
+	return tokenCredentials{token: token, requireTLS: requireTLS}
+}
+
+type tokenCredentials struct {
+	token      string
+	requireTLS bool
+}
+
+func (t tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + t.token}, nil
+}
+
+func (t tokenCredentials) RequireTransportSecurity() bool { return t.requireTLS }

@@ -26,6 +26,16 @@ var (
 	ErrDeadlineExceeded = errors.New("client: deadline exceeded")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client: closed")
+	// ErrUnauthenticated: the nodes require a token (Config.Token) and the
+	// request had none, or one they do not know.
+	ErrUnauthenticated = errors.New("client: unauthenticated")
+	// ErrPermissionDenied: the token's role does not allow the request
+	// (a read token writing, say).
+	ErrPermissionDenied = errors.New("client: permission denied")
+	// ErrRateLimited: this client is over its request rate on the node
+	// (ResourceExhausted); slow down. The client retries it with backoff
+	// before returning it.
+	ErrRateLimited = errors.New("client: rate limited")
 )
 
 // statusError is a gRPC status mapped to the client's errors. GRPCStatus
@@ -84,6 +94,14 @@ func fromStatus(err error) error {
 		kind = ErrUnavailable
 	case codes.DeadlineExceeded:
 		kind = ErrDeadlineExceeded
+	case codes.Unauthenticated:
+		kind = ErrUnauthenticated
+	case codes.PermissionDenied:
+		kind = ErrPermissionDenied
+	case codes.ResourceExhausted:
+		if strings.HasPrefix(st.Message(), "rate limit") {
+			kind = ErrRateLimited
+		}
 	}
 	return &statusError{kind: kind, st: st}
 }

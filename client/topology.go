@@ -146,6 +146,9 @@ func dialOptions(cfg *Config) []grpc.DialOption {
 	if cfg.Credentials != nil {
 		opts = append(opts, grpc.WithPerRPCCredentials(cfg.Credentials))
 	}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(TokenCredentials(cfg.Token, cfg.TLS != nil || !cfg.AllowPlaintextToken)))
+	}
 	if cfg.KeepaliveTime > 0 {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.KeepaliveTime}))
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
@@ -105,6 +106,17 @@ type Config struct {
 	// AdminAddr, when set, serves the Go profiler over HTTP under
 	// /debug/pprof/. Keep it on a private interface.
 	AdminAddr string
+	// Tokens, when set, are the credentials clients must send (README
+	// "Security"); the first of role peer is what nodes send each other,
+	// so there must be one, the same on every node. Empty: no
+	// authentication.
+	Tokens []Token
+	// RateLimit, when positive, is each client's budget of requests a
+	// second (a token, or without Tokens a client address), with bursts
+	// of RateBurst (0: one second's worth); past it requests fail with
+	// ResourceExhausted.
+	RateLimit float64
+	RateBurst int
 
 	// Partitions is the fixed number of partitions, chosen when the data
 	// directory is created (default 64). A node refuses to open a data
@@ -229,6 +241,17 @@ func (c Config) Validate() error {
 		if err := checkListenAddr(c.MetricsAddr); err != nil {
 			bad("MetricsAddr %q: %v", c.MetricsAddr, err)
 		}
+	}
+	if len(c.Tokens) > 0 {
+		if err := validateTokens(c.Tokens); err != nil {
+			bad("%v", err)
+		}
+		if !slices.ContainsFunc(c.Tokens, func(t Token) bool { return t.Role == RolePeer }) {
+			bad("Tokens has no token of role peer: nodes need one to talk to each other")
+		}
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		bad("RateLimit (%g) and RateBurst (%d) must not be negative", c.RateLimit, c.RateBurst)
 	}
 	if c.AdminAddr != "" {
 		if err := checkListenAddr(c.AdminAddr); err != nil {

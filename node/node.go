@@ -77,6 +77,8 @@ type Node struct {
 	}
 	// metrics are the Prometheus metrics served on Config.MetricsAddr.
 	metrics *metrics
+	// guard authenticates and rate-limits client requests.
+	guard *guard
 
 	// backend is the backing database, nil for a pure cache.
 	backend *backend
@@ -191,13 +193,15 @@ func (n *Node) open() error {
 		return fmt.Errorf("node: listen %s: %w", cfg.GRPCAddr, err)
 	}
 	n.lis = lis
-	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log,
+	n.guard = newGuard(cfg.Tokens, cfg.RateLimit, cfg.RateBurst)
+	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer,
 		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
 	n.metrics = newMetrics(n)
 	n.srv = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(n.unaryMetrics),
+		grpc.ChainUnaryInterceptor(n.unaryMetrics, n.authUnary),
+		grpc.ChainStreamInterceptor(n.authStream),
 		grpc.MaxRecvMsgSize(maxMsgBytes),
 		grpc.MaxSendMsgSize(maxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

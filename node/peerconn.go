@@ -88,6 +88,8 @@ type pooledConn struct {
 type peerConns struct {
 	resolve func(nodeID string) (addr string, ok bool)
 	log     *slog.Logger
+	// dial are extra options of every connection (the peer token).
+	dial []grpc.DialOption
 
 	mu     sync.Mutex
 	closed bool
@@ -122,7 +124,7 @@ func (p *peerConns) get(nodeID string, class connClass) (*grpc.ClientConn, error
 		p.mu.Unlock()
 		return old.cc, nil
 	}
-	cc, err := grpc.NewClient(addr, peerDialOptions()...)
+	cc, err := grpc.NewClient(addr, append(peerDialOptions(), p.dial...)...)
 	if err != nil {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("node: dial %s (%s, %s): %w", nodeID, addr, class, err)

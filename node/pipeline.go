@@ -74,6 +74,10 @@ recv:
 		var done []*cachev1.CallResult
 		for _, c := range req.Calls {
 			seen++
+			if err := s.n.checkCall(ctx, c); err != nil {
+				done = append(done, &cachev1.CallResult{Id: c.Id, Error: callError(err)})
+				continue
+			}
 			if r, ok := s.inlineCall(inlineCtx, c); ok {
 				done = append(done, r)
 				continue

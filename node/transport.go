@@ -59,6 +59,8 @@ type raftNetConfig struct {
 	Allow func(nodeID string) bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// PeerToken, if set, is sent on every call to another node.
+	PeerToken string
 	// RPCTimeout bounds appends, votes and TimeoutNow, and each pipelined
 	// append (default 5s).
 	RPCTimeout time.Duration
@@ -165,10 +167,14 @@ func newRaftNet(cfg raftNetConfig) *raftNet {
 		cfg.SnapshotTimeout = defaultSnapshotTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	conns := newPeerConns(cfg.Resolve, cfg.Logger.With("component", "raft_transport"))
+	if cfg.PeerToken != "" {
+		conns.dial = append(conns.dial, grpc.WithPerRPCCredentials(peerCredentials{cfg.PeerToken}))
+	}
 	return &raftNet{
 		cfg:            cfg,
 		maxAppendBytes: maxMsgBytes,
-		conns:          newPeerConns(cfg.Resolve, cfg.Logger.With("component", "raft_transport")),
+		conns:          conns,
 		ctx:            ctx,
 		cancel:         cancel,
 		groups:         make(map[uint64]*groupTransport),

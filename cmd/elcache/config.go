@@ -97,6 +97,31 @@ func settings() []setting {
 			func(c *node.Config) *uint64 { return &c.Backing.MaxDirty }),
 		dur("negative-ttl", "how long a key the database does not have is remembered as absent (0: not at all)",
 			func(c *node.Config) *time.Duration { return &c.Backing.NegativeTTL }),
+		{"auth-token-file", "file of client tokens, one \"NAME ROLE SECRET\" a line (roles read, write, admin, peer; the first peer token is what nodes send each other); empty: no authentication",
+			func(c *node.Config, v string) error {
+				if v == "" {
+					c.Tokens = nil
+					return nil
+				}
+				tokens, err := node.ReadTokenFile(v)
+				c.Tokens = tokens
+				return err
+			},
+			func(c *node.Config) string { return "" }},
+		{"rate-limit", "requests a second each client (token, or address without tokens) may make; 0: no limit",
+			func(c *node.Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				c.RateLimit = f
+				return err
+			},
+			func(c *node.Config) string { return strconv.FormatFloat(c.RateLimit, 'g', -1, 64) }},
+		{"rate-burst", "requests a client may make at once above its rate (default: one second's worth)",
+			func(c *node.Config, v string) error {
+				b, err := strconv.Atoi(v)
+				c.RateBurst = b
+				return err
+			},
+			func(c *node.Config) string { return strconv.Itoa(c.RateBurst) }},
 		str("admin-addr", "HTTP address for the Go profiler, /debug/pprof/ (empty: off; keep it private)", func(c *node.Config) *string { return &c.AdminAddr }),
 		str("metrics-addr", "HTTP address for Prometheus metrics at /metrics (empty: off)", func(c *node.Config) *string { return &c.MetricsAddr }),
 		{"partitions", "number of partitions, fixed when the data directory is created",

@@ -21,7 +21,7 @@ import (
 func (e *env) conn() (*grpc.ClientConn, error) {
 	if e.cc == nil {
 		first, _, _ := strings.Cut(e.addr, ",")
-		cc, err := dial(first)
+		cc, err := dial(first, e.token)
 		if err != nil {
 			return nil, err
 		}
@@ -32,16 +32,21 @@ func (e *env) conn() (*grpc.ClientConn, error) {
 
 // dial connects to addr with the client package's default dial options. It
 // does not wait: a dead address fails the first call.
-func dial(addr string) (*grpc.ClientConn, error) {
+func dial(addr, token string) (*grpc.ClientConn, error) {
 	cfg := client.DefaultConfig()
 	cfg.Seeds = []string{addr}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cc, err := grpc.NewClient(addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.KeepaliveTime}))
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.KeepaliveTime}),
+	}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(client.TokenCredentials(token, false)))
+	}
+	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}

@@ -21,6 +21,8 @@ const usage = `Usage: elcachectl [--addr HOST:PORT] [--timeout DUR] [-o text|jso
 Flags, before COMMAND (-o also after it):
   --addr HOST:PORT  node(s) to start from, comma-separated; the client finds
                     the rest (default $ELCACHE_ADDR, else 127.0.0.1:7400)
+  --token-file FILE file holding the token to authenticate with (default
+                    $ELCACHE_TOKEN_FILE; $ELCACHE_TOKEN holds the token itself)
   --timeout DUR     deadline for the whole command; 0 means none (default 5s);
                     drain waits for the node to empty under its own --timeout
   -o text|json      output format (default text)
@@ -94,6 +96,7 @@ type env struct {
 	ctx    context.Context
 	base   context.Context
 	addr   string
+	token  string // from --token-file or ELCACHE_TOKEN; sent in plaintext
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
@@ -107,6 +110,7 @@ func (e *env) client() (*client.Client, error) {
 		cfg := client.DefaultConfig()
 		cfg.Seeds = strings.Split(e.addr, ",")
 		cfg.DialTimeout = 0 // fail fast with the RPC's own error
+		cfg.Token, cfg.AllowPlaintextToken = e.token, true
 		c, err := client.New(e.ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -126,6 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("elcachectl")
 	fs.StringVar(&addr, "addr", addr, "")
 	timeout := fs.Duration("timeout", 5*time.Second, "")
+	tokenFile := fs.String("token-file", os.Getenv("ELCACHE_TOKEN_FILE"), "")
 	output := fs.String("o", "text", "")
 	err := fs.Parse(args)
 	switch {
@@ -146,7 +151,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	e := &env{ctx: ctx, base: base, addr: addr, json: *output == "json", stdout: stdout, stderr: stderr}
+	token, err := readToken(*tokenFile, os.Getenv("ELCACHE_TOKEN"))
+	if err != nil {
+		return report(err, stdout, stderr)
+	}
+	e := &env{ctx: ctx, base: base, addr: addr, token: token, json: *output == "json", stdout: stdout, stderr: stderr}
 	cmd, _ := lookup(fs.Arg(0))
 	err = cmd(e, fs.Args()[1:])
 	if e.c != nil {
@@ -247,4 +256,21 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 		return fmt.Errorf("must be text or json, not %q", v)
 	})
 	return fs
+}
+
+// readToken returns the token in file (its first line, trimmed) or else
+// env. The token is never printed.
+func readToken(file, env string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(env), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", usagef("--token-file: %v", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	if t := strings.TrimSpace(first); t != "" {
+		return t, nil
+	}
+	return "", usagef("--token-file %s is empty", file)
 }
