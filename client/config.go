@@ -39,8 +39,9 @@ type Config struct {
 	KeepaliveTime time.Duration
 	// MaxRecvMsgSize is the largest response, in bytes, the client accepts.
 	MaxRecvMsgSize int
-	// TLS, if set, secures the connections with these settings; nil means
-	// plaintext. Reserved: nodes do not serve TLS yet.
+	// TLS, if set, secures the connections with these settings (RootCAs
+	// to verify the nodes; a client certificate for nodes that require
+	// one); nil means plaintext.
 	TLS *tls.Config
 	// Credentials, if set, are sent with every request (authentication).
 	// They need TLS. For elcache's own tokens, set Token instead.

@@ -117,6 +117,9 @@ type Config struct {
 	// ResourceExhausted.
 	RateLimit float64
 	RateBurst int
+	// TLS, when its files are set, encrypts client and peer gRPC
+	// (TLSFiles).
+	TLS TLSFiles
 
 	// Partitions is the fixed number of partitions, chosen when the data
 	// directory is created (default 64). A node refuses to open a data
@@ -248,6 +251,11 @@ func (c Config) Validate() error {
 		}
 		if !slices.ContainsFunc(c.Tokens, func(t Token) bool { return t.Role == RolePeer }) {
 			bad("Tokens has no token of role peer: nodes need one to talk to each other")
+		}
+	}
+	if c.TLS.enabled() {
+		if err := c.TLS.validate(); err != nil {
+			bad("%v", err)
 		}
 	}
 	if c.RateLimit < 0 || c.RateBurst < 0 {

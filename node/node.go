@@ -3,10 +3,12 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"log/slog"
 	"net"
 	"net/http"
@@ -194,18 +196,27 @@ func (n *Node) open() error {
 	}
 	n.lis = lis
 	n.guard = newGuard(cfg.Tokens, cfg.RateLimit, cfg.RateBurst)
-	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer,
+	serverOpts := []grpc.ServerOption{}
+	var peerTLS *tls.Config
+	if cfg.TLS.enabled() {
+		var serverTLS *tls.Config
+		if serverTLS, peerTLS, err = cfg.TLS.tlsConfigs(); err != nil {
+			return err
+		}
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	}
+	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer, PeerTLS: peerTLS,
 		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
 	n.metrics = newMetrics(n)
-	n.srv = grpc.NewServer(
+	n.srv = grpc.NewServer(append(serverOpts,
 		grpc.ChainUnaryInterceptor(n.unaryMetrics, n.authUnary),
 		grpc.ChainStreamInterceptor(n.authStream),
 		grpc.MaxRecvMsgSize(maxMsgBytes),
 		grpc.MaxSendMsgSize(maxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	cachev1.RegisterCacheServer(n.srv, &cacheServer{n: n})
 	cachev1.RegisterAdminServer(n.srv, &adminServer{n: n})
 	peerv1.RegisterPeerServer(n.srv, &peerServer{n: n})

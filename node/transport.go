@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"io"
 	"log/slog"
 	"sync"
@@ -61,6 +63,8 @@ type raftNetConfig struct {
 	Logger *slog.Logger
 	// PeerToken, if set, is sent on every call to another node.
 	PeerToken string
+	// PeerTLS, if set, secures the connections to other nodes.
+	PeerTLS *tls.Config
 	// RPCTimeout bounds appends, votes and TimeoutNow, and each pipelined
 	// append (default 5s).
 	RPCTimeout time.Duration
@@ -170,6 +174,10 @@ func newRaftNet(cfg raftNetConfig) *raftNet {
 	conns := newPeerConns(cfg.Resolve, cfg.Logger.With("component", "raft_transport"))
 	if cfg.PeerToken != "" {
 		conns.dial = append(conns.dial, grpc.WithPerRPCCredentials(peerCredentials{cfg.PeerToken}))
+	}
+	if cfg.PeerTLS != nil {
+		// Replaces the plaintext credentials of peerDialOptions.
+		conns.dial = append(conns.dial, grpc.WithTransportCredentials(credentials.NewTLS(cfg.PeerTLS)))
 	}
 	return &raftNet{
 		cfg:            cfg,

@@ -108,6 +108,18 @@ func settings() []setting {
 				return err
 			},
 			func(c *node.Config) string { return "" }},
+		str("tls-cert-file", "PEM certificate the node serves (clients and peers) and presents to its peers; with tls-key-file and tls-ca-file turns TLS on",
+			func(c *node.Config) *string { return &c.TLS.Cert }),
+		str("tls-key-file", "PEM private key of tls-cert-file", func(c *node.Config) *string { return &c.TLS.Key }),
+		str("tls-ca-file", "PEM CA certificates that sign the nodes' (and with tls-client-auth the clients') certificates",
+			func(c *node.Config) *string { return &c.TLS.CA }),
+		{"tls-client-auth", "require every client to present a certificate signed by tls-ca-file (mutual TLS): true or false",
+			func(c *node.Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.TLS.RequireClientCert = b
+				return err
+			},
+			func(c *node.Config) string { return strconv.FormatBool(c.TLS.RequireClientCert) }},
 		{"rate-limit", "requests a second each client (token, or address without tokens) may make; 0: no limit",
 			func(c *node.Config, v string) error {
 				f, err := strconv.ParseFloat(v, 64)

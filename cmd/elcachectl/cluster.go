@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -21,7 +23,7 @@ import (
 func (e *env) conn() (*grpc.ClientConn, error) {
 	if e.cc == nil {
 		first, _, _ := strings.Cut(e.addr, ",")
-		cc, err := dial(first, e.token)
+		cc, err := dial(first, e.token, e.tls)
 		if err != nil {
 			return nil, err
 		}
@@ -32,14 +34,18 @@ func (e *env) conn() (*grpc.ClientConn, error) {
 
 // dial connects to addr with the client package's default dial options. It
 // does not wait: a dead address fails the first call.
-func dial(addr, token string) (*grpc.ClientConn, error) {
+func dial(addr, token string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	cfg := client.DefaultConfig()
 	cfg.Seeds = []string{addr}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.KeepaliveTime}),
 	}

@@ -211,7 +211,7 @@ func (w *drainWaiter) hosted(ctx context.Context, t *cachev1.Topology) (hosted, 
 		return -1, 0
 	}
 	if w.cc == nil {
-		cc, err := dial(w.addr, w.e.token)
+		cc, err := dial(w.addr, w.e.token, w.e.tls)
 		if err != nil {
 			return -1, 0
 		}

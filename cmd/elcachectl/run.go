@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +25,11 @@ Flags, before COMMAND (-o also after it):
                     the rest (default $ELCACHE_ADDR, else 127.0.0.1:7400)
   --token-file FILE file holding the token to authenticate with (default
                     $ELCACHE_TOKEN_FILE; $ELCACHE_TOKEN holds the token itself)
+  --tls-ca-file FILE  connect with TLS, verifying the nodes with these CA
+                    certificates ($ELCACHE_TLS_CA_FILE)
+  --tls-cert-file FILE, --tls-key-file FILE
+                    client certificate for nodes that require one
+                    ($ELCACHE_TLS_CERT_FILE, $ELCACHE_TLS_KEY_FILE)
   --timeout DUR     deadline for the whole command; 0 means none (default 5s);
                     drain waits for the node to empty under its own --timeout
   -o text|json      output format (default text)
@@ -96,7 +103,8 @@ type env struct {
 	ctx    context.Context
 	base   context.Context
 	addr   string
-	token  string // from --token-file or ELCACHE_TOKEN; sent in plaintext
+	token  string      // from --token-file or ELCACHE_TOKEN
+	tls    *tls.Config // from --tls-ca-file etc.; nil: plaintext
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
@@ -110,7 +118,7 @@ func (e *env) client() (*client.Client, error) {
 		cfg := client.DefaultConfig()
 		cfg.Seeds = strings.Split(e.addr, ",")
 		cfg.DialTimeout = 0 // fail fast with the RPC's own error
-		cfg.Token, cfg.AllowPlaintextToken = e.token, true
+		cfg.Token, cfg.AllowPlaintextToken, cfg.TLS = e.token, true, e.tls
 		c, err := client.New(e.ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -131,6 +139,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&addr, "addr", addr, "")
 	timeout := fs.Duration("timeout", 5*time.Second, "")
 	tokenFile := fs.String("token-file", os.Getenv("ELCACHE_TOKEN_FILE"), "")
+	caFile := fs.String("tls-ca-file", os.Getenv("ELCACHE_TLS_CA_FILE"), "")
+	certFile := fs.String("tls-cert-file", os.Getenv("ELCACHE_TLS_CERT_FILE"), "")
+	keyFile := fs.String("tls-key-file", os.Getenv("ELCACHE_TLS_KEY_FILE"), "")
 	output := fs.String("o", "text", "")
 	err := fs.Parse(args)
 	switch {
@@ -155,7 +166,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return report(err, stdout, stderr)
 	}
-	e := &env{ctx: ctx, base: base, addr: addr, token: token, json: *output == "json", stdout: stdout, stderr: stderr}
+	tlsCfg, err := clientTLS(*caFile, *certFile, *keyFile)
+	if err != nil {
+		return report(err, stdout, stderr)
+	}
+	e := &env{ctx: ctx, base: base, addr: addr, token: token, tls: tlsCfg, json: *output == "json", stdout: stdout, stderr: stderr}
 	cmd, _ := lookup(fs.Arg(0))
 	err = cmd(e, fs.Args()[1:])
 	if e.c != nil {
@@ -273,4 +288,31 @@ func readToken(file, env string) (string, error) {
 		return t, nil
 	}
 	return "", usagef("--token-file %s is empty", file)
+}
+
+// clientTLS builds the TLS settings of the flags: nil without a CA file.
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" {
+		if certFile != "" || keyFile != "" {
+			return nil, usagef("--tls-cert-file and --tls-key-file need --tls-ca-file")
+		}
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usagef("--tls-ca-file: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("--tls-ca-file %s holds no PEM certificate", caFile)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	if certFile != "" || keyFile != "" {
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, usagef("client certificate: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{kp}
+	}
+	return cfg, nil
 }
