@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/elcache/elcache/storage"
+	"github.com/hashicorp/raft"
 	"slices"
 	"strings"
 	"time"
@@ -153,4 +155,45 @@ func (s *adminServer) Drain(ctx context.Context, req *cachev1.DrainRequest) (*ca
 		}
 		return out, nil
 	}
+}
+
+// backupChunkBytes bounds a Backup message's entries, well under the
+// clients' receive limit.
+const backupChunkBytes = 1 << 20
+
+// Backup streams a consistent copy of one partition from its leader.
+func (s *adminServer) Backup(req *cachev1.BackupRequest, stream cachev1.Admin_BackupServer) error {
+	n := s.n
+	if req.Partition >= n.ring.Count() {
+		return toStatus(invalid("partition %d: the cluster has partitions 0 to %d", req.Partition, n.ring.Count()-1))
+	}
+	ctx := stream.Context()
+	p := n.local(req.Partition, true)
+	if p == nil || p.raft.State() != raft.Leader {
+		return n.status(&notLeaderError{partition: req.Partition, leader: n.leaderOf(req.Partition)})
+	}
+	// Everything acknowledged before the backup began is applied here.
+	if err := p.readIndex(ctx); err != nil {
+		return n.status(err)
+	}
+	var batch []*cachev1.Entry
+	size := 0
+	var applied uint64
+	flush := func() error {
+		err := stream.Send(&cachev1.BackupChunk{Partition: req.Partition, AppliedIndex: applied, Entries: batch})
+		batch, size = nil, 0
+		return err
+	}
+	_, err := p.store.EachLive(time.Now().UnixNano(), func(a uint64) { applied = a }, func(e storage.Entry) error {
+		batch = append(batch, entryProto(e, false))
+		size += len(e.Key) + len(e.Value) + 32
+		if size >= backupChunkBytes {
+			return flush()
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return n.status(err)
+	}
+	return flush()
 }

@@ -170,7 +170,7 @@ func methodRole(fullMethod string) Role {
 		}
 		return RoleRead // reads, Stats, Topology; Pipeline checks each call
 	case cachev1.Admin_ServiceDesc.ServiceName:
-		if method == "Drain" {
+		if method == "Drain" || method == "Backup" {
 			return RoleAdmin
 		}
 		return RoleRead

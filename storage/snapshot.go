@@ -443,3 +443,49 @@ func (r *removeOnClose) Close() error {
 	os.Remove(r.File.Name())
 	return err
 }
+
+// EachLive calls fn with every live entry of the partition (tombstones and
+// entries expired at now left out), in key order, all from one snapshot of
+// the store, and returns the applied index that snapshot holds; start, if
+// set, gets that index before the first entry. It stops at fn's first
+// error.
+func (p *Partition) EachLive(now int64, start func(applied uint64), fn func(Entry) error) (uint64, error) {
+	snap := p.db.pdb.NewSnapshot()
+	defer snap.Close()
+	var st State
+	if raw, closer, err := snap.Get(p.stateKey); err == nil {
+		st, err = decodeState(raw)
+		closer.Close()
+		if err != nil {
+			return 0, err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return 0, err
+	}
+	if start != nil {
+		start(st.Applied)
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: p.prefix, UpperBound: p.end})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, err
+		}
+		e, err := DecodeEntry(append([]byte(nil), it.Key()[5:]...), v)
+		if err != nil {
+			return 0, err
+		}
+		if e.Tombstone() || e.Expired(now) {
+			continue
+		}
+		e.Value = append([]byte(nil), e.Value...)
+		if err := fn(e); err != nil {
+			return 0, err
+		}
+	}
+	return st.Applied, it.Error()
+}

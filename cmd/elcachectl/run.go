@@ -59,6 +59,14 @@ Cluster commands (any node answers):
                     id), then wait (default 5m) until it holds none and say
                     when it can be stopped; --wait=false returns at once
 
+Backups (need an admin token when the nodes check tokens):
+  backup FILE       a consistent copy of every partition, each read from its
+                    leader after a quorum round, written to FILE (atomically)
+  restore FILE [--mode MODE] [--force]
+                    load FILE into an empty cluster (--force: a non-empty
+                    one); entries keep their remaining TTL and get new
+                    versions; MODE defaults to cache-only
+
 MODE is write-through, write-back, write-around or cache-only. LEVEL is
 linearizable, lease, bounded=DUR (e.g. bounded=100ms), session or eventual.
 Without them the cluster's defaults apply. Command flags may come before or
@@ -253,6 +261,10 @@ func lookup(name string) (func(*env, []string) error, bool) {
 		return cmdPartitions, true
 	case "drain":
 		return cmdDrain, true
+	case "backup":
+		return cmdBackup, true
+	case "restore":
+		return cmdRestore, true
 	}
 	return nil, false
 }

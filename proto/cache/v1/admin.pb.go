@@ -332,11 +332,117 @@ func (x *DrainResponse) GetReplicas() uint32 {
 	return 0
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_cache_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_cache_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BackupRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+type BackupChunk struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The partition's applied index the copy reflects (every chunk).
+	AppliedIndex uint64 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Live entries, in key order; expired ones and tombstones are left out.
+	Entries       []*Entry `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_cache_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_cache_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BackupChunk) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetEntries() []*Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_cache_v1_admin_proto protoreflect.FileDescriptor
 
 const file_cache_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14cache/v1/admin.proto\x12\x10elcache.cache.v1\"\x10\n" +
+	"\x14cache/v1/admin.proto\x12\x10elcache.cache.v1\x1a\x14cache/v1/cache.proto\"\x10\n" +
 	"\x0eMembersRequest\"\xec\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -360,10 +466,17 @@ const file_cache_v1_admin_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
 	"\vmap_version\x18\x02 \x01(\x04R\n" +
 	"mapVersion\x12\x1a\n" +
-	"\breplicas\x18\x03 \x01(\rR\breplicas2\xa1\x01\n" +
+	"\breplicas\x18\x03 \x01(\rR\breplicas\"-\n" +
+	"\rBackupRequest\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\"\x83\x01\n" +
+	"\vBackupChunk\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x121\n" +
+	"\aentries\x18\x03 \x03(\v2\x17.elcache.cache.v1.EntryR\aentries2\xed\x01\n" +
 	"\x05Admin\x12N\n" +
 	"\aMembers\x12 .elcache.cache.v1.MembersRequest\x1a!.elcache.cache.v1.MembersResponse\x12H\n" +
-	"\x05Drain\x12\x1e.elcache.cache.v1.DrainRequest\x1a\x1f.elcache.cache.v1.DrainResponseB3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
+	"\x05Drain\x12\x1e.elcache.cache.v1.DrainRequest\x1a\x1f.elcache.cache.v1.DrainResponse\x12J\n" +
+	"\x06Backup\x12\x1f.elcache.cache.v1.BackupRequest\x1a\x1d.elcache.cache.v1.BackupChunk0\x01B3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
 
 var (
 	file_cache_v1_admin_proto_rawDescOnce sync.Once
@@ -377,25 +490,31 @@ func file_cache_v1_admin_proto_rawDescGZIP() []byte {
 	return file_cache_v1_admin_proto_rawDescData
 }
 
-var file_cache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_cache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_cache_v1_admin_proto_goTypes = []any{
 	(*MembersRequest)(nil),  // 0: elcache.cache.v1.MembersRequest
 	(*Member)(nil),          // 1: elcache.cache.v1.Member
 	(*MembersResponse)(nil), // 2: elcache.cache.v1.MembersResponse
 	(*DrainRequest)(nil),    // 3: elcache.cache.v1.DrainRequest
 	(*DrainResponse)(nil),   // 4: elcache.cache.v1.DrainResponse
+	(*BackupRequest)(nil),   // 5: elcache.cache.v1.BackupRequest
+	(*BackupChunk)(nil),     // 6: elcache.cache.v1.BackupChunk
+	(*Entry)(nil),           // 7: elcache.cache.v1.Entry
 }
 var file_cache_v1_admin_proto_depIdxs = []int32{
 	1, // 0: elcache.cache.v1.MembersResponse.members:type_name -> elcache.cache.v1.Member
-	0, // 1: elcache.cache.v1.Admin.Members:input_type -> elcache.cache.v1.MembersRequest
-	3, // 2: elcache.cache.v1.Admin.Drain:input_type -> elcache.cache.v1.DrainRequest
-	2, // 3: elcache.cache.v1.Admin.Members:output_type -> elcache.cache.v1.MembersResponse
-	4, // 4: elcache.cache.v1.Admin.Drain:output_type -> elcache.cache.v1.DrainResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	7, // 1: elcache.cache.v1.BackupChunk.entries:type_name -> elcache.cache.v1.Entry
+	0, // 2: elcache.cache.v1.Admin.Members:input_type -> elcache.cache.v1.MembersRequest
+	3, // 3: elcache.cache.v1.Admin.Drain:input_type -> elcache.cache.v1.DrainRequest
+	5, // 4: elcache.cache.v1.Admin.Backup:input_type -> elcache.cache.v1.BackupRequest
+	2, // 5: elcache.cache.v1.Admin.Members:output_type -> elcache.cache.v1.MembersResponse
+	4, // 6: elcache.cache.v1.Admin.Drain:output_type -> elcache.cache.v1.DrainResponse
+	6, // 7: elcache.cache.v1.Admin.Backup:output_type -> elcache.cache.v1.BackupChunk
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_cache_v1_admin_proto_init() }
@@ -403,13 +522,14 @@ func file_cache_v1_admin_proto_init() {
 	if File_cache_v1_admin_proto != nil {
 		return
 	}
+	file_cache_v1_cache_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cache_v1_admin_proto_rawDesc), len(file_cache_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
