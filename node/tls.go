@@ -14,8 +14,9 @@ import (
 // Cert and Key set, the node serves TLS to clients and peers and presents
 // the same certificate as a client to its peers; CA verifies the peers'
 // certificates and, with RequireClientCert, every client's (mutual TLS).
-// The files are read again when they change (checked every few seconds),
-// so a certificate can be rotated without a restart.
+// The certificate and key are read again when they change (checked every
+// few seconds), so a certificate can be rotated without a restart; the CA
+// file is read at start.
 type TLSFiles struct {
 	Cert, Key, CA     string
 	RequireClientCert bool
