@@ -289,10 +289,16 @@ func (n *Node) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 		return handler(srv, ss)
 	}
 	c, err := n.guard.authenticate(ss.Context())
-	if err != nil {
-		return err
+	if err == nil {
+		err = authorize(c, role, "call "+info.FullMethod)
 	}
-	if err := authorize(c, role, "call "+info.FullMethod); err != nil {
+	if err != nil {
+		// Refused streams count as errors of their method (the unary
+		// interceptor counts refused RPCs).
+		if n.metrics != nil {
+			_, method, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
+			n.metrics.errors.WithLabelValues(strings.ToLower(method), status.Code(err).String()).Inc()
+		}
 		return err
 	}
 	return handler(srv, &authedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), authKey{}, c)})

@@ -34,7 +34,7 @@ func as(ctx context.Context, secret string) context.Context {
 }
 
 func TestAuthTokens(t *testing.T) {
-	n := nodetest.Start(t, func(c *node.Config) { c.Tokens = testTokens })
+	n := nodetest.Start(t, func(c *node.Config) { c.Tokens = testTokens; c.MetricsAddr = "127.0.0.1:0" })
 	cc := dialConn(t, n.Addr())
 	cl, admin := cachev1.NewCacheClient(cc), cachev1.NewAdminClient(cc)
 	ctx := opCtx(t)
@@ -104,11 +104,20 @@ func TestAuthTokens(t *testing.T) {
 	if r := got[2]; codes.Code(r.GetError().GetCode()) != codes.PermissionDenied {
 		t.Errorf("pipelined put with a read token: %v, want PermissionDenied", r)
 	}
-	if _, err := cl.Pipeline(ctx); err == nil {
+	s, err := cl.Pipeline(ctx)
+	if err == nil {
 		// The stream opens lazily; its first receive reports the refusal.
-		s, _ := cl.Pipeline(ctx)
 		_, err = s.Recv()
-		wantCode("pipeline without a token", err, codes.Unauthenticated)
+	}
+	wantCode("pipeline without a token", err, codes.Unauthenticated)
+
+	// Refusals are counted, pipelined ones included.
+	text := scrape(t, n.MetricsAddr())
+	if got := sample(t, text, `elcache_request_errors_total{code="PermissionDenied",op="put"}`); got != 2 {
+		t.Errorf("refused puts counted %v, want 2 (one unary, one pipelined)", got)
+	}
+	if got := sample(t, text, `elcache_request_errors_total{code="Unauthenticated",op="pipeline"}`); got != 1 {
+		t.Errorf("refused pipeline streams counted %v, want 1", got)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/elcache/elcache/node/version"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/ring"
@@ -30,8 +31,9 @@ import (
 	"google.golang.org/grpc/reflection"
 )
 
-// Version is the server version reported by Stats.
-const Version = "0.1.0-dev"
+// Version is the server version reported by Stats and --version (see
+// package version).
+var Version = version.String
 
 // maxMsgBytes bounds gRPC messages: a MultiPut of large values must fit.
 const maxMsgBytes = 64 << 20

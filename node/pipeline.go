@@ -75,7 +75,9 @@ recv:
 		for _, c := range req.Calls {
 			seen++
 			if err := s.n.checkCall(ctx, c); err != nil {
-				done = append(done, &cachev1.CallResult{Id: c.Id, Error: callError(err)})
+				r := &cachev1.CallResult{Id: c.Id, Error: callError(err)}
+				s.observeCall(c, time.Now(), r)
+				done = append(done, r)
 				continue
 			}
 			if r, ok := s.inlineCall(inlineCtx, c); ok {

@@ -1,15 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
+	"time"
 
 	"github.com/elcache/elcache/client"
+	"github.com/elcache/elcache/node/version"
 )
 
 func cmdPut(e *env, args []string) error {
@@ -357,14 +359,32 @@ func cmdVersion(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	v := "(unknown)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v = bi.Main.Version
+	v := version.String
+	// The server's, when it answers soon; the command succeeds without.
+	var server, serverErr string
+	if c, err := e.client(); err != nil {
+		serverErr = err.Error()
+	} else {
+		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+		st, err := c.Stats(ctx)
+		cancel()
+		if err != nil {
+			serverErr = err.Error()
+		} else {
+			server = st.GetVersion()
+		}
 	}
 	return e.emit(struct {
-		Version string `json:"version"`
-		Go      string `json:"go"`
-	}{v, runtime.Version()}, func(out io.Writer) {
+		Version       string `json:"version"`
+		Go            string `json:"go"`
+		ServerVersion string `json:"server_version,omitempty"`
+		ServerError   string `json:"server_error,omitempty"`
+	}{v, runtime.Version(), server, serverErr}, func(out io.Writer) {
 		fmt.Fprintf(out, "elcachectl %s %s\n", v, runtime.Version())
+		if server != "" {
+			fmt.Fprintf(out, "server %s: elcache %s\n", e.addr, server)
+		} else {
+			fmt.Fprintf(out, "server %s: unreachable (%s)\n", e.addr, serverErr)
+		}
 	})
 }
