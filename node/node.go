@@ -150,6 +150,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	scfg := storage.DefaultConfig(filepath.Join(cfg.DataDir, "db"))
 	scfg.Logger = n.log
+	// A memtable (and the write-ahead log behind it) is held on top of
+	// the live data: keep it a small part of a small budget.
+	scfg.MemTableBytes = min(scfg.MemTableBytes, max(uint64(cfg.CapacityBytes)/64, 1<<20))
 	if n.db, err = storage.Open(scfg); err != nil {
 		if n.backend != nil {
 			err = errors.Join(err, n.backend.store.Close())
