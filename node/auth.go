@@ -318,8 +318,7 @@ func (n *Node) checkCall(ctx context.Context, c *cachev1.Call) error {
 		return nil
 	}
 	role, what := RoleRead, "read"
-	switch c.Request.(type) {
-	case *cachev1.Call_Put, *cachev1.Call_Delete, *cachev1.Call_CompareAndSet, *cachev1.Call_MultiPut:
+	if isWrite(callRequest(c)) {
 		role, what = RoleWrite, "write"
 	}
 	if err := authorize(who, role, what); err != nil {

@@ -90,6 +90,12 @@ func requestLabels(req any, defaultLevel cachev1.Consistency) (op, level string)
 	return "", ""
 }
 
+// isWrite reports whether req is a write (needs the write role).
+func isWrite(req any) bool {
+	_, level := requestLabels(req, cachev1.Consistency_CONSISTENCY_UNSPECIFIED)
+	return level == "write"
+}
+
 // unaryMetrics counts the Cache service's data requests; the Pipeline
 // stream counts its calls itself (cacheServer.call).
 func (n *Node) unaryMetrics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -146,7 +146,7 @@ func (s *cacheServer) inlineCall(ctx context.Context, c *cachev1.Call) (*cachev1
 	if !ok || g.Get == nil {
 		return nil, false
 	}
-	if c.Timeout != nil && (c.Timeout.CheckValid() != nil || c.Timeout.AsDuration() < 0) {
+	if _, err := callTimeout(c); err != nil {
 		return nil, false // the worker reports it
 	}
 	if o, err := s.n.check.readOptions(g.Get.Options); err == nil && o.level == cachev1.Consistency_CONSISTENCY_LINEARIZABLE {
@@ -246,24 +246,10 @@ func (s *cacheServer) observeCall(c *cachev1.Call, start time.Time, out *cachev1
 	if s.n.metrics == nil {
 		return
 	}
-	var req any
-	switch r := c.Request.(type) {
-	case *cachev1.Call_Get:
-		req = r.Get
-	case *cachev1.Call_Put:
-		req = r.Put
-	case *cachev1.Call_Delete:
-		req = r.Delete
-	case *cachev1.Call_CompareAndSet:
-		req = r.CompareAndSet
-	case *cachev1.Call_MultiGet:
-		req = r.MultiGet
-	case *cachev1.Call_MultiPut:
-		req = r.MultiPut
-	default:
+	op, level := requestLabels(callRequest(c), s.n.check.defaultLevel)
+	if op == "" {
 		return
 	}
-	op, level := requestLabels(req, s.n.check.defaultLevel)
 	var err error
 	if e := out.Error; e != nil {
 		err = status.Error(codes.Code(e.Code), e.Message)
@@ -271,21 +257,50 @@ func (s *cacheServer) observeCall(c *cachev1.Call, start time.Time, out *cachev1
 	s.n.metrics.observe(op, level, start, err)
 }
 
+// callRequest is the request a call carries, or nil.
+func callRequest(c *cachev1.Call) any {
+	switch r := c.Request.(type) {
+	case *cachev1.Call_Get:
+		return r.Get
+	case *cachev1.Call_Put:
+		return r.Put
+	case *cachev1.Call_Delete:
+		return r.Delete
+	case *cachev1.Call_CompareAndSet:
+		return r.CompareAndSet
+	case *cachev1.Call_MultiGet:
+		return r.MultiGet
+	case *cachev1.Call_MultiPut:
+		return r.MultiPut
+	}
+	return nil
+}
+
+// callTimeout is a call's own timeout (0: none), or an InvalidArgument
+// error when it is not a valid non-negative duration.
+func callTimeout(c *cachev1.Call) (time.Duration, error) {
+	if c.Timeout == nil {
+		return 0, nil
+	}
+	if err := c.Timeout.CheckValid(); err != nil || c.Timeout.AsDuration() < 0 {
+		return 0, invalid("call %d: timeout %v is not a valid non-negative duration", c.Id, c.Timeout)
+	}
+	return c.Timeout.AsDuration(), nil
+}
+
 // runCall runs one pipelined call as its unary RPC.
 func (s *cacheServer) runCall(ctx context.Context, c *cachev1.Call) *cachev1.CallResult {
 	out := &cachev1.CallResult{Id: c.Id}
-	if c.Timeout != nil {
-		if err := c.Timeout.CheckValid(); err != nil || c.Timeout.AsDuration() < 0 {
-			out.Error = callError(invalid("call %d: timeout %v is not a valid non-negative duration", c.Id, c.Timeout))
-			return out
-		}
-		if d := c.Timeout.AsDuration(); d > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
-		}
+	d, err := callTimeout(c)
+	if err != nil {
+		out.Error = callError(err)
+		return out
 	}
-	var err error
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	switch r := c.Request.(type) {
 	case *cachev1.Call_Get:
 		var resp *cachev1.GetResponse

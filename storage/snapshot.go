@@ -42,18 +42,9 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 func (p *Partition) WriteSnapshot(w io.Writer) (uint64, error) {
 	snap := p.db.pdb.NewSnapshot()
 	defer snap.Close()
-	raw, closer, err := snap.Get(p.stateKey)
-	st := State{}
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
+	st, err := p.snapshotState(snap)
+	if err != nil {
 		return 0, err
-	default:
-		st, err = decodeState(raw)
-		closer.Close()
-		if err != nil {
-			return 0, err
-		}
 	}
 	crc := crc32.New(crcTable)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
@@ -452,14 +443,8 @@ func (r *removeOnClose) Close() error {
 func (p *Partition) EachLive(now int64, start func(applied uint64), fn func(Entry) error) (uint64, error) {
 	snap := p.db.pdb.NewSnapshot()
 	defer snap.Close()
-	var st State
-	if raw, closer, err := snap.Get(p.stateKey); err == nil {
-		st, err = decodeState(raw)
-		closer.Close()
-		if err != nil {
-			return 0, err
-		}
-	} else if !errors.Is(err, pebble.ErrNotFound) {
+	st, err := p.snapshotState(snap)
+	if err != nil {
 		return 0, err
 	}
 	if start != nil {
@@ -488,4 +473,17 @@ func (p *Partition) EachLive(now int64, start func(applied uint64), fn func(Entr
 		}
 	}
 	return st.Applied, it.Error()
+}
+
+// snapshotState is the partition's state in snap (zero if it has none).
+func (p *Partition) snapshotState(snap *pebble.Snapshot) (State, error) {
+	raw, closer, err := snap.Get(p.stateKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, err
+	}
+	defer closer.Close()
+	return decodeState(raw)
 }
