@@ -2,15 +2,18 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 )
 
 // ErrClosed is returned by operations on a closed DB.
@@ -33,13 +36,27 @@ type Config struct {
 	// write-heavy node (DESIGN.md "Storage tuning"). 0 is Pebble's
 	// default (4 MiB).
 	MemTableBytes uint64
+	// LogSegmentBytes is the size of one file of the Raft log engine
+	// (DESIGN.md "The Raft log engine"); the engine keeps a few, more
+	// only while a group's log holds many live entries.
+	LogSegmentBytes int64
+	// LogSyncInterval bounds how long a REPLICATED Raft log entry, written
+	// to the operating system when it is acknowledged, waits for its
+	// fsync.
+	LogSyncInterval time.Duration
+	// Zero values of the three Log fields mean their defaults.
+	//
+	// LogCacheBytes bounds the memory of recent Raft log entries kept for
+	// replication and apply, which read every entry back.
+	LogCacheBytes int64
 	// Logger receives Pebble's messages. Nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns a complete configuration for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, BlockCacheBytes: 64 << 20, MemTableBytes: 16 << 20}
+	return Config{Dir: dir, BlockCacheBytes: 64 << 20, MemTableBytes: 16 << 20,
+		LogSegmentBytes: 16 << 20, LogSyncInterval: 10 * time.Millisecond, LogCacheBytes: 16 << 20}
 }
 
 // Validate reports every problem with the configuration.
@@ -50,6 +67,15 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableBytes != 0 && (c.MemTableBytes < 1<<20 || c.MemTableBytes >= 4<<30) {
 		errs = append(errs, fmt.Errorf("storage: MemTableBytes must be 0 (Pebble's default) or in [1 MiB, 4 GiB), got %d", c.MemTableBytes))
+	}
+	if c.LogSegmentBytes != 0 && c.LogSegmentBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("storage: LogSegmentBytes must be 0 (the default) or at least 64 KiB, got %d", c.LogSegmentBytes))
+	}
+	if c.LogSyncInterval < 0 || c.LogSyncInterval > time.Second {
+		errs = append(errs, fmt.Errorf("storage: LogSyncInterval must be 0 (the default) or in (0, 1s], got %v", c.LogSyncInterval))
+	}
+	if c.LogCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("storage: LogCacheBytes must not be negative, got %d", c.LogCacheBytes))
 	}
 	if c.BlockCacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("storage: BlockCacheBytes must not be negative, got %d", c.BlockCacheBytes))
@@ -71,8 +97,9 @@ func cacheBytes(cfg Config) int64 {
 
 // DB is one node's Pebble database. It is safe for concurrent use.
 type DB struct {
-	cfg Config
-	pdb *pebble.DB
+	cfg  Config
+	pdb  *pebble.DB
+	logs *logEngine
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,10 +110,31 @@ func Open(cfg Config) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	def := DefaultConfig(cfg.Dir)
+	if cfg.LogSegmentBytes == 0 {
+		cfg.LogSegmentBytes = def.LogSegmentBytes
+	}
+	if cfg.LogSyncInterval == 0 {
+		cfg.LogSyncInterval = def.LogSyncInterval
+	}
+	if cfg.LogCacheBytes == 0 {
+		cfg.LogCacheBytes = def.LogCacheBytes
+	}
+	fs := cfg.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	logs, err := openLogEngine(logEngineConfig{
+		fs: fs, dir: fs.PathJoin(cfg.Dir, "raftlog"), segmentBytes: cfg.LogSegmentBytes,
+		maxSegments: 4, syncInterval: cfg.LogSyncInterval, cacheBytes: cfg.LogCacheBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
 	cache := pebble.NewCache(cacheBytes(cfg))
 	defer cache.Unref()
 	opts := &pebble.Options{
-		FS:     cfg.FS,
+		FS:     syncFirstFS{FS: fs, before: logs.sync},
 		Cache:  cache,
 		Logger: pebbleLogger{cfg.Logger},
 
@@ -100,30 +148,99 @@ func Open(cfg Config) (*DB, error) {
 	}
 	pdb, err := pebble.Open(cfg.Dir, opts)
 	if errors.Is(err, syscall.EAGAIN) {
-		return nil, fmt.Errorf("storage: open %s: %w (another process holds this database: is an elcache already running on this data dir?)", cfg.Dir, err)
+		err = fmt.Errorf("%w (another process holds this database: is an elcache already running on this data dir?)", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+		return nil, errors.Join(fmt.Errorf("storage: open %s: %w", cfg.Dir, err), logs.close())
 	}
-	return &DB{cfg: cfg, pdb: pdb}, nil
+	d := &DB{cfg: cfg, pdb: pdb, logs: logs}
+	if err := d.migrateLogs(); err != nil {
+		return nil, errors.Join(err, d.Close())
+	}
+	return d, nil
 }
 
-// Close closes the database. It is idempotent.
+// Close closes the database. It is idempotent. Pebble closes first: it
+// syncs through the log engine.
 func (d *DB) Close() error {
-	d.closeOnce.Do(func() { d.closeErr = d.pdb.Close() })
+	d.closeOnce.Do(func() { d.closeErr = errors.Join(d.pdb.Close(), d.logs.close()) })
 	return d.closeErr
 }
 
-// Sync makes every write committed so far durable, including unsynced ones.
+// Sync makes every write committed so far durable, including unsynced
+// ones, Raft log entries first.
 func (d *DB) Sync() error {
 	return d.pdb.LogData(nil, pebble.Sync)
 }
 
-// DiskUsage returns the bytes the database's files take on disk (sstables
-// and write-ahead log).
+// BreakReplicatedForTest breaks (or mends) the promise of REPLICATED
+// writes, for the fault suite's self-test: the log engine keeps their
+// records in memory for up to a second, so a kill -9 loses writes that
+// were acknowledged.
+func (d *DB) BreakReplicatedForTest(on bool) error { return d.logs.breakReplicatedForTest(on) }
+
+// DiskUsage returns the bytes the database's files take on disk
+// (sstables, write-ahead log and the Raft log engine's segments).
 func (d *DB) DiskUsage() uint64 {
 	m := d.pdb.Metrics()
-	return m.DiskSpaceUsage()
+	return m.DiskSpaceUsage() + d.logs.diskBytes()
+}
+
+// migrateLogs moves Raft log entries that an earlier version kept in
+// Pebble's log ('l') key space into the log engine, synced, then deletes
+// them from Pebble.
+func (d *DB) migrateLogs() error {
+	lo := []byte{spaceLog}
+	hi := prefixEnd(lo)
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("storage: migrate raft logs: %w", err)
+	}
+	var (
+		group uint64
+		batch []*raft.Log
+		moved int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		pos, err := d.logs.storeLogs(group, batch)
+		if err == nil {
+			err = d.logs.waitSynced(pos)
+		}
+		moved += len(batch)
+		batch = batch[:0]
+		return err
+	}
+	for it.First(); it.Valid() && err == nil; it.Next() {
+		k := it.Key()
+		if len(k) != 17 {
+			err = fmt.Errorf("%w: raft log key %x", ErrCorrupt, k)
+			break
+		}
+		g := binary.BigEndian.Uint64(k[1:9])
+		if g != group || len(batch) >= 256 {
+			err = flush()
+			group = g
+		}
+		l := new(raft.Log)
+		if err == nil {
+			err = decodeLog(append([]byte(nil), it.Value()...), l)
+		}
+		batch = append(batch, l)
+	}
+	if err == nil {
+		err = flush()
+	}
+	err = errors.Join(err, it.Error(), it.Close())
+	if err == nil && moved > 0 {
+		err = d.pdb.DeleteRange(lo, hi, pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: migrate raft logs: %w", err)
+	}
+	return nil
 }
 
 // Compact compacts the whole database, reclaiming the space of deleted

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,83 +20,47 @@ var (
 	_ raft.StableStore = (*LogStore)(nil)
 )
 
-// LogStore is the raft.LogStore and raft.StableStore of one Raft group,
-// kept in the DB's log ('l') and stable ('s') key spaces. Every write is one
-// Pebble batch committed with pebble.Sync, so an acknowledged write survives
-// a crash. It is safe for concurrent use; a group must have at most one
-// LogStore at a time, since each caches its group's first and last index.
+// LogStore is the raft.LogStore and raft.StableStore of one Raft group.
+// Its log lives in the node's log engine (raftlog.go), shared by every
+// group: StoreLogs returns once its entries are written, and, unless every
+// one of them is marked REPLICATED (durability.go), once they are synced,
+// in one fsync with whatever the other groups wrote meanwhile. Term and
+// vote live in the DB's stable ('s') key space, each write a synced
+// Pebble batch, so they are durable before Raft acts on them. It is safe
+// for concurrent use.
 //
 // LogStore does not implement raft.MonotonicLogStore: entries are keyed by
-// index and the bounds are read from the keys, so gaps are harmless (GetLog
-// of a missing index returns raft.ErrLogNotFound). Raft can then use a gap
-// to mark the logs that precede a restored snapshot instead of deleting
-// them all.
+// index, so gaps are harmless (GetLog of a missing index returns
+// raft.ErrLogNotFound). Raft can then use a gap to mark the logs that
+// precede a restored snapshot instead of deleting them all.
 type LogStore struct {
 	pdb   *pebble.DB
+	eng   *logEngine
 	group uint64
-	lo    []byte // first log key of the group
-	hi    []byte // first key after the group's log keys
-
-	// mu serializes writes with the cache of the log bounds, so the cache
-	// always matches what is committed.
-	mu     sync.Mutex
-	cached bool   // first and last are valid
-	first  uint64 // 0 when the log is empty
-	last   uint64
 }
 
 // LogStore returns the log and stable store of Raft group group.
 func (d *DB) LogStore(group uint64) *LogStore {
-	return &LogStore{
-		pdb:   d.pdb,
-		group: group,
-		lo:    logKey(group, 0),
-		hi:    prefixEnd(groupPrefix(spaceLog, group)),
-	}
+	return &LogStore{pdb: d.pdb, eng: d.logs, group: group}
 }
 
 // FirstIndex returns the lowest stored log index, or 0 if there is none.
 func (s *LogStore) FirstIndex() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadBoundsLocked(); err != nil {
-		return 0, err
-	}
-	return s.first, nil
+	first, _, err := s.eng.bounds(s.group)
+	return first, err
 }
 
 // LastIndex returns the highest stored log index, or 0 if there is none.
 func (s *LogStore) LastIndex() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadBoundsLocked(); err != nil {
-		return 0, err
-	}
-	return s.last, nil
+	_, last, err := s.eng.bounds(s.group)
+	return last, err
 }
 
 // GetLog reads the entry at index into l. It returns raft.ErrLogNotFound,
-// unwrapped as raft expects, if there is no such entry.
+// unwrapped as raft expects, if there is no such entry. l.Data and
+// l.Extensions must not be modified.
 func (s *LogStore) GetLog(index uint64, l *raft.Log) error {
-	v, closer, err := s.pdb.Get(logKey(s.group, index))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return raft.ErrLogNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("storage: group %d: get log %d: %w", s.group, index, err)
-	}
-	// Pebble reuses v once closed; decodeLog aliases its input.
-	buf := append([]byte(nil), v...)
-	if err := closer.Close(); err != nil {
-		return fmt.Errorf("storage: group %d: get log %d: %w", s.group, index, err)
-	}
-	if err := decodeLog(buf, l); err != nil {
-		return fmt.Errorf("%w (group %d, index %d)", err, s.group, index)
-	}
-	if l.Index != index {
-		return fmt.Errorf("%w: raft log: index %d stored at %d (group %d)", ErrCorrupt, l.Index, index, s.group)
-	}
-	return nil
+	return s.eng.getLog(s.group, index, l)
 }
 
 // StoreLog stores one entry.
@@ -106,110 +68,34 @@ func (s *LogStore) StoreLog(l *raft.Log) error {
 	return s.StoreLogs([]*raft.Log{l})
 }
 
-// StoreLogs stores entries in one synced batch, replacing any entries at the
-// same indexes. The indexes need not be contiguous.
+// StoreLogs stores entries, replacing any entries at the same indexes. The
+// indexes need not be contiguous. It returns once they are written and,
+// unless all are REPLICATED, synced.
 func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	b := s.pdb.NewBatch()
-	defer b.Close()
-	key := logKey(s.group, 0)
-	var val []byte
-	lo, hi := uint64(math.MaxUint64), uint64(0)
+	pos, err := s.eng.storeLogs(s.group, logs)
+	if err != nil {
+		return fmt.Errorf("storage: group %d: store logs %d-%d: %w", s.group, logs[0].Index, logs[len(logs)-1].Index, err)
+	}
 	for _, l := range logs {
-		binary.BigEndian.PutUint64(key[9:], l.Index)
-		val = appendLog(val[:0], l)
-		if err := b.Set(key, val, nil); err != nil { // Set copies key and val.
-			return fmt.Errorf("storage: group %d: store log %d: %w", s.group, l.Index, err)
+		if !IsReplicated(l) {
+			if err := s.eng.waitSynced(pos); err != nil {
+				return fmt.Errorf("storage: group %d: store logs %d-%d: %w", s.group, logs[0].Index, logs[len(logs)-1].Index, err)
+			}
+			break
 		}
-		lo, hi = min(lo, l.Index), max(hi, l.Index)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.commitLocked(b); err != nil {
-		return fmt.Errorf("storage: group %d: store logs %d-%d: %w", s.group, lo, hi, err)
-	}
-	if s.cached {
-		if s.first == 0 || lo < s.first {
-			s.first = lo
-		}
-		s.last = max(s.last, hi)
 	}
 	return nil
 }
 
-// DeleteRange deletes the entries with indexes in [lo, hi] in one synced
-// batch.
+// DeleteRange deletes the entries with indexes in [lo, hi].
 func (s *LogStore) DeleteRange(lo, hi uint64) error {
-	if lo > hi {
-		return nil
-	}
-	end := s.hi // hi+1 would overflow
-	if hi < math.MaxUint64 {
-		end = logKey(s.group, hi+1)
-	}
-	b := s.pdb.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(logKey(s.group, lo), end, nil); err != nil {
+	if err := s.eng.deleteRange(s.group, lo, hi); err != nil {
 		return fmt.Errorf("storage: group %d: delete logs %d-%d: %w", s.group, lo, hi, err)
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.commitLocked(b); err != nil {
-		return fmt.Errorf("storage: group %d: delete logs %d-%d: %w", s.group, lo, hi, err)
-	}
-	// Deleting an end of the log needs a fresh look at the keys; deleting
-	// from the middle leaves the bounds as they are.
-	if s.cached && (lo <= s.first || hi >= s.last) {
-		s.cached = false
-	}
 	return nil
-}
-
-// commitLocked commits b with Sync. On failure it drops the cached bounds,
-// since the batch may or may not have been applied.
-func (s *LogStore) commitLocked(b *pebble.Batch) error {
-	if err := b.Commit(pebble.Sync); err != nil {
-		s.cached = false
-		return err
-	}
-	return nil
-}
-
-// loadBoundsLocked fills the cached bounds from the group's first and last
-// log keys, unless they are already cached.
-func (s *LogStore) loadBoundsLocked() error {
-	if s.cached {
-		return nil
-	}
-	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: s.lo, UpperBound: s.hi})
-	if err != nil {
-		return fmt.Errorf("storage: group %d: log bounds: %w", s.group, err)
-	}
-	var first, last uint64
-	if it.First() {
-		first, err = s.keyIndex(it.Key())
-		if err == nil && it.Last() {
-			last, err = s.keyIndex(it.Key())
-		}
-	}
-	err = errors.Join(err, it.Error(), it.Close())
-	if err != nil {
-		return fmt.Errorf("storage: group %d: log bounds: %w", s.group, err)
-	}
-	s.first, s.last, s.cached = first, last, true
-	return nil
-}
-
-// keyIndex returns the index of a log key of the group.
-func (s *LogStore) keyIndex(k []byte) (uint64, error) {
-	if len(k) != len(s.lo) {
-		return 0, fmt.Errorf("%w: raft log key %x", ErrCorrupt, k)
-	}
-	return binary.BigEndian.Uint64(k[9:]), nil
 }
 
 // Set stores val under key in one synced batch.

@@ -287,28 +287,6 @@ func TestDecodeLogCorrupt(t *testing.T) {
 	}
 }
 
-func TestLogStoreGetLogCorrupt(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		val  []byte
-	}{
-		{"garbage", []byte("not a log")},
-		{"empty", []byte{}},
-		{"wrong index", appendLog(nil, testLog(6, 1))},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			db := openTestDB(t, vfs.NewMem())
-			if err := db.pdb.Set(logKey(1, 5), tc.val, nil); err != nil {
-				t.Fatal(err)
-			}
-			var l raft.Log
-			if err := db.LogStore(1).GetLog(5, &l); !errors.Is(err, ErrCorrupt) {
-				t.Errorf("GetLog = %v; want ErrCorrupt", err)
-			}
-		})
-	}
-}
-
 // TestLogStoreConcurrent races appends against compaction, as raft's main
 // and snapshot goroutines do, then checks the cached bounds against a fresh
 // look at the keys.
