@@ -103,6 +103,68 @@ func TestClientRoutesDirectly(t *testing.T) {
 	}
 }
 
+// TestClientDurability: a write goes at the durability of WithDurability,
+// else of Config.DefaultDurability, else of the nodes (SYNC here), and
+// WriteMeta.Durability reports it; REPLICATED writes read back
+// LINEARIZABLE. Pipelined and unary.
+func TestClientDurability(t *testing.T) {
+	c, pipelined := clusterClient(t, 3, nil)
+	cfg := client.DefaultConfig()
+	cfg.Seeds = []string{c.Nodes[1].Addr()}
+	cfg.Unary = true
+	cfg.DefaultDurability = client.DurabilityReplicated
+	unary, err := client.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unary.Close() })
+	tests := []struct {
+		name string
+		cl   *client.Client
+		opts []client.WriteOption
+		want client.Durability
+	}{
+		{"pipelined, node default", pipelined, nil, client.DurabilitySync},
+		{"pipelined, replicated", pipelined, []client.WriteOption{client.WithDurability(client.DurabilityReplicated)}, client.DurabilityReplicated},
+		{"pipelined, sync", pipelined, []client.WriteOption{client.WithDurability(client.DurabilitySync)}, client.DurabilitySync},
+		{"unary, config default", unary, nil, client.DurabilityReplicated},
+		{"unary, option over config", unary, []client.WriteOption{client.WithDurability(client.DurabilitySync)}, client.DurabilitySync},
+		{"unary, option back to the node's", unary, []client.WriteOption{client.WithDurability(client.DurabilityDefault)}, client.DurabilitySync},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			for i := range 10 {
+				k := []byte(fmt.Sprintf("%s-%d", tt.name, i))
+				w, err := tt.cl.Put(ctx, k, k, tt.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w.Meta.Durability != tt.want {
+					t.Fatalf("put %s: WriteMeta.Durability = %v, want %v", k, w.Meta.Durability, tt.want)
+				}
+				e, err := tt.cl.Get(ctx, k, client.WithConsistency(cachev1.Consistency_CONSISTENCY_LINEARIZABLE))
+				if err != nil || e.Version != w.Version || string(e.Value) != string(k) {
+					t.Fatalf("LINEARIZABLE read of %s after a put at %d: %+v, %v", k, w.Version, e, err)
+				}
+			}
+			entries := []client.KeyValue{{Key: []byte(tt.name + "-a"), Value: []byte("a")}, {Key: []byte(tt.name + "-b"), Value: []byte("b")}}
+			rs, err := tt.cl.MultiPut(ctx, entries, tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range rs {
+				if r.Meta.Durability != tt.want {
+					t.Fatalf("multi-put entry %d: WriteMeta.Durability = %v, want %v", i, r.Meta.Durability, tt.want)
+				}
+			}
+		})
+	}
+	if _, err := pipelined.Put(t.Context(), []byte("k"), []byte("v"), client.WithDurability(7)); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("put with durability 7: %v, want ErrInvalidArgument", err)
+	}
+}
+
 // TestClientSessions: with SESSION reads the client passes each
 // partition's newest token by itself, so reads that replicas serve still
 // see the client's own writes, across many partitions.

@@ -33,6 +33,10 @@ type Config struct {
 	// DefaultWriteMode is the mode of writes that do not choose one.
 	// WRITE_MODE_UNSPECIFIED leaves the choice to the cluster.
 	DefaultWriteMode cachev1.WriteMode
+	// DefaultDurability is the durability of writes that do not choose
+	// one (WithDurability). DurabilityDefault leaves the choice to the
+	// cluster.
+	DefaultDurability Durability
 	// KeepaliveTime is the idle time after which the connection is checked
 	// with a ping, at least 10s (gRPC's minimum). Zero disables keepalive
 	// pings. Nodes must permit pings this often.
@@ -171,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if _, ok := cachev1.WriteMode_name[int32(c.DefaultWriteMode)]; !ok {
 		errs = append(errs, fmt.Errorf("client: config: unknown DefaultWriteMode %d", c.DefaultWriteMode))
+	}
+	if _, ok := c.DefaultDurability.proto(); !ok {
+		errs = append(errs, fmt.Errorf("client: config: unknown DefaultDurability %d", c.DefaultDurability))
 	}
 	if c.KeepaliveTime < 0 || (c.KeepaliveTime > 0 && c.KeepaliveTime < minKeepaliveTime) {
 		errs = append(errs, fmt.Errorf("client: config: KeepaliveTime %v is neither 0 nor at least %v", c.KeepaliveTime, minKeepaliveTime))

@@ -35,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		}, []string{"positive DefaultMaxStaleness"}},
 		{"negative staleness", func(c *Config) { c.DefaultMaxStaleness = -1 }, []string{"DefaultMaxStaleness -1ns"}},
 		{"unknown write mode", func(c *Config) { c.DefaultWriteMode = 99 }, []string{"unknown DefaultWriteMode"}},
+		{"replicated durability", func(c *Config) { c.DefaultDurability = DurabilityReplicated }, nil},
+		{"unknown durability", func(c *Config) { c.DefaultDurability = 9 }, []string{"unknown DefaultDurability 9"}},
 		{"negative keepalive", func(c *Config) { c.KeepaliveTime = -1 }, []string{"KeepaliveTime"}},
 		{"keepalive below minimum", func(c *Config) { c.KeepaliveTime = time.Second }, []string{"KeepaliveTime 1s"}},
 		{"keepalive at minimum", func(c *Config) { c.KeepaliveTime = 10 * time.Second }, nil},

@@ -22,8 +22,8 @@
 //	e, err := c.Get(ctx, []byte("k"), client.WithConsistency(cachev1.Consistency_CONSISTENCY_LINEARIZABLE))
 //
 // Reads take ReadOptions (consistency level, staleness bound, session
-// tokens); writes take WriteOptions (TTL, write mode, idempotency key). Every
-// write carries an idempotency key, a fresh UUIDv7 unless the caller gives
+// tokens); writes take WriteOptions (TTL, write mode, durability,
+// idempotency key). Every write carries an idempotency key, a fresh UUIDv7 unless the caller gives
 // one, so the cluster applies a retried request once; give requests a
 // deadline, since retries go on until the context ends or MaxAttempts.
 //

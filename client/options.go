@@ -86,6 +86,7 @@ type WriteOption func(*writeOptions)
 
 type writeOptions struct {
 	mode           cachev1.WriteMode
+	durability     Durability
 	ttl            time.Duration
 	idempotencyKey string
 	keySet         bool
@@ -102,6 +103,74 @@ func WithWriteMode(m cachev1.WriteMode) WriteOption {
 	return func(o *writeOptions) { o.mode = m }
 }
 
+// WithDurability writes at durability d instead of
+// Config.DefaultDurability.
+func WithDurability(d Durability) WriteOption {
+	return func(o *writeOptions) { o.durability = d }
+}
+
+// Durability is when the cluster acknowledges a write: the point a write
+// picks between latency and durability. Either way the write is committed
+// in Raft on a quorum of its partition's replicas before the
+// acknowledgement; the levels differ in whether they have synced it to
+// disk. WriteMeta.Durability reports the level a write got.
+type Durability int
+
+const (
+	// DurabilityDefault leaves the choice to the node: its --durability,
+	// SYNC unless set.
+	DurabilityDefault Durability = iota
+	// DurabilitySync acknowledges a write once a quorum has it in its log
+	// and fsynced. It survives any crash and power loss.
+	DurabilitySync
+	// DurabilityReplicated acknowledges a write once a quorum has it in
+	// its log, written to the operating system but not yet fsynced; the
+	// nodes fsync it within their sync interval (10ms by default). It
+	// survives any process crash, kill -9 of every node included, and the
+	// loss of a minority of machines; it can lose the last interval only
+	// if a majority of a partition's machines lose power at once.
+	// WRITE_THROUGH and WRITE_AROUND writes are always SYNC.
+	DurabilityReplicated
+)
+
+// String returns "default", "sync" or "replicated".
+func (d Durability) String() string {
+	switch d {
+	case DurabilityDefault:
+		return "default"
+	case DurabilitySync:
+		return "sync"
+	case DurabilityReplicated:
+		return "replicated"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// proto returns d as the API's enum, and false if d is not a Durability.
+func (d Durability) proto() (cachev1.Durability, bool) {
+	switch d {
+	case DurabilityDefault:
+		return cachev1.Durability_DURABILITY_UNSPECIFIED, true
+	case DurabilitySync:
+		return cachev1.Durability_DURABILITY_SYNC, true
+	case DurabilityReplicated:
+		return cachev1.Durability_DURABILITY_REPLICATED, true
+	}
+	return 0, false
+}
+
+// durabilityFromProto is the inverse of Durability.proto; a value this
+// client does not know is DurabilityDefault.
+func durabilityFromProto(d cachev1.Durability) Durability {
+	switch d {
+	case cachev1.Durability_DURABILITY_SYNC:
+		return DurabilitySync
+	case cachev1.Durability_DURABILITY_REPLICATED:
+		return DurabilityReplicated
+	}
+	return DurabilityDefault
+}
+
 // WithIdempotencyKey sends key, a UUIDv7 in canonical text form, instead of
 // a fresh one. Retrying a write with the same key applies it once; reuse the
 // key only to retry the same write. An empty key turns deduplication off.
@@ -112,12 +181,16 @@ func WithIdempotencyKey(key string) WriteOption {
 // buildWriteOptions applies opts over cfg's defaults, checks the result and
 // attaches a fresh UUIDv7 idempotency key unless one was given.
 func buildWriteOptions(cfg *Config, opts []WriteOption) (*cachev1.WriteOptions, error) {
-	o := writeOptions{mode: cfg.DefaultWriteMode}
+	o := writeOptions{mode: cfg.DefaultWriteMode, durability: cfg.DefaultDurability}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if _, ok := cachev1.WriteMode_name[int32(o.mode)]; !ok {
 		return nil, fmt.Errorf("%w: unknown write mode %d", ErrInvalidArgument, o.mode)
+	}
+	durability, ok := o.durability.proto()
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown durability %d", ErrInvalidArgument, o.durability)
 	}
 	if o.ttl < 0 {
 		return nil, fmt.Errorf("%w: negative TTL %v", ErrInvalidArgument, o.ttl)
@@ -129,7 +202,7 @@ func buildWriteOptions(cfg *Config, opts []WriteOption) (*cachev1.WriteOptions, 
 		}
 		o.idempotencyKey = id.String()
 	}
-	wo := &cachev1.WriteOptions{Mode: o.mode, IdempotencyKey: o.idempotencyKey}
+	wo := &cachev1.WriteOptions{Mode: o.mode, IdempotencyKey: o.idempotencyKey, Durability: durability}
 	if o.ttl > 0 {
 		wo.Ttl = durationpb.New(o.ttl)
 	}

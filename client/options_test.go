@@ -106,6 +106,15 @@ func TestBuildWriteOptions(t *testing.T) {
 			want: &cachev1.WriteOptions{}},
 		{name: "negative ttl", opts: []WriteOption{WithTTL(-time.Second)}, wantErr: true},
 		{name: "unknown mode", opts: []WriteOption{WithWriteMode(7)}, wantErr: true},
+		{name: "config durability", cfg: func(c *Config) { c.DefaultDurability = DurabilityReplicated },
+			want: &cachev1.WriteOptions{Durability: cachev1.Durability_DURABILITY_REPLICATED}},
+		{name: "durability overrides config", cfg: func(c *Config) { c.DefaultDurability = DurabilityReplicated },
+			opts: []WriteOption{WithDurability(DurabilitySync)},
+			want: &cachev1.WriteOptions{Durability: cachev1.Durability_DURABILITY_SYNC}},
+		{name: "durability back to the cluster's", cfg: func(c *Config) { c.DefaultDurability = DurabilitySync },
+			opts: []WriteOption{WithDurability(DurabilityDefault)}, want: &cachev1.WriteOptions{}},
+		{name: "unknown durability", opts: []WriteOption{WithDurability(3)}, wantErr: true},
+		{name: "negative durability", opts: []WriteOption{WithDurability(-1)}, wantErr: true},
 		{name: "caller key", opts: []WriteOption{WithIdempotencyKey(key)},
 			want: &cachev1.WriteOptions{IdempotencyKey: key}},
 	}
@@ -187,5 +196,39 @@ func TestExpectation(t *testing.T) {
 				t.Errorf("apply() = %v, %v; want %v", req, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDurability(t *testing.T) {
+	for _, tt := range []struct {
+		d    Durability
+		pb   cachev1.Durability
+		name string
+	}{
+		{DurabilityDefault, cachev1.Durability_DURABILITY_UNSPECIFIED, "default"},
+		{DurabilitySync, cachev1.Durability_DURABILITY_SYNC, "sync"},
+		{DurabilityReplicated, cachev1.Durability_DURABILITY_REPLICATED, "replicated"},
+	} {
+		if pb, ok := tt.d.proto(); !ok || pb != tt.pb {
+			t.Errorf("%v.proto() = %v, %v; want %v", tt.d, pb, ok, tt.pb)
+		}
+		if got := durabilityFromProto(tt.pb); got != tt.d {
+			t.Errorf("durabilityFromProto(%v) = %v, want %v", tt.pb, got, tt.d)
+		}
+		if tt.d.String() != tt.name {
+			t.Errorf("String() = %q, want %q", tt.d.String(), tt.name)
+		}
+	}
+	// Every value of the API's enum maps to a Durability of its own.
+	seen := map[Durability]bool{}
+	for n := range cachev1.Durability_name {
+		d := durabilityFromProto(cachev1.Durability(n))
+		if pb, _ := d.proto(); pb != cachev1.Durability(n) || seen[d] {
+			t.Errorf("enum value %d maps to %v, which maps back to %v", n, d, pb)
+		}
+		seen[d] = true
+	}
+	if _, ok := Durability(3).proto(); ok {
+		t.Error("Durability(3).proto() is ok")
 	}
 }

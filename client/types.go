@@ -68,6 +68,8 @@ type WriteMeta struct {
 	// idempotency key; the result is the original outcome.
 	Deduplicated bool
 	Mode         cachev1.WriteMode
+	// Durability is the durability the write was acknowledged with.
+	Durability Durability
 }
 
 // SessionToken is a causal position in one partition's log.
@@ -178,6 +180,7 @@ func writeMetaFromProto(m *cachev1.WriteMeta) WriteMeta {
 		Session:      sessionFromProto(m.GetSessionToken()),
 		Deduplicated: m.GetDeduplicated(),
 		Mode:         m.GetMode(),
+		Durability:   durabilityFromProto(m.GetDurability()),
 	}
 }
 

@@ -100,6 +100,17 @@ type Config struct {
 	// WRITE_THROUGH when Backend is set, CACHE_ONLY otherwise, if left
 	// UNSPECIFIED.
 	DefaultWriteMode cachev1.WriteMode
+	// DefaultDurability is the durability of writes that do not choose
+	// one (README "Write durability"): DURABILITY_SYNC (the default, also
+	// what UNSPECIFIED means) acknowledges a write once a quorum has
+	// fsynced it, DURABILITY_REPLICATED once a quorum has written it to
+	// the operating system. WRITE_THROUGH and WRITE_AROUND writes are
+	// always SYNC.
+	DefaultDurability cachev1.Durability
+	// ReplicatedSyncInterval bounds how long a REPLICATED write, written
+	// to the operating system when it is acknowledged, waits for its
+	// fsync on each replica (0 means the default, 10 ms; at most 1 s).
+	ReplicatedSyncInterval time.Duration
 	// MetricsAddr, when set, serves Prometheus metrics over HTTP at
 	// /metrics (README "Metrics").
 	MetricsAddr string
@@ -186,11 +197,13 @@ func DefaultConfig() Config {
 			FailureGrace:      30 * time.Second,
 			ReconcileInterval: 500 * time.Millisecond,
 		},
-		DefaultConsistency: cachev1.Consistency_CONSISTENCY_LINEARIZABLE,
-		ReapInterval:       time.Second,
-		EvictInterval:      250 * time.Millisecond,
-		ReclaimInterval:    30 * time.Second,
-		DedupWindow:        10 * time.Minute,
+		DefaultConsistency:     cachev1.Consistency_CONSISTENCY_LINEARIZABLE,
+		DefaultDurability:      cachev1.Durability_DURABILITY_SYNC,
+		ReplicatedSyncInterval: 10 * time.Millisecond,
+		ReapInterval:           time.Second,
+		EvictInterval:          250 * time.Millisecond,
+		ReclaimInterval:        30 * time.Second,
+		DedupWindow:            10 * time.Minute,
 	}
 }
 
@@ -231,6 +244,12 @@ func (c Config) Validate() error {
 	} else if c.Backend == "" && c.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED &&
 		c.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_CACHE_ONLY {
 		bad("DefaultWriteMode %v needs a Backend", c.DefaultWriteMode)
+	}
+	if _, ok := cachev1.Durability_name[int32(c.DefaultDurability)]; !ok {
+		bad("DefaultDurability: unknown value %d (want DURABILITY_SYNC or DURABILITY_REPLICATED)", c.DefaultDurability)
+	}
+	if c.ReplicatedSyncInterval < 0 || c.ReplicatedSyncInterval > time.Second {
+		bad("ReplicatedSyncInterval must be 0 (the default, 10ms) or in (0, 1s], got %v", c.ReplicatedSyncInterval)
 	}
 	// The table and column names are checked here, not only when the
 	// backing database opens, so that a bad name fails with the other

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
 )
@@ -123,11 +124,11 @@ func (n *Node) largestLedPartition() *partition {
 	return best
 }
 
-// proposeInternal commits node-initiated ops (eviction, expiry).
+// proposeInternal commits node-initiated ops (eviction, expiry), SYNC.
 func (n *Node) proposeInternal(p *partition, ops []*peerv1.Op) (*peerv1.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return p.propose(ctx, &peerv1.Command{ProposedAt: time.Now().UnixNano(), Ops: ops})
+	return p.propose(ctx, &peerv1.Command{ProposedAt: time.Now().UnixNano(), Ops: ops}, cachev1.Durability_DURABILITY_SYNC)
 }
 
 // reapLoop removes expired entries. Reads never return them anyway; this

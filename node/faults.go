@@ -117,6 +117,17 @@ func (n *Node) BreakLeaseForTest(on bool) {
 	n.faults.brokenLease.Store(on)
 }
 
+// BreakReplicatedForTest makes this node's Raft log acknowledge REPLICATED
+// writes before the operating system has them (held in memory for up to a
+// second, as an unsynced Pebble batch is), so that a kill -9 of a majority
+// loses acknowledged writes. It exists only to prove that the fault
+// suite's crash nemesis catches such a loss; never use it otherwise.
+func (n *Node) BreakReplicatedForTest(on bool) {
+	if err := n.db.BreakReplicatedForTest(on); err != nil {
+		n.log.Error("break replicated writes", "err", err)
+	}
+}
+
 // BreakFlushOrderForTest makes this node's write-back flusher mark rows
 // clean through Raft before it writes them to the database, instead of
 // after: when the write then fails (or the node dies in between), the rows

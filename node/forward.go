@@ -158,8 +158,17 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 	var lastErr error = &notLeaderError{partition: pid}
 	target := n.routeTarget(pid)
 	for hops := 0; ; {
-		if target == n.id && n.part(pid) != nil {
+		p := n.part(pid)
+		if target == n.id && p != nil {
 			return zero, errLeaderHere
+		}
+		if p != nil {
+			// This node's replica has heard from no quorum: neither is
+			// there a leader it can reach, nor can one be elected with
+			// it. Fail now, not at the deadline.
+			if err := p.quorumLost(time.Now()); err != nil {
+				return zero, n.status(err)
+			}
 		}
 		if n.net.isolated(2 * n.cfg.Raft.ElectionTimeout) {
 			// Cut off from every peer (the minority side of a partition):
@@ -170,9 +179,12 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 				pid, 2*n.cfg.Raft.ElectionTimeout)})
 		}
 		if target != "" && target != n.id && n.faults.allowNode(target) {
-			resp, err, retry := forwardOnce(ctx, n, target, read, call)
+			resp, err, retry := forwardOnceQuorum(ctx, n, p, target, read, call)
 			if err == nil {
 				return resp, nil
+			}
+			if isNoQuorum(err) {
+				return zero, n.status(err)
 			}
 			lastErr = err
 			if !retry {
@@ -203,6 +215,31 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 		return zero, lastErr
 	}
 	return zero, n.status(lastErr)
+}
+
+// forwardOnceQuorum is forwardOnce, given up on when this node's replica
+// p (if any) loses its quorum while it waits for the answer: the target
+// is then as good as unreachable. The error then is a *noQuorumError; a
+// read's (and an unsent write's) says the request did not run, a sent
+// write's does not, because the target may have run it.
+func forwardOnceQuorum[T any](ctx context.Context, n *Node, p *partition, target string, read bool,
+	call func(context.Context, cachev1.CacheClient) (T, error)) (T, error, bool) {
+	if p == nil {
+		return forwardOnce(ctx, n, target, read, call)
+	}
+	qctx, stop := p.untilQuorumLost(ctx)
+	resp, err, retry := forwardOnce(qctx, n, target, read, call)
+	cause := context.Cause(qctx)
+	stop()
+	if err == nil || ctx.Err() != nil || !isNoQuorum(cause) {
+		return resp, err, retry
+	}
+	if read || unsent(err) {
+		return resp, cause, false
+	}
+	var nq *noQuorumError
+	errors.As(cause, &nq)
+	return resp, fmt.Errorf("%w; the write was sent to node %s and may have run", nq, target), false
 }
 
 // forwardOnce sends one forwarded request to target. retry says whether

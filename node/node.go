@@ -148,11 +148,20 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
 		n.check.defaultWriter = cfg.DefaultWriteMode
 	}
+	n.check.defaultDurability = cachev1.Durability_DURABILITY_SYNC
+	if cfg.DefaultDurability != cachev1.Durability_DURABILITY_UNSPECIFIED {
+		n.check.defaultDurability = cfg.DefaultDurability
+	}
 	scfg := storage.DefaultConfig(filepath.Join(cfg.DataDir, "db"))
 	scfg.Logger = n.log
 	// A memtable (and the write-ahead log behind it) is held on top of
 	// the live data: keep it a small part of a small budget.
 	scfg.MemTableBytes = min(scfg.MemTableBytes, max(uint64(cfg.CapacityBytes)/64, 1<<20))
+	// So are the Raft log engine's segments (a few of them).
+	if cfg.ReplicatedSyncInterval > 0 {
+		scfg.LogSyncInterval = cfg.ReplicatedSyncInterval
+	}
+	scfg.LogSegmentBytes = min(scfg.LogSegmentBytes, int64(max(cfg.CapacityBytes/64, 1<<20)))
 	if n.db, err = storage.Open(scfg); err != nil {
 		if n.backend != nil {
 			err = errors.Join(err, n.backend.store.Close())

@@ -76,6 +76,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero partitions", func(c *node.Config) { c.Partitions = 0 }, "Partitions must be in [1, 4096]"},
 		{"tiny capacity", func(c *node.Config) { c.CapacityBytes = 10 }, "CapacityBytes must be at least 1 MiB"},
 		{"bounded default", func(c *node.Config) { c.DefaultConsistency = cachev1.Consistency_CONSISTENCY_BOUNDED }, "cannot be BOUNDED"},
+		{"unknown durability", func(c *node.Config) { c.DefaultDurability = 7 }, "DefaultDurability: unknown value 7"},
 		{"lease over heartbeat", func(c *node.Config) { c.Raft.LeaderLeaseTimeout = 2 * c.Raft.HeartbeatTimeout }, "LeaderLeaseTimeout"},
 	}
 	for _, tt := range tests {

@@ -28,6 +28,7 @@ type partition struct {
 	store *storage.Partition
 	fsm   *fsm
 	raft  *raft.Raft
+	logs  raft.LogStore // the group's log, as raft writes it
 	trans *groupTransport
 	snaps string // snapshot directory
 	log   *slog.Logger
@@ -56,6 +57,10 @@ type partition struct {
 	confirms    confirmBatcher
 	// leaderChanges counts the leader changes this replica observed.
 	leaderChanges atomic.Uint64
+	// syncedThrough is an index at or below which every entry is on disk
+	// on a quorum: that of the latest SYNC command (or barrier) this
+	// replica committed as leader (see syncThrough).
+	syncedThrough atomic.Uint64
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -133,7 +138,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		trans.Close()
 		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
 	}
-	p := &partition{id: id, store: store, fsm: f, raft: r, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
+	p := &partition{id: id, store: store, fsm: f, raft: r, logs: logs, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
 		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{}),
 		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, faults: d.faults}
 	p.confirms = confirmBatcher{round: p.confirmRound, timeout: p.leaderWait, stop: p.stop}
@@ -229,7 +234,8 @@ func (p *partition) notLeader() error {
 // election then waits it out instead of failing.
 func (p *partition) awaitLeader(ctx context.Context) error {
 	if p.raft.State() == raft.Leader {
-		return nil
+		// Raft steps down only after LeaderLeaseTimeout.
+		return p.quorumLost(time.Now())
 	}
 	deadline := time.NewTimer(p.leaderWait)
 	defer deadline.Stop()
@@ -241,6 +247,9 @@ func (p *partition) awaitLeader(ctx context.Context) error {
 		}
 		if _, id := p.raft.LeaderWithID(); id != "" {
 			return p.notLeader()
+		}
+		if err := p.quorumLost(time.Now()); err != nil {
+			return err
 		}
 		if err := p.quorumReachable(); err != nil {
 			return err
@@ -279,13 +288,17 @@ func (p *partition) quorumReachable() error {
 		}
 	}
 	if voters > 0 && up <= voters/2 {
-		return notRunError{fmt.Errorf("%w: partition %d has no leader and only %d of its %d voters are reachable", ErrUnavailable, p.id, up, voters)}
+		return p.noQuorum(time.Now(), fmt.Sprintf("no leader, and only %d of its %d voters are reachable", up, voters))
 	}
 	return nil
 }
 
-// propose commits cmd through Raft and returns its result.
-func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.Result, error) {
+// propose commits cmd through Raft at durability d and returns its result.
+// A REPLICATED command is marked (storage.ReplicatedExtensions), so the
+// replicas' log stores acknowledge it once it is written to the operating
+// system and sync it within their sync interval; any other is synced
+// before it is acknowledged (SYNC).
+func (p *partition) propose(ctx context.Context, cmd *peerv1.Command, d cachev1.Durability) (*peerv1.Result, error) {
 	if err := p.awaitLeader(ctx); err != nil {
 		return nil, err
 	}
@@ -300,9 +313,17 @@ func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.R
 			return nil, context.DeadlineExceeded
 		}
 	}
-	f := p.raft.Apply(data, timeout)
+	var f raft.ApplyFuture
+	if d == cachev1.Durability_DURABILITY_REPLICATED {
+		f = p.raft.ApplyLog(raft.Log{Data: data, Extensions: storage.ReplicatedExtensions()}, timeout)
+	} else {
+		f = p.raft.Apply(data, timeout)
+	}
 	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("partition %d: %w", p.id, err)
+	}
+	if d != cachev1.Durability_DURABILITY_REPLICATED {
+		p.synced(f.Index())
 	}
 	switch r := f.Response().(type) {
 	case *peerv1.Result:
@@ -314,8 +335,46 @@ func (p *partition) propose(ctx context.Context, cmd *peerv1.Command) (*peerv1.R
 	}
 }
 
+// synced records that every entry up to index is on disk on a quorum.
+func (p *partition) synced(index uint64) {
+	for {
+		cur := p.syncedThrough.Load()
+		if index <= cur || p.syncedThrough.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// syncThrough makes sure that every entry up to index, which this replica
+// has applied, is on disk on a quorum, and not only written to its
+// operating system as REPLICATED entries may be: it commits a barrier,
+// which the log stores sync, unless a SYNC entry at or after index was
+// committed already. It relies on a log store's sync covering the entries
+// written before it, as a write-ahead log's does.
+//
+// The write-back flusher calls it before a row goes to the database: the
+// row's version is the index of a write-back entry, and were a REPLICATED
+// entry lost (a majority of the replicas losing power at once), its index
+// would be given to another write, whose row the database would then
+// refuse as no newer than the one it holds.
+func (p *partition) syncThrough(ctx context.Context, index uint64) error {
+	if index <= p.syncedThrough.Load() {
+		return nil
+	}
+	timeout := defaultApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if err := p.raft.Barrier(timeout).Error(); err != nil {
+		return fmt.Errorf("partition %d: sync before flushing: %w", p.id, err)
+	}
+	// The barrier came after index, which was applied before it.
+	p.synced(index)
+	return nil
+}
+
 // writeMeta describes a committed write.
-func (p *partition) writeMeta(node string, res *peerv1.Result, mode cachev1.WriteMode) *cachev1.WriteMeta {
+func (p *partition) writeMeta(node string, res *peerv1.Result, mode cachev1.WriteMode, d cachev1.Durability) *cachev1.WriteMeta {
 	return &cachev1.WriteMeta{
 		Partition:    p.id,
 		ServedBy:     node,
@@ -323,6 +382,7 @@ func (p *partition) writeMeta(node string, res *peerv1.Result, mode cachev1.Writ
 		SessionToken: &cachev1.SessionToken{Partition: p.id, Epoch: p.fsm.epoch.Load(), Index: res.Index},
 		Deduplicated: res.Deduplicated,
 		Mode:         mode,
+		Durability:   d,
 	}
 }
 

@@ -163,6 +163,10 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 // waits until this replica has applied the leader's commit index.
 func (p *partition) linearizable(ctx context.Context) (readProof, error) {
 	proof := readProof{level: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}
+	// Cut off from the quorum: no leader can confirm the read in time.
+	if err := p.quorumLost(time.Now()); err != nil {
+		return proof, err
+	}
 	if mustNotWait(ctx) {
 		return proof, errWouldBlock
 	}
@@ -170,10 +174,16 @@ func (p *partition) linearizable(ctx context.Context) (readProof, error) {
 		return proof, p.readIndex(ctx)
 	}
 	leader := p.leader()
-	idx, epoch, err := p.readIndexAt(ctx, leader, p.id)
+	qctx, stop := p.untilQuorumLost(ctx)
+	idx, epoch, err := p.readIndexAt(qctx, leader, p.id)
+	cause := context.Cause(qctx)
+	stop()
 	if err != nil {
 		if ctx.Err() != nil {
 			return proof, err
+		}
+		if isNoQuorum(cause) {
+			return proof, cause
 		}
 		// Let the read go to the leader: forwarding follows leader hints,
 		// waits out elections and fails fast when cut off.
@@ -491,6 +501,9 @@ func (s *peerServer) ReadIndex(ctx context.Context, req *peerv1.ReadIndexRequest
 	}
 	if p.raft.State() != raft.Leader {
 		return nil, s.n.status(p.notLeader())
+	}
+	if err := p.quorumLost(time.Now()); err != nil {
+		return nil, s.n.status(err)
 	}
 	idx, err := p.confirm(ctx)
 	if err != nil {

@@ -239,22 +239,44 @@ func (s *cacheServer) Put(ctx context.Context, req *cachev1.PutRequest) (*cachev
 				return nil, err
 			}
 			n.stats.puts.Add(1)
-			return &cachev1.PutResponse{Version: res.Ops[0].Version, Meta: n.writeMeta(p, res, w.mode)}, nil
+			return &cachev1.PutResponse{Version: res.Ops[0].Version, Meta: n.writeMeta(p, res, w)}, nil
 		},
-		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.PutResponse, error) { return c.Put(ctx, req) })
+		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.PutResponse, error) {
+			if o := forwardOptions(req.Options, w); o != req.Options {
+				req = &cachev1.PutRequest{Key: req.Key, Value: req.Value, Options: o}
+			}
+			return c.Put(ctx, req)
+		})
 }
 
-// writeMeta describes a write committed on p, led here.
-func (n *Node) writeMeta(p *partition, res *peerv1.Result, mode cachev1.WriteMode) *cachev1.WriteMeta {
-	m := p.writeMeta(n.cfg.NodeName, res, mode)
+// forwardOptions returns the options to forward a write with: o with the
+// durability this node resolved for it (w), so that the leader commits
+// the write as durably as this node would have, whatever its own default.
+// It returns o itself when nothing changes.
+func forwardOptions(o *cachev1.WriteOptions, w writeOpts) *cachev1.WriteOptions {
+	if o.GetDurability() == w.durability {
+		return o
+	}
+	out := &cachev1.WriteOptions{}
+	if o != nil {
+		out = proto.Clone(o).(*cachev1.WriteOptions)
+	}
+	out.Durability = w.durability
+	return out
+}
+
+// writeMeta describes a write committed on p, led here, with options w.
+func (n *Node) writeMeta(p *partition, res *peerv1.Result, w writeOpts) *cachev1.WriteMeta {
+	m := p.writeMeta(n.cfg.NodeName, res, w.mode, w.durability)
 	m.Leader = n.hint(p.id)
 	return m
 }
 
-// write proposes ops on p, adding eviction victims when the node is over
-// its capacity so that writes pay for the space they take.
-func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey string, ops []*peerv1.Op) (*peerv1.Result, error) {
-	return n.writeFP(ctx, p, now, idemKey, ops, requestFingerprint(idemKey, ops))
+// write proposes ops on p at durability d, adding eviction victims when
+// the node is over its capacity so that writes pay for the space they
+// take.
+func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey string, d cachev1.Durability, ops []*peerv1.Op) (*peerv1.Result, error) {
+	return n.writeFP(ctx, p, now, idemKey, d, ops, requestFingerprint(idemKey, ops))
 }
 
 // requestFingerprint is the fingerprint of a request with an idempotency
@@ -268,7 +290,10 @@ func requestFingerprint(idemKey string, ops []*peerv1.Op) uint64 {
 
 // writeFP is write with the fingerprint of the client's request given: the
 // ops proposed may differ from what the client asked for (write modes).
-func (n *Node) writeFP(ctx context.Context, p *partition, now time.Time, idemKey string, ops []*peerv1.Op, fp uint64) (*peerv1.Result, error) {
+// The durability is not part of the fingerprint: a retry that asks for
+// another one is still the same request. Eviction victims ride in the
+// command at its durability; losing them with it loses nothing.
+func (n *Node) writeFP(ctx context.Context, p *partition, now time.Time, idemKey string, d cachev1.Durability, ops []*peerv1.Op, fp uint64) (*peerv1.Result, error) {
 	var incoming uint64
 	for _, op := range ops {
 		incoming += uint64(len(op.Key) + len(op.Value))
@@ -278,7 +303,7 @@ func (n *Node) writeFP(ctx context.Context, p *partition, now time.Time, idemKey
 		cmd.Fingerprint = fp
 	}
 	cmd.Ops = append(cmd.Ops, n.victims(p, incoming)...)
-	res, err := p.propose(ctx, cmd)
+	res, err := p.propose(ctx, cmd, d)
 	if err != nil {
 		return nil, err
 	}
@@ -327,9 +352,12 @@ func (s *cacheServer) Delete(ctx context.Context, req *cachev1.DeleteRequest) (*
 				return nil, err
 			}
 			n.stats.deletes.Add(1)
-			return &cachev1.DeleteResponse{Existed: res.Ops[0].Ok, Meta: n.writeMeta(p, res, w.mode)}, nil
+			return &cachev1.DeleteResponse{Existed: res.Ops[0].Ok, Meta: n.writeMeta(p, res, w)}, nil
 		},
 		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.DeleteResponse, error) {
+			if o := forwardOptions(req.Options, w); o != req.Options {
+				req = &cachev1.DeleteRequest{Key: req.Key, Options: o}
+			}
 			return c.Delete(ctx, req)
 		})
 }
@@ -378,7 +406,7 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 					return nil, err
 				}
 			}
-			res, err := n.write(ctx, p, now, w.idemKey, []*peerv1.Op{op})
+			res, err := n.write(ctx, p, now, w.idemKey, w.durability, []*peerv1.Op{op})
 			if err != nil {
 				return nil, err
 			}
@@ -386,9 +414,12 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 			if r.Ok {
 				n.stats.puts.Add(1)
 			}
-			return &cachev1.CompareAndSetResponse{Swapped: r.Ok, Version: r.Version, Meta: n.writeMeta(p, res, w.mode)}, nil
+			return &cachev1.CompareAndSetResponse{Swapped: r.Ok, Version: r.Version, Meta: n.writeMeta(p, res, w)}, nil
 		},
 		func(ctx context.Context, c cachev1.CacheClient) (*cachev1.CompareAndSetResponse, error) {
+			if o := forwardOptions(req.Options, w); o != req.Options {
+				req = &cachev1.CompareAndSetRequest{Key: req.Key, Expect: req.Expect, Value: req.Value, Options: o}
+			}
 			return c.CompareAndSet(ctx, req)
 		})
 }
@@ -567,7 +598,7 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 				if err != nil {
 					return nil, err
 				}
-				meta := n.writeMeta(p, res, w.mode)
+				meta := n.writeMeta(p, res, w)
 				rs := make([]*cachev1.PutResponse, len(ops))
 				for j := range ops {
 					rs[j] = &cachev1.PutResponse{Version: res.Ops[j].Version, Meta: meta}
@@ -576,7 +607,7 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 				return rs, nil
 			},
 			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.PutResponse, error) {
-				resp, err := c.MultiPut(ctx, &cachev1.MultiPutRequest{Entries: entries, Options: req.Options})
+				resp, err := c.MultiPut(ctx, &cachev1.MultiPutRequest{Entries: entries, Options: forwardOptions(req.Options, w)})
 				return forwardedResults("MultiPut", resp.GetResults(), len(entries), err)
 			})
 		return place(out.Results, res, idx, err)

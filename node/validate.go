@@ -20,6 +20,10 @@ type writeOpts struct {
 	mode    cachev1.WriteMode
 	ttl     time.Duration
 	idemKey string
+	// durability is the write's resolved durability, SYNC or REPLICATED:
+	// the request's, else the node's default; always SYNC for
+	// WRITE_THROUGH and WRITE_AROUND (see syncOnly).
+	durability cachev1.Durability
 }
 
 // validator checks requests against the configured limits.
@@ -28,6 +32,8 @@ type validator struct {
 	defaultLevel  cachev1.Consistency
 	hasBackend    bool
 	defaultWriter cachev1.WriteMode
+	// defaultDurability is SYNC or REPLICATED.
+	defaultDurability cachev1.Durability
 }
 
 func (v validator) key(field string, key []byte) error {
@@ -97,8 +103,9 @@ func (v validator) readOptions(o *cachev1.ReadOptions) (readOpts, error) {
 }
 
 func (v validator) writeOptions(o *cachev1.WriteOptions) (writeOpts, error) {
-	w := writeOpts{mode: v.defaultWriter}
+	w := writeOpts{mode: v.defaultWriter, durability: v.defaultDurability}
 	if o == nil {
+		w.durability = w.resolvedDurability()
 		return w, nil
 	}
 	if _, ok := cachev1.WriteMode_name[int32(o.Mode)]; !ok {
@@ -110,6 +117,13 @@ func (v validator) writeOptions(o *cachev1.WriteOptions) (writeOpts, error) {
 	if w.mode != cachev1.WriteMode_WRITE_MODE_CACHE_ONLY && !v.hasBackend {
 		return w, invalid("options.mode %v needs a backing database, and this cluster has none (start it with --backend)", w.mode)
 	}
+	if _, ok := cachev1.Durability_name[int32(o.Durability)]; !ok {
+		return w, invalid("options.durability: unknown value %d (want DURABILITY_SYNC or DURABILITY_REPLICATED)", o.Durability)
+	}
+	if o.Durability != cachev1.Durability_DURABILITY_UNSPECIFIED {
+		w.durability = o.Durability
+	}
+	w.durability = w.resolvedDurability()
 	ttl, err := v.ttl("options.ttl", o.Ttl)
 	if err != nil {
 		return w, err
@@ -122,6 +136,22 @@ func (v validator) writeOptions(o *cachev1.WriteOptions) (writeOpts, error) {
 	}
 	w.idemKey = o.IdempotencyKey
 	return w, nil
+}
+
+// resolvedDurability is w.durability, or SYNC when w.mode is syncOnly.
+func (w writeOpts) resolvedDurability() cachev1.Durability {
+	if syncOnly(w.mode) || w.durability == cachev1.Durability_DURABILITY_UNSPECIFIED {
+		return cachev1.Durability_DURABILITY_SYNC
+	}
+	return w.durability
+}
+
+// syncOnly reports whether writes in mode are always SYNC. WRITE_THROUGH
+// and WRITE_AROUND commit a fence whose index becomes the version of the
+// database row: were the fence lost, the index could be given to another
+// write, which the row's version would then refuse.
+func syncOnly(mode cachev1.WriteMode) bool {
+	return mode == cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH || mode == cachev1.WriteMode_WRITE_MODE_WRITE_AROUND
 }
 
 // checkUUIDv7 accepts the canonical text form of a version 7 UUID.

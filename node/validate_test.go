@@ -267,6 +267,52 @@ func TestValidateWriteOptions(t *testing.T) {
 	}
 }
 
+func TestValidateDurability(t *testing.T) {
+	const (
+		unspecified  = cachev1.Durability_DURABILITY_UNSPECIFIED
+		sync         = cachev1.Durability_DURABILITY_SYNC
+		replicated   = cachev1.Durability_DURABILITY_REPLICATED
+		writeThrough = cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH
+		writeBack    = cachev1.WriteMode_WRITE_MODE_WRITE_BACK
+		writeAround  = cachev1.WriteMode_WRITE_MODE_WRITE_AROUND
+	)
+	v := testValidator()
+	v.defaultDurability = sync
+	replicatedNode := v
+	replicatedNode.defaultDurability = replicated
+	withBackend := replicatedNode
+	withBackend.hasBackend = true
+	tests := []struct {
+		name string
+		v    validator
+		o    *cachev1.WriteOptions
+		want cachev1.Durability
+		err  string
+	}{
+		{"nil options: node default", v, nil, sync, ""},
+		{"nil options: replicated node default", replicatedNode, nil, replicated, ""},
+		{"unspecified: node default", v, &cachev1.WriteOptions{}, sync, ""},
+		{"unspecified: replicated node default", replicatedNode, &cachev1.WriteOptions{Durability: unspecified}, replicated, ""},
+		{"sync", replicatedNode, &cachev1.WriteOptions{Durability: sync}, sync, ""},
+		{"replicated", v, &cachev1.WriteOptions{Durability: replicated}, replicated, ""},
+		{"zero validator means sync", testValidator(), nil, sync, ""},
+		{"write back keeps it", withBackend, &cachev1.WriteOptions{Mode: writeBack, Durability: replicated}, replicated, ""},
+		{"write through is sync", withBackend, &cachev1.WriteOptions{Mode: writeThrough, Durability: replicated}, sync, ""},
+		{"write around is sync", withBackend, &cachev1.WriteOptions{Mode: writeAround}, sync, ""},
+		{"unknown 3", v, &cachev1.WriteOptions{Durability: 3}, 0, "options.durability: unknown value 3 (want DURABILITY_SYNC or DURABILITY_REPLICATED)"},
+		{"unknown negative", replicatedNode, &cachev1.WriteOptions{Durability: -1}, 0, "options.durability: unknown value -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := tt.v.writeOptions(tt.o)
+			checkResult(t, err, tt.err)
+			if err == nil && w.durability != tt.want {
+				t.Fatalf("durability = %v, want %v", w.durability, tt.want)
+			}
+		})
+	}
+}
+
 func TestCheckUUIDv7(t *testing.T) {
 	generated := uuid.Must(uuid.NewV7()).String()
 	tests := []struct {

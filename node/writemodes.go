@@ -54,16 +54,17 @@ func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w wri
 			}
 			marked[i] = c
 		}
-		return n.writeFP(ctx, p, now, w.idemKey, marked, requestFingerprint(w.idemKey, ops))
+		return n.writeFP(ctx, p, now, w.idemKey, w.durability, marked, requestFingerprint(w.idemKey, ops))
 	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
 		return n.writeToDatabase(ctx, p, now, w, ops)
 	default:
-		return n.write(ctx, p, now, w.idemKey, ops)
+		return n.write(ctx, p, now, w.idemKey, w.durability, ops)
 	}
 }
 
 // writeToDatabase is WRITE_THROUGH and WRITE_AROUND: fence, write the
-// rows, and (write-through) store the values.
+// rows, and (write-through) store the values. Its commands are SYNC
+// (syncOnly).
 func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time, w writeOpts, ops []*peerv1.Op) (*peerv1.Result, error) {
 	fences := make([]*peerv1.Op, len(ops))
 	fenceUntil := now.Add(fenceTTL).UnixNano()
@@ -73,7 +74,7 @@ func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time,
 	// A retry under the same idempotency key gets the first attempt's
 	// versions back and writes the same rows again: a no-op in the
 	// database if they are there.
-	res, err := n.writeFP(ctx, p, now, w.idemKey, fences, requestFingerprint(w.idemKey, ops))
+	res, err := n.writeFP(ctx, p, now, w.idemKey, cachev1.Durability_DURABILITY_SYNC, fences, requestFingerprint(w.idemKey, ops))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time,
 		if len(fills) > 0 {
 			// The database has the rows: the write is acknowledged even if
 			// this fails (a later read refills from the database).
-			if _, err := n.write(ctx, p, now, "", fills); err != nil {
+			if _, err := n.write(ctx, p, now, "", cachev1.Durability_DURABILITY_SYNC, fills); err != nil {
 				p.log.Debug("write-through: storing the written value failed", "err", err)
 			}
 		}
@@ -267,7 +268,7 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		op.Flags = uint32(storage.FlagTombstone | storage.FlagNegative)
 		op.ExpireAt = time.Now().UnixNano()
 	}
-	res, err := n.write(ctx, p, time.Now(), "", []*peerv1.Op{op})
+	res, err := n.write(ctx, p, time.Now(), "", cachev1.Durability_DURABILITY_SYNC, []*peerv1.Op{op})
 	if err != nil {
 		// The misses that joined this load cannot tell whether the row is
 		// still current: they look again.
@@ -357,6 +358,7 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 		return 0, nil
 	}
 	var rows []sqlstore.Row
+	var newest uint64 // the highest version in rows
 	for _, d := range dirty {
 		e, ok, err := p.store.Lookup(d.Key)
 		if err != nil {
@@ -371,6 +373,7 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 		// A MultiPut's per-partition commands carry "key/partition".
 		idem, _, _ := strings.Cut(e.IdemKey, "/")
 		rows = append(rows, sqlstore.Row{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Tombstone(), IdempotencyKey: idem})
+		newest = max(newest, e.Version)
 		if len(rows) == batch {
 			break
 		}
@@ -380,10 +383,15 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// REPLICATED write-back entries reach the database only once they are
+	// on disk on a quorum (partition.syncThrough).
+	if err := p.syncThrough(ctx, newest); err != nil {
+		return 0, err
+	}
 	if n.faults.brokenFlushOrder.Load() {
 		// Test-only (Node.BreakFlushOrderForTest): marked clean before the
 		// write, the rows are lost if it fails.
-		if _, err := p.propose(ctx, markClean(rows)); err != nil {
+		if _, err := p.propose(ctx, markClean(rows), cachev1.Durability_DURABILITY_SYNC); err != nil {
 			return 0, err
 		}
 		if err := n.backend.write(ctx, rows); err != nil {
@@ -420,7 +428,7 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := p.propose(ctx, markClean(rows)); err != nil {
+	if _, err := p.propose(ctx, markClean(rows), cachev1.Durability_DURABILITY_SYNC); err != nil {
 		// Flushed but not marked: the next flush writes the same versions
 		// again, a no-op in the database.
 		return 0, err

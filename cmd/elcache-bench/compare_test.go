@@ -11,7 +11,7 @@ package main
 //
 //	go test -tags benchcompare -run TestCompare -v -timeout 30m ./cmd/elcache-bench -args -out bench-results
 //
-// With the defaults the matrix takes about 4 minutes on two cores, plus
+// With the defaults the matrix takes about 4.5 minutes on two cores, plus
 // start-up. -duration, -warmup and -only shorten it.
 
 import (
@@ -56,11 +56,12 @@ var (
 
 // compareRun is one cell of the matrix.
 type compareRun struct {
-	id       string // stable key for the ratios, e.g. "get-redis"
-	system   string // "elcache", "redis-memory", "redis-aof", "etcd"
-	level    string // elcache read level, or etcd "serializable"
-	mode     string // elcache write mode
-	workload string
+	id         string // stable key for the ratios, e.g. "get-redis"
+	system     string // "elcache", "redis-memory", "redis-aof", "etcd"
+	level      string // elcache read level, or etcd "serializable"
+	mode       string // elcache write mode
+	durability string // elcache write durability ("": the nodes' default, sync)
+	workload   string
 }
 
 // compareMatrix is the fixed matrix: pure GETs at each read level and
@@ -78,10 +79,14 @@ var compareMatrix = []compareRun{
 	// SET: workload W (95% updates), every write durable on a quorum (or
 	// on Redis's disk) before it is acknowledged.
 	{id: "set-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "W"},
+	// The same, acknowledged once a quorum has the writes in the OS, before
+	// they are fsynced (DURABILITY_REPLICATED).
+	{id: "set-elcache-replicated", system: "elcache", level: "eventual", mode: "cache_only", durability: "replicated", workload: "W"},
 	{id: "set-redis", system: "redis-aof", workload: "W"},
 	{id: "set-etcd", system: "etcd", workload: "W"},
 	// YCSB A and B.
 	{id: "A-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "A"},
+	{id: "A-elcache-replicated", system: "elcache", level: "eventual", mode: "cache_only", durability: "replicated", workload: "A"},
 	{id: "A-redis", system: "redis-memory", workload: "A"},
 	{id: "B-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "B"},
 	{id: "B-redis", system: "redis-memory", workload: "B"},
@@ -134,7 +139,7 @@ func TestCompare(t *testing.T) {
 			t.Log(herdLine)
 		}
 		factories["elcache"] = func(ctx context.Context, r compareRun) (Target, error) {
-			return newElcacheTarget(ctx, seeds, r.level, r.mode, false)
+			return newElcacheTarget(ctx, seeds, r.level, r.mode, r.durability, false)
 		}
 		versions["commit"] = gitCommit()
 	}
@@ -265,6 +270,8 @@ func compareRatios(byID map[string]Result) []string {
 	ratio("linearizable GET / etcd linearizable range", "get-elcache-linearizable", "get-etcd-linearizable", "read")
 	ratio("replicated SET / etcd put", "set-elcache", "set-etcd", "update")
 	ratio("replicated SET / Redis SET (appendfsync always)", "set-elcache", "set-redis", "update")
+	ratio("SET at durability REPLICATED / SYNC", "set-elcache-replicated", "set-elcache", "update")
+	ratio("YCSB A at durability REPLICATED / SYNC", "A-elcache-replicated", "A-elcache", "update")
 	ratio("write-back / write-through SET", "wm-write-back", "wm-write-through", "update")
 	return lines
 }
@@ -532,7 +539,7 @@ func runHerds(t *testing.T, seeds []string, pg *pgtest.Server, rounds int) strin
 	}
 	defer store.Close()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	tgt, err := newElcacheTarget(cctx, seeds, "linearizable", "", false)
+	tgt, err := newElcacheTarget(cctx, seeds, "linearizable", "", "", false)
 	cancel()
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,8 @@ type targetFlags struct {
 	// Mode is elcache's write mode (see parseMode); for Redis, a label
 	// naming how the server persists (e.g. "appendfsync-always").
 	Mode string
+	// Durability is elcache's write durability (see parseDurability).
+	Durability string
 	// Unary sends each elcache request as its own RPC.
 	Unary bool
 	// Serializable reads etcd serializably (any member) instead of
@@ -63,12 +65,15 @@ func (f *targetFlags) validate(name string) error {
 		if _, err := parseMode(f.Mode); err != nil {
 			errs = append(errs, err)
 		}
+		if _, err := parseDurability(f.Durability); err != nil {
+			errs = append(errs, err)
+		}
 		if f.Serializable {
 			errs = append(errs, errors.New("bench: -serializable is for etcd"))
 		}
 	case "redis", "etcd":
-		if f.Consistency != "" || f.Unary {
-			errs = append(errs, fmt.Errorf("bench: -consistency and -unary are for elcache, not %s", name))
+		if f.Consistency != "" || f.Durability != "" || f.Unary {
+			errs = append(errs, fmt.Errorf("bench: -consistency, -durability and -unary are for elcache, not %s", name))
 		}
 		if name == "etcd" && f.Mode != "" {
 			errs = append(errs, errors.New("bench: -mode is for elcache and redis, not etcd"))
@@ -90,7 +95,7 @@ func newTarget(ctx context.Context, name string, f *targetFlags) (Target, error)
 	}
 	switch name {
 	case "elcache":
-		return newElcacheTarget(ctx, splitAddrs(f.Addr), f.Consistency, f.Mode, f.Unary)
+		return newElcacheTarget(ctx, splitAddrs(f.Addr), f.Consistency, f.Mode, f.Durability, f.Unary)
 	case "redis":
 		return newRedisTarget(ctx, f)
 	case "etcd":
@@ -120,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.tf.Addr, "addr", "", "comma-separated host:port of the target (default: elcache 127.0.0.1:7400, redis 127.0.0.1:6379, etcd 127.0.0.1:2379)")
 	fs.StringVar(&o.tf.Consistency, "consistency", "", "elcache read level: linearizable, lease, bounded[:DURATION] (default bound 1s), session, eventual (default: the cluster's)")
 	fs.StringVar(&o.tf.Mode, "mode", "", "elcache write mode: cache_only, write_through, write_back, write_around (default: the cluster's); for redis, a label for its persistence")
+	fs.StringVar(&o.tf.Durability, "durability", "", "elcache write durability: sync (acknowledged once a quorum has fsynced it) or replicated (once a quorum has written it to the OS) (default: the cluster's)")
 	fs.BoolVar(&o.tf.Unary, "unary", false, "elcache: one RPC per request instead of the pipelined stream")
 	fs.BoolVar(&o.tf.Serializable, "serializable", false, "etcd: serializable reads (any member) instead of linearizable")
 	fs.StringVar(&o.run.Workload, "workload", o.run.Workload, "YCSB workload: A (50% reads), B (95%), C (100%), W (5%)")

@@ -16,6 +16,10 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"defaults", nil, nil},
 		{"elcache", []string{"-consistency", "bounded:2s", "-mode", "write_back", "-unary", "-rate", "1000"}, nil},
+		{"elcache replicated", []string{"-workload", "A", "-mode", "cache_only", "-durability", "replicated"}, nil},
+		{"elcache sync", []string{"-durability", "sync"}, nil},
+		{"unknown durability", []string{"-durability", "fsync"}, []string{`unknown durability "fsync"`}},
+		{"durability on redis", []string{"-target", "redis", "-durability", "replicated"}, []string{"-durability"}},
 		{"etcd", []string{"-target", "etcd", "-serializable"}, nil},
 		{"redis", []string{"-target", "redis", "-mode", "appendfsync-always"}, nil},
 		{"every problem", []string{"-workload", "Q", "-dist", "pareto", "-keys", "0", "-clients", "-1", "-duration", "-1s", "-warmup", "-1s", "-value-size", "-5", "-rate", "-1", "-consistency", "strong", "-mode", "x"},

@@ -33,6 +33,13 @@ var elcacheModes = map[string]cachev1.WriteMode{
 	"write_around":  cachev1.WriteMode_WRITE_MODE_WRITE_AROUND,
 }
 
+// elcacheDurabilities maps -durability values to write durabilities.
+var elcacheDurabilities = map[string]client.Durability{
+	"":           client.DurabilityDefault, // the cluster's default
+	"sync":       client.DurabilitySync,
+	"replicated": client.DurabilityReplicated,
+}
+
 // parseLevel parses a read level: linearizable, lease, bounded[:DURATION]
 // (default bound 1s), session, eventual, or "" for the cluster's default.
 func parseLevel(s string) (cachev1.Consistency, time.Duration, error) {
@@ -67,8 +74,18 @@ func parseMode(s string) (cachev1.WriteMode, error) {
 	return m, nil
 }
 
+// parseDurability parses a write durability: sync, replicated, or "" for
+// the cluster's default.
+func parseDurability(s string) (client.Durability, error) {
+	d, ok := elcacheDurabilities[s]
+	if !ok {
+		return 0, fmt.Errorf("bench: unknown durability %q (want sync or replicated)", s)
+	}
+	return d, nil
+}
+
 // elcacheTarget is an elcache cluster read at one consistency level and
-// written in one write mode through the Go client.
+// written in one write mode at one durability through the Go client.
 type elcacheTarget struct {
 	name string
 	c    *client.Client
@@ -76,13 +93,15 @@ type elcacheTarget struct {
 
 var _ Target = (*elcacheTarget)(nil)
 
-// newElcacheTarget connects to the cluster through seeds. level and mode
-// are as parseLevel and parseMode take them; unary sends every request as
-// its own RPC instead of over the pipelined stream.
-func newElcacheTarget(ctx context.Context, seeds []string, level, mode string, unary bool) (Target, error) {
+// newElcacheTarget connects to the cluster through seeds. level, mode and
+// durability are as parseLevel, parseMode and parseDurability take them;
+// unary sends every request as its own RPC instead of over the pipelined
+// stream.
+func newElcacheTarget(ctx context.Context, seeds []string, level, mode, durability string, unary bool) (Target, error) {
 	c, bound, lerr := parseLevel(level)
 	m, merr := parseMode(mode)
-	if err := errors.Join(lerr, merr); err != nil {
+	d, derr := parseDurability(durability)
+	if err := errors.Join(lerr, merr, derr); err != nil {
 		return nil, err
 	}
 	cfg := client.DefaultConfig()
@@ -90,23 +109,28 @@ func newElcacheTarget(ctx context.Context, seeds []string, level, mode string, u
 	cfg.DefaultConsistency = c
 	cfg.DefaultMaxStaleness = bound
 	cfg.DefaultWriteMode = m
+	cfg.DefaultDurability = d
 	cfg.Unary = unary
 	cl, err := client.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bench: elcache: %w", err)
 	}
-	return &elcacheTarget{name: elcacheName(level, mode, unary), c: cl}, nil
+	return &elcacheTarget{name: elcacheName(level, mode, durability, unary), c: cl}, nil
 }
 
 // elcacheName names a target: "elcache/eventual",
-// "elcache/bounded:1s/set:write_back", "elcache/default/unary".
-func elcacheName(level, mode string, unary bool) string {
+// "elcache/bounded:1s/set:write_back", "elcache/set:cache_only/replicated",
+// "elcache/default/unary".
+func elcacheName(level, mode, durability string, unary bool) string {
 	parts := []string{"elcache"}
 	if level != "" {
 		parts = append(parts, level)
 	}
 	if mode != "" {
 		parts = append(parts, "set:"+mode)
+	}
+	if durability != "" {
+		parts = append(parts, durability)
 	}
 	if len(parts) == 1 {
 		parts = append(parts, "default")

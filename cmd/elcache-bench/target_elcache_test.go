@@ -41,21 +41,31 @@ func TestParseLevel(t *testing.T) {
 	if _, err := parseMode("write_sideways"); err == nil {
 		t.Error("parseMode(write_sideways): no error")
 	}
+	for in, want := range elcacheDurabilities {
+		if d, err := parseDurability(in); err != nil || d != want {
+			t.Errorf("parseDurability(%q) = %v, %v; want %v", in, d, err, want)
+		}
+	}
+	if _, err := parseDurability("fsync"); err == nil {
+		t.Error("parseDurability(fsync): no error")
+	}
 }
 
 func TestElcacheName(t *testing.T) {
 	for _, tc := range []struct {
-		level, mode string
-		unary       bool
-		want        string
+		level, mode, durability string
+		unary                   bool
+		want                    string
 	}{
-		{"eventual", "", false, "elcache/eventual"},
-		{"", "write_back", false, "elcache/set:write_back"},
-		{"bounded:1s", "cache_only", true, "elcache/bounded:1s/set:cache_only/unary"},
-		{"", "", false, "elcache/default"},
+		{"eventual", "", "", false, "elcache/eventual"},
+		{"", "write_back", "", false, "elcache/set:write_back"},
+		{"bounded:1s", "cache_only", "", true, "elcache/bounded:1s/set:cache_only/unary"},
+		{"eventual", "cache_only", "replicated", false, "elcache/eventual/set:cache_only/replicated"},
+		{"", "", "sync", false, "elcache/sync"},
+		{"", "", "", false, "elcache/default"},
 	} {
-		if got := elcacheName(tc.level, tc.mode, tc.unary); got != tc.want {
-			t.Errorf("elcacheName(%q, %q, %v) = %q, want %q", tc.level, tc.mode, tc.unary, got, tc.want)
+		if got := elcacheName(tc.level, tc.mode, tc.durability, tc.unary); got != tc.want {
+			t.Errorf("elcacheName(%q, %q, %q, %v) = %q, want %q", tc.level, tc.mode, tc.durability, tc.unary, got, tc.want)
 		}
 	}
 }
@@ -71,17 +81,17 @@ func TestElcacheTarget(t *testing.T) {
 		c.Backend = "sqlite://" + filepath.Join(t.TempDir(), "backing.db")
 		c.Backing.CreateTable = true
 	})
-	for _, tc := range []struct{ level, mode string }{
-		{"linearizable", ""},
-		{"lease", "cache_only"},
-		{"bounded:500ms", "write_through"},
-		{"session", "write_back"},
-		{"eventual", "write_around"},
+	for _, tc := range []struct{ level, mode, durability string }{
+		{"linearizable", "", ""},
+		{"lease", "cache_only", "replicated"},
+		{"bounded:500ms", "write_through", "sync"},
+		{"session", "write_back", "replicated"},
+		{"eventual", "write_around", ""},
 	} {
-		t.Run(tc.level+"/"+tc.mode, func(t *testing.T) {
+		t.Run(tc.level+"/"+tc.mode+"/"+tc.durability, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			tg, err := newElcacheTarget(ctx, []string{n.Addr()}, tc.level, tc.mode, tc.level == "lease")
+			tg, err := newElcacheTarget(ctx, []string{n.Addr()}, tc.level, tc.mode, tc.durability, tc.level == "lease")
 			if err != nil {
 				t.Fatal(err)
 			}

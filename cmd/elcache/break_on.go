@@ -19,6 +19,9 @@ import (
 //     them to the database (Node.BreakFlushOrderForTest).
 //   - refill-fence: refills are stored without their fence
 //     (Node.BreakRefillFenceForTest); give it to every node of the cluster.
+//   - replicated-ack: REPLICATED writes are acknowledged before the
+//     operating system has them (Node.BreakReplicatedForTest); give it to
+//     every node, and kill them all at once.
 //
 // It runs before the node starts, so that an unknown name refuses to
 // start; the returned function turns the switches on once the node is up
@@ -38,8 +41,10 @@ func breakSwitches(getenv func(string) string) (func(*node.Node, *slog.Logger), 
 			sw = (*node.Node).BreakFlushOrderForTest
 		case "refill-fence":
 			sw = (*node.Node).BreakRefillFenceForTest
+		case "replicated-ack":
+			sw = (*node.Node).BreakReplicatedForTest
 		default:
-			return nil, fmt.Errorf("ELCACHE_BREAK: unknown switch %q (valid: lease-check, flush-order, refill-fence)", name)
+			return nil, fmt.Errorf("ELCACHE_BREAK: unknown switch %q (valid: lease-check, flush-order, refill-fence, replicated-ack)", name)
 		}
 		names, switches = append(names, name), append(switches, sw)
 	}

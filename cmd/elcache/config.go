@@ -93,6 +93,26 @@ func settings() []setting {
 				}
 				return strings.ToLower(strings.TrimPrefix(c.DefaultWriteMode.String(), "WRITE_MODE_"))
 			}},
+		{"durability", "when a write that names no durability is acknowledged: sync (once a quorum of its partition's replicas " +
+			"has fsynced it) or replicated (once a quorum has written it to the operating system, fsynced within --replicated-sync-interval: " +
+			"it survives any process crash and the loss of a minority of machines, and can lose the last interval only if a majority of a " +
+			"partition's machines lose power at once); write_through and write_around writes are always sync",
+			func(c *node.Config, v string) error {
+				d, ok := cachev1.Durability_value["DURABILITY_"+strings.ToUpper(v)]
+				if !ok || d == int32(cachev1.Durability_DURABILITY_UNSPECIFIED) {
+					return fmt.Errorf("unknown durability %q (want sync or replicated)", v)
+				}
+				c.DefaultDurability = cachev1.Durability(d)
+				return nil
+			},
+			func(c *node.Config) string {
+				if c.DefaultDurability == cachev1.Durability_DURABILITY_UNSPECIFIED {
+					return "sync"
+				}
+				return strings.ToLower(strings.TrimPrefix(c.DefaultDurability.String(), "DURABILITY_"))
+			}},
+		dur("replicated-sync-interval", "how long a replicated write, acknowledged once written to the operating system, waits for its fsync on each replica (at most 1s)",
+			func(c *node.Config) *time.Duration { return &c.ReplicatedSyncInterval }),
 		uintSetting("write-back-max-dirty", "most write-back entries per partition waiting for the database before writers wait (default 10000)",
 			func(c *node.Config) *uint64 { return &c.Backing.MaxDirty }),
 		dur("negative-ttl", "how long a key the database does not have is remembered as absent (0: not at all)",

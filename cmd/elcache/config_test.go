@@ -54,6 +54,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"missing gossip key", []string{"--gossip-key-file", filepath.Join(dir, "nokey")}, "no such file"},
 		{"write mode without backend", []string{"--default-write-mode", "write_back"}, "needs a Backend"},
 		{"unknown write mode", []string{"--default-write-mode", "sometimes"}, "unknown write mode"},
+		{"unknown durability", []string{"--durability", "fsync"}, `unknown durability "fsync" (want sync or replicated)`},
+		{"unspecified durability", []string{"--durability", "unspecified"}, `unknown durability "unspecified"`},
 		{"unknown yaml key", []string{"--config", bad}, `unknown key "no-such-setting"`},
 		{"missing config", []string{"--config", filepath.Join(dir, "missing.yaml")}, "no such file"},
 		{"positional", []string{"serve"}, `unexpected argument "serve"`},
@@ -68,6 +70,36 @@ func TestLoadConfigErrors(t *testing.T) {
 			_, _, err := loadConfig(tt.args, func(string) string { return "" }, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("loadConfig(%q) = %v, want error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDurabilitySetting: --durability (or ELCACHE_DURABILITY, or the YAML
+// key) sets the node's default durability, SYNC when absent.
+func TestDurabilitySetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "elcache.yaml")
+	if err := os.WriteFile(file, []byte("durability: replicated\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want cachev1.Durability
+	}{
+		{"default", nil, nil, cachev1.Durability_DURABILITY_SYNC},
+		{"flag sync", []string{"--durability", "sync"}, nil, cachev1.Durability_DURABILITY_SYNC},
+		{"flag replicated", []string{"--durability", "replicated"}, nil, cachev1.Durability_DURABILITY_REPLICATED},
+		{"upper case", []string{"--durability=REPLICATED"}, nil, cachev1.Durability_DURABILITY_REPLICATED},
+		{"env", nil, map[string]string{"ELCACHE_DURABILITY": "replicated"}, cachev1.Durability_DURABILITY_REPLICATED},
+		{"yaml", []string{"--config", file}, nil, cachev1.Durability_DURABILITY_REPLICATED},
+		{"flag over env", []string{"--durability", "sync"}, map[string]string{"ELCACHE_DURABILITY": "replicated"}, cachev1.Durability_DURABILITY_SYNC},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := loadConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if err != nil || cfg.DefaultDurability != tt.want {
+				t.Fatalf("DefaultDurability = %v, %v, want %v", cfg.DefaultDurability, err, tt.want)
 			}
 		})
 	}

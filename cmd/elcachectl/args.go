@@ -103,6 +103,17 @@ func parseMode(s string) (cachev1.WriteMode, error) {
 	return 0, usagef("unknown mode %q: want write-through, write-back, write-around or cache-only", s)
 }
 
+// parseDurability parses a --durability value.
+func parseDurability(s string) (client.Durability, error) {
+	switch s {
+	case "sync":
+		return client.DurabilitySync, nil
+	case "replicated":
+		return client.DurabilityReplicated, nil
+	}
+	return 0, usagef("unknown durability %q: want sync or replicated", s)
+}
+
 // readFlags are the flags of a read command.
 type readFlags struct{ consistency string }
 
@@ -128,14 +139,16 @@ func (f *readFlags) options() ([]client.ReadOption, error) {
 
 // writeFlags are the flags of a write command.
 type writeFlags struct {
-	mode string
-	ttl  time.Duration
+	mode       string
+	durability string
+	ttl        time.Duration
 }
 
-// addWriteFlags adds --mode and, if withTTL, --ttl.
+// addWriteFlags adds --mode, --durability and, if withTTL, --ttl.
 func addWriteFlags(fs *flag.FlagSet, withTTL bool) *writeFlags {
 	f := &writeFlags{}
 	fs.StringVar(&f.mode, "mode", "", "")
+	fs.StringVar(&f.durability, "durability", "", "")
 	if withTTL {
 		fs.DurationVar(&f.ttl, "ttl", 0, "")
 	}
@@ -150,6 +163,13 @@ func (f *writeFlags) options() ([]client.WriteOption, error) {
 			return nil, err
 		}
 		opts = append(opts, client.WithWriteMode(m))
+	}
+	if f.durability != "" {
+		d, err := parseDurability(f.durability)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithDurability(d))
 	}
 	if f.ttl < 0 {
 		return nil, usagef("--ttl must not be negative")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elcache/elcache/client"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
@@ -67,6 +68,28 @@ func TestParseMode(t *testing.T) {
 			got, err := parseMode(tt.in)
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Errorf("parseMode(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseDurability(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    client.Durability
+		wantErr bool
+	}{
+		{in: "sync", want: client.DurabilitySync},
+		{in: "replicated", want: client.DurabilityReplicated},
+		{in: "default", wantErr: true},
+		{in: "SYNC", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseDurability(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseDurability(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

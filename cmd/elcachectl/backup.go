@@ -251,6 +251,7 @@ func eachChunk(path string, fn func(*cachev1.BackupChunk) error) error {
 func cmdRestore(e *env, args []string) error {
 	fs := e.flagSet("restore")
 	modeFlag := fs.String("mode", "cache-only", "")
+	durabilityFlag := fs.String("durability", "", "")
 	force := fs.Bool("force", false, "")
 	pos, err := parseExact(fs, args, 1, "FILE")
 	if err != nil {
@@ -259,6 +260,12 @@ func cmdRestore(e *env, args []string) error {
 	mode, err := parseMode(*modeFlag)
 	if err != nil {
 		return err
+	}
+	durability := client.DurabilityDefault
+	if *durabilityFlag != "" {
+		if durability, err = parseDurability(*durabilityFlag); err != nil {
+			return err
+		}
 	}
 	path := pos[0]
 	// The whole file is checked before anything is written.
@@ -289,7 +296,7 @@ func cmdRestore(e *env, args []string) error {
 	put := func(en *cachev1.Entry) {
 		defer wg.Done()
 		defer func() { <-sem }()
-		opts := []client.WriteOption{client.WithWriteMode(mode)}
+		opts := []client.WriteOption{client.WithWriteMode(mode), client.WithDurability(durability)}
 		if en.ExpiresAt != nil {
 			opts = append(opts, client.WithTTL(time.Until(en.ExpiresAt.AsTime())))
 		}

@@ -95,6 +95,25 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("mget -o json: %v", j)
 	}
 
+	// Durability: -o json reports what each write was acknowledged with.
+	for _, d := range []string{"sync", "replicated"} {
+		if j := cliJSON(t, addr, 0, "put", "d/"+d, d, "--durability", d); j["durability"] != d {
+			t.Errorf("put --durability %s -o json: %v", d, j)
+		}
+	}
+	if j := cliJSON(t, addr, 0, "put", "d/default", "v"); j["durability"] != "sync" {
+		t.Errorf("put -o json without --durability: %v, want the node's default, sync", j)
+	}
+	j = cliJSON(t, addr, 0, "mput", "d/a", "1", "d/b", "2", "--durability", "replicated")
+	if rs, _ := j["results"].([]any); len(rs) != 2 || rs[1].(map[string]any)["durability"] != "replicated" {
+		t.Errorf("mput --durability replicated -o json: %v", j)
+	}
+	cli(t, addr, 0, "cas", "d/a", "3", "--expect-value", "1", "--durability", "replicated")
+	cli(t, addr, 0, "del", "d/a", "--durability", "replicated")
+	if out, _ := cli(t, addr, 0, "get", "d/replicated", "--consistency", "linearizable"); out != "replicated\n" {
+		t.Errorf("get d/replicated: %q", out)
+	}
+
 	stats, _ := cli(t, addr, 0, "stats")
 	if !strings.Contains(stats, "PARTITION") {
 		t.Errorf("stats: %q", stats)

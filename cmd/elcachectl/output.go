@@ -104,6 +104,7 @@ type writeJSON struct {
 	ServedBy     string `json:"served_by,omitempty"`
 	RaftIndex    uint64 `json:"raft_index,omitempty"`
 	Mode         string `json:"mode,omitempty"`
+	Durability   string `json:"durability,omitempty"`
 	Deduplicated bool   `json:"deduplicated,omitempty"`
 }
 
@@ -115,6 +116,7 @@ func newWriteJSON(key []byte, w client.WriteResult) writeJSON {
 		ServedBy:     w.Meta.ServedBy,
 		RaftIndex:    w.Meta.RaftIndex,
 		Mode:         enumName(w.Meta.Mode.String(), "WRITE_MODE_"),
+		Durability:   durabilityName(w.Meta.Durability),
 		Deduplicated: w.Meta.Deduplicated,
 	}
 }
@@ -127,4 +129,12 @@ func enumName(s, prefix string) string {
 		return ""
 	}
 	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+}
+
+// durabilityName is d as --durability spells it; the default is "".
+func durabilityName(d client.Durability) string {
+	if d == client.DurabilityDefault {
+		return ""
+	}
+	return d.String()
 }

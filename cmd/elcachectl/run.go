@@ -35,13 +35,14 @@ Flags, before COMMAND (-o also after it):
   -o text|json      output format (default text)
 
 Commands:
-  put KEY VALUE [--ttl DUR] [--mode MODE]   (silent on success; -o json shows the version)
+  put KEY VALUE [--ttl DUR] [--mode MODE] [--durability D]
+                    (silent on success; -o json shows the version)
   get KEY [--consistency LEVEL]
-  del KEY [--mode MODE]
+  del KEY [--mode MODE] [--durability D]
   cas KEY NEWVALUE (--expect-version N | --expect-value V | --expect-absent)
-      [--ttl DUR] [--mode MODE]
+      [--ttl DUR] [--mode MODE] [--durability D]
   mget KEY... [--consistency LEVEL]
-  mput KEY VALUE [KEY VALUE...] [--ttl DUR] [--mode MODE]
+  mput KEY VALUE [KEY VALUE...] [--ttl DUR] [--mode MODE] [--durability D]
   scan [--prefix P] [--limit N] [--page-size N] [--keys-only] [--cursor C]
        [--consistency LEVEL]
   stats
@@ -62,14 +63,17 @@ Cluster commands (any node answers):
 Backups (need an admin token when the nodes check tokens):
   backup FILE       a consistent copy of every partition, each read from its
                     leader after a quorum round, written to FILE (atomically)
-  restore FILE [--mode MODE] [--force]
+  restore FILE [--mode MODE] [--durability D] [--force]
                     load FILE into an empty cluster (--force: a non-empty
                     one); entries keep their remaining TTL and get new
                     versions; MODE defaults to cache-only
 
-MODE is write-through, write-back, write-around or cache-only. LEVEL is
-linearizable, lease, bounded=DUR (e.g. bounded=100ms), session or eventual.
-Without them the cluster's defaults apply. Command flags may come before or
+MODE is write-through, write-back, write-around or cache-only. D is sync
+(acknowledged once a quorum has fsynced the write) or replicated (once a
+quorum has written it to the OS; fsynced within 10ms); write-through and
+write-around are always sync. LEVEL is linearizable, lease, bounded=DUR
+(e.g. bounded=100ms), session or eventual. Without them the cluster's
+defaults apply. Command flags may come before or
 after the arguments; put -- before arguments that start with '-'.
 
 scan follows cursors until the scan ends or --limit (0: no limit) entries

@@ -158,6 +158,71 @@ func (WriteMode) EnumDescriptor() ([]byte, []int) {
 	return file_cache_v1_cache_proto_rawDescGZIP(), []int{1}
 }
 
+// Durability is when a write is acknowledged: the point a write picks
+// between latency and durability. Either way the write is committed in
+// Raft, on a quorum of the partition's replicas, before it is
+// acknowledged; the levels differ in whether those replicas have synced
+// it to disk.
+type Durability int32
+
+const (
+	// The node's configured default (its --durability, SYNC unless set).
+	Durability_DURABILITY_UNSPECIFIED Durability = 0
+	// Acknowledged once a quorum has the entry in its log and fsynced. It
+	// survives any crash and power loss of every node.
+	Durability_DURABILITY_SYNC Durability = 1
+	// Acknowledged once a quorum has the entry in its log, written to the
+	// operating system but not yet fsynced; each node fsyncs it within its
+	// sync interval (default 10 ms). It survives any process crash,
+	// including kill -9 of every node, and the loss of a minority of
+	// machines; it can lose the last interval only if a majority of a
+	// partition's machines lose power at once. WRITE_THROUGH and
+	// WRITE_AROUND writes are always SYNC (their fence must be on disk
+	// before the database row that carries its version).
+	Durability_DURABILITY_REPLICATED Durability = 2
+)
+
+// Enum value maps for Durability.
+var (
+	Durability_name = map[int32]string{
+		0: "DURABILITY_UNSPECIFIED",
+		1: "DURABILITY_SYNC",
+		2: "DURABILITY_REPLICATED",
+	}
+	Durability_value = map[string]int32{
+		"DURABILITY_UNSPECIFIED": 0,
+		"DURABILITY_SYNC":        1,
+		"DURABILITY_REPLICATED":  2,
+	}
+)
+
+func (x Durability) Enum() *Durability {
+	p := new(Durability)
+	*p = x
+	return p
+}
+
+func (x Durability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Durability) Descriptor() protoreflect.EnumDescriptor {
+	return file_cache_v1_cache_proto_enumTypes[2].Descriptor()
+}
+
+func (Durability) Type() protoreflect.EnumType {
+	return &file_cache_v1_cache_proto_enumTypes[2]
+}
+
+func (x Durability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Durability.Descriptor instead.
+func (Durability) EnumDescriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{2}
+}
+
 // Role is the Raft role of the replica that served a request.
 type Role int32
 
@@ -198,11 +263,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_cache_v1_cache_proto_enumTypes[2].Descriptor()
+	return file_cache_v1_cache_proto_enumTypes[3].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_cache_v1_cache_proto_enumTypes[2]
+	return &file_cache_v1_cache_proto_enumTypes[3]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -211,7 +276,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{2}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{3}
 }
 
 // SessionToken is a causal position in one partition: a replica that has
@@ -364,8 +429,10 @@ type WriteOptions struct {
 	// A UUIDv7 in canonical text form. A retried write with the same key is
 	// applied once. Empty means no deduplication.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the write is acknowledged; UNSPECIFIED is the node's default.
+	Durability    Durability `protobuf:"varint,4,opt,name=durability,proto3,enum=elcache.cache.v1.Durability" json:"durability,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteOptions) Reset() {
@@ -417,6 +484,13 @@ func (x *WriteOptions) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *WriteOptions) GetDurability() Durability {
+	if x != nil {
+		return x.Durability
+	}
+	return Durability_DURABILITY_UNSPECIFIED
 }
 
 // ReadMeta is the proof that comes with every read.
@@ -559,7 +633,10 @@ type WriteMeta struct {
 	Deduplicated bool      `protobuf:"varint,5,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
 	Mode         WriteMode `protobuf:"varint,6,opt,name=mode,proto3,enum=elcache.cache.v1.WriteMode" json:"mode,omitempty"`
 	// The partition's leader (the node that committed the write).
-	Leader        *LeaderHint `protobuf:"bytes,7,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader *LeaderHint `protobuf:"bytes,7,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The durability the write was acknowledged with: the request's, or the
+	// node's default, or SYNC for WRITE_THROUGH and WRITE_AROUND writes.
+	Durability    Durability `protobuf:"varint,8,opt,name=durability,proto3,enum=elcache.cache.v1.Durability" json:"durability,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,6 +718,13 @@ func (x *WriteMeta) GetLeader() *LeaderHint {
 		return x.Leader
 	}
 	return nil
+}
+
+func (x *WriteMeta) GetDurability() Durability {
+	if x != nil {
+		return x.Durability
+	}
+	return Durability_DURABILITY_UNSPECIFIED
 }
 
 // LeaderHint says which node leads a partition. It comes with every read
@@ -2785,11 +2869,14 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\rmax_staleness\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\x12E\n" +
 	"\x0esession_tokens\x18\x03 \x03(\v2\x1e.elcache.cache.v1.SessionTokenR\rsessionTokens\x12\x1f\n" +
 	"\vallow_stale\x18\x04 \x01(\bR\n" +
-	"allowStale\"\x95\x01\n" +
+	"allowStale\"\xd3\x01\n" +
 	"\fWriteOptions\x12/\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\xd1\x03\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12<\n" +
+	"\n" +
+	"durability\x18\x04 \x01(\x0e2\x1c.elcache.cache.v1.DurabilityR\n" +
+	"durability\"\xd1\x03\n" +
 	"\bReadMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12*\n" +
@@ -2801,7 +2888,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\rsession_token\x18\b \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x124\n" +
 	"\x06leader\x18\t \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\x12\x14\n" +
 	"\x05stale\x18\n" +
-	" \x01(\bR\x05stale\"\xb5\x02\n" +
+	" \x01(\bR\x05stale\"\xf3\x02\n" +
 	"\tWriteMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12\x1d\n" +
@@ -2810,7 +2897,10 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\rsession_token\x18\x04 \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x12\"\n" +
 	"\fdeduplicated\x18\x05 \x01(\bR\fdeduplicated\x12/\n" +
 	"\x04mode\x18\x06 \x01(\x0e2\x1b.elcache.cache.v1.WriteModeR\x04mode\x124\n" +
-	"\x06leader\x18\a \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\"~\n" +
+	"\x06leader\x18\a \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\x12<\n" +
+	"\n" +
+	"durability\x18\b \x01(\x0e2\x1c.elcache.cache.v1.DurabilityR\n" +
+	"durability\"~\n" +
 	"\n" +
 	"LeaderHint\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x17\n" +
@@ -2982,7 +3072,12 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x18WRITE_MODE_WRITE_THROUGH\x10\x01\x12\x19\n" +
 	"\x15WRITE_MODE_WRITE_BACK\x10\x02\x12\x1b\n" +
 	"\x17WRITE_MODE_WRITE_AROUND\x10\x03\x12\x19\n" +
-	"\x15WRITE_MODE_CACHE_ONLY\x10\x04*g\n" +
+	"\x15WRITE_MODE_CACHE_ONLY\x10\x04*X\n" +
+	"\n" +
+	"Durability\x12\x1a\n" +
+	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fDURABILITY_SYNC\x10\x01\x12\x19\n" +
+	"\x15DURABILITY_REPLICATED\x10\x02*g\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_LEADER\x10\x01\x12\x11\n" +
@@ -3014,132 +3109,135 @@ func file_cache_v1_cache_proto_rawDescGZIP() []byte {
 	return file_cache_v1_cache_proto_rawDescData
 }
 
-var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cache_v1_cache_proto_goTypes = []any{
 	(Consistency)(0),              // 0: elcache.cache.v1.Consistency
 	(WriteMode)(0),                // 1: elcache.cache.v1.WriteMode
-	(Role)(0),                     // 2: elcache.cache.v1.Role
-	(*SessionToken)(nil),          // 3: elcache.cache.v1.SessionToken
-	(*ReadOptions)(nil),           // 4: elcache.cache.v1.ReadOptions
-	(*WriteOptions)(nil),          // 5: elcache.cache.v1.WriteOptions
-	(*ReadMeta)(nil),              // 6: elcache.cache.v1.ReadMeta
-	(*WriteMeta)(nil),             // 7: elcache.cache.v1.WriteMeta
-	(*LeaderHint)(nil),            // 8: elcache.cache.v1.LeaderHint
-	(*Entry)(nil),                 // 9: elcache.cache.v1.Entry
-	(*GetRequest)(nil),            // 10: elcache.cache.v1.GetRequest
-	(*GetResponse)(nil),           // 11: elcache.cache.v1.GetResponse
-	(*PutRequest)(nil),            // 12: elcache.cache.v1.PutRequest
-	(*PutResponse)(nil),           // 13: elcache.cache.v1.PutResponse
-	(*DeleteRequest)(nil),         // 14: elcache.cache.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 15: elcache.cache.v1.DeleteResponse
-	(*CompareAndSetRequest)(nil),  // 16: elcache.cache.v1.CompareAndSetRequest
-	(*CompareAndSetResponse)(nil), // 17: elcache.cache.v1.CompareAndSetResponse
-	(*MultiGetRequest)(nil),       // 18: elcache.cache.v1.MultiGetRequest
-	(*MultiGetResponse)(nil),      // 19: elcache.cache.v1.MultiGetResponse
-	(*KeyValue)(nil),              // 20: elcache.cache.v1.KeyValue
-	(*MultiPutRequest)(nil),       // 21: elcache.cache.v1.MultiPutRequest
-	(*MultiPutResponse)(nil),      // 22: elcache.cache.v1.MultiPutResponse
-	(*ScanRequest)(nil),           // 23: elcache.cache.v1.ScanRequest
-	(*ScanResponse)(nil),          // 24: elcache.cache.v1.ScanResponse
-	(*StatsRequest)(nil),          // 25: elcache.cache.v1.StatsRequest
-	(*PartitionStats)(nil),        // 26: elcache.cache.v1.PartitionStats
-	(*StatsResponse)(nil),         // 27: elcache.cache.v1.StatsResponse
-	(*TopologyRequest)(nil),       // 28: elcache.cache.v1.TopologyRequest
-	(*Topology)(nil),              // 29: elcache.cache.v1.Topology
-	(*TopologyNode)(nil),          // 30: elcache.cache.v1.TopologyNode
-	(*PartitionRoute)(nil),        // 31: elcache.cache.v1.PartitionRoute
-	(*PipelineRequest)(nil),       // 32: elcache.cache.v1.PipelineRequest
-	(*Call)(nil),                  // 33: elcache.cache.v1.Call
-	(*PipelineResponse)(nil),      // 34: elcache.cache.v1.PipelineResponse
-	(*CallResult)(nil),            // 35: elcache.cache.v1.CallResult
-	(*CallError)(nil),             // 36: elcache.cache.v1.CallError
-	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 39: google.protobuf.Any
+	(Durability)(0),               // 2: elcache.cache.v1.Durability
+	(Role)(0),                     // 3: elcache.cache.v1.Role
+	(*SessionToken)(nil),          // 4: elcache.cache.v1.SessionToken
+	(*ReadOptions)(nil),           // 5: elcache.cache.v1.ReadOptions
+	(*WriteOptions)(nil),          // 6: elcache.cache.v1.WriteOptions
+	(*ReadMeta)(nil),              // 7: elcache.cache.v1.ReadMeta
+	(*WriteMeta)(nil),             // 8: elcache.cache.v1.WriteMeta
+	(*LeaderHint)(nil),            // 9: elcache.cache.v1.LeaderHint
+	(*Entry)(nil),                 // 10: elcache.cache.v1.Entry
+	(*GetRequest)(nil),            // 11: elcache.cache.v1.GetRequest
+	(*GetResponse)(nil),           // 12: elcache.cache.v1.GetResponse
+	(*PutRequest)(nil),            // 13: elcache.cache.v1.PutRequest
+	(*PutResponse)(nil),           // 14: elcache.cache.v1.PutResponse
+	(*DeleteRequest)(nil),         // 15: elcache.cache.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 16: elcache.cache.v1.DeleteResponse
+	(*CompareAndSetRequest)(nil),  // 17: elcache.cache.v1.CompareAndSetRequest
+	(*CompareAndSetResponse)(nil), // 18: elcache.cache.v1.CompareAndSetResponse
+	(*MultiGetRequest)(nil),       // 19: elcache.cache.v1.MultiGetRequest
+	(*MultiGetResponse)(nil),      // 20: elcache.cache.v1.MultiGetResponse
+	(*KeyValue)(nil),              // 21: elcache.cache.v1.KeyValue
+	(*MultiPutRequest)(nil),       // 22: elcache.cache.v1.MultiPutRequest
+	(*MultiPutResponse)(nil),      // 23: elcache.cache.v1.MultiPutResponse
+	(*ScanRequest)(nil),           // 24: elcache.cache.v1.ScanRequest
+	(*ScanResponse)(nil),          // 25: elcache.cache.v1.ScanResponse
+	(*StatsRequest)(nil),          // 26: elcache.cache.v1.StatsRequest
+	(*PartitionStats)(nil),        // 27: elcache.cache.v1.PartitionStats
+	(*StatsResponse)(nil),         // 28: elcache.cache.v1.StatsResponse
+	(*TopologyRequest)(nil),       // 29: elcache.cache.v1.TopologyRequest
+	(*Topology)(nil),              // 30: elcache.cache.v1.Topology
+	(*TopologyNode)(nil),          // 31: elcache.cache.v1.TopologyNode
+	(*PartitionRoute)(nil),        // 32: elcache.cache.v1.PartitionRoute
+	(*PipelineRequest)(nil),       // 33: elcache.cache.v1.PipelineRequest
+	(*Call)(nil),                  // 34: elcache.cache.v1.Call
+	(*PipelineResponse)(nil),      // 35: elcache.cache.v1.PipelineResponse
+	(*CallResult)(nil),            // 36: elcache.cache.v1.CallResult
+	(*CallError)(nil),             // 37: elcache.cache.v1.CallError
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 40: google.protobuf.Any
 }
 var file_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: elcache.cache.v1.ReadOptions.consistency:type_name -> elcache.cache.v1.Consistency
-	37, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
-	3,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
+	38, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	4,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
 	1,  // 3: elcache.cache.v1.WriteOptions.mode:type_name -> elcache.cache.v1.WriteMode
-	37, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
-	2,  // 5: elcache.cache.v1.ReadMeta.role:type_name -> elcache.cache.v1.Role
-	0,  // 6: elcache.cache.v1.ReadMeta.consistency:type_name -> elcache.cache.v1.Consistency
-	37, // 7: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
-	3,  // 8: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
-	8,  // 9: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
-	3,  // 10: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
-	1,  // 11: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
-	8,  // 12: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
-	38, // 13: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 14: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	9,  // 15: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
-	6,  // 16: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
-	5,  // 17: elcache.cache.v1.PutRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	7,  // 18: elcache.cache.v1.PutResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	5,  // 19: elcache.cache.v1.DeleteRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	7,  // 20: elcache.cache.v1.DeleteResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	5,  // 21: elcache.cache.v1.CompareAndSetRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	7,  // 22: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	4,  // 23: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	11, // 24: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
-	37, // 25: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
-	20, // 26: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
-	5,  // 27: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	13, // 28: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
-	4,  // 29: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	9,  // 30: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
-	2,  // 31: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
-	37, // 32: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	37, // 33: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
-	26, // 34: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
-	30, // 35: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
-	31, // 36: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
-	33, // 37: elcache.cache.v1.PipelineRequest.calls:type_name -> elcache.cache.v1.Call
-	37, // 38: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
-	10, // 39: elcache.cache.v1.Call.get:type_name -> elcache.cache.v1.GetRequest
-	12, // 40: elcache.cache.v1.Call.put:type_name -> elcache.cache.v1.PutRequest
-	14, // 41: elcache.cache.v1.Call.delete:type_name -> elcache.cache.v1.DeleteRequest
-	16, // 42: elcache.cache.v1.Call.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetRequest
-	18, // 43: elcache.cache.v1.Call.multi_get:type_name -> elcache.cache.v1.MultiGetRequest
-	21, // 44: elcache.cache.v1.Call.multi_put:type_name -> elcache.cache.v1.MultiPutRequest
-	35, // 45: elcache.cache.v1.PipelineResponse.results:type_name -> elcache.cache.v1.CallResult
-	36, // 46: elcache.cache.v1.CallResult.error:type_name -> elcache.cache.v1.CallError
-	11, // 47: elcache.cache.v1.CallResult.get:type_name -> elcache.cache.v1.GetResponse
-	13, // 48: elcache.cache.v1.CallResult.put:type_name -> elcache.cache.v1.PutResponse
-	15, // 49: elcache.cache.v1.CallResult.delete:type_name -> elcache.cache.v1.DeleteResponse
-	17, // 50: elcache.cache.v1.CallResult.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetResponse
-	19, // 51: elcache.cache.v1.CallResult.multi_get:type_name -> elcache.cache.v1.MultiGetResponse
-	22, // 52: elcache.cache.v1.CallResult.multi_put:type_name -> elcache.cache.v1.MultiPutResponse
-	39, // 53: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
-	10, // 54: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
-	12, // 55: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
-	14, // 56: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
-	16, // 57: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
-	18, // 58: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
-	21, // 59: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
-	23, // 60: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
-	25, // 61: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
-	28, // 62: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
-	28, // 63: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
-	32, // 64: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
-	11, // 65: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
-	13, // 66: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
-	15, // 67: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
-	17, // 68: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
-	19, // 69: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
-	22, // 70: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
-	24, // 71: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
-	27, // 72: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
-	29, // 73: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
-	29, // 74: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
-	34, // 75: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
-	65, // [65:76] is the sub-list for method output_type
-	54, // [54:65] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	38, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
+	2,  // 5: elcache.cache.v1.WriteOptions.durability:type_name -> elcache.cache.v1.Durability
+	3,  // 6: elcache.cache.v1.ReadMeta.role:type_name -> elcache.cache.v1.Role
+	0,  // 7: elcache.cache.v1.ReadMeta.consistency:type_name -> elcache.cache.v1.Consistency
+	38, // 8: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
+	4,  // 9: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
+	9,  // 10: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
+	4,  // 11: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
+	1,  // 12: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
+	9,  // 13: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
+	2,  // 14: elcache.cache.v1.WriteMeta.durability:type_name -> elcache.cache.v1.Durability
+	39, // 15: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 16: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	10, // 17: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
+	7,  // 18: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
+	6,  // 19: elcache.cache.v1.PutRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	8,  // 20: elcache.cache.v1.PutResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	6,  // 21: elcache.cache.v1.DeleteRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	8,  // 22: elcache.cache.v1.DeleteResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	6,  // 23: elcache.cache.v1.CompareAndSetRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	8,  // 24: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	5,  // 25: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	12, // 26: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
+	38, // 27: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
+	21, // 28: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
+	6,  // 29: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	14, // 30: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
+	5,  // 31: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	10, // 32: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
+	3,  // 33: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
+	38, // 34: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	38, // 35: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
+	27, // 36: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
+	31, // 37: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
+	32, // 38: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
+	34, // 39: elcache.cache.v1.PipelineRequest.calls:type_name -> elcache.cache.v1.Call
+	38, // 40: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
+	11, // 41: elcache.cache.v1.Call.get:type_name -> elcache.cache.v1.GetRequest
+	13, // 42: elcache.cache.v1.Call.put:type_name -> elcache.cache.v1.PutRequest
+	15, // 43: elcache.cache.v1.Call.delete:type_name -> elcache.cache.v1.DeleteRequest
+	17, // 44: elcache.cache.v1.Call.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetRequest
+	19, // 45: elcache.cache.v1.Call.multi_get:type_name -> elcache.cache.v1.MultiGetRequest
+	22, // 46: elcache.cache.v1.Call.multi_put:type_name -> elcache.cache.v1.MultiPutRequest
+	36, // 47: elcache.cache.v1.PipelineResponse.results:type_name -> elcache.cache.v1.CallResult
+	37, // 48: elcache.cache.v1.CallResult.error:type_name -> elcache.cache.v1.CallError
+	12, // 49: elcache.cache.v1.CallResult.get:type_name -> elcache.cache.v1.GetResponse
+	14, // 50: elcache.cache.v1.CallResult.put:type_name -> elcache.cache.v1.PutResponse
+	16, // 51: elcache.cache.v1.CallResult.delete:type_name -> elcache.cache.v1.DeleteResponse
+	18, // 52: elcache.cache.v1.CallResult.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetResponse
+	20, // 53: elcache.cache.v1.CallResult.multi_get:type_name -> elcache.cache.v1.MultiGetResponse
+	23, // 54: elcache.cache.v1.CallResult.multi_put:type_name -> elcache.cache.v1.MultiPutResponse
+	40, // 55: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
+	11, // 56: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
+	13, // 57: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
+	15, // 58: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
+	17, // 59: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
+	19, // 60: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
+	22, // 61: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
+	24, // 62: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
+	26, // 63: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
+	29, // 64: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
+	29, // 65: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
+	33, // 66: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
+	12, // 67: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
+	14, // 68: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
+	16, // 69: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
+	18, // 70: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
+	20, // 71: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
+	23, // 72: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
+	25, // 73: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
+	28, // 74: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
+	30, // 75: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
+	30, // 76: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
+	35, // 77: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
+	67, // [67:78] is the sub-list for method output_type
+	56, // [56:67] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_cache_v1_cache_proto_init() }
@@ -3173,7 +3271,7 @@ func file_cache_v1_cache_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cache_v1_cache_proto_rawDesc), len(file_cache_v1_cache_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -1,0 +1,21 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+// LogEntryForTest reads the entry at index of partition pid's Raft log on
+// this node, as its log store holds it (for the tests of node_test).
+func (n *Node) LogEntryForTest(pid uint32, index uint64) (*raft.Log, error) {
+	p := n.part(pid)
+	if p == nil {
+		return nil, fmt.Errorf("node: partition %d has no replica on %s", pid, n.cfg.NodeName)
+	}
+	var l raft.Log
+	if err := p.logs.GetLog(index, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}

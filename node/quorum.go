@@ -1,0 +1,194 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A replica that has not heard from a quorum of its group within the
+// election timeout refuses at once what needs a quorum (LINEARIZABLE and
+// LEASE reads, writes), with a notRunError, instead of letting it wait for
+// a leader that it cannot reach or that cannot be elected (DESIGN.md
+// "Requests during elections"). A replica that still hears from a quorum
+// waits for an election as before.
+
+// noQuorumError: a replica has not heard from a quorum of its group's
+// voters within the election timeout, or gossip sees too few of them up.
+type noQuorumError struct {
+	partition uint32
+	// ago is the time since the last contact with a quorum; never says
+	// there was none since this node started, ago before.
+	ago   time.Duration
+	never bool
+	// detail, if set, is a further reason.
+	detail string
+}
+
+func (e *noQuorumError) Error() string {
+	contact := fmt.Sprintf("last contact with a quorum %v ago", roundAgo(e.ago))
+	if e.never {
+		contact = fmt.Sprintf("no contact with a quorum since this node started %v ago", roundAgo(e.ago))
+	}
+	msg := fmt.Sprintf("node: partition %d: no quorum: %s", e.partition, contact)
+	if e.detail != "" {
+		msg += " (" + e.detail + ")"
+	}
+	return msg
+}
+
+// Is makes a noQuorumError an ErrUnavailable.
+func (e *noQuorumError) Is(target error) bool { return target == ErrUnavailable }
+
+// roundAgo rounds d for a message: 2.1s, 480ms.
+func roundAgo(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// heardAt returns when peer last talked to this node, or zero.
+func (rn *raftNet) heardAt(peer string) time.Time {
+	v, ok := rn.heard.Load(peer)
+	if !ok {
+		return time.Time{}
+	}
+	return rn.start.Add(time.Duration(v.(*atomic.Int64).Load()))
+}
+
+// lastQuorumContact returns when this replica last heard from a quorum of
+// its group's voters (itself counted as now if it is one), and whether
+// that is only this node's start: no quorum has been heard from since.
+//
+//   - A leader counts the appends a quorum accepted in its term
+//     (quorumContact, the lease's evidence).
+//   - Otherwise, and for a leader no quorum has answered yet in its term,
+//     a voter counts when this node last got Raft traffic from it, of any
+//     group (raftNet.heardAt); one never heard from counts from this
+//     node's start, so that a starting node waits for its peers.
+//   - A follower also counts its leader, as a quorum: a leader that
+//     hears from no quorum steps down within LeaderLeaseTimeout, and the
+//     follower then forgets it within a heartbeat timeout. (Not
+//     raft.LastContact: raft sets it when it steps down and when it
+//     grants a vote, neither of which is contact with a quorum.)
+func (p *partition) lastQuorumContact(now time.Time) (at time.Time, never bool) {
+	leader := p.raft.State() == raft.Leader
+	if leader {
+		if at := p.quorumContact(now); !at.IsZero() {
+			return at, false
+		}
+	}
+	f := p.raft.GetConfiguration()
+	if f.Error() != nil {
+		return now, false
+	}
+	rn := p.trans.rn
+	var heard []time.Time
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		if string(s.ID) == p.self {
+			heard = append(heard, now)
+			continue
+		}
+		at := rn.heardAt(string(s.ID))
+		if at.Before(rn.start) {
+			at = rn.start
+		}
+		heard = append(heard, at)
+	}
+	if len(heard) == 0 {
+		// No configuration yet (a replica waiting to be added): nothing
+		// to judge by.
+		return now, false
+	}
+	// Newest first: the quorum-th newest is the one a quorum has given.
+	slices.SortFunc(heard, func(a, b time.Time) int { return b.Compare(a) })
+	at = heard[len(heard)/2]
+	if !leader {
+		if _, id := p.raft.LeaderWithID(); id != "" {
+			if lc := rn.heardAt(string(id)); lc.After(at) {
+				at = lc
+			}
+		}
+	}
+	return at, at.Equal(rn.start)
+}
+
+// quorumLost returns a notRunError wrapping a *noQuorumError if this
+// replica has not heard from a quorum of its group within the election
+// timeout, and nil otherwise.
+func (p *partition) quorumLost(now time.Time) error {
+	at, never := p.lastQuorumContact(now)
+	if now.Sub(at) <= p.raftCfg.ElectionTimeout {
+		return nil
+	}
+	return notRunError{&noQuorumError{partition: p.id, ago: now.Sub(at), never: never}}
+}
+
+// noQuorum returns the refusal of a replica that, by detail, cannot reach
+// a quorum, with its last contact with one.
+func (p *partition) noQuorum(now time.Time, detail string) error {
+	at, never := p.lastQuorumContact(now)
+	return notRunError{&noQuorumError{partition: p.id, ago: max(now.Sub(at), 0), never: never, detail: detail}}
+}
+
+// isNoQuorum reports whether err is a refusal for want of a quorum.
+func isNoQuorum(err error) bool {
+	var nq *noQuorumError
+	return errors.As(err, &nq)
+}
+
+// untilQuorumLost returns a context that is also cancelled, with the
+// refusal of quorumLost as its cause, once this replica loses its quorum:
+// a call to another node (a forwarded request, a read index) then stops
+// waiting for an answer that cannot come. It checks every eighth of an
+// election timeout, on a timer, so a call that ends sooner costs no
+// check. stop releases it.
+func (p *partition) untilQuorumLost(ctx context.Context) (qctx context.Context, stop func()) {
+	w := &quorumWatch{p: p, every: max(p.raftCfg.ElectionTimeout/8, 5*time.Millisecond)}
+	w.ctx, w.cancel = context.WithCancelCause(ctx)
+	w.mu.Lock()
+	w.t = time.AfterFunc(w.every, w.check)
+	w.mu.Unlock()
+	return w.ctx, w.stop
+}
+
+// quorumWatch is an untilQuorumLost in progress.
+type quorumWatch struct {
+	p      *partition
+	every  time.Duration
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu sync.Mutex
+	t  *time.Timer
+}
+
+func (w *quorumWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx.Err() != nil {
+		return
+	}
+	if err := w.p.quorumLost(time.Now()); err != nil {
+		w.cancel(err)
+		return
+	}
+	w.t.Reset(w.every)
+}
+
+func (w *quorumWatch) stop() {
+	w.cancel(context.Canceled)
+	w.mu.Lock()
+	w.t.Stop()
+	w.mu.Unlock()
+}
