@@ -65,6 +65,9 @@ type fsm struct {
 	expirations atomic.Uint64
 	evictions   atomic.Uint64
 
+	// idem is a hint of the idempotency keys with a record (idemSet).
+	idem *idemSet
+
 	mu sync.Mutex
 	// appliedCh is closed and replaced whenever applied advances.
 	appliedCh chan struct{}
@@ -75,11 +78,14 @@ var (
 	_ raft.BatchingFSM = (*fsm)(nil)
 )
 
-func newFSM(part *storage.Partition, syncDB func() error, dedupWindow time.Duration, epoch uint64) *fsm {
-	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{})}
+func newFSM(part *storage.Partition, syncDB func() error, dedupWindow time.Duration, epoch uint64) (*fsm, error) {
+	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{}), idem: newIdemSet()}
 	f.applied.Store(part.State().Applied)
 	f.epoch.Store(epoch)
-	return f
+	if err := f.idem.load(part); err != nil {
+		return nil, fmt.Errorf("node: partition %d: idempotency records: %w", part.ID(), err)
+	}
+	return f, nil
 }
 
 // Apply applies one log entry.
@@ -131,7 +137,7 @@ func (f *fsm) notifyApplied() {
 }
 
 func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Command) (*peerv1.Result, error) {
-	if cmd.IdempotencyKey != "" {
+	if cmd.IdempotencyKey != "" && f.idem.mayHave(cmd.IdempotencyKey) {
 		raw, ok, err := b.GetMeta(metaIdemPfx + cmd.IdempotencyKey)
 		if err != nil {
 			return nil, err
@@ -328,6 +334,7 @@ func (f *fsm) rememberIdem(b *storage.Batch, index uint64, cmd *peerv1.Command, 
 	if err := b.PutMeta(metaIdemPfx+cmd.IdempotencyKey, raw); err != nil {
 		return err
 	}
+	f.idem.add(cmd.IdempotencyKey)
 	if err := b.PutMeta(idemTimeName(cmd.ProposedAt, cmd.IdempotencyKey), nil); err != nil {
 		return err
 	}
@@ -345,9 +352,11 @@ func (f *fsm) rememberIdem(b *storage.Batch, index uint64, cmd *peerv1.Command, 
 		if at >= cutoff {
 			break
 		}
-		if err := errors.Join(b.DeleteMeta(name), b.DeleteMeta(metaIdemPfx+name[len(metaIdemTime)+8:])); err != nil {
+		key := name[len(metaIdemTime)+8:]
+		if err := errors.Join(b.DeleteMeta(name), b.DeleteMeta(metaIdemPfx+key)); err != nil {
 			return err
 		}
+		f.idem.remove(key)
 	}
 	return nil
 }
@@ -403,6 +412,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	if err := f.part.Restore(rest); err != nil {
 		return err
+	}
+	if err := f.idem.load(f.part); err != nil {
+		return fmt.Errorf("node: partition %d: idempotency records: %w", f.part.ID(), err)
 	}
 	f.applied.Store(f.part.State().Applied)
 	f.epoch.Store(0)

@@ -56,7 +56,9 @@ func (e *fsmEnv) open() {
 		e.tb.Fatal(err)
 	}
 	e.db, e.part = db, part
-	e.f = newFSM(part, db.Sync, testWindow, 0)
+	if e.f, err = newFSM(part, db.Sync, testWindow, 0); err != nil {
+		e.tb.Fatal(err)
+	}
 }
 
 // restart closes the database and opens it again with a new state machine.
@@ -763,3 +765,43 @@ type bufferSink struct {
 func (s *bufferSink) ID() string    { return "buffer" }
 func (s *bufferSink) Close() error  { return nil }
 func (s *bufferSink) Cancel() error { s.canceled = true; return nil }
+
+// TestFSMIdemSetFollowsRecords: the in-memory hint of idempotency keys
+// holds exactly the keys with a record, through writes, aging and restart,
+// and a retry after a restart is still deduplicated.
+func TestFSMIdemSetFollowsRecords(t *testing.T) {
+	e := newFSMEnv(t)
+	check := func(when string, want int) {
+		t.Helper()
+		records := 0
+		if err := e.part.MetaNames(metaIdemPfx, func(name []byte) error {
+			records++
+			if !e.f.idem.mayHave(string(name[len(metaIdemPfx):])) {
+				t.Errorf("%s: record %q missing from the set", when, name)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		held := 0
+		for _, c := range e.f.idem.n {
+			held += int(c)
+		}
+		if records != want || held != want {
+			t.Errorf("%s: %d records, %d keys in the set; want %d of each", when, records, held, want)
+		}
+	}
+	key := func(i int) string { return fmt.Sprintf("01890a5d-ac96-774b-bcce-%012x", i) }
+	for i := 1; i < idemPruneEvery; i++ {
+		e.apply(uint64(i), &peerv1.Command{ProposedAt: t0, IdempotencyKey: key(i), Ops: []*peerv1.Op{putOp("k", "v")}})
+	}
+	check("after writes", idemPruneEvery-1)
+	// The pruning index, a window later, ages out every earlier record.
+	e.apply(idemPruneEvery, &peerv1.Command{ProposedAt: t0 + int64(testWindow) + 1, IdempotencyKey: key(1000), Ops: []*peerv1.Op{putOp("k", "w")}})
+	check("after aging", 1)
+	e.restart()
+	check("after restart", 1)
+	if r := e.apply(idemPruneEvery+1, &peerv1.Command{ProposedAt: t0 + int64(testWindow) + 2, IdempotencyKey: key(1000), Ops: []*peerv1.Op{putOp("k", "w")}}); !r.Deduplicated {
+		t.Fatalf("retry after restart: %v; want deduplicated", r)
+	}
+}

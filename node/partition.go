@@ -109,7 +109,10 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 	if err != nil {
 		return nil, err
 	}
-	f := newFSM(store, d.db.Sync, d.dedup, epoch)
+	f, err := newFSM(store, d.db.Sync, d.dedup, epoch)
+	if err != nil {
+		return nil, err
+	}
 	f.faults = d.faults
 
 	rc := raftConfig(d.nodeID, d.raftCfg)

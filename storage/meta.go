@@ -1,6 +1,10 @@
 package storage
 
-import "github.com/cockroachdb/pebble/v2"
+import (
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+)
 
 // Meta returns a named metadata value of the partition as last committed.
 func (p *Partition) Meta(name string) ([]byte, bool, error) {
@@ -32,4 +36,19 @@ func metaScan(r iterReader, partition uint32, prefix string, limit int) ([][2][]
 		out = append(out, [2][]byte{name, append([]byte(nil), it.Value()...)})
 	}
 	return out, it.Error()
+}
+
+// MetaNames calls fn with the name of each of the partition's metadata
+// values whose name starts with prefix, in name order, as last committed.
+// The name is valid only during the call.
+func (p *Partition) MetaNames(prefix string, fn func(name []byte) error) error {
+	lower := metaKey(p.id, prefix)
+	it, err := p.db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return err
+	}
+	for valid := it.First(); valid && err == nil; valid = it.Next() {
+		err = fn(it.Key()[5:])
+	}
+	return errors.Join(err, it.Error(), it.Close())
 }

@@ -154,7 +154,7 @@ func settings() []setting {
 				return err
 			},
 			func(c *node.Config) string { return strconv.Itoa(c.RateBurst) }},
-		str("admin-addr", "HTTP address for the Go profiler, /debug/pprof/ (empty: off; keep it private)", func(c *node.Config) *string { return &c.AdminAddr }),
+		str("admin-addr", "HTTP address for the Go profiler, /debug/pprof/, with block and mutex profiles sampled (empty: off; keep it private)", func(c *node.Config) *string { return &c.AdminAddr }),
 		str("metrics-addr", "HTTP address for Prometheus metrics at /metrics (empty: off)", func(c *node.Config) *string { return &c.MetricsAddr }),
 		{"partitions", "number of partitions, fixed when the data directory is created",
 			func(c *node.Config, v string) error {
