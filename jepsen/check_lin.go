@@ -546,6 +546,9 @@ func describeOp(op Op) string {
 	if op.Mode != "" {
 		what += " " + op.Mode
 	}
+	if op.Durability != "" {
+		what += " " + op.Durability
+	}
 	switch op.Outcome {
 	case Unknown:
 		what += ", outcome unknown"

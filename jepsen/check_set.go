@@ -48,7 +48,8 @@ func (e *element) wrote(value string) bool {
 // after an element was acknowledged (or after another such read found
 // it) must find it. Every element needs a final read. The figures give
 // how long acknowledged adds took to become visible to the first
-// non-final read that found them, at any level.
+// non-final read that found them, at any level, and the acknowledged and
+// lost adds by durability.
 func CheckSet(ops []Op) Result {
 	res := Result{Checker: "set", Figures: make(map[string]float64)}
 	elements := make(map[string]*element)
@@ -144,11 +145,13 @@ func CheckSet(ops []Op) Result {
 	var (
 		acked, lost, unknownPresent, unknownAbsent, unseen int
 		latencies                                          []int64
+		ackedBy, lostBy                                    = map[string]int{}, map[string]int{}
 	)
 	for _, k := range keys {
 		e := elements[k]
 		if e.outcome == OK {
 			acked++
+			ackedBy[e.acked.Durability]++
 			if e.firstSeen != nil {
 				latencies = append(latencies, max(e.firstSeen.End-e.acked.End, 0))
 			} else {
@@ -169,6 +172,7 @@ func CheckSet(ops []Op) Result {
 		switch {
 		case e.outcome == OK && !f.Found:
 			lost++
+			lostBy[e.acked.Durability]++
 			list.add("lost-element", k, f.Start,
 				"%s did not find the element, but this add of it was acknowledged: %s", describeOp(*f), describeOp(*e.acked))
 		case e.outcome == Unknown && f.Found:
@@ -180,6 +184,10 @@ func CheckSet(ops []Op) Result {
 	res.Figures["adds_total"] = float64(len(elements))
 	res.Figures["adds_ok"] = float64(acked)
 	res.Figures["adds_lost"] = float64(lost)
+	for _, d := range []string{DurabilitySync, DurabilityReplicated} {
+		res.Figures["adds_ok_"+d] = float64(ackedBy[d])
+		res.Figures["adds_lost_"+d] = float64(lostBy[d])
+	}
 	res.Figures["unknown_adds_present"] = float64(unknownPresent)
 	res.Figures["unknown_adds_absent"] = float64(unknownAbsent)
 	res.Figures["visibility_unseen"] = float64(unseen)

@@ -428,11 +428,15 @@ func TestCheckSet(t *testing.T) {
 }
 
 func TestCheckSetFigures(t *testing.T) {
+	replicated := func(op Op) Op {
+		op.Durability = DurabilityReplicated
+		return op
+	}
 	ops := []Op{
-		synAdd(0, "e1", "v1", 3, 0, 10), synSetGet(1, LevelEventual, "e1", "v1", 3, 20, 30),
+		replicated(synAdd(0, "e1", "v1", 3, 0, 10)), synSetGet(1, LevelEventual, "e1", "v1", 3, 20, 30),
 		synSetGet(1, LevelEventual, "e1", "v1", 3, 40, 50),                                // not the first
 		synAdd(0, "e2", "v2", 4, 0, 10), synSetGet(1, LevelEventual, "e2", "v2", 4, 5, 8), // clamped to 0
-		synAdd(0, "e3", "v3", 5, 0, 10), // never seen before the end
+		replicated(synAdd(0, "e3", "v3", 5, 0, 10)), // never seen before the end
 		synOutcome(synAdd(0, "e4", "v4", 0, 0, 10), Unknown),
 		synOutcome(synAdd(0, "e5", "v5", 0, 0, 10), Fail),
 	}
@@ -444,6 +448,7 @@ func TestCheckSetFigures(t *testing.T) {
 	checkVerdict(t, res, "lost-element")
 	want := map[string]float64{
 		"adds_total": 5, "adds_ok": 3, "adds_lost": 1,
+		"adds_ok_replicated": 2, "adds_lost_replicated": 1, "adds_ok_sync": 0, "adds_lost_sync": 0,
 		"unknown_adds_present": 1, "unknown_adds_absent": 0,
 		"visibility_p50_ms": 0, "visibility_max_ms": 20, "visibility_unseen": 1,
 	}

@@ -151,6 +151,38 @@ func (p *Proc) Kill() error {
 	return nil
 }
 
+// killAll sends SIGKILL to every one of procs before it waits for any of
+// them to exit: they die together.
+func killAll(procs []*Proc) error {
+	var errs []error
+	for _, p := range procs {
+		errs = append(errs, p.signal(syscall.SIGKILL))
+	}
+	for _, p := range procs {
+		if !p.wait(10 * time.Second) {
+			errs = append(errs, fmt.Errorf("jepsen: %s did not exit within 10s of SIGKILL", p.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// startAll starts every one of procs, then waits until each serves.
+func startAll(procs []*Proc, timeout time.Duration) error {
+	var errs []error
+	var started []*Proc
+	for _, p := range procs {
+		if err := p.Start(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		started = append(started, p)
+	}
+	for _, p := range started {
+		errs = append(errs, p.WaitServing(timeout))
+	}
+	return errors.Join(errs...)
+}
+
 // Stop sends SIGTERM (resuming a paused process first) and waits up to
 // timeout before killing it.
 func (p *Proc) Stop(timeout time.Duration) error {
@@ -368,19 +400,7 @@ func Names(procs []*Proc) []string {
 }
 
 // Start starts the initial members and waits until each serves.
-func (c *Cluster) Start(timeout time.Duration) error {
-	for _, p := range c.Members() {
-		if err := p.Start(); err != nil {
-			return err
-		}
-	}
-	for _, p := range c.Members() {
-		if err := p.WaitServing(timeout); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (c *Cluster) Start(timeout time.Duration) error { return startAll(c.Members(), timeout) }
 
 // Running are the processes that run and are not paused.
 func (c *Cluster) Running() []*Proc {

@@ -3,10 +3,11 @@
 // namespace of its own (veth pairs on a bridge), in front of a real
 // PostgreSQL reached through one relay per node; runs client processes
 // that record every operation (one outstanding each, on one monotonic
-// clock, with unique values, and an ok, fail or unknown outcome); injects
-// faults on a seeded schedule (partitions, SIGKILL, SIGSTOP, packet loss
-// and slow links, a leader's disk frozen, database link faults,
-// membership changes); heals everything; and checks the history:
+// clock, with unique values, the write's durability, and an ok, fail or
+// unknown outcome); injects faults on a seeded schedule (partitions,
+// SIGKILL of one node or of all at once, SIGSTOP, packet loss and slow
+// links, a leader's disk frozen, database link faults, membership
+// changes); heals everything; and checks the history:
 // linearizability of LINEARIZABLE and LEASE reads (porcupine, by key),
 // stale reads by real-time order, bounded staleness and session
 // guarantees from the reads' proofs, lost and stale set elements, the
@@ -26,5 +27,6 @@
 // The self-test profiles run nodes built with -tags elcache_break and
 // ELCACHE_BREAK set, each breaking one promise (a lease read without the
 // lease check, a write-back flush that marks rows clean before writing
-// them, a refill without its fence); the suite must report each.
+// them, a refill without its fence, a REPLICATED write acknowledged from
+// memory); the suite must report each.
 package jepsen

@@ -50,6 +50,9 @@ type Op struct {
 	// mode of a write (Mode* constants).
 	Level string `json:"level,omitempty"`
 	Mode  string `json:"mode,omitempty"`
+	// Durability is the durability a write asked for (Durability*
+	// constants): when it may be acknowledged.
+	Durability string `json:"durability,omitempty"`
 	// MaxStaleness is a BOUNDED read's bound, in nanoseconds.
 	MaxStaleness int64  `json:"max_staleness,omitempty"`
 	Key          string `json:"key"`
@@ -82,6 +85,16 @@ const (
 	LevelBounded      = "bounded"
 	LevelSession      = "session"
 	LevelEventual     = "eventual"
+)
+
+// Write durabilities (Op.Durability).
+const (
+	// DurabilitySync: acknowledged once a quorum has fsynced the entry.
+	DurabilitySync = "sync"
+	// DurabilityReplicated: acknowledged once a quorum has written it to
+	// the operating system, not yet fsynced; it must survive any process
+	// crash, SIGKILL of every node at once included.
+	DurabilityReplicated = "replicated"
 )
 
 // Write modes (Op.Mode).

@@ -85,8 +85,9 @@ func runProfile(t *testing.T, pr Profile, s int64) Summary {
 	if err != nil {
 		t.Fatalf("run %s (seed %d): %v", pr.Name, s, err)
 	}
-	t.Logf("%s seed %d: valid=%v in %v; ops %v; faults %v; anomalies %v; report %s",
-		pr.Name, s, sum.Valid, time.Since(start).Round(time.Second), sum.Ops, sum.Faults, sum.Anomalies, filepath.Join(dir, "index.html"))
+	t.Logf("%s seed %d: valid=%v in %v; ops %v; writes by durability %v; faults %v; anomalies %v; report %s",
+		pr.Name, s, sum.Valid, time.Since(start).Round(time.Second), sum.Ops, sum.WritesByDurability, sum.Faults, sum.Anomalies,
+		filepath.Join(dir, "index.html"))
 	for _, r := range sum.Checkers {
 		line := fmt.Sprintf("  %-34s valid=%-5v ops=%-6d anomalies=%d", r.Checker, r.Valid, r.Ops, len(r.Anomalies))
 		if r.Note != "" {

@@ -22,6 +22,7 @@ const (
 	KindPartitionBridge  = "partition-bridge"   // two halves and one node that sees both
 	KindPartitionLeader  = "partition-leader"   // the hot partition's leader cut from all others
 	KindKill             = "kill"               // SIGKILL, restarted at the heal
+	KindKillAll          = "kill-all"           // SIGKILL of every node at once, all restarted at the heal
 	KindPauseShort       = "pause-short"        // SIGSTOP of the hot leader for less than a lease
 	KindPauseLong        = "pause-long"         // SIGSTOP of the hot leader for longer than a lease
 	KindNetLoss          = "net-loss"           // a share of one node's packets to its peers dropped
@@ -35,7 +36,7 @@ const (
 
 // AllKinds lists every fault kind.
 var AllKinds = []string{KindPartitionOne, KindPartitionHalves, KindPartitionRing, KindPartitionBridge,
-	KindPartitionLeader, KindKill, KindPauseShort, KindPauseLong, KindNetLoss, KindNetSlow,
+	KindPartitionLeader, KindKill, KindKillAll, KindPauseShort, KindPauseLong, KindNetLoss, KindNetSlow,
 	KindLeaderStall, KindDBCut, KindDBSlow, KindMemberJoin, KindMemberDrainLeave}
 
 // nemesis injects faults and heals them.
@@ -77,6 +78,28 @@ func (n *nemesis) shuffled(from []string) []string {
 	s := slices.Clone(from)
 	n.rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
 	return s
+}
+
+// early moves each of kinds that lies in the second half of order to a
+// random place in its first half that holds none of kinds.
+func (n *nemesis) early(order, kinds []string) {
+	half := (len(order) + 1) / 2
+	for i := half; i < len(order); i++ {
+		if !slices.Contains(kinds, order[i]) {
+			continue
+		}
+		var free []int
+		for j := range half {
+			if !slices.Contains(kinds, order[j]) {
+				free = append(free, j)
+			}
+		}
+		if len(free) == 0 {
+			return
+		}
+		j := free[n.rng.IntN(len(free))]
+		order[i], order[j] = order[j], order[i]
+	}
 }
 
 // hotLeader is the name of the hot partition's leader, or a random member.
@@ -147,6 +170,19 @@ func (n *nemesis) inject(ctx context.Context, kind string, hold time.Duration) (
 			}
 			return p.WaitServing(60 * time.Second)
 		}, p.Kill()
+	case KindKillAll:
+		// Every node process at once (the spare too if it has joined),
+		// so no replica survives in memory: what a quorum acknowledged
+		// must come back from the disks alone.
+		var procs []*Proc
+		for _, p := range n.cluster.Procs {
+			if p.Running() {
+				procs = append(procs, p)
+			}
+		}
+		f.Targets = Names(procs)
+		f.Detail = "SIGKILL " + strings.Join(f.Targets, " ") + " at once; all restarted at the heal"
+		return f, func() error { return startAll(procs, 60*time.Second) }, killAll(procs)
 	case KindPauseShort, KindPauseLong:
 		victim := n.hotLeader(ctx)
 		p := n.cluster.Proc(victim)

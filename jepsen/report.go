@@ -29,6 +29,9 @@ type Summary struct {
 	// present) plus "total".
 	Ops           map[string]int `json:"ops"`
 	OpsByWorkload map[string]int `json:"ops_by_workload"`
+	// WritesByDurability counts the writes that asked for a durability,
+	// by durability ("sync", "replicated").
+	WritesByDurability map[string]int `json:"writes_by_durability,omitempty"`
 	// Faults counts injected faults by kind.
 	Faults map[string]int `json:"faults"`
 	// Anomalies counts anomalies by kind, over all checkers.
@@ -69,9 +72,16 @@ const (
 func Summarize(s *Summary, ops []Op, faults []Fault, results []Result) {
 	s.Ops = map[string]int{string(OK): 0, string(Fail): 0, string(Unknown): 0}
 	s.OpsByWorkload = make(map[string]int)
+	s.WritesByDurability = nil
 	for _, op := range ops {
 		s.Ops[string(op.Outcome)]++
 		s.OpsByWorkload[op.Workload]++
+		if op.Durability != "" {
+			if s.WritesByDurability == nil {
+				s.WritesByDurability = make(map[string]int)
+			}
+			s.WritesByDurability[op.Durability]++
+		}
 	}
 	s.Ops["total"] = len(ops)
 
@@ -311,6 +321,7 @@ type page struct {
 	Checkers    []checkerRow
 	Anomalies   []anomalyRow
 	Workloads   []workloadRow // outcomes by workload, then of all
+	Durability  []workloadRow // writes' outcomes by durability, then of all
 	FaultKinds  []faultKindRow
 	Faults      []faultRow
 	Latency     template.HTML
@@ -375,7 +386,11 @@ func buildPage(s Summary, ops []Op, faults []Fault) page {
 		})
 	}
 	p.Anomalies = anomalyRows(s)
-	p.Workloads = outcomeRows(ops)
+	p.Workloads = outcomeRows(ops, func(op Op) string { return op.Workload })
+	p.Durability = outcomeRows(ops, func(op Op) string { return op.Durability })
+	if len(p.Durability) == 1 {
+		p.Durability = nil // no write asked for a durability
+	}
 
 	colors := kindColors(faults)
 	tl := newTimeline(ops, faults)
@@ -476,14 +491,20 @@ func anomalyRows(s Summary) []anomalyRow {
 	return rows
 }
 
-func outcomeRows(ops []Op) []workloadRow {
+// outcomeRows counts the outcomes of ops by group, then of all; ops whose
+// group is "" are left out.
+func outcomeRows(ops []Op, group func(Op) string) []workloadRow {
 	by := make(map[string]*workloadRow)
 	total := workloadRow{Workload: "all"}
 	for _, op := range ops {
-		r := by[op.Workload]
+		g := group(op)
+		if g == "" {
+			continue
+		}
+		r := by[g]
 		if r == nil {
-			r = &workloadRow{Workload: op.Workload}
-			by[op.Workload] = r
+			r = &workloadRow{Workload: g}
+			by[g] = r
 		}
 		for _, w := range []*workloadRow{r, &total} {
 			w.Total++
@@ -602,6 +623,10 @@ svg.plot text { fill: #444; }
 <tr><th>workload</th><th>total</th><th>ok</th><th>fail</th><th>unknown</th></tr>
 {{range .Workloads}}<tr><td>{{.Workload}}</td><td class="num">{{.Total}}</td><td class="num">{{.OK}}</td><td class="num">{{.Fail}}</td><td class="num">{{.Unknown}}</td></tr>
 {{end}}</table>
+{{if .Durability}}<table>
+<tr><th>writes at durability</th><th>total</th><th>ok</th><th>fail</th><th>unknown</th></tr>
+{{range .Durability}}<tr><td>{{.Workload}}</td><td class="num">{{.Total}}</td><td class="num">{{.OK}}</td><td class="num">{{.Fail}}</td><td class="num">{{.Unknown}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2>Latency</h2>
 <div class="legend">

@@ -43,14 +43,14 @@ const reportMS = int64(1e6)
 
 func reportHistory() ([]Op, []Fault, []Result) {
 	ops := []Op{
-		{Process: 0, Workload: "register", F: FPut, Key: "k", Value: "a", Start: 1 * reportMS, End: 3 * reportMS, Outcome: OK},
+		{Process: 0, Workload: "register", F: FPut, Key: "k", Value: "a", Durability: DurabilitySync, Start: 1 * reportMS, End: 3 * reportMS, Outcome: OK},
 		{Process: 1, Workload: "register", F: FGet, Key: "k", Value: "a", Found: true, Start: 4 * reportMS, End: 6 * reportMS, Outcome: OK},
 		{Process: 0, Workload: "register", F: FPut, Key: "k", Value: "b", Start: 200 * reportMS, End: 1200 * reportMS, Outcome: Unknown, Error: "deadline exceeded"},
 		{Process: 1, Workload: "register", F: FGet, Key: "k", Start: 300 * reportMS, End: 310 * reportMS, Outcome: Fail, Error: "unavailable"},
 		{Process: 1, Workload: "register", F: FGet, Key: "k", Value: "b", Found: true, Start: 1500 * reportMS, End: 1502 * reportMS, Outcome: OK},
 		{Process: 2, Workload: "register", F: FCAS, Key: "k", Expect: "b", Value: "c", Start: 1600 * reportMS, End: 1650 * reportMS, Outcome: Fail, Error: "invalid argument"},
-		{Process: 3, Workload: "set", F: FAdd, Key: "e1", Value: "1", Start: 10 * reportMS, End: 12 * reportMS, Outcome: OK},
-		{Process: 3, Workload: "set", F: FAdd, Key: "e2", Value: "2", Start: 400 * reportMS, End: 900 * reportMS, Outcome: Unknown, Error: "timeout"},
+		{Process: 3, Workload: "set", F: FAdd, Key: "e1", Value: "1", Durability: DurabilityReplicated, Start: 10 * reportMS, End: 12 * reportMS, Outcome: OK},
+		{Process: 3, Workload: "set", F: FAdd, Key: "e2", Value: "2", Durability: DurabilityReplicated, Start: 400 * reportMS, End: 900 * reportMS, Outcome: Unknown, Error: "timeout"},
 		{Process: 4, Workload: "set", F: FGet, Key: "e1", Start: 1800 * reportMS, End: 1801 * reportMS, Outcome: OK, Found: true, Final: true},
 	}
 	faults := []Fault{
@@ -132,6 +132,9 @@ func TestReport(t *testing.T) {
 			if got.OpsByWorkload["register"] != 6 || got.OpsByWorkload["set"] != 3 {
 				t.Errorf("ops by workload = %v", got.OpsByWorkload)
 			}
+			if got.WritesByDurability[DurabilitySync] != 1 || got.WritesByDurability[DurabilityReplicated] != 2 {
+				t.Errorf("writes by durability = %v", got.WritesByDurability)
+			}
 			if got.Faults["partition"] != 1 || got.Faults["kill"] != 1 {
 				t.Errorf("faults = %v", got.Faults)
 			}
@@ -149,7 +152,7 @@ func TestReport(t *testing.T) {
 			}
 			page := string(b)
 			for _, want := range []string{"INVALID", "<svg", "partition", "kill", "lost-element",
-				"skip-fsync", "-seed 42", "{n1 n2} | {n3 n4 n5}", "SIGKILL &lt;n3&gt;", "&lt;missing&gt;"} {
+				"skip-fsync", "-seed 42", "writes at durability", "replicated", "{n1 n2} | {n3 n4 n5}", "SIGKILL &lt;n3&gt;", "&lt;missing&gt;"} {
 				if !strings.Contains(page, want) {
 					t.Errorf("index.html lacks %q", want)
 				}

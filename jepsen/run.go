@@ -55,11 +55,22 @@ type Profile struct {
 	Faults             []string
 	FaultMin, FaultMax time.Duration
 	QuietMin, QuietMax time.Duration
+	// EarlyFaults are kinds the schedule's first round draws within its
+	// first half, so that a short run makes each at least once.
+	EarlyFaults []string
 	// EndInFault leaves the last fault in force when the workload stops
 	// (it is healed before the final checks).
 	EndInFault bool
 	// Client processes per workload.
 	Register, Set, Session, Bounded, WriteMode int
+	// Pace is the mean pause between two operations of a process (10ms
+	// if zero).
+	Pace time.Duration
+	// SetReplicated and RegisterReplicated are the shares, in percent,
+	// of the set workload's adds and the register workload's writes made
+	// at REPLICATED durability; the others, and every write of the other
+	// workloads, are SYNC.
+	SetReplicated, RegisterReplicated int
 	// RegisterKeys is how many keys the register workload spreads over
 	// (10 if zero).
 	RegisterKeys int
@@ -71,6 +82,9 @@ type Profile struct {
 	// the next generation's take over (10s if zero): it bounds the
 	// operations per key the linearizability search sees.
 	KeyPeriod time.Duration
+	// ConvergeTimeout is how long the convergence check waits, after the
+	// heal, for every partition's replicas to agree (90s if zero).
+	ConvergeTimeout time.Duration
 	// LinTimeout bounds the linearizability search (3m if zero); running
 	// out counts as a failure.
 	LinTimeout time.Duration
@@ -181,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	w := &workloads{rec: rec, cluster: cluster, parts: parts, pace: 10 * time.Millisecond, genPeriod: cmp.Or(pr.KeyPeriod, 10*time.Second), start: time.Now()}
+	w := &workloads{rec: rec, cluster: cluster, parts: parts, pace: cmp.Or(pr.Pace, 10*time.Millisecond), genPeriod: cmp.Or(pr.KeyPeriod, 10*time.Second), start: time.Now()}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6a65707365))
 	nem := &nemesis{rec: rec, net: network, cluster: cluster, proxies: proxies, hot: w.hotPartition, rng: rng, lease: time.Second, log: nemLog}
 
@@ -214,9 +228,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		// Half the processes route like a smart client, half go through
 		// their node and its forwarding.
 		p.followLeader = pr.FollowLeader || p.id%2 == 1
-		p.register(wctx, regKeys, mix)
+		p.register(wctx, regKeys, mix, pr.RegisterReplicated)
 	})
-	spawn(pr.Set, func(p *process) { p.set(wctx) })
+	spawn(pr.Set, func(p *process) { p.set(wctx, pr.SetReplicated) })
 	spawn(pr.Session, func(p *process) { p.session(wctx, 4) })
 	spawn(pr.Bounded, func(p *process) { p.bounded(wctx, 4) })
 	if cfg.Database != "" {
@@ -240,7 +254,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	// cluster settle.
 	healAll(ctx, nem, cluster)
 	var results []Result
-	conv := checkConvergence(ctx, cluster, 90*time.Second)
+	conv := checkConvergence(ctx, cluster, cmp.Or(pr.ConvergeTimeout, 90*time.Second))
 	results = append(results, conv)
 	if cfg.Database != "" {
 		if err := waitFlushed(ctx, cluster, 90*time.Second); err != nil {
@@ -360,9 +374,13 @@ func runNemesis(ctx context.Context, nem *nemesis, pr Profile, logf func(string,
 	if !sleep(between(pr.QuietMin, pr.QuietMax)) {
 		return
 	}
-	for ctx.Err() == nil {
+	for round := 0; ctx.Err() == nil; {
 		if len(order) == 0 {
 			order = nem.shuffled(pr.Faults)
+			if round == 0 {
+				nem.early(order, pr.EarlyFaults)
+			}
+			round++
 		}
 		kind := order[0]
 		order = order[1:]
@@ -372,6 +390,9 @@ func runNemesis(ctx context.Context, nem *nemesis, pr Profile, logf func(string,
 			hold = nem.lease / 3
 		case KindPauseLong:
 			hold = max(hold, 3*nem.lease)
+		case KindKillAll:
+			// Down is down: what matters is the restart.
+			hold = time.Second
 		}
 		// The last fault of an EndInFault run is held FaultMin at least.
 		last := pr.EndInFault && time.Until(deadline) < hold+pr.QuietMax+pr.FaultMin
@@ -554,31 +575,43 @@ func checkConvergence(ctx context.Context, c *Cluster, timeout time.Duration) Re
 	}
 }
 
+// finalReaders is how many processes make the final reads.
+const finalReaders = 32
+
 // finalReads reads every set element once more, linearizably, after the
-// heal: the set checker's final state.
+// heal: the set checker's final state. Processes of their own share the
+// elements.
 func finalReads(ctx context.Context, w *workloads, c *Cluster) {
 	ops, _ := w.rec.History()
 	seen := make(map[string]bool)
-	var keys []string
+	keys := make(chan string, len(ops))
 	for _, op := range ops {
 		if op.Workload == "set" && op.F == FAdd && !seen[op.Key] {
 			seen[op.Key] = true
-			keys = append(keys, op.Key)
+			keys <- op.Key
 		}
 	}
-	p := w.newProcess(1<<20, c.Members()[0], 1) // a process of its own
-	for _, k := range keys {
-		for try := 0; ; try++ {
-			n := p.anyNode()
-			op := p.get(ctx, n, "set", k, LevelLinearizable)
-			op.Final = true
-			if op.Outcome == OK || try == 9 {
-				w.rec.Add(op)
-				break
+	close(keys)
+	var wg sync.WaitGroup
+	for i := range finalReaders {
+		p := w.newProcess(1<<20+i, c.Members()[i%len(c.Members())], 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range keys {
+				for try := 0; ; try++ {
+					op := p.get(ctx, p.anyNode(), "set", k, LevelLinearizable)
+					op.Final = true
+					if op.Outcome == OK || try == 9 {
+						w.rec.Add(op)
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		}()
 	}
+	wg.Wait()
 }
 
 // filterOps keeps the operations of the named workloads.

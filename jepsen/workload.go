@@ -67,7 +67,15 @@ type process struct {
 	// every answer), as a smart client does, instead of its own node.
 	followLeader bool
 	leaders      map[uint32]*Proc
+	// refused: the last operation's node refused the connection (it is
+	// down), so the next one waits refusedPause, as a client backs off.
+	refused bool
 }
+
+// refusedPause is the pause after an operation whose node refused the
+// connection: without it a process whose node is down spins through
+// failures that tell nothing.
+const refusedPause = 50 * time.Millisecond
 
 func (w *workloads) newProcess(id int, node *Proc, seed uint64) *process {
 	return &process{w: w, id: id, node: node, rng: rand.New(rand.NewPCG(seed, uint64(id))),
@@ -98,15 +106,35 @@ func (p *process) learn(h *cachev1.LeaderHint) {
 
 func (p *process) value() string { return fmt.Sprintf("%d.%d", p.id, p.w.seq.Add(1)) }
 
-// pause waits a random time around the pace, or until ctx is done.
+// pause waits a random time around the pace (refusedPause after a
+// refused connection), or until ctx is done.
 func (p *process) pause(ctx context.Context) bool {
+	d := time.Duration(0)
 	if p.w.pace > 0 {
+		d = time.Duration(p.rng.Int64N(int64(2 * p.w.pace)))
+	}
+	if p.refused {
+		d, p.refused = refusedPause, false
+	}
+	if d > 0 {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(p.rng.Int64N(int64(2 * p.w.pace)))):
+		case <-time.After(d):
 		}
 	}
 	return ctx.Err() == nil
+}
+
+// failed records err as op's error and notes a refused connection.
+func (p *process) failed(op *Op, err error) {
+	op.Error = err.Error()
+	p.refused = dialFailed(err)
+}
+
+// dialFailed tells whether err is gRPC's failure to connect at all.
+func dialFailed(err error) bool {
+	st := status.Convert(err)
+	return st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing")
 }
 
 // anyNode is a random running node (or the process's own if none runs).
@@ -144,6 +172,22 @@ func mode(m string) cachev1.WriteMode {
 	return cachev1.WriteMode_WRITE_MODE_CACHE_ONLY
 }
 
+func durability(d string) cachev1.Durability {
+	if d == DurabilityReplicated {
+		return cachev1.Durability_DURABILITY_REPLICATED
+	}
+	return cachev1.Durability_DURABILITY_SYNC
+}
+
+// durability draws a write's durability: REPLICATED for pct percent of
+// the writes, else SYNC.
+func (p *process) durability(pct int) string {
+	if p.rng.IntN(100) < pct {
+		return DurabilityReplicated
+	}
+	return DurabilitySync
+}
+
 // writeOutcome classifies a failed write. Fail: codes that say the
 // request was refused before it ran, an Unavailable that carries a leader
 // hint (the node could not serve it and did not forward it: the client
@@ -157,7 +201,7 @@ func writeOutcome(err error) Outcome {
 		codes.OutOfRange, codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented:
 		return Fail
 	case codes.Unavailable:
-		if strings.Contains(st.Message(), "Error while dialing") {
+		if dialFailed(err) {
 			return Fail
 		}
 		for _, d := range st.Details() {
@@ -197,7 +241,8 @@ func (p *process) get(ctx context.Context, n *Proc, workload, key, lvl string) O
 	resp, err := n.Cache.Get(cctx, &cachev1.GetRequest{Key: []byte(key), Options: opts})
 	op.End = p.w.rec.Now()
 	if err != nil {
-		op.Outcome, op.Error = Fail, err.Error()
+		op.Outcome = Fail
+		p.failed(&op, err)
 		return op
 	}
 	op.Outcome, op.Found = OK, resp.Found
@@ -217,17 +262,18 @@ func (p *process) get(ctx context.Context, n *Proc, workload, key, lvl string) O
 	return op
 }
 
-// put writes value to key in mode m through node n.
-func (p *process) put(ctx context.Context, n *Proc, workload, key, value, m string) Op {
-	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FPut, Mode: m, Key: key, Value: value}
+// put writes value to key in mode m at durability d through node n.
+func (p *process) put(ctx context.Context, n *Proc, workload, key, value, m, d string) Op {
+	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FPut, Mode: m, Durability: d, Key: key, Value: value}
 	cctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	op.Start = p.w.rec.Now()
 	resp, err := n.Cache.Put(cctx, &cachev1.PutRequest{Key: []byte(key), Value: []byte(value),
-		Options: &cachev1.WriteOptions{Mode: mode(m)}})
+		Options: &cachev1.WriteOptions{Mode: mode(m), Durability: durability(d)}})
 	op.End = p.w.rec.Now()
 	if err != nil {
-		op.Outcome, op.Error = writeOutcome(err), err.Error()
+		op.Outcome = writeOutcome(err)
+		p.failed(&op, err)
 		return op
 	}
 	op.Outcome, op.Version = OK, resp.Version
@@ -237,10 +283,12 @@ func (p *process) put(ctx context.Context, n *Proc, workload, key, value, m stri
 	return op
 }
 
-// cas swaps key from expect ("" = absent) to value through node n.
-func (p *process) cas(ctx context.Context, n *Proc, workload, key, expect, value, m string) Op {
-	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FCAS, Mode: m, Key: key, Value: value, Expect: expect}
-	req := &cachev1.CompareAndSetRequest{Key: []byte(key), Value: []byte(value), Options: &cachev1.WriteOptions{Mode: mode(m)}}
+// cas swaps key from expect ("" = absent) to value, at durability d,
+// through node n.
+func (p *process) cas(ctx context.Context, n *Proc, workload, key, expect, value, m, d string) Op {
+	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FCAS, Mode: m, Durability: d, Key: key, Value: value, Expect: expect}
+	req := &cachev1.CompareAndSetRequest{Key: []byte(key), Value: []byte(value),
+		Options: &cachev1.WriteOptions{Mode: mode(m), Durability: durability(d)}}
 	if expect == "" {
 		req.Expect = &cachev1.CompareAndSetRequest_ExpectAbsent{ExpectAbsent: true}
 	} else {
@@ -252,7 +300,8 @@ func (p *process) cas(ctx context.Context, n *Proc, workload, key, expect, value
 	resp, err := n.Cache.CompareAndSet(cctx, req)
 	op.End = p.w.rec.Now()
 	if err != nil {
-		op.Outcome, op.Error = writeOutcome(err), err.Error()
+		op.Outcome = writeOutcome(err)
+		p.failed(&op, err)
 		return op
 	}
 	op.Outcome, op.Swapped = OK, resp.Swapped
@@ -267,8 +316,9 @@ func (p *process) cas(ctx context.Context, n *Proc, workload, key, expect, value
 
 // register: gets (linearizable or lease), puts and CASes on the current
 // generation's keys, through the process's own node or, if it follows
-// leaders, the key's leader as it last learned it.
-func (p *process) register(ctx context.Context, keys int, mix [4]int) {
+// leaders, the key's leader as it last learned it. replicated percent of
+// the writes are REPLICATED, the rest SYNC.
+func (p *process) register(ctx context.Context, keys int, mix [4]int, replicated int) {
 	total := mix[0] + mix[1] + mix[2] + mix[3]
 	for p.pause(ctx) {
 		key := p.w.registerKey(p.rng.IntN(keys))
@@ -279,9 +329,9 @@ func (p *process) register(ctx context.Context, keys int, mix [4]int) {
 		case r < mix[0]+mix[1]:
 			op = p.get(ctx, p.target(key), "register", key, LevelLease)
 		case r < mix[0]+mix[1]+mix[2]:
-			op = p.put(ctx, p.target(key), "register", key, p.value(), ModeCacheOnly)
+			op = p.put(ctx, p.target(key), "register", key, p.value(), ModeCacheOnly, p.durability(replicated))
 		default:
-			op = p.cas(ctx, p.target(key), "register", key, p.last[key], p.value(), ModeCacheOnly)
+			op = p.cas(ctx, p.target(key), "register", key, p.last[key], p.value(), ModeCacheOnly, p.durability(replicated))
 		}
 		p.w.rec.Add(op)
 	}
@@ -290,12 +340,13 @@ func (p *process) register(ctx context.Context, keys int, mix [4]int) {
 // set adds unique elements (one key each) and, between adds, reads its
 // oldest element not yet seen back at EVENTUAL through a random node,
 // until it shows: the checker's visibility latency, to within one
-// operation.
-func (p *process) set(ctx context.Context) {
+// operation. replicated percent of the adds are REPLICATED, the rest
+// SYNC.
+func (p *process) set(ctx context.Context, replicated int) {
 	var unseen []string
 	for p.pause(ctx) {
 		key := fmt.Sprintf("s.%d.%d", p.id, p.w.seq.Add(1))
-		op := p.put(ctx, p.node, "set", key, key, ModeCacheOnly)
+		op := p.put(ctx, p.node, "set", key, key, ModeCacheOnly, p.durability(replicated))
 		op.F = FAdd
 		p.w.rec.Add(op)
 		if op.Outcome == OK {
@@ -319,7 +370,7 @@ func (p *process) session(ctx context.Context, keys int) {
 		key := fmt.Sprintf("x.%d", p.rng.IntN(keys))
 		n := p.anyNode()
 		if p.rng.IntN(2) == 0 {
-			p.w.rec.Add(p.put(ctx, n, "session", key, p.value(), ModeCacheOnly))
+			p.w.rec.Add(p.put(ctx, n, "session", key, p.value(), ModeCacheOnly, DurabilitySync))
 		} else {
 			p.w.rec.Add(p.get(ctx, n, "session", key, LevelSession))
 		}
@@ -331,7 +382,7 @@ func (p *process) bounded(ctx context.Context, keys int) {
 	for p.pause(ctx) {
 		key := fmt.Sprintf("b.%d", p.rng.IntN(keys))
 		if p.rng.IntN(10) < 4 {
-			p.w.rec.Add(p.put(ctx, p.node, "bounded", key, p.value(), ModeCacheOnly))
+			p.w.rec.Add(p.put(ctx, p.node, "bounded", key, p.value(), ModeCacheOnly, DurabilitySync))
 		} else {
 			p.w.rec.Add(p.get(ctx, p.anyNode(), "bounded", key, LevelBounded))
 		}
@@ -345,13 +396,14 @@ func (w *workloads) writeModeKey(m string, i int) string {
 }
 
 // writeMode: puts in the key's write mode and linearizable gets (which
-// refill misses from the database), through the process's node.
+// refill misses from the database), through the process's node. The puts
+// are SYNC (as WRITE_THROUGH and WRITE_AROUND writes always are).
 func (p *process) writeMode(ctx context.Context, keys int, modes []string) {
 	for p.pause(ctx) {
 		m := modes[p.rng.IntN(len(modes))]
 		key := p.w.writeModeKey(m, p.rng.IntN(keys))
 		if p.rng.IntN(2) == 0 {
-			p.w.rec.Add(p.put(ctx, p.node, "writemode", key, p.value(), m))
+			p.w.rec.Add(p.put(ctx, p.node, "writemode", key, p.value(), m, DurabilitySync))
 		} else {
 			p.w.rec.Add(p.get(ctx, p.node, "writemode", key, LevelLinearizable))
 		}
