@@ -117,8 +117,8 @@ type logEngine struct {
 	broken    bool
 	held      []byte
 	heldSince time.Time
-	fifo   []cached // cache order, oldest first
-	cacheN int64    // bytes in fifo
+	fifo      []cached // cache order, oldest first
+	cacheN    int64    // bytes in fifo
 
 	// rmu is held for reading around a read of a segment file, and for
 	// writing while one is closed and removed.
