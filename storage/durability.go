@@ -18,3 +18,14 @@ func ReplicatedExtensions() []byte { return []byte{extReplicated} }
 func IsReplicated(l *raft.Log) bool {
 	return l.Type == raft.LogCommand && len(l.Extensions) == 1 && l.Extensions[0] == extReplicated
 }
+
+// allReplicated reports whether every entry of logs is marked REPLICATED,
+// so that storing them need not wait for a sync.
+func allReplicated(logs []*raft.Log) bool {
+	for _, l := range logs {
+		if !IsReplicated(l) {
+			return false
+		}
+	}
+	return true
+}

@@ -79,12 +79,9 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if err != nil {
 		return fmt.Errorf("storage: group %d: store logs %d-%d: %w", s.group, logs[0].Index, logs[len(logs)-1].Index, err)
 	}
-	for _, l := range logs {
-		if !IsReplicated(l) {
-			if err := s.eng.waitSynced(pos); err != nil {
-				return fmt.Errorf("storage: group %d: store logs %d-%d: %w", s.group, logs[0].Index, logs[len(logs)-1].Index, err)
-			}
-			break
+	if !allReplicated(logs) {
+		if err := s.eng.waitSynced(pos); err != nil {
+			return fmt.Errorf("storage: group %d: store logs %d-%d: %w", s.group, logs[0].Index, logs[len(logs)-1].Index, err)
 		}
 	}
 	return nil

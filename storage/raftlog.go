@@ -541,11 +541,7 @@ func (e *logEngine) writeEntriesLocked(group uint64, logs []*raft.Log, rec entri
 	// given (Pebble's MemFS does, in tests, to catch callers that rely on
 	// it), and one copy of the record costs less than one per entry.
 	cache := slices.Clone(payload)
-	hold := true
-	for _, l := range logs {
-		hold = hold && IsReplicated(l)
-	}
-	s, off, err := e.appendLocked(payload, rec.buf, hold)
+	s, off, err := e.appendLocked(payload, rec.buf, allReplicated(logs))
 	if err != nil {
 		return err
 	}
