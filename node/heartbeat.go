@@ -2,31 +2,42 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
-// Heartbeat coalescing. Every group's leader sends a heartbeat to each
-// follower every HeartbeatTimeout/10, so a node leading 20 of 64 groups
-// sends hundreds of tiny RPCs a second, and idle CPU goes to syscalls and
-// HTTP/2 framing. A heartbeat to a peer waits up to heartbeatWindow for the
-// heartbeats other groups send to the same peer, and they travel in one
-// Heartbeats call. The delay is a fraction of the heartbeat interval and a
-// thirtieth of the timeout a follower waits before it calls an election.
-// A heartbeat a read is waiting for (raft's VerifyLeader sends one at once
-// to every follower) goes out at once with whatever is pending.
+// Coalesced heartbeats. Every group's leader sends a heartbeat to each
+// follower every HeartbeatTimeout/10 or so, and every CommitTimeout an
+// empty append down each follower's pipeline; a node leading 20 of 64
+// groups would send hundreds of tiny messages a second, each a write(2)
+// and a wake-up at both ends, and idle CPU would go to syscalls and
+// HTTP/2 framing. Instead, all the heartbeats a node has for one peer
+// travel in one Heartbeats call, at most one call per
+// raftNetConfig.HeartbeatInterval: a heartbeat waits for the next call to
+// its peer, so the number of calls between two nodes no longer grows with
+// the number of groups they share. An empty append that repeats what the
+// follower already acknowledged on the pipeline (same term, same last
+// entry, same commit index: raft sends one every CommitTimeout to an idle
+// follower) rides the same call (appendPipeline.fold).
 //
-// One Heartbeats call is in flight to a peer at a time: heartbeats that
-// come while it is go out together as soon as it returns. Under
-// LINEARIZABLE reads every group's leader confirms its leadership
-// hundreds of times a second, each round an urgent heartbeat to each
-// follower; sent one call each, they took 17% of the nodes' CPU in gRPC
-// stream set-up (issue 8's profile).
+// A heartbeat a read is waiting for (VerifyLeader sends one at once to
+// every follower; transport.urgent counts the reads) goes out at once
+// with whatever is pending, whatever the interval.
+//
+// One Heartbeats call is in flight to a peer at a time. The answer a
+// heartbeat gets came from a call sent after it was queued, so a
+// coalesced answer never confirms leadership with news older than the
+// question (the lease and VerifyLeader count on that). The send time the
+// leader records for a heartbeat is when raft handed it over, earlier
+// than the call: the lease it backs ends no later than with unbatched
+// heartbeats.
 
-// hbCall is one group's heartbeat waiting for its batch.
+// hbCall is one group's heartbeat (or folded append) waiting for its call.
 type hbCall struct {
 	req  *peerv1.AppendEntriesRequest
 	done chan hbResult
@@ -37,23 +48,29 @@ type hbResult struct {
 	err  error
 }
 
-// heartbeat sends req (a heartbeat of some group) to peer in the next
-// batch, or at once if urgent, and returns its answer.
+// hbPeer is the coalescing state of one peer.
+type hbPeer struct {
+	pending  []*hbCall
+	urgent   bool        // a pending call is urgent
+	sending  bool        // a Heartbeats call to the peer is in flight
+	timer    *time.Timer // armed to send pending at the next interval
+	lastSent time.Time   // when the latest call went out
+}
+
+// heartbeats coalesces heartbeats per peer.
+type heartbeats struct {
+	rn       *raftNet
+	interval time.Duration
+
+	mu    sync.Mutex
+	peers map[string]*hbPeer
+}
+
+// heartbeat sends req (a heartbeat of some group, or a folded append) to
+// peer in the next call, or at once if urgent, and returns its answer.
 func (rn *raftNet) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest, urgent bool) (*peerv1.AppendEntriesResponse, error) {
 	call := &hbCall{req: req, done: make(chan hbResult, 1)}
-	rn.hbMu.Lock()
-	if rn.hbPending == nil {
-		rn.hbPending = make(map[string][]*hbCall)
-	}
-	q := rn.hbPending[peer]
-	rn.hbPending[peer] = append(q, call)
-	rn.hbMu.Unlock()
-	switch {
-	case urgent:
-		rn.kickHeartbeats(peer)
-	case len(q) == 0:
-		time.AfterFunc(rn.cfg.HeartbeatWindow, func() { rn.kickHeartbeats(peer) })
-	}
+	rn.hb.enqueue(peer, call, urgent)
 	select {
 	case r := <-call.done:
 		return r.resp, r.err
@@ -62,33 +79,61 @@ func (rn *raftNet) heartbeat(ctx context.Context, peer string, req *peerv1.Appen
 	}
 }
 
-// kickHeartbeats sends the heartbeats waiting for peer, unless a call to
-// peer is in flight: its sender sends them when it returns.
-func (rn *raftNet) kickHeartbeats(peer string) {
-	rn.hbMu.Lock()
-	if rn.hbSending[peer] {
-		rn.hbMu.Unlock()
+func (h *heartbeats) enqueue(peer string, call *hbCall, urgent bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.peers == nil {
+		h.peers = make(map[string]*hbPeer)
+	}
+	p := h.peers[peer]
+	if p == nil {
+		p = &hbPeer{}
+		h.peers[peer] = p
+	}
+	p.pending = append(p.pending, call)
+	p.urgent = p.urgent || urgent
+	h.scheduleLocked(peer, p)
+}
+
+// scheduleLocked starts a sender for peer's pending calls now if they may
+// go now, or arms the timer for when they may. A running sender looks at
+// pending itself when its call returns.
+func (h *heartbeats) scheduleLocked(peer string, p *hbPeer) {
+	if p.sending || len(p.pending) == 0 {
 		return
 	}
-	if rn.hbSending == nil {
-		rn.hbSending = make(map[string]bool)
+	wait := time.Until(p.lastSent.Add(h.interval))
+	if p.urgent || wait <= 0 {
+		p.sending = true
+		go h.send(peer, p)
+		return
 	}
-	rn.hbSending[peer] = true
-	rn.hbMu.Unlock()
-	go func() {
-		for {
-			rn.hbMu.Lock()
-			calls := rn.hbPending[peer]
-			delete(rn.hbPending, peer)
-			if len(calls) == 0 {
-				delete(rn.hbSending, peer)
-				rn.hbMu.Unlock()
-				return
-			}
-			rn.hbMu.Unlock()
-			rn.flushHeartbeats(peer, calls)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(wait, func() {
+			h.mu.Lock()
+			p.timer = nil
+			h.scheduleLocked(peer, p)
+			h.mu.Unlock()
+		})
+	}
+}
+
+// send sends peer's pending calls, one Heartbeats call at a time, while
+// some may go.
+func (h *heartbeats) send(peer string, p *hbPeer) {
+	for {
+		h.mu.Lock()
+		p.sending = false
+		calls := p.pending
+		if len(calls) == 0 || (!p.urgent && time.Since(p.lastSent) < h.interval) {
+			h.scheduleLocked(peer, p)
+			h.mu.Unlock()
+			return
 		}
-	}()
+		p.pending, p.urgent, p.sending, p.lastSent = nil, false, true, time.Now()
+		h.mu.Unlock()
+		h.rn.flushHeartbeats(peer, calls)
+	}
 }
 
 // flushHeartbeats sends calls, heartbeats for peer, in one call.
@@ -126,7 +171,7 @@ func (rn *raftNet) flushHeartbeats(peer string, calls []*hbCall) {
 	for i, c := range calls {
 		r := out.Results[i]
 		if r.GetError() != "" || r.GetResponse() == nil {
-			c.done <- hbResult{err: errors.New("node: heartbeat: " + r.GetError())}
+			c.done <- hbResult{err: status.Error(codes.Code(r.GetCode()), "node: heartbeat: "+r.GetError())}
 			continue
 		}
 		c.done <- hbResult{resp: r.GetResponse()}
@@ -134,20 +179,50 @@ func (rn *raftNet) flushHeartbeats(peer string, calls []*hbCall) {
 }
 
 // Heartbeats serves a batch of heartbeats, each through its group's
-// heartbeat fast path.
+// heartbeat fast path, and of folded appends, each through its group's
+// raft loop. The appends are served side by side: one group busy writing
+// its log must not hold up the heartbeats and appends of the others.
 func (s *raftService) Heartbeats(ctx context.Context, in *peerv1.HeartbeatBatch) (*peerv1.HeartbeatBatchResponse, error) {
 	out := &peerv1.HeartbeatBatchResponse{Results: make([]*peerv1.HeartbeatResult, len(in.GetHeartbeats()))}
+	var wg sync.WaitGroup
 	for i, hb := range in.GetHeartbeats() {
 		s.rn.noteHeard(string(hb.GetHeader().GetAddr()))
 		res := &peerv1.HeartbeatResult{}
-		t, err := s.rn.lookup(hb.GetGroup())
-		if err == nil {
-			res.Response, err = t.serveAppend(ctx, hb)
-		}
-		if err != nil {
-			res.Error = err.Error()
-		}
 		out.Results[i] = res
+		t, err := s.rn.lookup(hb.GetGroup())
+		if err != nil {
+			setHeartbeatError(res, err)
+			continue
+		}
+		serve := func() {
+			var err error
+			if res.Response, err = t.serveAppend(ctx, hb); err != nil {
+				setHeartbeatError(res, err)
+			}
+		}
+		if isHeartbeat(appendRequestFromProto(hb)) {
+			serve()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serve()
+		}()
 	}
+	wg.Wait()
 	return out, nil
+}
+
+// setHeartbeatError records err as res's answer, with its gRPC code.
+func setHeartbeatError(res *peerv1.HeartbeatResult, err error) {
+	st := status.Convert(err)
+	res.Error, res.Code = st.Message(), uint32(st.Code())
+}
+
+// heartbeatInterval is the least time between two Heartbeats calls to a
+// peer for Raft timings rc: raft's own heartbeat period, a tenth of the
+// heartbeat timeout.
+func heartbeatInterval(rc RaftConfig) time.Duration {
+	return rc.HeartbeatTimeout / 10
 }

@@ -220,7 +220,7 @@ func (n *Node) open() error {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
 	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer, PeerTLS: peerTLS,
-		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatWindow: cfg.Raft.HeartbeatTimeout / 30,
+		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatInterval: heartbeatInterval(cfg.Raft),
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
 	n.metrics = newMetrics(n)

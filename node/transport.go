@@ -70,10 +70,11 @@ type raftNetConfig struct {
 	RPCTimeout time.Duration
 	// SnapshotTimeout bounds one InstallSnapshot stream (default 5m).
 	SnapshotTimeout time.Duration
-	// HeartbeatWindow is how long a heartbeat waits for heartbeats of
-	// other groups to the same peer, to travel in one call (heartbeat.go).
-	// Zero sends each heartbeat alone.
-	HeartbeatWindow time.Duration
+	// HeartbeatInterval is the least time between two Heartbeats calls to
+	// one peer (heartbeat.go): every group's heartbeats to the peer wait
+	// for the next call. Urgent heartbeats (a read waits) go at once. Zero
+	// sends each call as soon as the one before it returns.
+	HeartbeatInterval time.Duration
 	// VoteAfter: until then this node denies every vote and pre-vote. A
 	// node that restarts sets it one heartbeat timeout ahead: it may have
 	// acknowledged a leader just before it stopped, and a vote now could
@@ -105,10 +106,8 @@ type raftNet struct {
 	heard sync.Map
 	start time.Time
 
-	// hbPending holds the heartbeats waiting to be sent, by peer.
-	hbMu      sync.Mutex
-	hbPending map[string][]*hbCall
-	hbSending map[string]bool // a Heartbeats call to the peer is in flight
+	// hb coalesces the heartbeats of every group, per peer.
+	hb heartbeats
 }
 
 // quiet reports whether this node still denies votes after a restart
@@ -179,7 +178,7 @@ func newRaftNet(cfg raftNetConfig) *raftNet {
 		// Replaces the plaintext credentials of peerDialOptions.
 		conns.dial = append(conns.dial, grpc.WithTransportCredentials(credentials.NewTLS(cfg.PeerTLS)))
 	}
-	return &raftNet{
+	rn := &raftNet{
 		cfg:            cfg,
 		maxAppendBytes: maxMsgBytes,
 		conns:          conns,
@@ -188,6 +187,8 @@ func newRaftNet(cfg raftNetConfig) *raftNet {
 		groups:         make(map[uint64]*groupTransport),
 		start:          time.Now(),
 	}
+	rn.hb = heartbeats{rn: rn, interval: cfg.HeartbeatInterval}
+	return rn
 }
 
 // Register registers the Raft service on s.
@@ -279,6 +280,9 @@ type transportStats struct {
 	// HeartbeatsFast counts received heartbeats handed to raft's heartbeat
 	// handler, bypassing the consumer channel.
 	HeartbeatsFast uint64
+	// Folded counts pipelined appends sent in a Heartbeats call instead
+	// (appendPipeline.fold); they are also in Pipelined.
+	Folded uint64
 }
 
 // groupTransport is one Raft group's raft.Transport on this node.
@@ -322,7 +326,7 @@ type groupTransport struct {
 
 	stats struct {
 		heartbeats, appends, pipelined, splits, votes, preVotes, snapshots, timeoutNows atomic.Uint64
-		heartbeatsFast                                                                  atomic.Uint64
+		heartbeatsFast, folded                                                          atomic.Uint64
 	}
 }
 
@@ -476,6 +480,7 @@ func (t *groupTransport) Stats() transportStats {
 		Snapshots:      t.stats.snapshots.Load(),
 		TimeoutNows:    t.stats.timeoutNows.Load(),
 		HeartbeatsFast: t.stats.heartbeatsFast.Load(),
+		Folded:         t.stats.folded.Load(),
 	}
 }
 
@@ -564,7 +569,7 @@ func (t *groupTransport) call(target raft.ServerAddress, class connClass, timeou
 
 // AppendEntries implements raft.Transport.
 func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	if isHeartbeat(args) && t.rn.cfg.HeartbeatWindow > 0 {
+	if isHeartbeat(args) {
 		return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "heartbeat", func(ctx context.Context, _ peerv1.RaftClient) error {
 			t.stats.heartbeats.Add(1)
 			t.noteTerm(args.Term)
@@ -579,11 +584,7 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 		})
 	}
 	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "AppendEntries", func(ctx context.Context, c peerv1.RaftClient) error {
-		if isHeartbeat(args) {
-			t.stats.heartbeats.Add(1)
-		} else {
-			t.stats.appends.Add(1)
-		}
+		t.stats.appends.Add(1)
 		t.noteTerm(args.Term)
 		handed, lease := time.Now(), t.leaseHeld()
 		// The parts go one after another; the answer is the first failed
@@ -794,6 +795,7 @@ func (t *groupTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serv
 		t:        t,
 		peer:     peer,
 		stream:   stream,
+		ctx:      ctx,
 		cancel:   cancel,
 		slots:    make(chan struct{}, pipelineMaxInFlight),
 		doneCh:   make(chan raft.AppendFuture, pipelineMaxInFlight),
@@ -824,6 +826,7 @@ type appendPipeline struct {
 	t      *groupTransport
 	peer   string
 	stream peerv1.Raft_AppendEntriesPipelineClient
+	ctx    context.Context // the stream's; cancel ends it
 	cancel context.CancelFunc
 
 	slots    chan struct{} // one token per send in flight
@@ -834,10 +837,18 @@ type appendPipeline struct {
 	closeOnce sync.Once
 	sendMu    sync.Mutex // keeps queue order equal to send order
 
-	mu     sync.Mutex
-	queue  []*pipelineSend // sent, not yet answered, oldest first
-	err    error           // why the pipeline failed; set once
-	failed chan struct{}   // closed when err is set
+	mu      sync.Mutex
+	queue   []*pipelineSend // sent, not yet answered, oldest first
+	err     error           // why the pipeline failed; set once
+	failed  chan struct{}   // closed when err is set
+	acked   pipelineAck     // the latest append the follower accepted
+	folding bool            // a folded append waits for its answer
+}
+
+// pipelineAck is what a follower accepted on a pipeline: an append in
+// term, ending at index end, with the leader's commit index commit.
+type pipelineAck struct {
+	term, end, commit uint64
 }
 
 // pipelineSend is one message on the stream: a whole append or a part.
@@ -860,6 +871,9 @@ func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *ra
 	lease := p.t.leaseHeld()
 	p.t.stats.pipelined.Add(1)
 	p.t.noteTerm(args.Term)
+	if p.fold(f, lease) {
+		return f, nil
+	}
 	parts := p.t.splitAppend(args)
 	for i, part := range parts {
 		if err := p.t.rn.allowed(p.peer); err != nil {
@@ -892,6 +906,74 @@ func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *ra
 		}
 	}
 	return f, nil
+}
+
+// fold sends f's append in the peer's next Heartbeats call instead of on
+// the stream, if it repeats what the follower last accepted here: no
+// entries, the same term, previous entry and commit index. Raft sends one
+// such append every CommitTimeout to an idle follower; folded, it costs
+// the follower a raft round but no message of its own (heartbeat.go).
+// It still goes to raft's append handler, not the heartbeat one, so the
+// follower checks its log and renews its lease proofs as it would. Its
+// future is delivered when the call answers, possibly after futures of
+// later appends: raft's pipeline decoder takes an empty append's answer
+// for a contact and a leadership confirmation, in any order. One folded
+// append waits at a time; another goes on the stream.
+func (p *appendPipeline) fold(f *pipelineFuture, lease bool) bool {
+	args := f.args
+	if len(args.Entries) > 0 {
+		return false
+	}
+	p.mu.Lock()
+	a := p.acked
+	ok := p.err == nil && !p.folding && a.term != 0 &&
+		args.Term == a.term && args.PrevLogEntry == a.end && args.LeaderCommitIndex == a.commit
+	if ok {
+		p.folding = true
+	}
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	p.t.stats.folded.Add(1)
+	wire := p.t.wireAppend(args, f.start, lease)
+	go func() {
+		ctx, cancel := context.WithTimeout(p.ctx, p.t.rn.cfg.RPCTimeout)
+		out, err := p.t.rn.heartbeat(ctx, p.peer, wire, p.t.urgent.Load() > 0)
+		cancel()
+		if err == nil {
+			appendResponseFromProto(out, f.resp)
+			p.t.recordAck(p.peer, args, f.resp, f.start)
+			if f.resp.Success {
+				p.noteAccepted(args)
+			}
+		}
+		p.mu.Lock()
+		p.folding = false
+		p.mu.Unlock()
+		f.finish(err)
+		select {
+		case p.doneCh <- f:
+		case <-p.closeCh:
+		}
+	}()
+	return true
+}
+
+// noteAccepted records that the follower accepted args on this pipeline.
+func (p *appendPipeline) noteAccepted(args *raft.AppendEntriesRequest) {
+	end := args.PrevLogEntry
+	if n := len(args.Entries); n > 0 {
+		end = args.Entries[n-1].Index
+	}
+	p.mu.Lock()
+	switch a := p.acked; {
+	case args.Term > a.term:
+		p.acked = pipelineAck{term: args.Term, end: end, commit: args.LeaderCommitIndex}
+	case args.Term == a.term && end >= a.end:
+		p.acked = pipelineAck{term: args.Term, end: end, commit: max(args.LeaderCommitIndex, a.commit)}
+	}
+	p.mu.Unlock()
 }
 
 // Consumer implements raft.AppendPipeline: futures in send order.
@@ -961,6 +1043,9 @@ func (p *appendPipeline) receive() {
 		p.t.recordAck(p.peer, ps.req, &resp, ps.sent)
 		if !ps.last && resp.Success {
 			continue
+		}
+		if ps.last && resp.Success {
+			p.noteAccepted(ps.f.args)
 		}
 		*ps.f.resp = resp
 		ps.f.finish(nil)

@@ -62,20 +62,33 @@ type cluster struct {
 	admins []cachev1.AdminClient
 	health []healthpb.HealthClient
 	ids    []string // node ids by index, from Stats
-	ring   ring.Partitioner
+	// partitions is the cluster's number of partitions; ring maps keys
+	// to them.
+	partitions int
+	ring       ring.Partitioner
 }
 
-// startCluster starts clusterSize processes and waits until the cluster
-// has converged. Every node gets --bootstrap-expect and the gossip
-// addresses of the others as --join, so that any of them can be restarted
-// with the same flags.
+// startCluster starts clusterSize processes with clusterPartitions
+// partitions, the tests' Raft timeouts (raftFlags) and the extra flags,
+// and waits until the cluster has converged.
 func startCluster(t *testing.T, extra ...string) *cluster {
 	t.Helper()
-	pr, err := ring.NewPartitioner(clusterPartitions)
+	return startClusterWith(t, clusterPartitions, append(raftFlags(), extra...)...)
+}
+
+// startClusterWith starts clusterSize processes with the given number of
+// partitions and flags, and waits until the cluster has converged; without
+// Raft timeouts among the flags, the nodes run the server's defaults.
+// Every node gets --bootstrap-expect and the gossip addresses of the
+// others as --join, so that any of them can be restarted with the same
+// flags.
+func startClusterWith(t *testing.T, partitions int, flags ...string) *cluster {
+	t.Helper()
+	pr, err := ring.NewPartitioner(uint32(partitions))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, ring: pr}
+	c := &cluster{t: t, partitions: partitions, ring: pr}
 	var grpcAddrs, gossipAddrs []string
 	for range clusterSize {
 		grpcAddrs = append(grpcAddrs, freeAddr(t))
@@ -87,10 +100,10 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 		args := append([]string{"--node-name", name, "--data-dir", t.TempDir(),
 			"--grpc-addr", grpcAddrs[i], "--gossip-addr", gossipAddrs[i],
 			"--bootstrap-expect", fmt.Sprint(clusterSize), "--join", strings.Join(others, ","),
-			"--partitions", fmt.Sprint(clusterPartitions), "--replication-factor", "3",
+			"--partitions", fmt.Sprint(partitions), "--replication-factor", "3",
 			// Long enough that a killed node keeps its replicas: the test
 			// restarts it and wants it to catch up, not be replaced.
-			"--failure-grace", "60s"}, append(raftFlags(), extra...)...)
+			"--failure-grace", "60s"}, flags...)
 		p := newProc(t, name, grpcAddrs[i], args)
 		conn := dial(t, grpcAddrs[i])
 		c.procs = append(c.procs, p)
@@ -113,7 +126,7 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 		c.ids = append(c.ids, st.NodeId)
 	}
 	c.waitConverged(30 * time.Second)
-	t.Logf("cluster of %d nodes, %d partitions, converged %v after start", clusterSize, clusterPartitions, time.Since(start).Round(time.Millisecond))
+	t.Logf("cluster of %d nodes, %d partitions, converged %v after start", clusterSize, partitions, time.Since(start).Round(time.Millisecond))
 	return c
 }
 
@@ -183,7 +196,7 @@ func (c *cluster) notConverged() string {
 				return fmt.Sprintf("%s: node %s is %q", name, n.Name, n.State)
 			}
 		}
-		if len(topo.Partitions) != clusterPartitions {
+		if len(topo.Partitions) != c.partitions {
 			return fmt.Sprintf("%s: topology has %d partitions", name, len(topo.Partitions))
 		}
 		for _, pr := range topo.Partitions {

@@ -1117,8 +1117,11 @@ type HeartbeatResult struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Response *AppendEntriesResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
 	// Set instead of response when the heartbeat failed (e.g. no replica of
-	// the group on the node).
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// the group on the node): the error's message.
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// With error: its gRPC status code (google.rpc.Code), so the sender
+	// sees the same code as from an AppendEntries call.
+	Code          uint32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1165,6 +1168,13 @@ func (x *HeartbeatResult) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *HeartbeatResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
 }
 
 var File_peer_v1_raft_proto protoreflect.FileDescriptor
@@ -1258,10 +1268,11 @@ const file_peer_v1_raft_proto_rawDesc = "" +
 	"heartbeats\x18\x01 \x03(\v2%.elcache.peer.v1.AppendEntriesRequestR\n" +
 	"heartbeats\"T\n" +
 	"\x16HeartbeatBatchResponse\x12:\n" +
-	"\aresults\x18\x01 \x03(\v2 .elcache.peer.v1.HeartbeatResultR\aresults\"k\n" +
+	"\aresults\x18\x01 \x03(\v2 .elcache.peer.v1.HeartbeatResultR\aresults\"\x7f\n" +
 	"\x0fHeartbeatResult\x12B\n" +
 	"\bresponse\x18\x01 \x01(\v2&.elcache.peer.v1.AppendEntriesResponseR\bresponse\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error2\xa4\x05\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code2\xa4\x05\n" +
 	"\x04Raft\x12^\n" +
 	"\rAppendEntries\x12%.elcache.peer.v1.AppendEntriesRequest\x1a&.elcache.peer.v1.AppendEntriesResponse\x12V\n" +
 	"\n" +
