@@ -130,8 +130,12 @@ bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary an
 # memory; AOF with appendfsync always) and a 3-member etcd cluster, all on
 # loopback, then a fixed matrix of YCSB-style runs (50 clients, 10,000
 # zipfian keys, 100-byte values, 12s each after 3s of warm-up, and 20 thundering herds; about 5 min on 2 cores).
+# Before it, on clusters of their own (issue 18), 3 SIGKILLs of a leader
+# under 50 writers (-failovers 0 skips them) and memory per key with
+# 1,000,000 keys against Redis (-memory-keys 0 skips it): about 75 s more.
 # It writes results.json, report.html and results.md to BENCH_OUT.
-# BENCH_ARGS passes more flags, e.g. BENCH_ARGS='-duration 3s -only get-'.
+# BENCH_ARGS passes more flags, e.g. BENCH_ARGS='-duration 3s -only get-',
+# or BENCH_ARGS='-only none -herds 0' for just the failover and memory.
 BENCH_OUT       ?= bench-results
 BENCH_ARGS      ?=
 

@@ -13,6 +13,16 @@ package main
 //
 // With the defaults the matrix takes about 4.5 minutes on two cores, plus
 // start-up. -duration, -warmup and -only shorten it.
+//
+// Before the matrix, two measurements run on clusters of their own, each
+// in a subtest that stops its processes when it ends: leader failover
+// under writes (compare_failover_test.go; -failovers 0 skips it) and
+// memory per key against Redis (compare_memory_test.go; -memory-keys 0
+// skips it). An -only that matches no run id skips the matrix, so
+//
+//	-only none -herds 0 -failovers 2 -memory-keys 100000
+//
+// runs just those two.
 
 import (
 	"bytes"
@@ -49,10 +59,20 @@ var (
 	compareClients    = flag.Int("clients", 50, "concurrent clients of each run")
 	compareKeys       = flag.Int("keys", 10_000, "keys of each run")
 	compareValueSize  = flag.Int("value-size", 100, "bytes per value")
-	compareOnly       = flag.String("only", "", "run only the runs whose id matches this regexp (ids: get-elcache-eventual, set-etcd, wm-write-back, ...)")
+	compareOnly       = flag.String("only", "", "run only the runs whose id matches this regexp (ids: get-elcache-eventual, set-etcd, wm-write-back, ...); one that matches none skips the matrix")
 	comparePartitions = flag.Int("partitions", 16, "partitions of the elcache cluster")
 	compareHerds      = flag.Int("herds", 20, "thundering-herd rounds (1,000 concurrent misses of one key each) against the elcache cluster; 0 skips them")
+	compareFailovers  = flag.Int("failovers", 3, "leaders SIGKILLed in turn, under -clients writers, by the failover measurement; 0 skips it")
+	compareMemoryKeys = flag.Int("memory-keys", 1_000_000, "keys (of -value-size bytes) loaded into elcache and into Redis by the memory-per-key measurement; 0 skips it")
 )
+
+// compareExtra is a measurement beyond the matrix: its summary lines, for
+// the test log and results.md, and its figures, for results.json.
+type compareExtra struct {
+	name  string
+	lines []string
+	data  any
+}
 
 // compareRun is one cell of the matrix.
 type compareRun struct {
@@ -127,6 +147,14 @@ func TestCompare(t *testing.T) {
 		}
 	}
 
+	var extras []compareExtra
+	if *compareFailovers > 0 {
+		extras = append(extras, measureFailover(t, logDir, *compareFailovers))
+	}
+	if *compareMemoryKeys > 0 {
+		extras = append(extras, measureMemory(t, logDir, *compareMemoryKeys))
+	}
+
 	ctx := t.Context()
 	start := time.Now()
 	factories := map[string]func(ctx context.Context, r compareRun) (Target, error){}
@@ -197,10 +225,20 @@ func TestCompare(t *testing.T) {
 	if herdLine != "" {
 		lines = append(lines, herdLine)
 	}
+	measured := map[string]any{}
+	if len(extras) > 0 {
+		versions["commit"] = gitCommit()
+	}
+	for _, e := range extras {
+		lines = append(lines, e.lines...)
+		if e.data != nil {
+			measured[e.name] = e.data
+		}
+	}
 	for _, l := range lines {
 		t.Log(l)
 	}
-	if err := writeCompareOutput(out, cfg, versions, results, lines); err != nil {
+	if err := writeCompareOutput(out, cfg, versions, results, lines, measured); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("matrix done after %v; report in %s", time.Since(start).Round(time.Second), filepath.Join(out, "report.html"))
@@ -220,12 +258,14 @@ func runOne(ctx context.Context, connect func(context.Context, compareRun) (Targ
 }
 
 // writeCompareOutput writes results.json, report.html and results.md.
-func writeCompareOutput(out string, cfg RunConfig, versions map[string]string, results []Result, ratios []string) error {
+// measured holds the figures of the measurements beyond the matrix, by
+// name, for results.json.
+func writeCompareOutput(out string, cfg RunConfig, versions map[string]string, results []Result, ratios []string, measured map[string]any) error {
 	machine := currentMachine()
 	maps.Copy(machine, versions)
 	machine["runs"] = fmt.Sprintf("%v measured after %v warm-up, %d clients, %d keys (zipfian), %d-byte values, closed loop",
 		cfg.Duration, cfg.Warmup, cfg.Clients, cfg.Keys, cfg.ValueSize)
-	if err := writeResultsFile(filepath.Join(out, "results.json"), resultsFile{Machine: machine, Results: results}); err != nil {
+	if err := writeResultsFile(filepath.Join(out, "results.json"), resultsFile{Machine: machine, Results: results, Measured: measured}); err != nil {
 		return err
 	}
 	machine["ratios"] = strings.Join(ratios, "; ")
@@ -341,6 +381,14 @@ func freeAddr(t *testing.T) string {
 // the process cannot start; done is closed when it exits.
 func startProcess(t *testing.T, logDir, name string, env []string, bin string, args ...string) (done <-chan struct{}) {
 	t.Helper()
+	_, done = startProc(t, logDir, name, env, bin, args...)
+	return done
+}
+
+// startProc is startProcess that also returns the process, for its pid
+// or to kill it early.
+func startProc(t *testing.T, logDir, name string, env []string, bin string, args ...string) (*os.Process, <-chan struct{}) {
+	t.Helper()
 	logPath := filepath.Join(logDir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -367,7 +415,7 @@ func startProcess(t *testing.T, logDir, name string, env []string, bin string, a
 			t.Logf("--- last lines of %s\n%s", logPath, strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
-	return exited
+	return cmd.Process, exited
 }
 
 // waitFor calls ready until it returns nil, failing the test after
@@ -394,67 +442,119 @@ func waitFor(t *testing.T, what string, exited <-chan struct{}, timeout time.Dur
 	}
 }
 
-// startElcache builds the server (without -race: it is measured) and
-// starts a 3-node cluster backed by a throwaway PostgreSQL, with the
-// server's default Raft timeouts. Writes are cache_only unless a run
-// names its mode, so the backend is touched only by the write-through and
-// write-back runs. It returns
-// the nodes' gRPC addresses once every partition has a leader.
+// startElcache starts a 3-node cluster (startElcacheCluster) backed by a
+// throwaway PostgreSQL. Writes are cache_only unless a run names its mode,
+// so the backend is touched only by the write-through and write-back runs.
+// It returns the nodes' gRPC addresses once every partition has a leader.
 func startElcache(t *testing.T, logDir string) ([]string, *pgtest.Server) {
+	t.Helper()
+	pg := pgtest.Start(t)
+	c := startElcacheCluster(t, logDir, "elcache",
+		"--backend", pg.URL(), "--backend-create-table", "true", "--default-write-mode", "cache_only")
+	return c.addrs(), pg
+}
+
+// elcacheCluster is a 3-node cluster of elcache processes.
+type elcacheCluster struct {
+	bin        string
+	logDir     string
+	partitions int
+	nodes      []*elcacheNode
+}
+
+// elcacheNode is one node's process and what it takes to start it again.
+type elcacheNode struct {
+	name    string // node name, "n1"; also what WriteMeta.ServedBy reports
+	addr    string // gRPC address
+	dataDir string
+	args    []string
+	proc    *os.Process
+	exited  <-chan struct{}
+}
+
+// startElcacheCluster builds the server (without -race: it is measured)
+// and starts 3 nodes with -partitions partitions, the server's default
+// Raft timeouts and extra flags, their logs in logDir/prefix-nN.log. It
+// returns once every node serves and every partition has a leader and 3
+// replicas.
+func startElcacheCluster(t *testing.T, logDir, prefix string, extra ...string) *elcacheCluster {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "elcache")
 	build := exec.Command("go", "build", "-o", bin, "github.com/elcache/elcache/cmd/elcache")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build elcache: %v\n%s", err, out)
 	}
-	pg := pgtest.Start(t)
+	c := &elcacheCluster{bin: bin, logDir: logDir, partitions: *comparePartitions}
 	const n = 3
-	var grpcAddrs, gossipAddrs []string
-	for range n {
-		grpcAddrs = append(grpcAddrs, freeAddr(t))
+	var gossipAddrs []string
+	for i := range n {
+		c.nodes = append(c.nodes, &elcacheNode{name: fmt.Sprintf("n%d", i+1), addr: freeAddr(t), dataDir: t.TempDir()})
 		gossipAddrs = append(gossipAddrs, freeAddr(t))
 	}
-	var exited []<-chan struct{}
-	for i := range n {
+	for i, nd := range c.nodes {
 		others := slices.Delete(slices.Clone(gossipAddrs), i, i+1)
-		exited = append(exited, startProcess(t, logDir, fmt.Sprintf("elcache-n%d", i+1), nil, bin,
-			"--node-name", fmt.Sprintf("n%d", i+1), "--data-dir", t.TempDir(),
-			"--grpc-addr", grpcAddrs[i], "--gossip-addr", gossipAddrs[i],
+		nd.args = append([]string{
+			"--node-name", nd.name, "--data-dir", nd.dataDir,
+			"--grpc-addr", nd.addr, "--gossip-addr", gossipAddrs[i],
 			"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(others, ","),
-			"--partitions", fmt.Sprint(*comparePartitions), "--replication-factor", "3",
-			"--backend", pg.URL(), "--backend-create-table", "true", "--default-write-mode", "cache_only"))
+			"--partitions", fmt.Sprint(c.partitions), "--replication-factor", "3"}, extra...)
+		nd.proc, nd.exited = startProc(t, logDir, prefix+"-"+nd.name, nil, bin, nd.args...)
 	}
-	for i, addr := range grpcAddrs {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	for _, nd := range c.nodes {
+		c.waitServing(t, nd)
+	}
+	return c
+}
+
+// addrs returns the nodes' gRPC addresses.
+func (c *elcacheCluster) addrs() []string {
+	var out []string
+	for _, nd := range c.nodes {
+		out = append(out, nd.addr)
+	}
+	return out
+}
+
+// restart starts nd again, after it exited, with the same flags and data,
+// its output in logDir/logName.log, and waits until it serves.
+func (c *elcacheCluster) restart(t *testing.T, nd *elcacheNode, logName string) {
+	t.Helper()
+	nd.proc, nd.exited = startProc(t, c.logDir, logName, nil, c.bin, nd.args...)
+	c.waitServing(t, nd)
+}
+
+// waitServing waits until nd reports SERVING and its partition map has
+// every node and, for every partition, a leader and 3 replicas.
+func (c *elcacheCluster) waitServing(t *testing.T, nd *elcacheNode) {
+	t.Helper()
+	conn, err := grpc.NewClient(nd.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health, cache := healthpb.NewHealthClient(conn), cachev1.NewCacheClient(conn)
+	waitFor(t, "elcache "+nd.name, nd.exited, 90*time.Second, func(ctx context.Context) error {
+		h, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		defer conn.Close()
-		health, cache := healthpb.NewHealthClient(conn), cachev1.NewCacheClient(conn)
-		waitFor(t, fmt.Sprintf("elcache n%d", i+1), exited[i], 90*time.Second, func(ctx context.Context) error {
-			h, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil {
-				return err
+		if h.Status != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("health %v", h.Status)
+		}
+		topo, err := cache.Topology(ctx, &cachev1.TopologyRequest{})
+		if err != nil {
+			return err
+		}
+		if len(topo.Nodes) != len(c.nodes) || len(topo.Partitions) != c.partitions {
+			return fmt.Errorf("topology has %d nodes, %d partitions", len(topo.Nodes), len(topo.Partitions))
+		}
+		for _, p := range topo.Partitions {
+			if p.Leader == "" || len(p.Replicas) != len(c.nodes) {
+				return fmt.Errorf("partition %d: leader %q, replicas %v", p.Partition, p.Leader, p.Replicas)
 			}
-			if h.Status != healthpb.HealthCheckResponse_SERVING {
-				return fmt.Errorf("health %v", h.Status)
-			}
-			topo, err := cache.Topology(ctx, &cachev1.TopologyRequest{})
-			if err != nil {
-				return err
-			}
-			if len(topo.Nodes) != n || len(topo.Partitions) != *comparePartitions {
-				return fmt.Errorf("topology has %d nodes, %d partitions", len(topo.Nodes), len(topo.Partitions))
-			}
-			for _, p := range topo.Partitions {
-				if p.Leader == "" || len(p.Replicas) != n {
-					return fmt.Errorf("partition %d: leader %q, replicas %v", p.Partition, p.Leader, p.Replicas)
-				}
-			}
-			return nil
-		})
-	}
-	return grpcAddrs, pg
+		}
+		return nil
+	})
 }
 
 // startRedis starts a redis-server on a free port, either a pure

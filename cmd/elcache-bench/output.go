@@ -20,6 +20,9 @@ type resultsFile struct {
 	// Machine has the keys of currentMachine.
 	Machine map[string]string `json:"machine"`
 	Results []Result          `json:"results"`
+	// Measured holds figures that are not runs, by name: bench-compare's
+	// "failover" and "memory".
+	Measured map[string]any `json:"measured,omitempty"`
 }
 
 // currentMachine describes this machine and build, now: "cpu" (model
