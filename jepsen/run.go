@@ -106,6 +106,12 @@ type Profile struct {
 // the history and writes the report. The error is for a run that could
 // not be carried out; a run whose checks fail returns a Summary with
 // Valid false.
+// serverLease is the read lease of a partition leader with the server's
+// default Raft timeouts (node.leaseDuration: 7/8 of the 400 ms heartbeat
+// timeout): the pause nemeses stop a leader for a third of it, or for
+// three times it.
+const serverLease = 350 * time.Millisecond
+
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	pr := cfg.Profile
 	logf := cfg.Logf
@@ -197,7 +203,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	w := &workloads{rec: rec, cluster: cluster, parts: parts, pace: cmp.Or(pr.Pace, 10*time.Millisecond), genPeriod: cmp.Or(pr.KeyPeriod, 10*time.Second), start: time.Now()}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6a65707365))
-	nem := &nemesis{rec: rec, net: network, cluster: cluster, proxies: proxies, hot: w.hotPartition, rng: rng, lease: time.Second, log: nemLog}
+	nem := &nemesis{rec: rec, net: network, cluster: cluster, proxies: proxies, hot: w.hotPartition, rng: rng, lease: serverLease, log: nemLog}
 
 	// The workload.
 	wctx, stop := context.WithTimeout(ctx, pr.Duration)

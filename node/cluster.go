@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
@@ -196,13 +197,12 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 	// Placement over the active nodes.
 	active := placementNodes(next)
 	if len(active) > 0 {
-		pl, err := ring.Place(ring.PlaceConfig{Partitions: next.PartitionCount,
+		pl, err := n.placed.place(ring.PlaceConfig{Partitions: next.PartitionCount,
 			ReplicationFactor: int(next.ReplicationFactor), Load: 1.25}, active)
 		if err != nil {
 			n.log.Error("placement failed", "err", err)
 			return nil
 		}
-		pl = pl.BalanceLeaders()
 		moved := false
 		if len(next.Partitions) != len(pl.Replicas) {
 			next.Partitions = make([]*peerv1.PartitionPlacement, len(pl.Replicas))
@@ -213,7 +213,7 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 		for i, reps := range pl.Replicas {
 			pp := next.Partitions[i]
 			if !slices.Equal(pp.Replicas, reps) {
-				pp.Replicas = reps
+				pp.Replicas = slices.Clone(reps)
 				moved = true
 			}
 			if len(pp.Bootstrap) == 0 {
@@ -240,6 +240,34 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 		return nil
 	}
 	return next
+}
+
+// placementMemo remembers the latest placement plan computed: ring.Place
+// is pure but builds a consistent-hash ring per call (a tenth of an idle
+// node's CPU when the cluster leader asked every ReconcileInterval), and
+// its inputs change only when the active nodes do.
+type placementMemo struct {
+	mu      sync.Mutex
+	cfg     ring.PlaceConfig
+	members []string // nil until the first plan
+	pl      ring.Placement
+}
+
+// place returns ring.Place(cfg, members) with its leaders balanced, from
+// the memo when the inputs are those of the latest call. The result is
+// shared: callers must not change it.
+func (m *placementMemo) place(cfg ring.PlaceConfig, members []string) (ring.Placement, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.members != nil && m.cfg == cfg && slices.Equal(m.members, members) {
+		return m.pl, nil
+	}
+	pl, err := ring.Place(cfg, members)
+	if err != nil {
+		return ring.Placement{}, err
+	}
+	m.cfg, m.members, m.pl = cfg, slices.Clone(members), pl.BalanceLeaders()
+	return m.pl, nil
 }
 
 // reconcileMeta makes one change to the meta group's membership toward:

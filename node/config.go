@@ -184,9 +184,9 @@ func DefaultConfig() Config {
 			DefaultPageSize: 100,
 		},
 		Raft: RaftConfig{
-			HeartbeatTimeout:   1500 * time.Millisecond,
-			ElectionTimeout:    1500 * time.Millisecond,
-			LeaderLeaseTimeout: 1000 * time.Millisecond,
+			HeartbeatTimeout:   400 * time.Millisecond,
+			ElectionTimeout:    400 * time.Millisecond,
+			LeaderLeaseTimeout: 300 * time.Millisecond,
 			CommitTimeout:      250 * time.Millisecond,
 			SnapshotInterval:   30 * time.Second,
 			SnapshotThreshold:  1024,

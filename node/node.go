@@ -65,7 +65,8 @@ type Node struct {
 	meta    *metaGroup
 	faults  faults
 	leaders leaderView
-	book    sync.Map // node id -> gRPC address
+	placed  placementMemo // the latest placement plan computed
+	book    sync.Map      // node id -> gRPC address
 
 	// partsMu guards parts: the replicas hosted here, indexed by partition
 	// id, nil where this node holds no replica.
