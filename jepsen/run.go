@@ -107,10 +107,10 @@ type Profile struct {
 // not be carried out; a run whose checks fail returns a Summary with
 // Valid false.
 // serverLease is the read lease of a partition leader with the server's
-// default Raft timeouts (node.leaseDuration: 7/8 of the 400 ms heartbeat
+// default Raft timeouts (node.leaseDuration: 7/8 of the 250 ms heartbeat
 // timeout): the pause nemeses stop a leader for a third of it, or for
 // three times it.
-const serverLease = 350 * time.Millisecond
+const serverLease = 219 * time.Millisecond
 
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	pr := cfg.Profile

@@ -184,9 +184,9 @@ func DefaultConfig() Config {
 			DefaultPageSize: 100,
 		},
 		Raft: RaftConfig{
-			HeartbeatTimeout:   400 * time.Millisecond,
-			ElectionTimeout:    400 * time.Millisecond,
-			LeaderLeaseTimeout: 300 * time.Millisecond,
+			HeartbeatTimeout:   250 * time.Millisecond,
+			ElectionTimeout:    250 * time.Millisecond,
+			LeaderLeaseTimeout: 200 * time.Millisecond,
 			CommitTimeout:      250 * time.Millisecond,
 			SnapshotInterval:   30 * time.Second,
 			SnapshotThreshold:  1024,
