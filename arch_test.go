@@ -52,6 +52,7 @@ func TestImportDirection(t *testing.T) {
 		{"storage", "must not depend on node, client or cmd", []string{"/node", "/client", "/cmd"}},
 		{"ring", "must not depend on node, storage, client or cmd", []string{"/node", "/storage", "/client", "/cmd"}},
 		{"proto", "must not depend on any other package of the module", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+		{"internal/raftnet", "must not depend on node, storage, ring, client or cmd (it is the transport node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 	}
 	for _, rule := range forbidden {
 		for pkg, deps := range all {

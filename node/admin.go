@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/storage"
 	"github.com/hashicorp/raft"
 	"slices"
@@ -101,7 +102,7 @@ func (s *adminServer) Drain(ctx context.Context, req *cachev1.DrainRequest) (*ca
 		if !n.faults.allowNode(leader) {
 			return nil, status.Errorf(codes.Unavailable, "meta leader %s is unreachable", leader)
 		}
-		conn, err := n.net.Conn(leader, classForward)
+		conn, err := n.net.Conn(leader, raftnet.ClassForward)
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "meta leader %s: %v", leader, err)
 		}

@@ -14,7 +14,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -326,16 +325,3 @@ func (n *Node) checkCall(ctx context.Context, c *cachev1.Call) error {
 	}
 	return n.guard.allow(who)
 }
-
-// peerCredentials sends the node's peer token on node-to-node calls.
-type peerCredentials struct{ secret string }
-
-func (p peerCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + p.secret}, nil
-}
-
-// RequireTransportSecurity is false: peers may talk in plaintext on a
-// trusted network; with TLS the token is encrypted like everything else.
-func (p peerCredentials) RequireTransportSecurity() bool { return false }
-
-var _ credentials.PerRPCCredentials = peerCredentials{}

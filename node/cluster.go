@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/ring"
 	"github.com/hashicorp/raft"
@@ -371,10 +372,10 @@ func (n *Node) reachable(id string) bool {
 	// healed partition yet), and a node that has heard from no peer for
 	// that long is cut off (gossip takes a second or more to say so).
 	window := 2 * n.cfg.Raft.ElectionTimeout
-	if n.net.heardWithin(id, window) {
+	if n.net.HeardWithin(id, window) {
 		return true
 	}
-	if n.net.isolated(window) {
+	if n.net.Isolated(window) {
 		return false
 	}
 	return n.members.Up(id)
@@ -382,7 +383,7 @@ func (n *Node) reachable(id string) bool {
 
 // caughtUp reports whether peer acknowledged the leader's log up to close
 // to its end recently.
-func (n *Node) caughtUp(r *raft.Raft, t *groupTransport, peer string) bool {
+func (n *Node) caughtUp(r *raft.Raft, t *raftnet.Transport, peer string) bool {
 	match, at := t.Match(peer)
 	if at.IsZero() || time.Since(at) > 2*n.cfg.Raft.HeartbeatTimeout {
 		return false
@@ -444,7 +445,7 @@ func (n *Node) removable(p *partition) bool {
 	if leader == "" || leader == n.id || !n.faults.allowNode(leader) {
 		return false
 	}
-	conn, err := n.net.Conn(leader, classForward)
+	conn, err := n.net.Conn(leader, raftnet.ClassForward)
 	if err != nil {
 		return false
 	}

@@ -359,3 +359,13 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// heartbeatInterval is the least time between two coalesced Heartbeats
+// calls to a peer (raftnet.Config.HeartbeatInterval) for Raft timings rc:
+// a third of the heartbeat timeout. Raft's own heartbeat loop sends one
+// every tenth to fifth of it and waits for the answer, so the interval
+// also paces that loop, and a follower still hears from its leader about
+// three times before it would call an election.
+func heartbeatInterval(rc RaftConfig) time.Duration {
+	return rc.HeartbeatTimeout / 3
+}

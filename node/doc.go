@@ -1,6 +1,6 @@
 // Package node is the elcache server: it wires storage, gossip membership,
-// the meta and partition Raft groups, the Raft transport and the gRPC
-// services together. DESIGN.md explains the cluster.
+// the meta and partition Raft groups, the Raft transport (internal/raftnet)
+// and the gRPC services together. DESIGN.md explains the cluster.
 //
 // Files by concern:
 //
@@ -18,8 +18,11 @@
 //   - cluster.go: the controller: forming the cluster, planning the
 //     partition map, starting and removing replicas, reconciling each
 //     group's configuration, hand-off on shutdown.
-//   - transport.go, peerconn.go: the multiplexed gRPC Raft transport and
-//     the pooled peer connections.
+//   - quorum.go: refusing quorum reads and writes at once on a replica
+//     cut off from its group's quorum.
+//
+// The multiplexed Raft transport, coalesced heartbeats and pooled peer
+// connections are a package of their own, internal/raftnet.
 //   - forward.go: routing requests to partition leaders, leader hints.
 //   - leaders.go: what this node knows about other nodes' leaderships.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -170,7 +171,7 @@ func forward[T any](ctx context.Context, n *Node, pid uint32, read bool,
 				return zero, n.status(err)
 			}
 		}
-		if n.net.isolated(2 * n.cfg.Raft.ElectionTimeout) {
+		if n.net.Isolated(2 * n.cfg.Raft.ElectionTimeout) {
 			// Cut off from every peer (the minority side of a partition):
 			// no leader is reachable, so fail now, not at the deadline.
 			// Writes reach this point only before any forward or after
@@ -247,7 +248,7 @@ func forwardOnceQuorum[T any](ctx context.Context, n *Node, p *partition, target
 func forwardOnce[T any](ctx context.Context, n *Node, target string, read bool,
 	call func(context.Context, cachev1.CacheClient) (T, error)) (T, error, bool) {
 	var zero T
-	conn, err := n.net.Conn(target, classForward)
+	conn, err := n.net.Conn(target, raftnet.ClassForward)
 	if err != nil {
 		return zero, fmt.Errorf("%w: node %s: %v", ErrUnavailable, target, err), true
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/hashicorp/raft"
 )
@@ -129,7 +130,7 @@ func (n *Node) leaderViewLoop() {
 }
 
 func (n *Node) pollLeaders(id string, timeout time.Duration) {
-	conn, err := n.net.Conn(id, classForward)
+	conn, err := n.net.Conn(id, raftnet.ClassForward)
 	if err != nil {
 		return
 	}

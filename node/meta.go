@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
 	"github.com/hashicorp/raft"
@@ -117,12 +118,12 @@ func (metaSnapshot) Release() {}
 type metaGroup struct {
 	raft  *raft.Raft
 	fsm   *metaFSM
-	trans *groupTransport
+	trans *raftnet.Transport
 	// existed: the group had state when the node started.
 	existed bool
 }
 
-func openMeta(db *storage.DB, dataDir, nodeID string, trans *groupTransport, rcfg RaftConfig, log *slog.Logger) (*metaGroup, error) {
+func openMeta(db *storage.DB, dataDir, nodeID string, trans *raftnet.Transport, rcfg RaftConfig, log *slog.Logger) (*metaGroup, error) {
 	logs := db.LogStore(metaGroupID)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dataDir, "snapshots", "meta"), 2,
 		newRaftLogger(log, "group", "meta"))

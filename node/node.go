@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/node/version"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
@@ -34,9 +35,6 @@ import (
 // Version is the server version reported by Stats and --version (see
 // package version).
 var Version = version.String
-
-// maxMsgBytes bounds gRPC messages: a MultiPut of large values must fit.
-const maxMsgBytes = 64 << 20
 
 // identity is what a data directory remembers about its node.
 type identity struct {
@@ -60,7 +58,7 @@ type Node struct {
 	lis     net.Listener
 	srv     *grpc.Server
 	health  *health.Server
-	net     *raftNet
+	net     *raftnet.Net
 	members *membership
 	meta    *metaGroup
 	faults  faults
@@ -220,16 +218,16 @@ func (n *Node) open() error {
 		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
-	n.net = newRaftNet(raftNetConfig{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer, PeerTLS: peerTLS,
-		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatInterval: heartbeatInterval(cfg.Raft),
+	n.net = raftnet.New(raftnet.Config{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer, PeerTLS: peerTLS,
+		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatInterval: heartbeatInterval(cfg.Raft), ErrorStatus: toStatus,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
 	n.metrics = newMetrics(n)
 	n.srv = grpc.NewServer(append(serverOpts,
 		grpc.ChainUnaryInterceptor(n.unaryMetrics, n.authUnary),
 		grpc.ChainStreamInterceptor(n.authStream),
-		grpc.MaxRecvMsgSize(maxMsgBytes),
-		grpc.MaxSendMsgSize(maxMsgBytes),
+		grpc.MaxRecvMsgSize(raftnet.MaxMsgBytes),
+		grpc.MaxSendMsgSize(raftnet.MaxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)...)
 	cachev1.RegisterCacheServer(n.srv, &cacheServer{n: n})

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
@@ -29,8 +30,9 @@ type partition struct {
 	fsm   *fsm
 	raft  *raft.Raft
 	logs  raft.LogStore // the group's log, as raft writes it
-	trans *groupTransport
-	snaps string // snapshot directory
+	trans *raftnet.Transport
+	net   *raftnet.Net // every group's transport; whom this node heard from
+	snaps string       // snapshot directory
 	log   *slog.Logger
 	// leaderWait bounds how long a request waits for an election.
 	leaderWait time.Duration
@@ -71,7 +73,7 @@ type partition struct {
 // partitionDeps is what a partition needs from its node.
 type partitionDeps struct {
 	db      *storage.DB
-	net     *raftNet
+	net     *raftnet.Net
 	dataDir string
 	nodeID  string
 	raftCfg RaftConfig
@@ -141,7 +143,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 		trans.Close()
 		return nil, fmt.Errorf("node: partition %d: start raft: %w", id, err)
 	}
-	p := &partition{id: id, store: store, fsm: f, raft: r, logs: logs, trans: trans, snaps: snapDir, log: d.log.With("partition", id),
+	p := &partition{id: id, store: store, fsm: f, raft: r, logs: logs, trans: trans, net: d.net, snaps: snapDir, log: d.log.With("partition", id),
 		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{}),
 		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, faults: d.faults}
 	p.confirms = confirmBatcher{round: p.confirmRound, timeout: p.leaderWait, stop: p.stop}

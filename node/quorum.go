@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -54,15 +53,6 @@ func roundAgo(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-// heardAt returns when peer last talked to this node, or zero.
-func (rn *raftNet) heardAt(peer string) time.Time {
-	v, ok := rn.heard.Load(peer)
-	if !ok {
-		return time.Time{}
-	}
-	return rn.start.Add(time.Duration(v.(*atomic.Int64).Load()))
-}
-
 // lastQuorumContact returns when this replica last heard from a quorum of
 // its group's voters (itself counted as now if it is one), and whether
 // that is only this node's start: no quorum has been heard from since.
@@ -89,7 +79,7 @@ func (p *partition) lastQuorumContact(now time.Time) (at time.Time, never bool) 
 	if f.Error() != nil {
 		return now, false
 	}
-	rn := p.trans.rn
+	rn := p.net
 	var heard []time.Time
 	for _, s := range f.Configuration().Servers {
 		if s.Suffrage != raft.Voter {
@@ -99,10 +89,7 @@ func (p *partition) lastQuorumContact(now time.Time) (at time.Time, never bool) 
 			heard = append(heard, now)
 			continue
 		}
-		at := rn.heardAt(string(s.ID))
-		if at.Before(rn.start) {
-			at = rn.start
-		}
+		at := rn.HeardAt(string(s.ID))
 		heard = append(heard, at)
 	}
 	if len(heard) == 0 {
@@ -115,12 +102,12 @@ func (p *partition) lastQuorumContact(now time.Time) (at time.Time, never bool) 
 	at = heard[len(heard)/2]
 	if !leader {
 		if _, id := p.raft.LeaderWithID(); id != "" {
-			if lc := rn.heardAt(string(id)); lc.After(at) {
+			if lc := rn.HeardAt(string(id)); lc.After(at) {
 				at = lc
 			}
 		}
 	}
-	return at, at.Equal(rn.start)
+	return at, at.Equal(rn.Started())
 }
 
 // quorumLost returns a notRunError wrapping a *noQuorumError if this

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/hashicorp/raft"
@@ -424,9 +425,9 @@ func (p *partition) confirmRound(ctx context.Context) (uint64, error) {
 	// VerifyLeader sends a heartbeat to every follower at once; on a
 	// leader cut off from its quorum it waits until raft steps down
 	// (LeaderLeaseTimeout).
-	p.trans.urgent.Add(1)
+	done := p.trans.MarkUrgent()
 	err := p.raft.VerifyLeader().Error()
-	p.trans.urgent.Add(-1)
+	done()
 	if err != nil {
 		return 0, p.notLeader()
 	}
@@ -477,9 +478,9 @@ func (p *partition) readMeta(node string, proof readProof) *cachev1.ReadMeta {
 // readIndexAt asks node leader for a read index of partition pid.
 func (n *Node) readIndexAt(ctx context.Context, leader string, pid uint32) (index, epoch uint64, err error) {
 	if !n.faults.allowNode(leader) {
-		return 0, 0, errPeerBlocked
+		return 0, 0, raftnet.ErrPeerBlocked
 	}
-	conn, err := n.net.Conn(leader, classForward)
+	conn, err := n.net.Conn(leader, raftnet.ClassForward)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftnet"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -431,7 +432,7 @@ func testNode(tb testing.TB, opts ...func(*Config)) (*Node, cachev1.CacheClient)
 		tb.Fatalf("node not ready: %v", err)
 	}
 	conn, err := grpc.NewClient(n.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgBytes), grpc.MaxCallSendMsgSize(maxMsgBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(raftnet.MaxMsgBytes), grpc.MaxCallSendMsgSize(raftnet.MaxMsgBytes)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package node
+package raftnet
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // and a wake-up at both ends, and idle CPU would go to syscalls and
 // HTTP/2 framing. Instead, all the heartbeats a node has for one peer
 // travel in one Heartbeats call, at most one call per
-// raftNetConfig.HeartbeatInterval: a heartbeat waits for the next call to
+// Config.HeartbeatInterval: a heartbeat waits for the next call to
 // its peer, so the number of calls between two nodes no longer grows with
 // the number of groups they share. An empty append that repeats what the
 // follower already acknowledged on the pipeline (same term, same last
@@ -26,7 +26,7 @@ import (
 // follower) rides the same call (appendPipeline.fold).
 //
 // A heartbeat a read is waiting for (VerifyLeader sends one at once to
-// every follower; transport.urgent counts the reads) goes out at once
+// every follower; Transport.MarkUrgent counts the reads) goes out at once
 // with whatever is pending, whatever the interval.
 //
 // One Heartbeats call is in flight to a peer at a time. The answer a
@@ -59,7 +59,7 @@ type hbPeer struct {
 
 // heartbeats coalesces heartbeats per peer.
 type heartbeats struct {
-	rn       *raftNet
+	rn       *Net
 	interval time.Duration
 
 	mu    sync.Mutex
@@ -68,7 +68,7 @@ type heartbeats struct {
 
 // heartbeat sends req (a heartbeat of some group, or a folded append) to
 // peer in the next call, or at once if urgent, and returns its answer.
-func (rn *raftNet) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest, urgent bool) (*peerv1.AppendEntriesResponse, error) {
+func (rn *Net) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest, urgent bool) (*peerv1.AppendEntriesResponse, error) {
 	call := &hbCall{req: req, done: make(chan hbResult, 1)}
 	rn.hb.enqueue(peer, call, urgent)
 	select {
@@ -137,7 +137,7 @@ func (h *heartbeats) send(peer string, p *hbPeer) {
 }
 
 // flushHeartbeats sends calls, heartbeats for peer, in one call.
-func (rn *raftNet) flushHeartbeats(peer string, calls []*hbCall) {
+func (rn *Net) flushHeartbeats(peer string, calls []*hbCall) {
 	fail := func(err error) {
 		for _, c := range calls {
 			c.done <- hbResult{err: err}
@@ -147,7 +147,7 @@ func (rn *raftNet) flushHeartbeats(peer string, calls []*hbCall) {
 		fail(err)
 		return
 	}
-	cc, err := rn.Conn(peer, classRaft)
+	cc, err := rn.Conn(peer, ClassRaft)
 	if err != nil {
 		fail(err)
 		return
@@ -164,14 +164,14 @@ func (rn *raftNet) flushHeartbeats(peer string, calls []*hbCall) {
 		return
 	}
 	if len(out.Results) != len(calls) {
-		fail(fmt.Errorf("node: %s answered %d heartbeats with %d results", peer, len(calls), len(out.Results)))
+		fail(fmt.Errorf("raftnet: %s answered %d heartbeats with %d results", peer, len(calls), len(out.Results)))
 		return
 	}
 	rn.noteHeard(peer)
 	for i, c := range calls {
 		r := out.Results[i]
 		if r.GetError() != "" || r.GetResponse() == nil {
-			c.done <- hbResult{err: status.Error(codes.Code(r.GetCode()), "node: heartbeat: "+r.GetError())}
+			c.done <- hbResult{err: status.Error(codes.Code(r.GetCode()), "raftnet: heartbeat: "+r.GetError())}
 			continue
 		}
 		c.done <- hbResult{resp: r.GetResponse()}
@@ -218,15 +218,4 @@ func (s *raftService) Heartbeats(ctx context.Context, in *peerv1.HeartbeatBatch)
 func setHeartbeatError(res *peerv1.HeartbeatResult, err error) {
 	st := status.Convert(err)
 	res.Error, res.Code = st.Message(), uint32(st.Code())
-}
-
-// heartbeatInterval is the least time between two Heartbeats calls to a
-// peer for Raft timings rc: a fifth of the heartbeat timeout. Raft's own
-// heartbeat loop sends one every tenth to fifth of it and waits for the
-// answer, so the interval also paces that loop: each group's heartbeat
-// goroutine wakes about five times per timeout instead of seven, and a
-// follower still hears from its leader four or five times before it
-// would call an election.
-func heartbeatInterval(rc RaftConfig) time.Duration {
-	return rc.HeartbeatTimeout / 3
 }

@@ -1,4 +1,4 @@
-package node
+package raftnet
 
 import (
 	"context"
@@ -185,8 +185,8 @@ func TestTransportIsolatedLeader(t *testing.T) {
 	var resp raft.RequestVoteResponse
 	began := time.Now()
 	err := old.rn.Transport(1).RequestVote(raft.ServerID(others[0].id), raft.ServerAddress(others[0].id), &raft.RequestVoteRequest{Term: 1}, &resp)
-	if !errors.Is(err, errPeerBlocked) || !strings.Contains(err.Error(), others[0].id) {
-		t.Errorf("RequestVote to a blocked peer: %v; want errPeerBlocked naming %s", err, others[0].id)
+	if !errors.Is(err, ErrPeerBlocked) || !strings.Contains(err.Error(), others[0].id) {
+		t.Errorf("RequestVote to a blocked peer: %v; want ErrPeerBlocked naming %s", err, others[0].id)
 	}
 	if d := time.Since(began); d > time.Second {
 		t.Errorf("RequestVote to a blocked peer took %v", d)
@@ -299,15 +299,15 @@ func TestTransportUnknownGroup(t *testing.T) {
 				if want := fmt.Sprintf("no replica of group %d on this node", g); !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not say %q", err, want)
 				}
-				if !strings.HasPrefix(err.Error(), "node: ") {
-					t.Errorf("error %q does not start with node: ", err)
+				if !strings.HasPrefix(err.Error(), "raftnet: ") {
+					t.Errorf("error %q does not start with raftnet: ", err)
 				}
 			})
 		}
 	}
 
 	// A raw client gets the same.
-	cc, err := a.rn.Conn(b.id, classRaft)
+	cc, err := a.rn.Conn(b.id, ClassRaft)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestTransportLargeAppends(t *testing.T) {
 }
 
 func TestTransportSplitAppend(t *testing.T) {
-	rn := newRaftNet(raftNetConfig{LocalID: "n0", Logger: slog.New(slog.DiscardHandler)})
+	rn := New(Config{LocalID: "n0", Logger: slog.New(slog.DiscardHandler)})
 	defer rn.Close()
 	rn.maxAppendBytes = 4<<10 + 1000
 	tr := rn.Transport(1)
@@ -547,12 +547,12 @@ func TestTransportPipeline(t *testing.T) {
 			t.Fatal("split append never completed")
 		}
 	}
-	a.rn.maxAppendBytes = maxMsgBytes
+	a.rn.maxAppendBytes = MaxMsgBytes
 
 	// A blocked peer fails the send at once and the pipeline with it.
 	a.block(b.id)
 	_, err = p.AppendEntries(req(4), &raft.AppendEntriesResponse{})
-	if !errors.Is(err, errPeerBlocked) || !strings.Contains(err.Error(), b.id) {
+	if !errors.Is(err, ErrPeerBlocked) || !strings.Contains(err.Error(), b.id) {
 		t.Fatalf("append to a blocked peer: %v", err)
 	}
 	a.unblock(b.id)
@@ -609,7 +609,7 @@ func TestTransportPipeline(t *testing.T) {
 func TestTransportConns(t *testing.T) {
 	addrs := map[string]string{"n1": "127.0.0.1:1"}
 	var mu sync.Mutex
-	rn := newRaftNet(raftNetConfig{
+	rn := New(Config{
 		LocalID: "n0",
 		Resolve: func(id string) (string, bool) {
 			mu.Lock()
@@ -621,13 +621,13 @@ func TestTransportConns(t *testing.T) {
 	})
 	defer rn.Close()
 
-	raftConn, err := rn.Conn("n1", classRaft)
+	raftConn, err := rn.Conn("n1", ClassRaft)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := rn.Conn("n1", classRaft)
-	snap, _ := rn.Conn("n1", classSnapshot)
-	fwd, _ := rn.Conn("n1", classForward)
+	again, _ := rn.Conn("n1", ClassRaft)
+	snap, _ := rn.Conn("n1", ClassSnapshot)
+	fwd, _ := rn.Conn("n1", ClassForward)
 	if again != raftConn {
 		t.Error("the same (peer, class) got a second connection")
 	}
@@ -638,7 +638,7 @@ func TestTransportConns(t *testing.T) {
 	mu.Lock()
 	addrs["n1"] = "127.0.0.1:2"
 	mu.Unlock()
-	moved, _ := rn.Conn("n1", classRaft)
+	moved, _ := rn.Conn("n1", ClassRaft)
 	if moved == raftConn || moved.CanonicalTarget() == raftConn.CanonicalTarget() {
 		t.Error("no redial after the address changed")
 	}
@@ -646,7 +646,7 @@ func TestTransportConns(t *testing.T) {
 		t.Errorf("old connection is %v, want shut down", s)
 	}
 
-	if _, err := rn.Conn("n9", classRaft); err == nil || !strings.HasPrefix(err.Error(), "node: ") {
+	if _, err := rn.Conn("n9", ClassRaft); err == nil || !strings.HasPrefix(err.Error(), "raftnet: ") {
 		t.Errorf("unknown node: %v", err)
 	}
 	tr := rn.Transport(1)
@@ -659,7 +659,7 @@ func TestTransportConns(t *testing.T) {
 	if err := rn.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-	if _, err := rn.Conn("n1", classRaft); err == nil {
+	if _, err := rn.Conn("n1", ClassRaft); err == nil {
 		t.Error("Conn after Close succeeded")
 	}
 	if err := tr.RequestVote("n1", "n1", &raft.RequestVoteRequest{}, &raft.RequestVoteResponse{}); !errors.Is(err, raft.ErrTransportShutdown) {
@@ -680,12 +680,12 @@ type tcluster struct {
 	addrs map[string]string
 }
 
-// tnode is one node: a gRPC server, its raftNet and its raft groups.
+// tnode is one node: a gRPC server, its Net and its raft groups.
 type tnode struct {
 	c      *tcluster
 	id     string
 	dir    string
-	rn     *raftNet
+	rn     *Net
 	srv    *grpc.Server
 	served chan struct{}
 
@@ -725,7 +725,7 @@ func (c *tcluster) addNode() *tnode {
 		blocked: map[string]bool{},
 		groups:  map[uint64]*tgroup{},
 	}
-	nd.rn = newRaftNet(raftNetConfig{
+	nd.rn = New(Config{
 		LocalID:    nd.id,
 		Resolve:    c.resolve,
 		Allow:      nd.allow,
@@ -733,8 +733,8 @@ func (c *tcluster) addNode() *tnode {
 		RPCTimeout: 2 * time.Second,
 	})
 	nd.srv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxMsgBytes),
-		grpc.MaxSendMsgSize(maxMsgBytes),
+		grpc.MaxRecvMsgSize(MaxMsgBytes),
+		grpc.MaxSendMsgSize(MaxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	nd.rn.Register(nd.srv)
@@ -776,7 +776,7 @@ func (c *tcluster) shutdown() {
 	wg.Wait()
 	for _, nd := range c.nodes {
 		if err := nd.rn.Close(); err != nil {
-			c.t.Errorf("close raftNet: %v", err)
+			c.t.Errorf("close Net: %v", err)
 		}
 		nd.srv.Stop()
 		<-nd.served
@@ -938,8 +938,8 @@ func (c *tcluster) onLeader(group uint64, what string, fn func(*raft.Raft) error
 }
 
 // stats sums group's transport counters over every node.
-func (c *tcluster) stats(group uint64) transportStats {
-	var sum transportStats
+func (c *tcluster) stats(group uint64) Stats {
+	var sum Stats
 	for _, nd := range c.nodes {
 		if nd.group(group) == nil {
 			continue
@@ -1119,7 +1119,7 @@ func (s kvSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s kvSnapshot) Release() {}
 
 // groupOf returns nd's transport for group g.
-func (nd *tnode) groupOf(t *testing.T, g uint64) *groupTransport {
+func (nd *tnode) groupOf(t *testing.T, g uint64) *Transport {
 	t.Helper()
 	gt, err := nd.rn.lookup(g)
 	if err != nil {

@@ -1,6 +1,7 @@
-package node
+package raftnet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,33 +10,38 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 )
 
-// connClass is the kind of traffic a pooled peer connection carries. Each
+// MaxMsgBytes bounds gRPC messages between nodes and from clients: a
+// MultiPut of large values, or an append of many entries, must fit.
+const MaxMsgBytes = 64 << 20
+
+// Class is the kind of traffic a pooled peer connection carries. Each
 // (peer, class) pair gets its own gRPC connection, and so its own TCP
 // connection and HTTP/2 flow-control windows: a snapshot stream or a burst
 // of forwarded requests never queues a heartbeat behind it.
-type connClass int
+type Class int
 
 const (
-	// classRaft carries appends, heartbeats, votes, TimeoutNow and the
+	// ClassRaft carries appends, heartbeats, votes, TimeoutNow and the
 	// append pipelines.
-	classRaft connClass = iota
-	// classSnapshot carries InstallSnapshot streams only.
-	classSnapshot
-	// classForward carries client requests forwarded to another node.
-	classForward
+	ClassRaft Class = iota
+	// ClassSnapshot carries InstallSnapshot streams only.
+	ClassSnapshot
+	// ClassForward carries client requests forwarded to another node.
+	ClassForward
 )
 
-func (c connClass) String() string {
+func (c Class) String() string {
 	switch c {
-	case classRaft:
+	case ClassRaft:
 		return "raft"
-	case classSnapshot:
+	case ClassSnapshot:
 		return "snapshot"
-	case classForward:
+	case ClassForward:
 		return "forward"
 	default:
 		return fmt.Sprintf("class(%d)", int(c))
@@ -65,17 +71,17 @@ func peerDialOptions() []grpc.DialOption {
 			MinConnectTimeout: time.Second,
 		}),
 		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(maxMsgBytes),
-			grpc.MaxCallSendMsgSize(maxMsgBytes),
+			grpc.MaxCallRecvMsgSize(MaxMsgBytes),
+			grpc.MaxCallSendMsgSize(MaxMsgBytes),
 		),
 	}
 }
 
-var errConnsClosed = errors.New("node: peer connections closed")
+var errConnsClosed = errors.New("raftnet: peer connections closed")
 
 type connKey struct {
 	node  string
-	class connClass
+	class Class
 }
 
 type pooledConn struct {
@@ -103,14 +109,14 @@ func newPeerConns(resolve func(string) (string, bool), log *slog.Logger) *peerCo
 // get returns the connection to nodeID for class. grpc.NewClient does not
 // connect; the first RPC does, and a failed connection is retried by gRPC
 // itself with backoff.
-func (p *peerConns) get(nodeID string, class connClass) (*grpc.ClientConn, error) {
+func (p *peerConns) get(nodeID string, class Class) (*grpc.ClientConn, error) {
 	var addr string
 	ok := false
 	if p.resolve != nil {
 		addr, ok = p.resolve(nodeID)
 	}
 	if !ok || addr == "" {
-		return nil, fmt.Errorf("node: no address for node %s", nodeID)
+		return nil, fmt.Errorf("raftnet: no address for node %s", nodeID)
 	}
 	key := connKey{node: nodeID, class: class}
 
@@ -127,7 +133,7 @@ func (p *peerConns) get(nodeID string, class connClass) (*grpc.ClientConn, error
 	cc, err := grpc.NewClient(addr, append(peerDialOptions(), p.dial...)...)
 	if err != nil {
 		p.mu.Unlock()
-		return nil, fmt.Errorf("node: dial %s (%s, %s): %w", nodeID, addr, class, err)
+		return nil, fmt.Errorf("raftnet: dial %s (%s, %s): %w", nodeID, addr, class, err)
 	}
 	p.conns[key] = pooledConn{addr: addr, cc: cc}
 	p.mu.Unlock()
@@ -154,8 +160,21 @@ func (p *peerConns) close() error {
 	var errs []error
 	for key, c := range conns {
 		if err := c.cc.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("node: close conn to %s (%s): %w", key.node, key.class, err))
+			errs = append(errs, fmt.Errorf("raftnet: close conn to %s (%s): %w", key.node, key.class, err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// peerCredentials sends the node's peer token on node-to-node calls.
+type peerCredentials struct{ secret string }
+
+func (p peerCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + p.secret}, nil
+}
+
+// RequireTransportSecurity is false: peers may talk in plaintext on a
+// trusted network; with TLS the token is encrypted like everything else.
+func (p peerCredentials) RequireTransportSecurity() bool { return false }
+
+var _ credentials.PerRPCCredentials = peerCredentials{}

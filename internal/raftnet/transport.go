@@ -1,4 +1,4 @@
-package node
+package raftnet
 
 import (
 	"context"
@@ -22,9 +22,9 @@ import (
 //lint:file-ignore SA1019 the transport carries raft's RPC structs field by field, deprecated fields included (older raft versions read them).
 
 // The Raft transport: every Raft group hosted on this node talks to its
-// peers through one raftNet, over the node's gRPC port (peer.v1 Raft
+// peers through one Net, over the node's gRPC port (peer.v1 Raft
 // service) and pooled connections. A replica's raft ServerID and
-// ServerAddress are both its node id; raftNetConfig.Resolve turns a node id
+// ServerAddress are both its node id; Config.Resolve turns a node id
 // into a dialable address at call time, so a node that moves keeps its
 // place in every group's configuration.
 
@@ -42,15 +42,15 @@ const (
 )
 
 var (
-	// errTransportClosed: the group's transport (or the whole raftNet) is
+	// errTransportClosed: the group's transport (or the whole Net) is
 	// closed. It wraps raft.ErrTransportShutdown.
-	errTransportClosed = fmt.Errorf("node: raft transport closed: %w", raft.ErrTransportShutdown)
-	// errPeerBlocked: raftNetConfig.Allow refused traffic to the peer.
-	errPeerBlocked = errors.New("node: traffic to peer blocked")
+	errTransportClosed = fmt.Errorf("raftnet: raft transport closed: %w", raft.ErrTransportShutdown)
+	// ErrPeerBlocked: Config.Allow refused traffic to the peer.
+	ErrPeerBlocked = errors.New("raftnet: traffic to peer blocked")
 )
 
-// raftNetConfig configures a raftNet.
-type raftNetConfig struct {
+// Config configures a Net.
+type Config struct {
 	// LocalID is this node's id: the LocalAddr of every group transport.
 	LocalID string
 	// Resolve maps a node id to its gRPC address. It is called before every
@@ -63,6 +63,11 @@ type raftNetConfig struct {
 	Logger *slog.Logger
 	// PeerToken, if set, is sent on every call to another node.
 	PeerToken string
+	// ErrorStatus maps an error a group's raft returned while serving a
+	// peer's call to the gRPC status the peer gets (the node's one
+	// mapping). Nil answers Unknown; status errors and a closed transport
+	// are mapped before it.
+	ErrorStatus func(error) error
 	// PeerTLS, if set, secures the connections to other nodes.
 	PeerTLS *tls.Config
 	// RPCTimeout bounds appends, votes and TimeoutNow, and each pipelined
@@ -83,11 +88,11 @@ type raftNetConfig struct {
 	VoteAfter time.Time
 }
 
-// raftNet is this node's end of the multiplexed Raft transport: it serves
+// Net is this node's end of the multiplexed Raft transport: it serves
 // the Raft service for every group registered through Transport and sends
 // each group's RPCs over connections pooled per (peer, class).
-type raftNet struct {
-	cfg   raftNetConfig
+type Net struct {
+	cfg   Config
 	conns *peerConns
 	// maxAppendBytes is the largest append sent as one message (tests
 	// lower it).
@@ -99,7 +104,7 @@ type raftNet struct {
 
 	mu     sync.RWMutex // read-locked by every incoming RPC
 	closed bool
-	groups map[uint64]*groupTransport
+	groups map[uint64]*Transport
 
 	// heard maps a peer's node id to the monotonic time (nanoseconds since
 	// start) this node last got a Raft request or answer from it.
@@ -110,20 +115,34 @@ type raftNet struct {
 	hb heartbeats
 }
 
+// HeardAt returns when peer last talked to this node, or when this Net
+// started if it has not since.
+func (rn *Net) HeardAt(peer string) time.Time {
+	v, ok := rn.heard.Load(peer)
+	if !ok {
+		return rn.start
+	}
+	return rn.start.Add(time.Duration(v.(*atomic.Int64).Load()))
+}
+
+// Started returns when this Net started: HeardAt's answer for a peer not
+// heard from since.
+func (rn *Net) Started() time.Time { return rn.start }
+
 // quiet reports whether this node still denies votes after a restart
-// (raftNetConfig.VoteAfter).
-func (rn *raftNet) quiet() bool {
+// (Config.VoteAfter).
+func (rn *Net) quiet() bool {
 	return !rn.cfg.VoteAfter.IsZero() && time.Now().Before(rn.cfg.VoteAfter)
 }
 
 // header is the RPC header of answers this node makes up itself.
-func (rn *raftNet) header() *peerv1.RPCHeader {
+func (rn *Net) header() *peerv1.RPCHeader {
 	id := []byte(rn.cfg.LocalID)
 	return headerToProto(raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: id, Addr: id})
 }
 
 // noteHeard records that peer just talked to this node.
-func (rn *raftNet) noteHeard(peer string) {
+func (rn *Net) noteHeard(peer string) {
 	if peer == "" {
 		return
 	}
@@ -137,15 +156,15 @@ func (rn *raftNet) noteHeard(peer string) {
 	rn.heard.Store(peer, v)
 }
 
-// heardWithin reports whether peer talked to this node within window.
-func (rn *raftNet) heardWithin(peer string, window time.Duration) bool {
+// HeardWithin reports whether peer talked to this node within window.
+func (rn *Net) HeardWithin(peer string, window time.Duration) bool {
 	v, ok := rn.heard.Load(peer)
 	return ok && v.(*atomic.Int64).Load() >= int64(time.Since(rn.start)-window)
 }
 
 // isolated reports whether this node has peers but heard from none of
 // them within window: it is cut off (or everyone else is down).
-func (rn *raftNet) isolated(window time.Duration) bool {
+func (rn *Net) Isolated(window time.Duration) bool {
 	seen, recent := false, false
 	cutoff := int64(time.Since(rn.start) - window)
 	rn.heard.Range(func(_, v any) bool {
@@ -159,7 +178,7 @@ func (rn *raftNet) isolated(window time.Duration) bool {
 	return seen && !recent
 }
 
-func newRaftNet(cfg raftNetConfig) *raftNet {
+func New(cfg Config) *Net {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -178,13 +197,13 @@ func newRaftNet(cfg raftNetConfig) *raftNet {
 		// Replaces the plaintext credentials of peerDialOptions.
 		conns.dial = append(conns.dial, grpc.WithTransportCredentials(credentials.NewTLS(cfg.PeerTLS)))
 	}
-	rn := &raftNet{
+	rn := &Net{
 		cfg:            cfg,
-		maxAppendBytes: maxMsgBytes,
+		maxAppendBytes: MaxMsgBytes,
 		conns:          conns,
 		ctx:            ctx,
 		cancel:         cancel,
-		groups:         make(map[uint64]*groupTransport),
+		groups:         make(map[uint64]*Transport),
 		start:          time.Now(),
 	}
 	rn.hb = heartbeats{rn: rn, interval: cfg.HeartbeatInterval}
@@ -192,15 +211,15 @@ func newRaftNet(cfg raftNetConfig) *raftNet {
 }
 
 // Register registers the Raft service on s.
-func (rn *raftNet) Register(s *grpc.Server) {
+func (rn *Net) Register(s *grpc.Server) {
 	peerv1.RegisterRaftServer(s, &raftService{rn: rn})
 }
 
 // Transport returns the raft.Transport of group on this node, creating it
 // if the group has none. After the transport is closed (raft closes it on
-// Shutdown), the next call creates a fresh one. After raftNet.Close it
+// Shutdown), the next call creates a fresh one. After Net.Close it
 // returns a closed transport.
-func (rn *raftNet) Transport(group uint64) *groupTransport {
+func (rn *Net) Transport(group uint64) *Transport {
 	rn.mu.Lock()
 	if t, ok := rn.groups[group]; ok {
 		rn.mu.Unlock()
@@ -219,13 +238,13 @@ func (rn *raftNet) Transport(group uint64) *groupTransport {
 }
 
 // Conn returns the pooled connection to nodeID for class.
-func (rn *raftNet) Conn(nodeID string, class connClass) (*grpc.ClientConn, error) {
+func (rn *Net) Conn(nodeID string, class Class) (*grpc.ClientConn, error) {
 	return rn.conns.get(nodeID, class)
 }
 
 // Close closes every group transport and every connection. Incoming Raft
 // RPCs then fail with NotFound. It is idempotent.
-func (rn *raftNet) Close() error {
+func (rn *Net) Close() error {
 	rn.mu.Lock()
 	if rn.closed {
 		rn.mu.Unlock()
@@ -233,7 +252,7 @@ func (rn *raftNet) Close() error {
 	}
 	rn.closed = true
 	groups := rn.groups
-	rn.groups = make(map[uint64]*groupTransport)
+	rn.groups = make(map[uint64]*Transport)
 	rn.mu.Unlock()
 	for _, t := range groups {
 		t.Close()
@@ -243,18 +262,18 @@ func (rn *raftNet) Close() error {
 }
 
 // lookup returns the open transport of group, or a NotFound status.
-func (rn *raftNet) lookup(group uint64) (*groupTransport, error) {
+func (rn *Net) lookup(group uint64) (*Transport, error) {
 	rn.mu.RLock()
 	t, ok := rn.groups[group]
 	rn.mu.RUnlock()
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "node: no replica of group %d on this node", group)
+		return nil, status.Errorf(codes.NotFound, "raftnet: no replica of group %d on this node", group)
 	}
 	return t, nil
 }
 
 // release forgets t if it is still the transport of its group.
-func (rn *raftNet) release(t *groupTransport) {
+func (rn *Net) release(t *Transport) {
 	rn.mu.Lock()
 	if rn.groups[t.group] == t {
 		delete(rn.groups, t.group)
@@ -263,15 +282,15 @@ func (rn *raftNet) release(t *groupTransport) {
 }
 
 // allowed reports whether traffic to peer may go out.
-func (rn *raftNet) allowed(peer string) error {
+func (rn *Net) allowed(peer string) error {
 	if rn.cfg.Allow != nil && !rn.cfg.Allow(peer) {
-		return fmt.Errorf("%w: %s", errPeerBlocked, peer)
+		return fmt.Errorf("%w: %s", ErrPeerBlocked, peer)
 	}
 	return nil
 }
 
-// transportStats counts one group transport's traffic.
-type transportStats struct {
+// Stats counts one group transport's traffic.
+type Stats struct {
 	// Sent: unary heartbeats, other unary appends, pipelined appends,
 	// votes and pre-votes, snapshots and TimeoutNows.
 	Heartbeats, Appends, Pipelined, Votes, PreVotes, Snapshots, TimeoutNows uint64
@@ -285,9 +304,9 @@ type transportStats struct {
 	Folded uint64
 }
 
-// groupTransport is one Raft group's raft.Transport on this node.
-type groupTransport struct {
-	rn        *raftNet
+// Transport is one Raft group's raft.Transport on this node.
+type Transport struct {
+	rn        *Net
 	group     uint64
 	consumeCh chan raft.RPC
 
@@ -337,14 +356,14 @@ type peerMatch struct {
 }
 
 var (
-	_ raft.Transport   = (*groupTransport)(nil)
-	_ raft.WithPreVote = (*groupTransport)(nil)
-	_ raft.WithClose   = (*groupTransport)(nil)
+	_ raft.Transport   = (*Transport)(nil)
+	_ raft.WithPreVote = (*Transport)(nil)
+	_ raft.WithClose   = (*Transport)(nil)
 )
 
-func newGroupTransport(rn *raftNet, group uint64) *groupTransport {
+func newGroupTransport(rn *Net, group uint64) *Transport {
 	ctx, cancel := context.WithCancel(rn.ctx)
-	return &groupTransport{
+	return &Transport{
 		rn:        rn,
 		group:     group,
 		consumeCh: make(chan raft.RPC),
@@ -355,10 +374,10 @@ func newGroupTransport(rn *raftNet, group uint64) *groupTransport {
 	}
 }
 
-// Close releases the group from the raftNet, ends its pipelines and
+// Close releases the group from the Net, ends its pipelines and
 // outgoing RPCs, and fails incoming RPCs still waiting for raft. It is
 // idempotent; raft calls it at the end of Shutdown.
-func (t *groupTransport) Close() error {
+func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.rn.release(t)
 		t.cancel()
@@ -375,26 +394,26 @@ func (t *groupTransport) Close() error {
 }
 
 // Consumer implements raft.Transport.
-func (t *groupTransport) Consumer() <-chan raft.RPC { return t.consumeCh }
+func (t *Transport) Consumer() <-chan raft.RPC { return t.consumeCh }
 
 // LocalAddr implements raft.Transport: this node's id.
-func (t *groupTransport) LocalAddr() raft.ServerAddress {
+func (t *Transport) LocalAddr() raft.ServerAddress {
 	return raft.ServerAddress(t.rn.cfg.LocalID)
 }
 
 // EncodePeer implements raft.Transport. Addresses are node ids and need no
 // encoding.
-func (t *groupTransport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte {
+func (t *Transport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte {
 	return []byte(addr)
 }
 
 // DecodePeer implements raft.Transport.
-func (t *groupTransport) DecodePeer(buf []byte) raft.ServerAddress {
+func (t *Transport) DecodePeer(buf []byte) raft.ServerAddress {
 	return raft.ServerAddress(buf)
 }
 
 // SetHeartbeatHandler implements raft.Transport.
-func (t *groupTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
+func (t *Transport) SetHeartbeatHandler(cb func(raft.RPC)) {
 	t.hbMu.Lock()
 	t.heartbeatFn = cb
 	t.hbMu.Unlock()
@@ -407,7 +426,7 @@ func (t *groupTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
 // included, that the peer accepted. Both belong to the latest term this
 // node sent appends or votes in: the first send in a newer term (an
 // election, a new leadership) resets every peer to zero.
-func (t *groupTransport) Match(nodeID string) (index uint64, ackSentAt time.Time) {
+func (t *Transport) Match(nodeID string) (index uint64, ackSentAt time.Time) {
 	t.mu.Lock()
 	m := t.match[nodeID]
 	t.mu.Unlock()
@@ -416,19 +435,19 @@ func (t *groupTransport) Match(nodeID string) (index uint64, ackSentAt time.Time
 
 // SetLeaseCheck installs the function that tells whether this node holds
 // a read lease; until it is set, no append claims one.
-func (t *groupTransport) SetLeaseCheck(fn func() bool) {
+func (t *Transport) SetLeaseCheck(fn func() bool) {
 	t.leaseFn.Store(&fn)
 }
 
 // leaseHeld reports whether this node holds a read lease now.
-func (t *groupTransport) leaseHeld() bool {
+func (t *Transport) leaseHeld() bool {
 	fn := t.leaseFn.Load()
 	return fn != nil && (*fn)()
 }
 
 // TransferAt reports when this node last sent TimeoutNow in the group (a
 // leadership transfer it started), or zero.
-func (t *groupTransport) TransferAt() time.Time {
+func (t *Transport) TransferAt() time.Time {
 	t.transferMu.Lock()
 	defer t.transferMu.Unlock()
 	return t.transferAt
@@ -439,7 +458,7 @@ func (t *groupTransport) TransferAt() time.Time {
 // when the leader checked that lease, on this node's monotonic clock: the
 // append's arrival less its age (appendAge). No other leader existed then,
 // so every write acknowledged before then is at or below index.
-func (t *groupTransport) FreshCommit() (index uint64, at time.Time) {
+func (t *Transport) FreshCommit() (index uint64, at time.Time) {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
 	return t.freshCommit, t.freshAt
@@ -448,7 +467,7 @@ func (t *groupTransport) FreshCommit() (index uint64, at time.Time) {
 // wireAppend converts an append (or a part of one) handed over by raft at
 // handed for the wire. lease says whether this node held a read lease
 // when raft handed it over: its commit index was current then.
-func (t *groupTransport) wireAppend(part *raft.AppendEntriesRequest, handed time.Time, lease bool) *peerv1.AppendEntriesRequest {
+func (t *Transport) wireAppend(part *raft.AppendEntriesRequest, handed time.Time, lease bool) *peerv1.AppendEntriesRequest {
 	out := appendRequestToProto(t.group, part)
 	if lease && !isHeartbeat(part) {
 		out.LeaderLease = true
@@ -462,15 +481,15 @@ func (t *groupTransport) wireAppend(part *raft.AppendEntriesRequest, handed time
 // carried by an append this node accepted (heartbeats carry none), and
 // when the latest accepted append arrived. Commit indexes never go back,
 // so index was committed by that time.
-func (t *groupTransport) LeaderCommit() (index uint64, at time.Time) {
+func (t *Transport) LeaderCommit() (index uint64, at time.Time) {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
 	return t.leaderCommit, t.leaderCommitAt
 }
 
 // Stats returns the transport's traffic counters.
-func (t *groupTransport) Stats() transportStats {
-	return transportStats{
+func (t *Transport) Stats() Stats {
+	return Stats{
 		Heartbeats:     t.stats.heartbeats.Load(),
 		Appends:        t.stats.appends.Load(),
 		Pipelined:      t.stats.pipelined.Load(),
@@ -497,13 +516,13 @@ func isHeartbeat(req *raft.AppendEntriesRequest) bool {
 }
 
 // noteTerm forgets every peer's match when this node sends in a newer term.
-func (t *groupTransport) noteTerm(term uint64) {
+func (t *Transport) noteTerm(term uint64) {
 	t.mu.Lock()
 	t.noteTermLocked(term)
 	t.mu.Unlock()
 }
 
-func (t *groupTransport) noteTermLocked(term uint64) {
+func (t *Transport) noteTermLocked(term uint64) {
 	if term > t.sendTerm {
 		t.sendTerm = term
 		clear(t.match)
@@ -511,7 +530,7 @@ func (t *groupTransport) noteTermLocked(term uint64) {
 }
 
 // recordAck updates the peer's match after an append it answered.
-func (t *groupTransport) recordAck(peer string, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, sent time.Time) {
+func (t *Transport) recordAck(peer string, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, sent time.Time) {
 	if !resp.Success {
 		return
 	}
@@ -538,11 +557,19 @@ func (t *groupTransport) recordAck(peer string, req *raft.AppendEntriesRequest, 
 	t.match[peer] = m
 }
 
+// MarkUrgent says that a read waits for a quorum round of this group
+// (VerifyLeader): until the returned func is called, the group's
+// heartbeats go out at once instead of with the next coalesced call.
+func (t *Transport) MarkUrgent() (done func()) {
+	t.urgent.Add(1)
+	return func() { t.urgent.Add(-1) }
+}
+
 // ---- client side ----
 
 // call runs one unary RPC to target with a deadline, after the closed and
 // Allow checks.
-func (t *groupTransport) call(target raft.ServerAddress, class connClass, timeout time.Duration, what string,
+func (t *Transport) call(target raft.ServerAddress, class Class, timeout time.Duration, what string,
 	fn func(ctx context.Context, c peerv1.RaftClient) error) error {
 	peer := string(target)
 	if t.ctx.Err() != nil {
@@ -561,16 +588,16 @@ func (t *groupTransport) call(target raft.ServerAddress, class connClass, timeou
 		if t.ctx.Err() != nil {
 			return errTransportClosed
 		}
-		return fmt.Errorf("node: raft %s to %s (group %d): %w", what, peer, t.group, err)
+		return fmt.Errorf("raftnet: raft %s to %s (group %d): %w", what, peer, t.group, err)
 	}
 	t.rn.noteHeard(peer)
 	return nil
 }
 
 // AppendEntries implements raft.Transport.
-func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	if isHeartbeat(args) {
-		return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "heartbeat", func(ctx context.Context, _ peerv1.RaftClient) error {
+		return t.call(target, ClassRaft, t.rn.cfg.RPCTimeout, "heartbeat", func(ctx context.Context, _ peerv1.RaftClient) error {
 			t.stats.heartbeats.Add(1)
 			t.noteTerm(args.Term)
 			sent := time.Now()
@@ -583,7 +610,7 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 			return nil
 		})
 	}
-	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "AppendEntries", func(ctx context.Context, c peerv1.RaftClient) error {
+	return t.call(target, ClassRaft, t.rn.cfg.RPCTimeout, "AppendEntries", func(ctx context.Context, c peerv1.RaftClient) error {
 		t.stats.appends.Add(1)
 		t.noteTerm(args.Term)
 		handed, lease := time.Now(), t.leaseHeld()
@@ -615,7 +642,7 @@ func (t *groupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddres
 // A follower that applies the parts in order ends exactly where the whole
 // would have left it. An entry too large on its own still goes alone, and
 // fails in gRPC.
-func (t *groupTransport) splitAppend(args *raft.AppendEntriesRequest) []*raft.AppendEntriesRequest {
+func (t *Transport) splitAppend(args *raft.AppendEntriesRequest) []*raft.AppendEntriesRequest {
 	limit := t.rn.maxAppendBytes
 	base := 4<<10 + len(args.ID) + len(args.Addr) + len(args.Leader)
 	size := base
@@ -656,8 +683,8 @@ func entryBytesBound(e *raft.Log) int {
 }
 
 // RequestVote implements raft.Transport.
-func (t *groupTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "RequestVote", func(ctx context.Context, c peerv1.RaftClient) error {
+func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.call(target, ClassRaft, t.rn.cfg.RPCTimeout, "RequestVote", func(ctx context.Context, c peerv1.RaftClient) error {
 		t.stats.votes.Add(1)
 		t.noteTerm(args.Term)
 		out, err := c.RequestVote(ctx, &peerv1.RequestVoteRequest{
@@ -683,8 +710,8 @@ func (t *groupTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress,
 }
 
 // RequestPreVote implements raft.WithPreVote.
-func (t *groupTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "RequestPreVote", func(ctx context.Context, c peerv1.RaftClient) error {
+func (t *Transport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.call(target, ClassRaft, t.rn.cfg.RPCTimeout, "RequestPreVote", func(ctx context.Context, c peerv1.RaftClient) error {
 		t.stats.preVotes.Add(1)
 		out, err := c.RequestPreVote(ctx, &peerv1.RequestPreVoteRequest{
 			Group:        t.group,
@@ -706,8 +733,8 @@ func (t *groupTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddre
 }
 
 // TimeoutNow implements raft.Transport.
-func (t *groupTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
-	return t.call(target, classRaft, t.rn.cfg.RPCTimeout, "TimeoutNow", func(ctx context.Context, c peerv1.RaftClient) error {
+func (t *Transport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.call(target, ClassRaft, t.rn.cfg.RPCTimeout, "TimeoutNow", func(ctx context.Context, c peerv1.RaftClient) error {
 		t.stats.timeoutNows.Add(1)
 		t.transferMu.Lock()
 		t.transferAt = time.Now()
@@ -723,9 +750,9 @@ func (t *groupTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, 
 
 // InstallSnapshot implements raft.Transport: it streams the header, then
 // data in chunks, on the peer's snapshot connection.
-func (t *groupTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
 	peer := string(target)
-	return t.call(target, classSnapshot, t.rn.cfg.SnapshotTimeout, "InstallSnapshot", func(ctx context.Context, c peerv1.RaftClient) error {
+	return t.call(target, ClassSnapshot, t.rn.cfg.SnapshotTimeout, "InstallSnapshot", func(ctx context.Context, c peerv1.RaftClient) error {
 		t.stats.snapshots.Add(1)
 		stream, err := c.InstallSnapshot(ctx)
 		if err != nil {
@@ -768,7 +795,7 @@ func (t *groupTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddr
 
 // AppendEntriesPipeline implements raft.Transport: one bidi stream to the
 // peer on its raft connection.
-func (t *groupTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+func (t *Transport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	peer := string(target)
 	if t.ctx.Err() != nil {
 		return nil, errTransportClosed
@@ -776,7 +803,7 @@ func (t *groupTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serv
 	if err := t.rn.allowed(peer); err != nil {
 		return nil, err
 	}
-	cc, err := t.rn.Conn(peer, classRaft)
+	cc, err := t.rn.Conn(peer, ClassRaft)
 	if err != nil {
 		return nil, err
 	}
@@ -789,7 +816,7 @@ func (t *groupTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serv
 	}
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("node: raft pipeline to %s (group %d): %w", peer, t.group, err)
+		return nil, fmt.Errorf("raftnet: raft pipeline to %s (group %d): %w", peer, t.group, err)
 	}
 	p := &appendPipeline{
 		t:        t,
@@ -823,7 +850,7 @@ func (t *groupTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.Serv
 // and ends the stream; raft then closes the pipeline and falls back to
 // unary appends.
 type appendPipeline struct {
-	t      *groupTransport
+	t      *Transport
 	peer   string
 	stream peerv1.Raft_AppendEntriesPipelineClient
 	ctx    context.Context // the stream's; cancel ends it
@@ -887,7 +914,7 @@ func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *ra
 		}
 		ps := &pipelineSend{f: f, req: part, sent: time.Now(), last: i == len(parts)-1}
 		ps.timer = time.AfterFunc(p.t.rn.cfg.RPCTimeout, func() {
-			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): no response in %s", p.peer, p.t.group, p.t.rn.cfg.RPCTimeout))
+			p.abort(fmt.Errorf("raftnet: raft pipeline to %s (group %d): no response in %s", p.peer, p.t.group, p.t.rn.cfg.RPCTimeout))
 		})
 		p.mu.Lock()
 		if p.err != nil {
@@ -901,7 +928,7 @@ func (p *appendPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *ra
 		p.mu.Unlock()
 		if err := p.stream.Send(p.t.wireAppend(part, f.start, lease)); err != nil {
 			// The receiver fails f with the stream's error.
-			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): send: %w", p.peer, p.t.group, err))
+			p.abort(fmt.Errorf("raftnet: raft pipeline to %s (group %d): send: %w", p.peer, p.t.group, err))
 			return nil, p.failure()
 		}
 	}
@@ -983,7 +1010,7 @@ func (p *appendPipeline) Consumer() <-chan raft.AppendFuture { return p.doneCh }
 // still waiting and waits for the receiver. It is idempotent.
 func (p *appendPipeline) Close() error {
 	p.closeOnce.Do(func() {
-		p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): %w", p.peer, p.t.group, raft.ErrPipelineShutdown))
+		p.abort(fmt.Errorf("raftnet: raft pipeline to %s (group %d): %w", p.peer, p.t.group, raft.ErrPipelineShutdown))
 		close(p.closeCh)
 		<-p.recvDone
 		p.failQueued()
@@ -1018,14 +1045,14 @@ func (p *appendPipeline) receive() {
 	for {
 		msg, err := p.stream.Recv()
 		if err != nil {
-			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): %w", p.peer, p.t.group, err))
+			p.abort(fmt.Errorf("raftnet: raft pipeline to %s (group %d): %w", p.peer, p.t.group, err))
 			p.failQueued()
 			return
 		}
 		p.mu.Lock()
 		if len(p.queue) == 0 {
 			p.mu.Unlock()
-			p.abort(fmt.Errorf("node: raft pipeline to %s (group %d): response without a request", p.peer, p.t.group))
+			p.abort(fmt.Errorf("raftnet: raft pipeline to %s (group %d): response without a request", p.peer, p.t.group))
 			p.failQueued()
 			return
 		}
@@ -1117,7 +1144,7 @@ func (f *pipelineFuture) Response() *raft.AppendEntriesResponse { return f.resp 
 // dispatch hands an incoming RPC to raft (heartbeats to the heartbeat
 // handler when raft set one) and waits for raft's answer, the end of ctx
 // or the transport's close.
-func (t *groupTransport) dispatch(ctx context.Context, cmd any, data io.Reader, heartbeat bool) (any, error) {
+func (t *Transport) dispatch(ctx context.Context, cmd any, data io.Reader, heartbeat bool) (any, error) {
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: cmd, Reader: data, RespChan: respCh}
 	fast := false
@@ -1151,7 +1178,7 @@ func (t *groupTransport) dispatch(ctx context.Context, cmd any, data io.Reader, 
 }
 
 // serveAppend runs one incoming append (unary or pipelined).
-func (t *groupTransport) serveAppend(ctx context.Context, in *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
+func (t *Transport) serveAppend(ctx context.Context, in *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
 	received := time.Now()
 	req := appendRequestFromProto(in)
 	heartbeat := isHeartbeat(req)
@@ -1161,7 +1188,7 @@ func (t *groupTransport) serveAppend(ctx context.Context, in *peerv1.AppendEntri
 	}
 	resp, ok := out.(*raft.AppendEntriesResponse)
 	if !ok {
-		return nil, fmt.Errorf("node: raft answered AppendEntries with %T", out)
+		return nil, fmt.Errorf("raftnet: raft answered AppendEntries with %T", out)
 	}
 	if resp.Success && !heartbeat {
 		t.commitMu.Lock()
@@ -1193,18 +1220,27 @@ func appendAge(in *peerv1.AppendEntriesRequest, received time.Time) time.Duratio
 	return max(age, 0)
 }
 
-// serveStatus maps a server-side error to a gRPC status.
-func serveStatus(err error) error {
-	if errors.Is(err, errTransportClosed) {
+// serveStatus maps a server-side error to a gRPC status: a closed
+// transport or a raft that is shutting down is Unavailable (the caller
+// retries elsewhere or later), anything else goes through
+// Config.ErrorStatus.
+func (rn *Net) serveStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, errTransportClosed) || errors.Is(err, raft.ErrRaftShutdown) {
 		return status.Error(codes.Unavailable, err.Error())
 	}
-	return toStatus(err)
+	if rn.cfg.ErrorStatus != nil {
+		return rn.cfg.ErrorStatus(err)
+	}
+	return status.Error(codes.Unknown, err.Error())
 }
 
 // raftService serves peer.v1 Raft by routing each request to its group.
 type raftService struct {
 	peerv1.UnimplementedRaftServer
-	rn *raftNet
+	rn *Net
 }
 
 func (s *raftService) AppendEntries(ctx context.Context, in *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
@@ -1214,13 +1250,13 @@ func (s *raftService) AppendEntries(ctx context.Context, in *peerv1.AppendEntrie
 		return nil, err
 	}
 	out, err := t.serveAppend(ctx, in)
-	return out, serveStatus(err)
+	return out, s.rn.serveStatus(err)
 }
 
 // AppendEntriesPipeline answers a stream's appends one by one, in order.
 func (s *raftService) AppendEntriesPipeline(stream peerv1.Raft_AppendEntriesPipelineServer) error {
 	ctx := stream.Context()
-	var t *groupTransport
+	var t *Transport
 	for {
 		in, err := stream.Recv()
 		if err == io.EOF {
@@ -1237,7 +1273,7 @@ func (s *raftService) AppendEntriesPipeline(stream peerv1.Raft_AppendEntriesPipe
 		}
 		out, err := t.serveAppend(ctx, in)
 		if err != nil {
-			return serveStatus(err)
+			return s.rn.serveStatus(err)
 		}
 		if err := stream.Send(out); err != nil {
 			return err
@@ -1262,11 +1298,11 @@ func (s *raftService) RequestVote(ctx context.Context, in *peerv1.RequestVoteReq
 		LeadershipTransfer: in.GetLeadershipTransfer(),
 	}, nil, false)
 	if err != nil {
-		return nil, serveStatus(err)
+		return nil, s.rn.serveStatus(err)
 	}
 	resp, ok := out.(*raft.RequestVoteResponse)
 	if !ok {
-		return nil, status.Errorf(codes.Internal, "node: raft answered RequestVote with %T", out)
+		return nil, status.Errorf(codes.Internal, "raftnet: raft answered RequestVote with %T", out)
 	}
 	return &peerv1.RequestVoteResponse{
 		Header:  headerToProto(resp.RPCHeader),
@@ -1291,11 +1327,11 @@ func (s *raftService) RequestPreVote(ctx context.Context, in *peerv1.RequestPreV
 		LastLogTerm:  in.GetLastLogTerm(),
 	}, nil, false)
 	if err != nil {
-		return nil, serveStatus(err)
+		return nil, s.rn.serveStatus(err)
 	}
 	resp, ok := out.(*raft.RequestPreVoteResponse)
 	if !ok {
-		return nil, status.Errorf(codes.Internal, "node: raft answered RequestPreVote with %T", out)
+		return nil, status.Errorf(codes.Internal, "raftnet: raft answered RequestPreVote with %T", out)
 	}
 	return &peerv1.RequestPreVoteResponse{
 		Header:  headerToProto(resp.RPCHeader),
@@ -1311,17 +1347,17 @@ func (s *raftService) TimeoutNow(ctx context.Context, in *peerv1.TimeoutNowReque
 	}
 	out, err := t.dispatch(ctx, &raft.TimeoutNowRequest{RPCHeader: headerFromProto(in.GetHeader())}, nil, false)
 	if err != nil {
-		return nil, serveStatus(err)
+		return nil, s.rn.serveStatus(err)
 	}
 	resp, ok := out.(*raft.TimeoutNowResponse)
 	if !ok {
-		return nil, status.Errorf(codes.Internal, "node: raft answered TimeoutNow with %T", out)
+		return nil, status.Errorf(codes.Internal, "raftnet: raft answered TimeoutNow with %T", out)
 	}
 	return &peerv1.TimeoutNowResponse{Header: headerToProto(resp.RPCHeader)}, nil
 }
 
 // errSnapshotHandled ends the snapshot pump once the handler has its answer.
-var errSnapshotHandled = errors.New("node: snapshot rpc finished")
+var errSnapshotHandled = errors.New("raftnet: snapshot rpc finished")
 
 // InstallSnapshot gives raft the stream's data as the RPC's Reader, through
 // a pipe fed by a pump goroutine: raft may stop reading (a stale term) or
@@ -1334,7 +1370,7 @@ func (s *raftService) InstallSnapshot(stream peerv1.Raft_InstallSnapshotServer) 
 	}
 	in := first.GetRequest()
 	if in == nil {
-		return status.Error(codes.InvalidArgument, "node: InstallSnapshot: first message has no request")
+		return status.Error(codes.InvalidArgument, "raftnet: InstallSnapshot: first message has no request")
 	}
 	t, err := s.rn.lookup(in.GetGroup())
 	if err != nil {
@@ -1352,11 +1388,11 @@ func (s *raftService) InstallSnapshot(stream peerv1.Raft_InstallSnapshotServer) 
 	}()
 	out, err := t.dispatch(stream.Context(), snapshotRequestFromProto(in), io.LimitReader(pr, in.GetSize()), false)
 	if err != nil {
-		return serveStatus(err)
+		return s.rn.serveStatus(err)
 	}
 	resp, ok := out.(*raft.InstallSnapshotResponse)
 	if !ok {
-		return status.Errorf(codes.Internal, "node: raft answered InstallSnapshot with %T", out)
+		return status.Errorf(codes.Internal, "raftnet: raft answered InstallSnapshot with %T", out)
 	}
 	return stream.SendAndClose(&peerv1.InstallSnapshotResponse{
 		Header:  headerToProto(resp.RPCHeader),
@@ -1380,7 +1416,7 @@ func pumpSnapshot(stream peerv1.Raft_InstallSnapshotServer, first []byte, w *io.
 			return
 		}
 		if err != nil {
-			w.CloseWithError(fmt.Errorf("node: snapshot stream: %w", err))
+			w.CloseWithError(fmt.Errorf("raftnet: snapshot stream: %w", err))
 			return
 		}
 		if _, err := w.Write(msg.GetData()); err != nil {

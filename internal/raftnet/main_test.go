@@ -1,0 +1,14 @@
+package raftnet_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: every
+// Net, transport, raft group and connection a test starts must be stopped
+// by the time it ends.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
