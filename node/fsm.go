@@ -57,6 +57,11 @@ type fsm struct {
 	// applied is the last log index the state machine has processed
 	// (commands and configuration entries).
 	applied atomic.Uint64
+	// visible is never below the index of any write a reader can find in
+	// storage: it is raised before a batch is committed, applied only
+	// after, so a read that finds a batch's write may see applied still
+	// below it, but never visible. Session tokens come from it.
+	visible atomic.Uint64
 	// noopTerm is the term of the last leader no-op applied: a leader may
 	// serve linearizable reads once it equals the current term.
 	noopTerm atomic.Uint64
@@ -81,6 +86,7 @@ var (
 func newFSM(part *storage.Partition, syncDB func() error, dedupWindow time.Duration, epoch uint64) (*fsm, error) {
 	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{}), idem: newIdemSet()}
 	f.applied.Store(part.State().Applied)
+	f.visible.Store(part.State().Applied)
 	f.epoch.Store(epoch)
 	if err := f.idem.load(part); err != nil {
 		return nil, fmt.Errorf("node: partition %d: idempotency records: %w", part.ID(), err)
@@ -115,6 +121,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			panic(fmt.Sprintf("node: partition %d: apply index %d: %v", f.part.ID(), l.Index, err))
 		}
 		out[i] = res
+	}
+	if last > f.visible.Load() {
+		f.visible.Store(last)
 	}
 	if last > durable {
 		if err := b.Commit(last); err != nil {
@@ -417,6 +426,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("node: partition %d: idempotency records: %w", f.part.ID(), err)
 	}
 	f.applied.Store(f.part.State().Applied)
+	f.visible.Store(f.part.State().Applied)
 	f.epoch.Store(0)
 	if raw, ok, err := f.part.Meta(metaEpoch); err == nil && ok && len(raw) == 8 {
 		f.epoch.Store(binary.BigEndian.Uint64(raw))

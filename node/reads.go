@@ -437,6 +437,17 @@ func (p *partition) confirmRound(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
+// tokenAfterRead raises meta's session token to cover everything the read
+// that followed readMeta may have seen: the state machine can have
+// applied more in between, and a token below a version the caller saw
+// would let its next read, on a replica that has applied less, go back
+// in time (the monotonic-reads promise of SESSION).
+func (p *partition) tokenAfterRead(meta *cachev1.ReadMeta) {
+	if v := p.fsm.visible.Load(); v > meta.SessionToken.Index {
+		meta.SessionToken.Index = v
+	}
+}
+
 // readMeta describes the replica serving a read now, with what it proved.
 func (p *partition) readMeta(node string, proof readProof) *cachev1.ReadMeta {
 	applied := p.fsm.applied.Load()

@@ -190,6 +190,7 @@ func (n *Node) get(ctx context.Context, p *partition, key []byte, proof readProo
 	if err != nil {
 		return nil, err
 	}
+	p.tokenAfterRead(meta)
 	if !ok && n.backend != nil && mustNotWait(ctx) {
 		// A miss may load from the database: not here.
 		return nil, errWouldBlock
