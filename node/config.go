@@ -111,6 +111,10 @@ type Config struct {
 	// to the operating system when it is acknowledged, waits for its
 	// fsync on each replica (0 means the default, 10 ms; at most 1 s).
 	ReplicatedSyncInterval time.Duration
+	// LogSyncGap is the least time between two fsyncs of a node's Raft
+	// log: SYNC writes that arrive meanwhile share the next one (0 means
+	// the default, 1 ms; at most 10 ms).
+	LogSyncGap time.Duration
 	// MetricsAddr, when set, serves Prometheus metrics over HTTP at
 	// /metrics (README "Metrics").
 	MetricsAddr string
@@ -200,6 +204,7 @@ func DefaultConfig() Config {
 		DefaultConsistency:     cachev1.Consistency_CONSISTENCY_LINEARIZABLE,
 		DefaultDurability:      cachev1.Durability_DURABILITY_SYNC,
 		ReplicatedSyncInterval: 10 * time.Millisecond,
+		LogSyncGap:             time.Millisecond,
 		ReapInterval:           time.Second,
 		EvictInterval:          250 * time.Millisecond,
 		ReclaimInterval:        30 * time.Second,
@@ -247,6 +252,9 @@ func (c Config) Validate() error {
 	}
 	if _, ok := cachev1.Durability_name[int32(c.DefaultDurability)]; !ok {
 		bad("DefaultDurability: unknown value %d (want DURABILITY_SYNC or DURABILITY_REPLICATED)", c.DefaultDurability)
+	}
+	if c.LogSyncGap < 0 || c.LogSyncGap > 10*time.Millisecond {
+		bad("LogSyncGap must be 0 (the default, 1ms) or in (0, 10ms], got %v", c.LogSyncGap)
 	}
 	if c.ReplicatedSyncInterval < 0 || c.ReplicatedSyncInterval > time.Second {
 		bad("ReplicatedSyncInterval must be 0 (the default, 10ms) or in (0, 1s], got %v", c.ReplicatedSyncInterval)

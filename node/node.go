@@ -160,6 +160,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ReplicatedSyncInterval > 0 {
 		scfg.LogSyncInterval = cfg.ReplicatedSyncInterval
 	}
+	if cfg.LogSyncGap > 0 {
+		scfg.LogSyncGap = cfg.LogSyncGap
+	}
 	scfg.LogSegmentBytes = min(scfg.LogSegmentBytes, int64(max(cfg.CapacityBytes/64, 1<<20)))
 	if n.db, err = storage.Open(scfg); err != nil {
 		if n.backend != nil {

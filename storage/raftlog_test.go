@@ -17,9 +17,13 @@ import (
 
 // openLogDB opens a DB on fs with a small log engine: segments of
 // segBytes and REPLICATED entries synced every interval.
+//
+// The sync gap is off: these tests count on synced appends one after
+// another going at the speed of the file system (TestLogEngineSyncGap
+// tests the gap).
 func openLogDB(t *testing.T, fs vfs.FS, segBytes int64, interval time.Duration) *DB {
 	t.Helper()
-	db, err := Open(Config{Dir: "db", FS: fs, BlockCacheBytes: 1 << 20, LogSegmentBytes: segBytes, LogSyncInterval: interval})
+	db, err := Open(Config{Dir: "db", FS: fs, BlockCacheBytes: 1 << 20, LogSegmentBytes: segBytes, LogSyncInterval: interval, LogSyncGap: -1})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -348,6 +352,37 @@ func TestLogEngineGroupCommit(t *testing.T) {
 	}
 	for g := uint64(1); g <= groups; g++ {
 		checkBounds(t, db.LogStore(g), 1, each)
+	}
+}
+
+// TestLogEngineSyncGap: fsyncs start at least LogSyncGap apart, so synced
+// appends one after another wait for it (TestLogEngineGroupCommit shows
+// concurrent ones sharing fsyncs); a gap above 10ms is refused.
+func TestLogEngineSyncGap(t *testing.T) {
+	const gap, serial = 5 * time.Millisecond, 20
+	var syncs atomic.Int64
+	db, err := Open(Config{Dir: "db", FS: slowSyncFS{vfs.NewMem(), &syncs}, BlockCacheBytes: 1 << 20, LogSyncGap: gap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.LogStore(1)
+	start := time.Now()
+	syncs.Store(0)
+	for i := uint64(1); i <= serial; i++ {
+		if err := s.StoreLogs([]*raft.Log{testLog(i, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took, least := time.Since(start), (serial-1)*gap; took < least {
+		t.Errorf("%d synced appends one after another took %v; with a %v gap between fsyncs they take at least %v", serial, took, gap, least)
+	}
+	if n := syncs.Load(); n < serial {
+		t.Errorf("%d fsyncs for %d synced appends one after another; want one each", n, serial)
+	}
+	checkBounds(t, s, 1, serial)
+	if _, err := Open(Config{Dir: "x", FS: vfs.NewMem(), LogSyncGap: 11 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "LogSyncGap") {
+		t.Errorf("Open with an 11ms LogSyncGap: %v; want an error naming LogSyncGap", err)
 	}
 }
 

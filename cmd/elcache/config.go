@@ -113,6 +113,8 @@ func settings() []setting {
 			}},
 		dur("replicated-sync-interval", "how long a replicated write, acknowledged once written to the operating system, waits for its fsync on each replica (at most 1s)",
 			func(c *node.Config) *time.Duration { return &c.ReplicatedSyncInterval }),
+		dur("log-sync-gap", "least time between two fsyncs of the Raft log: synced writes that arrive meanwhile share the next one (at most 10ms)",
+			func(c *node.Config) *time.Duration { return &c.LogSyncGap }),
 		uintSetting("write-back-max-dirty", "most write-back entries per partition waiting for the database before writers wait (default 10000)",
 			func(c *node.Config) *uint64 { return &c.Backing.MaxDirty }),
 		dur("negative-ttl", "how long a key the database does not have is remembered as absent (0: not at all)",
