@@ -95,6 +95,28 @@ func (h *heartbeats) enqueue(peer string, call *hbCall, urgent bool) {
 	h.scheduleLocked(peer, p)
 }
 
+// hurry sends at once every pending call that holds a heartbeat of group:
+// a read waits for a quorum round of group, and raft's heartbeat loop for
+// a follower cannot send the urgent heartbeat the round asks for while
+// the one it handed over earlier waits here for the next interval. Its
+// answer still comes from a call sent after hurry, after the round began.
+func (h *heartbeats) hurry(group uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for peer, p := range h.peers {
+		if p.urgent {
+			continue
+		}
+		for _, c := range p.pending {
+			if c.req.GetGroup() == group {
+				p.urgent = true
+				h.scheduleLocked(peer, p)
+				break
+			}
+		}
+	}
+}
+
 // scheduleLocked starts a sender for peer's pending calls now if they may
 // go now, or arms the timer for when they may. A running sender looks at
 // pending itself when its call returns.

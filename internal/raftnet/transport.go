@@ -562,6 +562,7 @@ func (t *Transport) recordAck(peer string, req *raft.AppendEntriesRequest, resp 
 // heartbeats go out at once instead of with the next coalesced call.
 func (t *Transport) MarkUrgent() (done func()) {
 	t.urgent.Add(1)
+	t.rn.hb.hurry(t.group)
 	return func() { t.urgent.Add(-1) }
 }
 

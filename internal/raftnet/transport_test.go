@@ -1191,3 +1191,42 @@ func TestTransportVoteQuiet(t *testing.T) {
 		t.Fatalf("a leader was elected before the quiet period ended")
 	}
 }
+
+// TestHeartbeatHurry: a heartbeat waiting for the next coalesced call goes
+// at once when a read marks its group urgent (Transport.MarkUrgent): raft's
+// heartbeat loop cannot send the urgent heartbeat a quorum round asks for
+// while the one it handed over earlier waits.
+func TestHeartbeatHurry(t *testing.T) {
+	c := newTCluster(t, 2)
+	a, b := c.nodes[0], c.nodes[1]
+	a.rn.hb.mu.Lock()
+	a.rn.hb.interval = time.Hour
+	a.rn.hb.mu.Unlock()
+	tr := a.rn.Transport(7)
+	heartbeat := func() error {
+		// b holds no replica of group 7: the answer is NotFound, but it
+		// comes only when the call that carries the heartbeat returns.
+		return tr.AppendEntries(raft.ServerID(b.id), raft.ServerAddress(b.id),
+			&raft.AppendEntriesRequest{Term: 1, RPCHeader: raft.RPCHeader{Addr: []byte(a.id)}}, &raft.AppendEntriesResponse{})
+	}
+	if err := heartbeat(); status.Code(err) != codes.NotFound {
+		t.Fatalf("first heartbeat: %v, want NotFound from b", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- heartbeat() }()
+	select {
+	case err := <-done:
+		t.Fatalf("second heartbeat answered (%v) before the hour's interval, with no read waiting", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	finish := tr.MarkUrgent()
+	defer finish()
+	select {
+	case err := <-done:
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("hurried heartbeat: %v, want NotFound from b", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("MarkUrgent left its group's pending heartbeat waiting for the next interval")
+	}
+}
