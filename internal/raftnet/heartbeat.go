@@ -219,7 +219,8 @@ func (s *raftService) Heartbeats(ctx context.Context, in *peerv1.HeartbeatBatch)
 		serve := func() {
 			var err error
 			if res.Response, err = t.serveAppend(ctx, hb); err != nil {
-				setHeartbeatError(res, err)
+				// The same status an AppendEntries call would get.
+				setHeartbeatError(res, s.rn.serveStatus(err))
 			}
 		}
 		if isHeartbeat(appendRequestFromProto(hb)) {

@@ -49,8 +49,8 @@ func (c Class) String() string {
 }
 
 // peerKeepalive is the client keepalive. Time must stay at or above the
-// server's enforcement MinTime (node.go), or the server closes the
-// connection with ENHANCE_YOUR_CALM.
+// server's enforcement MinTime (the node's gRPC server), or the server
+// closes the connection with ENHANCE_YOUR_CALM.
 var peerKeepalive = keepalive.ClientParameters{
 	Time:                10 * time.Second,
 	Timeout:             5 * time.Second,

@@ -162,7 +162,7 @@ func (rn *Net) HeardWithin(peer string, window time.Duration) bool {
 	return ok && v.(*atomic.Int64).Load() >= int64(time.Since(rn.start)-window)
 }
 
-// isolated reports whether this node has peers but heard from none of
+// Isolated reports whether this node has peers but heard from none of
 // them within window: it is cut off (or everyone else is down).
 func (rn *Net) Isolated(window time.Duration) bool {
 	seen, recent := false, false
@@ -178,6 +178,8 @@ func (rn *Net) Isolated(window time.Duration) bool {
 	return seen && !recent
 }
 
+// New returns a Net for cfg, with no groups yet; Register serves it on a
+// gRPC server and Transport adds a group. Close stops it.
 func New(cfg Config) *Net {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
