@@ -3,42 +3,64 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 )
 
-// TestConfirmBatcherRounds: concurrent callers share rounds, and every
-// caller's round starts after the caller joined (what makes the read
-// index valid for it).
-func TestConfirmBatcherRounds(t *testing.T) {
-	var rounds atomic.Int64
-	var started sync.Map // round number -> start time
-	b := &confirmBatcher{timeout: time.Second, stop: make(chan struct{}),
-		round: func(ctx context.Context) (uint64, error) {
-			n := rounds.Add(1)
-			started.Store(uint64(n), time.Now())
-			time.Sleep(2 * time.Millisecond) // a quorum round takes a while
-			return uint64(n), nil
-		}}
-	const callers = 200
+// roundCall is one call of a leadership round as a test peer saw it.
+type roundCall struct {
+	peer  string
+	at    time.Time
+	parts []uint32
+}
+
+// TestLeaderRoundsBatch: concurrent reads of many partitions share
+// rounds, one call per peer per round, and every read is confirmed by
+// calls that started after it joined (what makes its read index valid).
+func TestLeaderRoundsBatch(t *testing.T) {
+	var mu sync.Mutex
+	var calls []roundCall
+	lr := newLeaderRounds(func(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
+		c := roundCall{peer: peer, at: time.Now()}
+		resp := &peerv1.ConfirmTermsResponse{}
+		for _, p := range req.Partitions {
+			c.parts = append(c.parts, p.Partition)
+			resp.Current = append(resp.Current, p.Term == 3)
+		}
+		mu.Lock()
+		calls = append(calls, c)
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // a round trip takes a while
+		return resp, nil
+	}, time.Second)
+	defer lr.close()
+
+	const reads = 400
 	var wg sync.WaitGroup
-	errs := make(chan error, callers)
-	for range callers {
+	errs := make(chan error, reads)
+	for i := range reads {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			part := uint32(i % 16)
 			joined := time.Now()
-			r := <-b.join()
-			if r.err != nil {
-				errs <- r.err
+			if err := lr.confirm(context.Background(), part, 3, []string{"b", "c"}, 1); err != nil {
+				errs <- err
 				return
 			}
-			at, _ := started.Load(r.index)
-			if at.(time.Time).Before(joined) {
-				errs <- errors.New("a caller got a round that started before it joined")
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range calls {
+				if !c.at.Before(joined) && containsPart(c.parts, part) {
+					return
+				}
 			}
+			errs <- fmt.Errorf("partition %d: confirmed without a call that started after the read joined", part)
 		}()
 	}
 	wg.Wait()
@@ -46,39 +68,118 @@ func TestConfirmBatcherRounds(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n := rounds.Load(); n >= callers/4 {
-		t.Errorf("%d callers took %d rounds: no batching", callers, n)
+	mu.Lock()
+	n := len(calls)
+	mu.Unlock()
+	if n >= reads/4 {
+		t.Errorf("%d reads took %d calls: no batching", reads, n)
 	}
-	t.Logf("%d callers, %d rounds", callers, rounds.Load())
+	t.Logf("%d reads of 16 partitions, %d calls", reads, n)
 
-	// A failed round fails its callers; the next round runs again.
-	fail := errors.New("not the leader")
-	b.round = func(context.Context) (uint64, error) { return 0, fail }
-	if r := <-b.join(); !errors.Is(r.err, fail) {
-		t.Errorf("round error %v, want %v", r.err, fail)
-	}
-	b.round = func(context.Context) (uint64, error) { return 7, nil }
-	if r := <-b.join(); r.err != nil || r.index != 7 {
-		t.Errorf("after a failed round: %v", r)
+	// A claim at another term than the peers' is refused as moved.
+	if err := lr.confirm(context.Background(), 1, 2, []string{"b", "c"}, 1); !errors.Is(err, errTermMoved) {
+		t.Errorf("stale term: %v, want errTermMoved", err)
 	}
 }
 
-// TestConfirmBatcherStop: closing the partition cancels a round that waits.
-func TestConfirmBatcherStop(t *testing.T) {
-	stop := make(chan struct{})
-	b := &confirmBatcher{timeout: time.Minute, stop: stop,
-		round: func(ctx context.Context) (uint64, error) {
-			<-ctx.Done()
-			return 0, ctx.Err()
-		}}
-	ch := b.join()
-	close(stop)
-	select {
-	case r := <-ch:
-		if !errors.Is(r.err, context.Canceled) {
-			t.Errorf("round ended with %v, want canceled", r.err)
+func containsPart(parts []uint32, p uint32) bool {
+	for _, q := range parts {
+		if q == p {
+			return true
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("round not canceled by stop")
+	}
+	return false
+}
+
+// TestLeaderRoundsQuorum: a claim is confirmed by a quorum of answers,
+// whatever the others say or whether they answer; short of one it fails,
+// as moved if some voter is at another term.
+func TestLeaderRoundsQuorum(t *testing.T) {
+	// Peers: "cur1", "cur2" confirm, "moved" is at a later term, "down"
+	// fails, "frozen" never answers within the round's timeout.
+	answer := func(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
+		resp := &peerv1.ConfirmTermsResponse{Current: make([]bool, len(req.Partitions))}
+		switch peer {
+		case "cur1", "cur2":
+			for i := range resp.Current {
+				resp.Current[i] = true
+			}
+		case "down":
+			return nil, errors.New("connection refused")
+		case "frozen":
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return resp, nil
+	}
+	lr := newLeaderRounds(answer, 5*time.Second)
+	defer lr.close()
+	for _, tc := range []struct {
+		peers []string
+		need  int
+		want  error
+	}{
+		{[]string{"cur1", "moved", "down", "cur2"}, 2, nil},
+		{[]string{"cur1", "frozen"}, 1, nil},
+		{[]string{"cur1", "moved", "down"}, 2, errTermMoved},
+		{[]string{"cur1", "down"}, 2, errNoQuorumAnswer},
+		{[]string{"moved", "down"}, 1, errTermMoved},
+		{[]string{}, 0, nil},
+		{[]string{"cur1"}, 2, errNoQuorumAnswer},
+	} {
+		start := time.Now()
+		err := lr.confirm(context.Background(), 1, 5, tc.peers, tc.need)
+		if !errors.Is(err, tc.want) && !(err == nil && tc.want == nil) {
+			t.Errorf("peers %v need %d: %v, want %v", tc.peers, tc.need, err, tc.want)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("peers %v need %d: took %v, a frozen peer held the round", tc.peers, tc.need, d)
+		}
+	}
+
+	// A read whose caller gives up returns at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := lr.confirm(ctx, 1, 5, []string{"frozen", "down"}, 2); err == nil {
+		t.Error("a round no quorum can answer confirmed a read")
+	}
+}
+
+// TestLeaderRoundsFrozenPeer: rounds go on while a peer never answers,
+// and the calls waiting on it stay capped.
+func TestLeaderRoundsFrozenPeer(t *testing.T) {
+	var inFlight, most atomic.Int64
+	release := make(chan struct{})
+	lr := newLeaderRounds(func(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
+		resp := &peerv1.ConfirmTermsResponse{Current: make([]bool, len(req.Partitions))}
+		for i := range resp.Current {
+			resp.Current[i] = true
+		}
+		if peer == "frozen" {
+			n := inFlight.Add(1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			inFlight.Add(-1)
+			return nil, errors.New("frozen")
+		}
+		return resp, nil
+	}, time.Minute)
+	defer lr.close()
+	for i := range 50 {
+		if err := lr.confirm(context.Background(), uint32(i), 1, []string{"frozen", "ok"}, 1); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	close(release)
+	if m := most.Load(); m > maxRoundCalls {
+		t.Errorf("%d calls to a frozen peer at once, cap %d", m, maxRoundCalls)
 	}
 }

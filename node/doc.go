@@ -20,11 +20,15 @@
 //     group's configuration, hand-off on shutdown.
 //   - quorum.go: refusing quorum reads and writes at once on a replica
 //     cut off from its group's quorum.
-//
-// The multiplexed Raft transport, coalesced heartbeats and pooled peer
-// connections are a package of their own, internal/raftnet.
+//   - reads.go: the five read levels: what a replica proves before it
+//     serves a read.
+//   - readround.go: leadership rounds, the quorum round of linearizable
+//     reads, one per node for every partition it leads.
 //   - forward.go: routing requests to partition leaders, leader hints.
 //   - leaders.go: what this node knows about other nodes' leaderships.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.
 //   - faults.go: network fault injection for tests.
+//
+// The multiplexed Raft transport, coalesced heartbeats and pooled peer
+// connections are a package of their own, internal/raftnet.
 package node

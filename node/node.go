@@ -245,7 +245,8 @@ func (n *Node) open() error {
 
 	n.deps = partitionDeps{db: n.db, net: n.net, dataDir: cfg.DataDir, nodeID: n.id,
 		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable,
-		readIndexAt: n.readIndexAt, faults: &n.faults}
+		readIndexAt: n.readIndexAt, faults: &n.faults,
+		rounds: newLeaderRounds(n.confirmTermsAt, max(cfg.Raft.ElectionTimeout, 50*time.Millisecond))}
 	if n.meta, err = openMeta(n.db, cfg.DataDir, n.id, n.net.Transport(metaGroupID), cfg.Raft, n.log); err != nil {
 		return err
 	}
@@ -445,6 +446,9 @@ func (n *Node) Close() error {
 		// The Raft groups stop before the gRPC server: their streams
 		// (pipelines from peers) would keep a graceful stop waiting.
 		errs := n.closeGroups()
+		if n.deps.rounds != nil {
+			n.deps.rounds.close()
+		}
 		done := make(chan struct{})
 		go func() { n.srv.GracefulStop(); close(done) }()
 		select {

@@ -56,7 +56,7 @@ type partition struct {
 	leaseDur    time.Duration // see leaseDuration
 	readIndexAt readIndexFunc // asks a leader for a read index
 	faults      *faults       // test hooks: a broken lease (Node.BreakLeaseForTest)
-	confirms    confirmBatcher
+	rounds      *leaderRounds // this node's leadership rounds
 	// leaderChanges counts the leader changes this replica observed.
 	leaderChanges atomic.Uint64
 	// syncedThrough is an index at or below which every entry is on disk
@@ -83,6 +83,8 @@ type partitionDeps struct {
 	reachable func(nodeID string) bool
 	// readIndexAt: see partition.
 	readIndexAt readIndexFunc
+	// rounds runs the node's leadership rounds (readround.go).
+	rounds *leaderRounds
 	// faults pauses log writes (Node.Pause) and breaks leases and refill
 	// fences in tests.
 	faults *faults
@@ -145,8 +147,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 	}
 	p := &partition{id: id, store: store, fsm: f, raft: r, logs: logs, trans: trans, net: d.net, snaps: snapDir, log: d.log.With("partition", id),
 		leaderWait: max(4*d.raftCfg.ElectionTimeout, 2*time.Second), reachable: d.reachable, stop: make(chan struct{}),
-		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, faults: d.faults}
-	p.confirms = confirmBatcher{round: p.confirmRound, timeout: p.leaderWait, stop: p.stop}
+		self: d.nodeID, raftCfg: d.raftCfg, leaseDur: leaseDuration(d.raftCfg), readIndexAt: d.readIndexAt, rounds: d.rounds, faults: d.faults}
 	trans.SetLeaseCheck(p.leaseValid)
 	p.wg.Add(2)
 	go p.leaderLoop(d.raftCfg.HeartbeatTimeout)

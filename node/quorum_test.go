@@ -96,6 +96,27 @@ func TestClusterMinorityFailsFast(t *testing.T) {
 	sides = append(sides, side{"follower", followed[0]})
 
 	c.Partition(0)
+	if len(led) > 0 {
+		// At once, before the election timeout has passed: a leader's
+		// LINEARIZABLE read still fails fast, as no peer can answer its
+		// leadership round.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		began := time.Now()
+		_, err := cut.Get(ctx, &cachev1.GetRequest{Key: []byte(keys[led[0]]), Options: level(cachev1.Consistency_CONSISTENCY_LINEARIZABLE)})
+		cancel()
+		t.Logf("partition %d: LINEARIZABLE at once refused after %v: %v", led[0], time.Since(began).Round(time.Millisecond), err)
+		if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "no quorum") {
+			t.Errorf("LINEARIZABLE read on the cut leader at once: %v, want Unavailable for want of a quorum", err)
+		}
+		if took := time.Since(began); took >= refuseWithin {
+			t.Errorf("refused after %v, want under %v", took, refuseWithin)
+		}
+	}
+	// The promise is for a node that has not heard from a quorum within
+	// the election timeout (500 ms here): until then a leader may still
+	// serve a LEASE read under its lease, and take a write it then cannot
+	// commit.
+	time.Sleep(600 * time.Millisecond)
 	for _, s := range sides {
 		pid := s.pid
 		key := []byte(keys[pid])

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/elcache/elcache/internal/raftnet"
@@ -19,7 +18,7 @@ import (
 // replica may serve and what it must prove first:
 //
 //   - LINEARIZABLE: the leader confirms it still leads with a quorum
-//     round (raft's VerifyLeader) after it has committed in its term,
+//     round (a leadership round, readround.go) after it has committed in its term,
 //     takes its commit index and waits until its state machine has
 //     applied it. A follower asks the leader for that index (Peer
 //     ReadIndex) and waits until it has applied it locally.
@@ -321,92 +320,30 @@ func (p *partition) readIndex(ctx context.Context) error {
 // term, and returns its commit index from before the confirmation: every
 // write acknowledged before the call is at or below it.
 //
-// Concurrent callers share quorum rounds (read-index batching): a caller
-// joins the next round, which starts once the round in flight (if any)
-// ends and takes in everyone who joined meanwhile. The round reads the
-// commit index after each of its callers arrived and confirms leadership
-// after that, which is all a linearizable read needs; one round a batch
-// instead of one a read cut the cost of LINEARIZABLE GETs on the leader
-// to about that of a LEASE read under load (DESIGN.md "Reads").
+// The confirmation is a leadership round (readround.go), which the reads
+// of every partition this node leads share: the commit index is read
+// before the read joins a round, and the round asks the voters after
+// that, which is all a linearizable read needs.
 func (p *partition) confirm(ctx context.Context) (uint64, error) {
 	if mustNotWait(ctx) {
 		return 0, errWouldBlock
 	}
-	select {
-	case r := <-p.confirms.join():
-		return r.index, r.err
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: partition %d: confirming leadership", ctx.Err(), p.id)
-	}
-}
-
-// confirmed is a quorum round's outcome, for each read of its batch.
-type confirmed struct {
-	index uint64
-	err   error
-}
-
-// confirmBatcher gathers the callers of confirm into rounds.
-type confirmBatcher struct {
-	// round runs one quorum round; timeout bounds it, and stop (closed
-	// when the partition closes) cancels it.
-	round   func(context.Context) (uint64, error)
-	timeout time.Duration
-	stop    <-chan struct{}
-
-	mu      sync.Mutex
-	running bool
-	next    []chan confirmed // callers waiting for the next round
-}
-
-// join adds a caller to the next round, starting the round loop if none
-// runs, and returns where its outcome will come.
-func (b *confirmBatcher) join() <-chan confirmed {
-	ch := make(chan confirmed, 1)
-	b.mu.Lock()
-	b.next = append(b.next, ch)
-	start := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if start {
-		go b.rounds()
-	}
-	return ch
-}
-
-// rounds runs quorum rounds while callers are waiting.
-func (b *confirmBatcher) rounds() {
+	// A confirmation stuck waiting for a leader ends after leaderWait.
+	ctx, cancel := context.WithTimeout(ctx, p.leaderWait)
+	defer cancel()
+	var term, idx uint64
 	for {
-		b.mu.Lock()
-		batch := b.next
-		b.next = nil
-		if len(batch) == 0 {
-			b.running = false
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		// Each caller also waits on its own context; a round stuck
-		// waiting for a leader ends after the node's request timeout.
-		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-		go func() {
-			select {
-			case <-b.stop:
-				cancel()
-			case <-ctx.Done():
+		// The term read on both sides of ready and of the commit index:
+		// this replica led in it, had committed in it, and the commit
+		// index is its own as that leader (or higher).
+		term = p.raft.CurrentTerm()
+		if p.ready() {
+			idx = p.raft.CommitIndex()
+			if p.raft.CurrentTerm() == term {
+				break
 			}
-		}()
-		idx, err := b.round(ctx)
-		cancel()
-		for _, ch := range batch {
-			ch <- confirmed{idx, err}
+			continue
 		}
-	}
-}
-
-// confirmRound is one quorum round of confirm.
-func (p *partition) confirmRound(ctx context.Context) (uint64, error) {
-	for !p.ready() {
 		if err := p.awaitLeader(ctx); err != nil {
 			return 0, err
 		}
@@ -418,23 +355,60 @@ func (p *partition) confirmRound(ctx context.Context) (uint64, error) {
 		case <-ch:
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w: partition %d leader not ready", ctx.Err(), p.id)
+		case <-p.stop:
+			return 0, ErrClosed
 		}
 	}
-	term := p.raft.CurrentTerm()
-	idx := p.raft.CommitIndex()
-	// VerifyLeader sends a heartbeat to every follower at once; on a
-	// leader cut off from its quorum it waits until raft steps down
-	// (LeaderLeaseTimeout).
-	done := p.trans.MarkUrgent()
-	err := p.raft.VerifyLeader().Error()
-	done()
+	peers, need, err := p.roundPeers()
 	if err != nil {
+		return 0, err
+	}
+	qctx, stop := p.untilQuorumLost(ctx)
+	err = p.rounds.confirm(qctx, p.id, term, peers, need)
+	cause := context.Cause(qctx)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errTermMoved):
 		return 0, p.notLeader()
+	case errors.Is(err, errNoQuorumAnswer):
+		return 0, p.noQuorum(time.Now(), "too few voters confirmed the leader's term for a linearizable read")
+	case isNoQuorum(cause):
+		return 0, cause
+	default:
+		return 0, fmt.Errorf("%w: partition %d: confirming leadership", err, p.id)
 	}
 	if p.raft.CurrentTerm() != term {
 		return 0, fmt.Errorf("%w: partition %d changed term during a read", ErrUnavailable, p.id)
 	}
 	return idx, nil
+}
+
+// roundPeers returns the voters of this replica's latest configuration
+// other than itself, and how many of them must confirm its term for a
+// quorum with it.
+func (p *partition) roundPeers() (peers []string, need int, err error) {
+	f := p.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, 0, fmt.Errorf("%w: partition %d: %v", ErrUnavailable, p.id, err)
+	}
+	voters, self := 0, false
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if string(s.ID) == p.self {
+			self = true
+			continue
+		}
+		peers = append(peers, string(s.ID))
+	}
+	if !self {
+		// A leader removing itself: the others lead soon.
+		return nil, 0, p.notLeader()
+	}
+	return peers, voters / 2, nil // a quorum is voters/2+1, this node one of them
 }
 
 // tokenAfterRead raises meta's session token to cover everything the read

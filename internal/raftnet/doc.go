@@ -21,8 +21,7 @@
 //   - heartbeat.go: coalesced heartbeats. Every group's heartbeats to one
 //     peer travel in one Heartbeats call, at most one per
 //     Config.HeartbeatInterval, and an idle group's repeated empty append
-//     rides the same call; a heartbeat a read waits for
-//     (Transport.MarkUrgent) goes at once.
+//     rides the same call.
 //   - peerconn.go: the pooled peer connections and their dial options.
 //
 // Net also remembers when each peer last talked to this node (HeardAt,

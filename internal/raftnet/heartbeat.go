@@ -25,14 +25,10 @@ import (
 // entry, same commit index: raft sends one every CommitTimeout to an idle
 // follower) rides the same call (appendPipeline.fold).
 //
-// A heartbeat a read is waiting for (VerifyLeader sends one at once to
-// every follower; Transport.MarkUrgent counts the reads) goes out at once
-// with whatever is pending, whatever the interval.
-//
 // One Heartbeats call is in flight to a peer at a time. The answer a
 // heartbeat gets came from a call sent after it was queued, so a
 // coalesced answer never confirms leadership with news older than the
-// question (the lease and VerifyLeader count on that). The send time the
+// question (the lease counts on that). The send time the
 // leader records for a heartbeat is when raft handed it over, earlier
 // than the call: the lease it backs ends no later than with unbatched
 // heartbeats.
@@ -51,7 +47,6 @@ type hbResult struct {
 // hbPeer is the coalescing state of one peer.
 type hbPeer struct {
 	pending  []*hbCall
-	urgent   bool        // a pending call is urgent
 	sending  bool        // a Heartbeats call to the peer is in flight
 	timer    *time.Timer // armed to send pending at the next interval
 	lastSent time.Time   // when the latest call went out
@@ -67,10 +62,10 @@ type heartbeats struct {
 }
 
 // heartbeat sends req (a heartbeat of some group, or a folded append) to
-// peer in the next call, or at once if urgent, and returns its answer.
-func (rn *Net) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest, urgent bool) (*peerv1.AppendEntriesResponse, error) {
+// peer in the next call and returns its answer.
+func (rn *Net) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEntriesRequest) (*peerv1.AppendEntriesResponse, error) {
 	call := &hbCall{req: req, done: make(chan hbResult, 1)}
-	rn.hb.enqueue(peer, call, urgent)
+	rn.hb.enqueue(peer, call)
 	select {
 	case r := <-call.done:
 		return r.resp, r.err
@@ -79,7 +74,7 @@ func (rn *Net) heartbeat(ctx context.Context, peer string, req *peerv1.AppendEnt
 	}
 }
 
-func (h *heartbeats) enqueue(peer string, call *hbCall, urgent bool) {
+func (h *heartbeats) enqueue(peer string, call *hbCall) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.peers == nil {
@@ -91,30 +86,7 @@ func (h *heartbeats) enqueue(peer string, call *hbCall, urgent bool) {
 		h.peers[peer] = p
 	}
 	p.pending = append(p.pending, call)
-	p.urgent = p.urgent || urgent
 	h.scheduleLocked(peer, p)
-}
-
-// hurry sends at once every pending call that holds a heartbeat of group:
-// a read waits for a quorum round of group, and raft's heartbeat loop for
-// a follower cannot send the urgent heartbeat the round asks for while
-// the one it handed over earlier waits here for the next interval. Its
-// answer still comes from a call sent after hurry, after the round began.
-func (h *heartbeats) hurry(group uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for peer, p := range h.peers {
-		if p.urgent {
-			continue
-		}
-		for _, c := range p.pending {
-			if c.req.GetGroup() == group {
-				p.urgent = true
-				h.scheduleLocked(peer, p)
-				break
-			}
-		}
-	}
 }
 
 // scheduleLocked starts a sender for peer's pending calls now if they may
@@ -125,7 +97,7 @@ func (h *heartbeats) scheduleLocked(peer string, p *hbPeer) {
 		return
 	}
 	wait := time.Until(p.lastSent.Add(h.interval))
-	if p.urgent || wait <= 0 {
+	if wait <= 0 {
 		p.sending = true
 		go h.send(peer, p)
 		return
@@ -147,12 +119,12 @@ func (h *heartbeats) send(peer string, p *hbPeer) {
 		h.mu.Lock()
 		p.sending = false
 		calls := p.pending
-		if len(calls) == 0 || (!p.urgent && time.Since(p.lastSent) < h.interval) {
+		if len(calls) == 0 || time.Since(p.lastSent) < h.interval {
 			h.scheduleLocked(peer, p)
 			h.mu.Unlock()
 			return
 		}
-		p.pending, p.urgent, p.sending, p.lastSent = nil, false, true, time.Now()
+		p.pending, p.sending, p.lastSent = nil, true, time.Now()
 		h.mu.Unlock()
 		h.rn.flushHeartbeats(peer, calls)
 	}

@@ -26,8 +26,8 @@ const MaxMsgBytes = 64 << 20
 type Class int
 
 const (
-	// ClassRaft carries appends, heartbeats, votes, TimeoutNow and the
-	// append pipelines.
+	// ClassRaft carries appends, heartbeats, votes, TimeoutNow, the
+	// append pipelines and the node's leadership rounds.
 	ClassRaft Class = iota
 	// ClassSnapshot carries InstallSnapshot streams only.
 	ClassSnapshot

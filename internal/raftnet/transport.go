@@ -333,10 +333,6 @@ type Transport struct {
 	freshCommit    uint64    // from appends sent under a leader lease
 	freshAt        time.Time // when the latest such append was sent, as seen here
 
-	// urgent counts reads waiting for a quorum round (VerifyLeader): while
-	// it is positive, heartbeats skip the coalescing window.
-	urgent atomic.Int32
-
 	// leaseFn reports whether this node, as leader, holds a read lease
 	// (see partition.leaseValid); appends sent under one say so.
 	leaseFn atomic.Pointer[func() bool]
@@ -559,15 +555,6 @@ func (t *Transport) recordAck(peer string, req *raft.AppendEntriesRequest, resp 
 	t.match[peer] = m
 }
 
-// MarkUrgent says that a read waits for a quorum round of this group
-// (VerifyLeader): until the returned func is called, the group's
-// heartbeats go out at once instead of with the next coalesced call.
-func (t *Transport) MarkUrgent() (done func()) {
-	t.urgent.Add(1)
-	t.rn.hb.hurry(t.group)
-	return func() { t.urgent.Add(-1) }
-}
-
 // ---- client side ----
 
 // call runs one unary RPC to target with a deadline, after the closed and
@@ -604,7 +591,7 @@ func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, ar
 			t.stats.heartbeats.Add(1)
 			t.noteTerm(args.Term)
 			sent := time.Now()
-			out, err := t.rn.heartbeat(ctx, string(target), appendRequestToProto(t.group, args), t.urgent.Load() > 0)
+			out, err := t.rn.heartbeat(ctx, string(target), appendRequestToProto(t.group, args))
 			if err != nil {
 				return err
 			}
@@ -969,7 +956,7 @@ func (p *appendPipeline) fold(f *pipelineFuture, lease bool) bool {
 	wire := p.t.wireAppend(args, f.start, lease)
 	go func() {
 		ctx, cancel := context.WithTimeout(p.ctx, p.t.rn.cfg.RPCTimeout)
-		out, err := p.t.rn.heartbeat(ctx, p.peer, wire, p.t.urgent.Load() > 0)
+		out, err := p.t.rn.heartbeat(ctx, p.peer, wire)
 		cancel()
 		if err == nil {
 			appendResponseFromProto(out, f.resp)

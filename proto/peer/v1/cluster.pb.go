@@ -368,6 +368,97 @@ func (x *MetaCommand) GetState() *ClusterState {
 	return nil
 }
 
+type ConfirmTermsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions the caller leads, each with its term there.
+	Partitions    []*PartitionLeader `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTermsRequest) Reset() {
+	*x = ConfirmTermsRequest{}
+	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTermsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTermsRequest) ProtoMessage() {}
+
+func (x *ConfirmTermsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTermsRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTermsRequest) Descriptor() ([]byte, []int) {
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConfirmTermsRequest) GetPartitions() []*PartitionLeader {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ConfirmTermsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// current[i] is whether the called node's replica of partitions[i] is
+	// at that term now.
+	Current       []bool `protobuf:"varint,1,rep,packed,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTermsResponse) Reset() {
+	*x = ConfirmTermsResponse{}
+	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTermsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTermsResponse) ProtoMessage() {}
+
+func (x *ConfirmTermsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTermsResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTermsResponse) Descriptor() ([]byte, []int) {
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConfirmTermsResponse) GetCurrent() []bool {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -377,7 +468,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	mi := &file_peer_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +480,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[4]
+	mi := &file_peer_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +493,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReadIndexRequest) GetPartition() uint32 {
@@ -425,7 +516,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	mi := &file_peer_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +528,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[5]
+	mi := &file_peer_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +541,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -476,7 +567,7 @@ type ReplicasRequest struct {
 
 func (x *ReplicasRequest) Reset() {
 	*x = ReplicasRequest{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[6]
+	mi := &file_peer_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +579,7 @@ func (x *ReplicasRequest) String() string {
 func (*ReplicasRequest) ProtoMessage() {}
 
 func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[6]
+	mi := &file_peer_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +592,7 @@ func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReplicasRequest) GetPartition() uint32 {
@@ -525,7 +616,7 @@ type ReplicasResponse struct {
 
 func (x *ReplicasResponse) Reset() {
 	*x = ReplicasResponse{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[7]
+	mi := &file_peer_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +628,7 @@ func (x *ReplicasResponse) String() string {
 func (*ReplicasResponse) ProtoMessage() {}
 
 func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[7]
+	mi := &file_peer_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +641,7 @@ func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicasResponse) GetLeader() bool {
@@ -582,7 +673,7 @@ type LeadersRequest struct {
 
 func (x *LeadersRequest) Reset() {
 	*x = LeadersRequest{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[8]
+	mi := &file_peer_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +685,7 @@ func (x *LeadersRequest) String() string {
 func (*LeadersRequest) ProtoMessage() {}
 
 func (x *LeadersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[8]
+	mi := &file_peer_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +698,7 @@ func (x *LeadersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeadersRequest.ProtoReflect.Descriptor instead.
 func (*LeadersRequest) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 type LeadersResponse struct {
@@ -620,7 +711,7 @@ type LeadersResponse struct {
 
 func (x *LeadersResponse) Reset() {
 	*x = LeadersResponse{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[9]
+	mi := &file_peer_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +723,7 @@ func (x *LeadersResponse) String() string {
 func (*LeadersResponse) ProtoMessage() {}
 
 func (x *LeadersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[9]
+	mi := &file_peer_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +736,7 @@ func (x *LeadersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeadersResponse.ProtoReflect.Descriptor instead.
 func (*LeadersResponse) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeadersResponse) GetNodeId() string {
@@ -672,7 +763,7 @@ type PartitionLeader struct {
 
 func (x *PartitionLeader) Reset() {
 	*x = PartitionLeader{}
-	mi := &file_peer_v1_cluster_proto_msgTypes[10]
+	mi := &file_peer_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +775,7 @@ func (x *PartitionLeader) String() string {
 func (*PartitionLeader) ProtoMessage() {}
 
 func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_cluster_proto_msgTypes[10]
+	mi := &file_peer_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +788,7 @@ func (x *PartitionLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLeader.ProtoReflect.Descriptor instead.
 func (*PartitionLeader) Descriptor() ([]byte, []int) {
-	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_peer_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PartitionLeader) GetPartition() uint32 {
@@ -748,7 +839,13 @@ const file_peer_v1_cluster_proto_rawDesc = "" +
 	"\tbootstrap\x18\x02 \x03(\tR\tbootstrap\"k\n" +
 	"\vMetaCommand\x12'\n" +
 	"\x0fexpect_revision\x18\x01 \x01(\x04R\x0eexpectRevision\x123\n" +
-	"\x05state\x18\x02 \x01(\v2\x1d.elcache.peer.v1.ClusterStateR\x05state\"0\n" +
+	"\x05state\x18\x02 \x01(\v2\x1d.elcache.peer.v1.ClusterStateR\x05state\"W\n" +
+	"\x13ConfirmTermsRequest\x12@\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2 .elcache.peer.v1.PartitionLeaderR\n" +
+	"partitions\"0\n" +
+	"\x14ConfirmTermsResponse\x12\x18\n" +
+	"\acurrent\x18\x01 \x03(\bR\acurrent\"0\n" +
 	"\x10ReadIndexRequest\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\"?\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
@@ -768,11 +865,12 @@ const file_peer_v1_cluster_proto_rawDesc = "" +
 	"partitions\"C\n" +
 	"\x0fPartitionLeader\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
-	"\x04term\x18\x02 \x01(\x04R\x04term2\xf9\x01\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term2\xd6\x02\n" +
 	"\x04Peer\x12L\n" +
 	"\aLeaders\x12\x1f.elcache.peer.v1.LeadersRequest\x1a .elcache.peer.v1.LeadersResponse\x12O\n" +
 	"\bReplicas\x12 .elcache.peer.v1.ReplicasRequest\x1a!.elcache.peer.v1.ReplicasResponse\x12R\n" +
-	"\tReadIndex\x12!.elcache.peer.v1.ReadIndexRequest\x1a\".elcache.peer.v1.ReadIndexResponseB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
+	"\tReadIndex\x12!.elcache.peer.v1.ReadIndexRequest\x1a\".elcache.peer.v1.ReadIndexResponse\x12[\n" +
+	"\fConfirmTerms\x12$.elcache.peer.v1.ConfirmTermsRequest\x1a%.elcache.peer.v1.ConfirmTermsResponseB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_peer_v1_cluster_proto_rawDescOnce sync.Once
@@ -787,38 +885,43 @@ func file_peer_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_peer_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_peer_v1_cluster_proto_goTypes = []any{
-	(NodeRecord_State)(0),      // 0: elcache.peer.v1.NodeRecord.State
-	(*ClusterState)(nil),       // 1: elcache.peer.v1.ClusterState
-	(*NodeRecord)(nil),         // 2: elcache.peer.v1.NodeRecord
-	(*PartitionPlacement)(nil), // 3: elcache.peer.v1.PartitionPlacement
-	(*MetaCommand)(nil),        // 4: elcache.peer.v1.MetaCommand
-	(*ReadIndexRequest)(nil),   // 5: elcache.peer.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 6: elcache.peer.v1.ReadIndexResponse
-	(*ReplicasRequest)(nil),    // 7: elcache.peer.v1.ReplicasRequest
-	(*ReplicasResponse)(nil),   // 8: elcache.peer.v1.ReplicasResponse
-	(*LeadersRequest)(nil),     // 9: elcache.peer.v1.LeadersRequest
-	(*LeadersResponse)(nil),    // 10: elcache.peer.v1.LeadersResponse
-	(*PartitionLeader)(nil),    // 11: elcache.peer.v1.PartitionLeader
+	(NodeRecord_State)(0),        // 0: elcache.peer.v1.NodeRecord.State
+	(*ClusterState)(nil),         // 1: elcache.peer.v1.ClusterState
+	(*NodeRecord)(nil),           // 2: elcache.peer.v1.NodeRecord
+	(*PartitionPlacement)(nil),   // 3: elcache.peer.v1.PartitionPlacement
+	(*MetaCommand)(nil),          // 4: elcache.peer.v1.MetaCommand
+	(*ConfirmTermsRequest)(nil),  // 5: elcache.peer.v1.ConfirmTermsRequest
+	(*ConfirmTermsResponse)(nil), // 6: elcache.peer.v1.ConfirmTermsResponse
+	(*ReadIndexRequest)(nil),     // 7: elcache.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),    // 8: elcache.peer.v1.ReadIndexResponse
+	(*ReplicasRequest)(nil),      // 9: elcache.peer.v1.ReplicasRequest
+	(*ReplicasResponse)(nil),     // 10: elcache.peer.v1.ReplicasResponse
+	(*LeadersRequest)(nil),       // 11: elcache.peer.v1.LeadersRequest
+	(*LeadersResponse)(nil),      // 12: elcache.peer.v1.LeadersResponse
+	(*PartitionLeader)(nil),      // 13: elcache.peer.v1.PartitionLeader
 }
 var file_peer_v1_cluster_proto_depIdxs = []int32{
 	2,  // 0: elcache.peer.v1.ClusterState.nodes:type_name -> elcache.peer.v1.NodeRecord
 	3,  // 1: elcache.peer.v1.ClusterState.partitions:type_name -> elcache.peer.v1.PartitionPlacement
 	0,  // 2: elcache.peer.v1.NodeRecord.state:type_name -> elcache.peer.v1.NodeRecord.State
 	1,  // 3: elcache.peer.v1.MetaCommand.state:type_name -> elcache.peer.v1.ClusterState
-	11, // 4: elcache.peer.v1.LeadersResponse.partitions:type_name -> elcache.peer.v1.PartitionLeader
-	9,  // 5: elcache.peer.v1.Peer.Leaders:input_type -> elcache.peer.v1.LeadersRequest
-	7,  // 6: elcache.peer.v1.Peer.Replicas:input_type -> elcache.peer.v1.ReplicasRequest
-	5,  // 7: elcache.peer.v1.Peer.ReadIndex:input_type -> elcache.peer.v1.ReadIndexRequest
-	10, // 8: elcache.peer.v1.Peer.Leaders:output_type -> elcache.peer.v1.LeadersResponse
-	8,  // 9: elcache.peer.v1.Peer.Replicas:output_type -> elcache.peer.v1.ReplicasResponse
-	6,  // 10: elcache.peer.v1.Peer.ReadIndex:output_type -> elcache.peer.v1.ReadIndexResponse
-	8,  // [8:11] is the sub-list for method output_type
-	5,  // [5:8] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	13, // 4: elcache.peer.v1.ConfirmTermsRequest.partitions:type_name -> elcache.peer.v1.PartitionLeader
+	13, // 5: elcache.peer.v1.LeadersResponse.partitions:type_name -> elcache.peer.v1.PartitionLeader
+	11, // 6: elcache.peer.v1.Peer.Leaders:input_type -> elcache.peer.v1.LeadersRequest
+	9,  // 7: elcache.peer.v1.Peer.Replicas:input_type -> elcache.peer.v1.ReplicasRequest
+	7,  // 8: elcache.peer.v1.Peer.ReadIndex:input_type -> elcache.peer.v1.ReadIndexRequest
+	5,  // 9: elcache.peer.v1.Peer.ConfirmTerms:input_type -> elcache.peer.v1.ConfirmTermsRequest
+	12, // 10: elcache.peer.v1.Peer.Leaders:output_type -> elcache.peer.v1.LeadersResponse
+	10, // 11: elcache.peer.v1.Peer.Replicas:output_type -> elcache.peer.v1.ReplicasResponse
+	8,  // 12: elcache.peer.v1.Peer.ReadIndex:output_type -> elcache.peer.v1.ReadIndexResponse
+	6,  // 13: elcache.peer.v1.Peer.ConfirmTerms:output_type -> elcache.peer.v1.ConfirmTermsResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_peer_v1_cluster_proto_init() }
@@ -832,7 +935,7 @@ func file_peer_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_v1_cluster_proto_rawDesc), len(file_peer_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

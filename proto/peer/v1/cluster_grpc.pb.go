@@ -24,9 +24,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Leaders_FullMethodName   = "/elcache.peer.v1.Peer/Leaders"
-	Peer_Replicas_FullMethodName  = "/elcache.peer.v1.Peer/Replicas"
-	Peer_ReadIndex_FullMethodName = "/elcache.peer.v1.Peer/ReadIndex"
+	Peer_Leaders_FullMethodName      = "/elcache.peer.v1.Peer/Leaders"
+	Peer_Replicas_FullMethodName     = "/elcache.peer.v1.Peer/Replicas"
+	Peer_ReadIndex_FullMethodName    = "/elcache.peer.v1.Peer/ReadIndex"
+	Peer_ConfirmTerms_FullMethodName = "/elcache.peer.v1.Peer/ConfirmTerms"
 )
 
 // PeerClient is the client API for Peer service.
@@ -43,6 +44,12 @@ type PeerClient interface {
 	// ReadIndex confirms that the called node leads a partition and returns
 	// an index a follower must apply before serving a linearizable read.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
+	// ConfirmTerms tells, for each partition a leader names with its term,
+	// whether the called node's replica is still at that term: it has not
+	// moved to a later one, so it has voted in no later election. A leader
+	// counts these answers as the quorum round of its linearizable reads,
+	// one call per peer for every partition it leads at once.
+	ConfirmTerms(ctx context.Context, in *ConfirmTermsRequest, opts ...grpc.CallOption) (*ConfirmTermsResponse, error)
 }
 
 type peerClient struct {
@@ -83,6 +90,16 @@ func (c *peerClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts .
 	return out, nil
 }
 
+func (c *peerClient) ConfirmTerms(ctx context.Context, in *ConfirmTermsRequest, opts ...grpc.CallOption) (*ConfirmTermsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmTermsResponse)
+	err := c.cc.Invoke(ctx, Peer_ConfirmTerms_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -97,6 +114,12 @@ type PeerServer interface {
 	// ReadIndex confirms that the called node leads a partition and returns
 	// an index a follower must apply before serving a linearizable read.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
+	// ConfirmTerms tells, for each partition a leader names with its term,
+	// whether the called node's replica is still at that term: it has not
+	// moved to a later one, so it has voted in no later election. A leader
+	// counts these answers as the quorum round of its linearizable reads,
+	// one call per peer for every partition it leads at once.
+	ConfirmTerms(context.Context, *ConfirmTermsRequest) (*ConfirmTermsResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -115,6 +138,9 @@ func (UnimplementedPeerServer) Replicas(context.Context, *ReplicasRequest) (*Rep
 }
 func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedPeerServer) ConfirmTerms(context.Context, *ConfirmTermsRequest) (*ConfirmTermsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ConfirmTerms not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -191,6 +217,24 @@ func _Peer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_ConfirmTerms_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmTermsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ConfirmTerms(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ConfirmTerms_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ConfirmTerms(ctx, req.(*ConfirmTermsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -209,6 +253,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadIndex",
 			Handler:    _Peer_ReadIndex_Handler,
+		},
+		{
+			MethodName: "ConfirmTerms",
+			Handler:    _Peer_ConfirmTerms_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
