@@ -328,10 +328,8 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 	if mustNotWait(ctx) {
 		return 0, errWouldBlock
 	}
-	// A confirmation stuck waiting for a leader ends after leaderWait.
-	ctx, cancel := context.WithTimeout(ctx, p.leaderWait)
-	defer cancel()
 	var term, idx uint64
+	var waitCtx context.Context // bounds the wait for a ready leader
 	for {
 		// The term read on both sides of ready and of the commit index:
 		// this replica led in it, had committed in it, and the commit
@@ -344,7 +342,14 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 			}
 			continue
 		}
-		if err := p.awaitLeader(ctx); err != nil {
+		if waitCtx == nil {
+			// A confirmation stuck waiting for a leader ends after
+			// leaderWait.
+			var cancel context.CancelFunc
+			waitCtx, cancel = context.WithTimeout(ctx, p.leaderWait)
+			defer cancel()
+		}
+		if err := p.awaitLeader(waitCtx); err != nil {
 			return 0, err
 		}
 		// A new leader has not committed in its term yet.
@@ -353,8 +358,8 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 		p.fsm.mu.Unlock()
 		select {
 		case <-ch:
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: partition %d leader not ready", ctx.Err(), p.id)
+		case <-waitCtx.Done():
+			return 0, fmt.Errorf("%w: partition %d leader not ready", waitCtx.Err(), p.id)
 		case <-p.stop:
 			return 0, ErrClosed
 		}
@@ -363,18 +368,14 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	qctx, stop := p.untilQuorumLost(ctx)
-	err = p.rounds.confirm(qctx, p.id, term, peers, need)
-	cause := context.Cause(qctx)
-	stop()
-	switch {
+	// A round ends within the peers' call timeout (an election timeout),
+	// so a leader cut off from its quorum refuses at once or within it.
+	switch err := p.rounds.confirm(ctx, p.id, term, peers, need); {
 	case err == nil:
 	case errors.Is(err, errTermMoved):
 		return 0, p.notLeader()
 	case errors.Is(err, errNoQuorumAnswer):
 		return 0, p.noQuorum(time.Now(), "too few voters confirmed the leader's term for a linearizable read")
-	case isNoQuorum(cause):
-		return 0, cause
 	default:
 		return 0, fmt.Errorf("%w: partition %d: confirming leadership", err, p.id)
 	}
