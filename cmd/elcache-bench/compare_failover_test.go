@@ -90,18 +90,9 @@ type failoverResult struct {
 // measureFailover runs runFailover in a subtest, on a cluster of its own
 // that stops when the subtest ends.
 func measureFailover(t *testing.T, logDir string, kills int) compareExtra {
-	e := compareExtra{name: "failover"}
-	ok := t.Run("failover", func(t *testing.T) {
-		r := runFailover(t, logDir, kills)
-		e.data, e.lines = r, r.summary()
-		for _, l := range e.lines {
-			t.Log(l)
-		}
+	return measureExtra(t, "failover", "failover", func(t *testing.T) failoverResult {
+		return runFailover(t, logDir, kills)
 	})
-	if !ok {
-		e.lines = []string{"failover: failed, see the test log"}
-	}
-	return e
 }
 
 // ack is one acknowledged write: when the writer got it, and the node

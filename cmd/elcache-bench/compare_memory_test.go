@@ -89,28 +89,20 @@ type memoryResult struct {
 // measureMemory loads keys keys into a fresh elcache cluster and then into
 // a fresh Redis, each in a subtest that stops its processes when it ends.
 func measureMemory(t *testing.T, logDir string, keys int) compareExtra {
-	e := compareExtra{name: "memory"}
-	r := memoryResult{Keys: keys, KeyBytes: len(memoryKey(0)), ValueSize: *compareValueSize, Partitions: *comparePartitions}
-	ok := t.Run("memory", func(t *testing.T) {
+	return measureExtra(t, "memory", "memory per key", func(t *testing.T) memoryResult {
+		r := memoryResult{Keys: keys, KeyBytes: len(memoryKey(0)), ValueSize: *compareValueSize, Partitions: *comparePartitions}
 		if _, err := exec.LookPath("redis-server"); err != nil {
 			t.Fatal("redis-server not found: `make bench-compare` installs it (apt-get install redis-server)")
 		}
 		if !t.Run("elcache", func(t *testing.T) { loadElcacheMemory(t, logDir, &r) }) {
-			return
+			t.FailNow()
 		}
 		if !t.Run("redis", func(t *testing.T) { loadRedisMemory(t, logDir, &r) }) {
-			return
+			t.FailNow()
 		}
 		r.finish()
-		e.data, e.lines = r, r.summary()
-		for _, l := range e.lines {
-			t.Log(l)
-		}
+		return r
 	})
-	if !ok {
-		e.lines = []string{"memory per key: failed, see the test log"}
-	}
-	return e
 }
 
 // loadElcacheMemory starts a 3-node cluster (a pure cache), measures its

@@ -74,6 +74,24 @@ type compareExtra struct {
 	data  any
 }
 
+// measureExtra runs run in a subtest called name and returns what it
+// measured with its summary, which it also logs; if the subtest fails,
+// the summary says so instead (label: failed, see the test log).
+func measureExtra[R interface{ summary() []string }](t *testing.T, name, label string, run func(t *testing.T) R) compareExtra {
+	e := compareExtra{name: name}
+	ok := t.Run(name, func(t *testing.T) {
+		r := run(t)
+		e.data, e.lines = r, r.summary()
+		for _, l := range e.lines {
+			t.Log(l)
+		}
+	})
+	if !ok {
+		e.lines = []string{label + ": failed, see the test log"}
+	}
+	return e
+}
+
 // compareRun is one cell of the matrix.
 type compareRun struct {
 	id         string // stable key for the ratios, e.g. "get-redis"
