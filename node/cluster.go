@@ -442,16 +442,16 @@ func (n *Node) removable(p *partition) bool {
 		return true
 	}
 	leader := n.leaderOf(p.id)
-	if leader == "" || leader == n.id || !n.faults.allowNode(leader) {
+	if leader == "" || leader == n.id {
 		return false
 	}
-	conn, err := n.net.Conn(leader, raftnet.ClassForward)
+	c, err := n.peerClient(leader, raftnet.ClassForward)
 	if err != nil {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.Raft.HeartbeatTimeout)
 	defer cancel()
-	resp, err := peerv1.NewPeerClient(conn).Replicas(ctx, &peerv1.ReplicasRequest{Partition: p.id})
+	resp, err := c.Replicas(ctx, &peerv1.ReplicasRequest{Partition: p.id})
 	return err == nil && resp.Leader && resp.Committed && !slices.Contains(resp.Servers, n.id)
 }
 

@@ -116,9 +116,6 @@ func (n *Node) leaderViewLoop() {
 				n.leaders.forget(m.ID)
 				continue
 			}
-			if !n.faults.allowNode(m.ID) {
-				continue
-			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -130,13 +127,13 @@ func (n *Node) leaderViewLoop() {
 }
 
 func (n *Node) pollLeaders(id string, timeout time.Duration) {
-	conn, err := n.net.Conn(id, raftnet.ClassForward)
+	c, err := n.peerClient(id, raftnet.ClassForward)
 	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, 200*time.Millisecond))
 	defer cancel()
-	resp, err := peerv1.NewPeerClient(conn).Leaders(ctx, &peerv1.LeadersRequest{})
+	resp, err := c.Leaders(ctx, &peerv1.LeadersRequest{})
 	if err != nil || resp.NodeId != id {
 		return
 	}
@@ -179,4 +176,18 @@ func (s *peerServer) Replicas(_ context.Context, req *peerv1.ReplicasRequest) (*
 		out.Servers = append(out.Servers, string(srv.ID))
 	}
 	return out, nil
+}
+
+// peerClient returns a client of node id's Peer service on its pooled
+// connection of class, or raftnet.ErrPeerBlocked while a test fault drops
+// this node's traffic to id.
+func (n *Node) peerClient(id string, class raftnet.Class) (peerv1.PeerClient, error) {
+	if !n.faults.allowNode(id) {
+		return nil, raftnet.ErrPeerBlocked
+	}
+	conn, err := n.net.Conn(id, class)
+	if err != nil {
+		return nil, err
+	}
+	return peerv1.NewPeerClient(conn), nil
 }

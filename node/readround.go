@@ -160,26 +160,30 @@ type roundAnswer struct {
 
 // round asks every peer about the claims in batch and settles them.
 func (lr *leaderRounds) round(batch []*termClaim) {
-	var groups []*claimGroup
+	type claimKey struct {
+		partition uint32
+		term      uint64
+	}
+	// Claims of one partition and term differ only if its configuration
+	// changed between them: a handful of groups per key at most.
+	groups := make(map[claimKey][]*claimGroup)
 	byPeer := make(map[string][]*claimGroup)
+	unsettled := 0
 	for _, c := range batch {
-		var g *claimGroup
-		for _, h := range groups {
-			if h.claims[0].partition == c.partition && h.claims[0].term == c.term && slices.Equal(h.claims[0].peers, c.peers) {
-				g = h
-				break
-			}
-		}
-		if g == nil {
-			g = &claimGroup{need: c.need, peers: len(c.peers)}
-			groups = append(groups, g)
+		k := claimKey{c.partition, c.term}
+		i := slices.IndexFunc(groups[k], func(g *claimGroup) bool { return slices.Equal(g.claims[0].peers, c.peers) })
+		if i < 0 {
+			g := &claimGroup{need: c.need, peers: len(c.peers)}
+			groups[k] = append(groups[k], g)
+			i = len(groups[k]) - 1
+			unsettled++
 			for _, peer := range c.peers {
 				byPeer[peer] = append(byPeer[peer], g)
 			}
 		}
+		g := groups[k][i]
 		g.claims = append(g.claims, c)
 	}
-	unsettled := len(groups)
 	answers := make(chan roundAnswer, len(byPeer))
 	calls := 0
 	for peer, gs := range byPeer {
@@ -245,14 +249,11 @@ func (lr *leaderRounds) round(batch []*termClaim) {
 
 // confirmTermsAt asks node peer which of the claims in req it confirms.
 func (n *Node) confirmTermsAt(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
-	if !n.faults.allowNode(peer) {
-		return nil, raftnet.ErrPeerBlocked
-	}
-	conn, err := n.net.Conn(peer, raftnet.ClassRaft)
+	c, err := n.peerClient(peer, raftnet.ClassRaft)
 	if err != nil {
 		return nil, err
 	}
-	return peerv1.NewPeerClient(conn).ConfirmTerms(ctx, req)
+	return c.ConfirmTerms(ctx, req)
 }
 
 // ConfirmTerms answers a leader's leadership round: whether this node's

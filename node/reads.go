@@ -463,16 +463,13 @@ func (p *partition) readMeta(node string, proof readProof) *cachev1.ReadMeta {
 
 // readIndexAt asks node leader for a read index of partition pid.
 func (n *Node) readIndexAt(ctx context.Context, leader string, pid uint32) (index, epoch uint64, err error) {
-	if !n.faults.allowNode(leader) {
-		return 0, 0, raftnet.ErrPeerBlocked
-	}
-	conn, err := n.net.Conn(leader, raftnet.ClassForward)
+	c, err := n.peerClient(leader, raftnet.ClassForward)
 	if err != nil {
 		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
 	defer cancel()
-	resp, err := peerv1.NewPeerClient(conn).ReadIndex(ctx, &peerv1.ReadIndexRequest{Partition: pid})
+	resp, err := c.ReadIndex(ctx, &peerv1.ReadIndexRequest{Partition: pid})
 	if err != nil {
 		return 0, 0, err
 	}
