@@ -75,22 +75,17 @@ func (p *partition) lastQuorumContact(now time.Time) (at time.Time, never bool) 
 			return at, false
 		}
 	}
-	f := p.raft.GetConfiguration()
-	if f.Error() != nil {
+	peers, self, err := p.voterPeers()
+	if err != nil {
 		return now, false
 	}
 	rn := p.net
-	var heard []time.Time
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter {
-			continue
-		}
-		if string(s.ID) == p.self {
-			heard = append(heard, now)
-			continue
-		}
-		at := rn.HeardAt(string(s.ID))
-		heard = append(heard, at)
+	heard := make([]time.Time, 0, len(peers)+1)
+	if self {
+		heard = append(heard, now)
+	}
+	for _, peer := range peers {
+		heard = append(heard, rn.HeardAt(peer))
 	}
 	if len(heard) == 0 {
 		// No configuration yet (a replica waiting to be added): nothing

@@ -74,26 +74,15 @@ func (p *partition) quorumContact(now time.Time) time.Time {
 	if p.raft.State() != raft.Leader {
 		return time.Time{}
 	}
-	f := p.raft.GetConfiguration()
-	if f.Error() != nil {
+	peers, self, err := p.voterPeers()
+	if err != nil || !self {
 		return time.Time{}
 	}
-	var acks []time.Time
-	self := false
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter {
-			continue
-		}
-		if string(s.ID) == p.self {
-			self = true
-			acks = append(acks, now)
-			continue
-		}
-		_, at := p.trans.Match(string(s.ID))
+	acks := make([]time.Time, 0, len(peers)+1)
+	acks = append(acks, now)
+	for _, peer := range peers {
+		_, at := p.trans.Match(peer)
 		acks = append(acks, at)
-	}
-	if !self {
-		return time.Time{}
 	}
 	// Newest first: the quorum-th newest ack is the one a quorum has
 	// given at or after.
@@ -389,27 +378,35 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 // other than itself, and how many of them must confirm its term for a
 // quorum with it.
 func (p *partition) roundPeers() (peers []string, need int, err error) {
-	f := p.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
+	peers, self, err := p.voterPeers()
+	if err != nil {
 		return nil, 0, fmt.Errorf("%w: partition %d: %v", ErrUnavailable, p.id, err)
-	}
-	voters, self := 0, false
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter {
-			continue
-		}
-		voters++
-		if string(s.ID) == p.self {
-			self = true
-			continue
-		}
-		peers = append(peers, string(s.ID))
 	}
 	if !self {
 		// A leader removing itself: the others lead soon.
 		return nil, 0, p.notLeader()
 	}
+	voters := len(peers) + 1
 	return peers, voters / 2, nil // a quorum is voters/2+1, this node one of them
+}
+
+// voterPeers returns the voters of this replica's latest configuration
+// other than this node, and whether this node is one.
+func (p *partition) voterPeers() (peers []string, self bool, err error) {
+	f := p.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, false, err
+	}
+	for _, s := range f.Configuration().Servers {
+		switch {
+		case s.Suffrage != raft.Voter:
+		case string(s.ID) == p.self:
+			self = true
+		default:
+			peers = append(peers, string(s.ID))
+		}
+	}
+	return peers, self, nil
 }
 
 // tokenAfterRead raises meta's session token to cover everything the read
