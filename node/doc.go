@@ -20,8 +20,11 @@
 //     group's configuration, hand-off on shutdown.
 //   - quorum.go: refusing quorum reads and writes at once on a replica
 //     cut off from its group's quorum.
-//   - reads.go: the five read levels: what a replica proves before it
-//     serves a read.
+//   - readplan.go: the five read levels as one pure decision (planRead):
+//     from what a replica knows, serve here, confirm leadership, ask the
+//     leader for a read index, forward, or refuse with a reason.
+//   - reads.go: gathering a replica's facts for a read and carrying out
+//     planRead's decision: waits, leases, read indexes.
 //   - readround.go: leadership rounds, the quorum round of linearizable
 //     reads, one per node for every partition it leads.
 //   - forward.go: routing requests to partition leaders, leader hints.

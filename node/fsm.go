@@ -374,6 +374,14 @@ func idemTimeName(at int64, key string) string {
 	return metaIdemTime + string(binary.BigEndian.AppendUint64(nil, uint64(at))) + key
 }
 
+// nextApply returns a channel closed when the state machine next applies
+// an entry.
+func (f *fsm) nextApply() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.appliedCh
+}
+
 // waitApplied blocks until the state machine has applied index, or ctx ends.
 func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 	if f.applied.Load() >= index {
@@ -383,9 +391,7 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 		return errWouldBlock
 	}
 	for {
-		f.mu.Lock()
-		ch := f.appliedCh
-		f.mu.Unlock()
+		ch := f.nextApply()
 		if f.applied.Load() >= index {
 			return nil
 		}

@@ -132,35 +132,117 @@ type readProof struct {
 // readReady makes this replica ready to serve a read at o's level,
 // waiting as the level requires, and returns what it proved. An error
 // satisfying isNotLeader means another replica (the leader) should serve
-// the read.
+// the read. planRead (readplan.go) decides; readReady gathers the facts
+// and carries the decision out.
 func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error) {
-	switch o.level {
-	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
-		return p.linearizable(ctx)
-	case cachev1.Consistency_CONSISTENCY_LEASE:
-		return p.lease(ctx)
-	case cachev1.Consistency_CONSISTENCY_BOUNDED:
-		return p.bounded(ctx, o.maxStaleness)
-	case cachev1.Consistency_CONSISTENCY_SESSION:
-		return p.session(ctx, o.tokens)
-	default: // EVENTUAL
-		return readProof{level: o.level, staleness: -1}, nil
+	f := p.facts(o)
+	plan := planRead(o, f)
+	proof := readProof{level: plan.level, staleness: plan.staleness}
+	switch plan.step {
+	case stepRefuse:
+		return proof, plan.err
+	case stepForward:
+		return proof, p.notLeader()
+	case stepConfirm:
+		return proof, p.readIndex(ctx)
+	case stepAskLeader:
+		return proof, p.askLeader(ctx)
 	}
+	if plan.followerWait {
+		if err := p.waitFollower(ctx, plan.waitIndex); err != nil {
+			if o.level != cachev1.Consistency_CONSISTENCY_BOUNDED || ctx.Err() != nil {
+				return proof, err
+			}
+			// The bound could not be proved in time: decide again
+			// where the read goes, with what this replica knows now.
+			f.now, f.leaderKnown = time.Now(), p.leader() != ""
+			if miss := boundedMiss(f, o.maxStaleness); miss.step == stepRefuse {
+				return proof, miss.err
+			}
+			return proof, p.notLeader()
+		}
+	} else if plan.waitIndex > 0 {
+		if err := p.fsm.waitApplied(ctx, plan.waitIndex); err != nil {
+			return readProof{}, err
+		}
+	}
+	if !plan.freshSince.IsZero() {
+		proof.staleness = time.Since(plan.freshSince)
+	}
+	if plan.recheckLease {
+		// Everything committed before the lease was checked; a pause or
+		// a lost lease after this point is caught by the recheck.
+		proof.recheck = func() error {
+			if !p.leaseValid() {
+				return errLeaseLost
+			}
+			return nil
+		}
+	}
+	return proof, nil
 }
 
-// linearizable confirms with a quorum that the leader still leads and
-// waits until this replica has applied the leader's commit index.
-func (p *partition) linearizable(ctx context.Context) (readProof, error) {
-	proof := readProof{level: cachev1.Consistency_CONSISTENCY_LINEARIZABLE}
-	// Cut off from the quorum: no leader can confirm the read in time.
-	if err := p.quorumLost(time.Now()); err != nil {
-		return proof, err
+// facts gathers what planRead needs to decide a read at o's level, and
+// nothing more: an EVENTUAL read reads no raft state at all.
+func (p *partition) facts(o readOpts) replicaFacts {
+	f := replicaFacts{partition: p.id}
+	switch o.level {
+	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
+		p.linearizableFacts(&f)
+	case cachev1.Consistency_CONSISTENCY_LEASE:
+		f.now, f.ready = time.Now(), p.ready()
+		f.brokenLease = p.faults != nil && p.faults.brokenLease.Load()
+		if f.brokenLease && f.ready {
+			break
+		}
+		if f.leaseExpiry = p.leaseExpiry(f.now); f.now.Before(f.leaseExpiry) {
+			f.commitIndex = p.raft.CommitIndex()
+		} else {
+			p.linearizableFacts(&f)
+		}
+	case cachev1.Consistency_CONSISTENCY_BOUNDED:
+		f.now, f.leader = time.Now(), p.raft.State() == raft.Leader
+		if f.leader {
+			if f.ready = p.ready(); f.ready {
+				if f.leaseExpiry = p.leaseExpiry(f.now); !f.now.Before(f.leaseExpiry) {
+					f.quorumContact = p.quorumContact(f.now)
+				}
+				f.commitIndex = p.raft.CommitIndex()
+			}
+			break
+		}
+		f.freshIndex, f.freshAt = p.trans.FreshCommit()
+		f.leaderKnown = p.leader() != ""
+	case cachev1.Consistency_CONSISTENCY_SESSION:
+		f.epoch = p.fsm.epoch.Load()
+		for _, t := range o.tokens {
+			if t.GetPartition() != p.id {
+				continue
+			}
+			if t.GetEpoch() != f.epoch {
+				p.linearizableFacts(&f)
+			} else if f.leader = p.raft.State() == raft.Leader; f.leader {
+				f.lastIndex = p.raft.LastIndex()
+			}
+			break
+		}
 	}
+	return f
+}
+
+// linearizableFacts fills in what a LINEARIZABLE read looks at.
+func (p *partition) linearizableFacts(f *replicaFacts) {
+	f.now = time.Now()
+	f.quorumErr = p.quorumLost(f.now)
+	f.leader = p.raft.State() == raft.Leader
+	f.leaderKnown = f.leader || p.leader() != ""
+}
+
+// askLeader serves a LINEARIZABLE read on a follower: it asks the leader
+// for a read index and waits until this replica has applied it.
+func (p *partition) askLeader(ctx context.Context) error {
 	if mustNotWait(ctx) {
-		return proof, errWouldBlock
-	}
-	if p.raft.State() == raft.Leader || p.leader() == "" {
-		return proof, p.readIndex(ctx)
+		return errWouldBlock
 	}
 	leader := p.leader()
 	qctx, stop := p.untilQuorumLost(ctx)
@@ -169,22 +251,22 @@ func (p *partition) linearizable(ctx context.Context) (readProof, error) {
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
-			return proof, err
+			return err
 		}
 		if isNoQuorum(cause) {
-			return proof, cause
+			return cause
 		}
 		// Let the read go to the leader: forwarding follows leader hints,
 		// waits out elections and fails fast when cut off.
 		p.log.Debug("read index from leader failed", "leader", leader, "err", err)
-		return proof, p.notLeader()
+		return p.notLeader()
 	}
 	if epoch != p.fsm.epoch.Load() {
 		// The leader's log is another incarnation than this replica's:
 		// this replica is being replaced. The leader serves.
-		return proof, p.notLeader()
+		return p.notLeader()
 	}
-	return proof, p.waitFollower(ctx, idx)
+	return p.waitFollower(ctx, idx)
 }
 
 // waitFollower waits, on a follower, until it has applied index, at most
@@ -205,94 +287,6 @@ func (p *partition) waitFollower(ctx context.Context, index uint64) error {
 		return p.notLeader()
 	}
 	return nil
-}
-
-// lease serves from the leader's own state while it holds a lease, and
-// reads as LINEARIZABLE otherwise.
-func (p *partition) lease(ctx context.Context) (readProof, error) {
-	broken := p.faults != nil && p.faults.brokenLease.Load()
-	if broken && p.ready() {
-		// Test-only: the check a correct lease read makes is skipped.
-		return readProof{level: cachev1.Consistency_CONSISTENCY_LEASE}, nil
-	}
-	if !p.leaseValid() {
-		return p.linearizable(ctx)
-	}
-	// Everything committed before the lease was checked; a pause or a
-	// lost lease after this point is caught by the recheck.
-	if err := p.fsm.waitApplied(ctx, p.raft.CommitIndex()); err != nil {
-		return readProof{}, err
-	}
-	return readProof{level: cachev1.Consistency_CONSISTENCY_LEASE, recheck: func() error {
-		if !p.leaseValid() {
-			return errLeaseLost
-		}
-		return nil
-	}}, nil
-}
-
-// bounded serves if this replica can prove its data is no older than max.
-func (p *partition) bounded(ctx context.Context, max time.Duration) (readProof, error) {
-	level := cachev1.Consistency_CONSISTENCY_BOUNDED
-	now := time.Now()
-	if p.raft.State() == raft.Leader {
-		if p.ready() {
-			if exp := p.leaseExpiry(now); now.Before(exp) {
-				return readProof{level: level}, p.fsm.waitApplied(ctx, p.raft.CommitIndex())
-			}
-			// Without a lease, no other leader can have committed
-			// anything before the last quorum contact.
-			if at := p.quorumContact(now); !at.IsZero() && now.Sub(at) <= max {
-				return readProof{level: level, staleness: now.Sub(at)}, p.fsm.waitApplied(ctx, p.raft.CommitIndex())
-			}
-		}
-		if err := p.readIndex(ctx); err != nil {
-			return readProof{}, err
-		}
-		return readProof{level: level}, nil
-	}
-	index, at := p.trans.FreshCommit()
-	if !at.IsZero() && now.Sub(at) <= max {
-		if err := p.waitFollower(ctx, index); err == nil {
-			return readProof{level: level, staleness: time.Since(at)}, nil
-		} else if ctx.Err() != nil {
-			return readProof{}, err
-		}
-	}
-	if p.leader() == "" {
-		since := "never"
-		if !at.IsZero() {
-			since = time.Since(at).Round(time.Millisecond).String() + " ago"
-		}
-		return readProof{}, fmt.Errorf("%w: partition %d: this replica cannot prove its data is within max_staleness %v "+
-			"(last fresh leader contact: %s) and knows no leader", ErrUnavailable, p.id, max, since)
-	}
-	return readProof{}, p.notLeader()
-}
-
-// session serves once this replica has applied the session's writes and
-// reads in this partition.
-func (p *partition) session(ctx context.Context, tokens []*cachev1.SessionToken) (readProof, error) {
-	proof := readProof{level: cachev1.Consistency_CONSISTENCY_SESSION, staleness: -1}
-	for _, t := range tokens {
-		if t.GetPartition() != p.id {
-			continue
-		}
-		if epoch := p.fsm.epoch.Load(); t.Epoch != epoch {
-			// A token from another incarnation of the log says nothing
-			// about this one: fall back to the strongest read.
-			return p.linearizable(ctx)
-		}
-		if p.raft.State() == raft.Leader {
-			if last := p.raft.LastIndex(); t.Index > last {
-				return proof, fmt.Errorf("%w: session token for partition %d is at index %d, beyond the log (%d)",
-					ErrInvalidArgument, p.id, t.Index, last)
-			}
-			return proof, p.fsm.waitApplied(ctx, t.Index)
-		}
-		return proof, p.waitFollower(ctx, t.Index)
-	}
-	return proof, nil
 }
 
 // readIndex confirms leadership and waits until the state machine has
@@ -342,11 +336,8 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 			return 0, err
 		}
 		// A new leader has not committed in its term yet.
-		p.fsm.mu.Lock()
-		ch := p.fsm.appliedCh
-		p.fsm.mu.Unlock()
 		select {
-		case <-ch:
+		case <-p.fsm.nextApply():
 		case <-waitCtx.Done():
 			return 0, fmt.Errorf("%w: partition %d leader not ready", waitCtx.Err(), p.id)
 		case <-p.stop:
