@@ -17,7 +17,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	d.m.metaMu.Lock()
 	b := d.m.meta.encode()
 	d.m.metaMu.Unlock()
-	if len(b) > limit { // validate rules this out; memberlist would panic
+	if len(b) > limit { // Validate rules this out; memberlist would panic
 		d.m.log.Error("node metadata too large, gossiping none", "bytes", len(b), "limit", limit)
 		return nil
 	}

@@ -11,12 +11,16 @@ import (
 type State int
 
 const (
+	// Alive: memberlist counts the member alive.
 	Alive State = iota
 	// Suspect is part of the vocabulary but is not produced today:
 	// memberlist v0.7.0 keeps suspicion internal (no event, and Node.State
 	// is never filled in), so a member goes from alive to dead directly.
 	Suspect
+	// Dead: memberlist declared the member dead, and it had not said it
+	// was leaving.
 	Dead
+	// Left: the member left for good (it called Leave).
 	Left
 )
 
