@@ -12,15 +12,20 @@ import (
 
 const module = "github.com/elcache/elcache"
 
-// imports returns, for every package of the module, its imports (direct,
-// or with deps the whole transitive closure) of non-test files.
-func imports(t *testing.T, deps bool) map[string][]string {
+// go list templates for imports: a package's direct imports or the whole
+// transitive closure of its non-test files, or the direct imports of its
+// files and its tests.
+const (
+	listDirect    = `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`
+	listDeps      = `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`
+	listWithTests = `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}`
+)
+
+// imports returns, for every package of the module, its imports as the
+// go list template format lists them.
+func imports(t *testing.T, format string) map[string][]string {
 	t.Helper()
-	args := []string{"list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./..."}
-	if deps {
-		args = []string{"list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "./..."}
-	}
-	out, err := exec.Command("go", args...).Output()
+	out, err := exec.Command("go", "list", "-f", format, "./...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -40,8 +45,8 @@ func isStd(path string) bool {
 }
 
 func TestImportDirection(t *testing.T) {
-	all := imports(t, true)
-	direct := imports(t, false)
+	all := imports(t, listDeps)
+	direct := imports(t, listDirect)
 	if len(all) < 5 {
 		t.Fatalf("go list found only %d packages", len(all))
 	}
@@ -53,6 +58,7 @@ func TestImportDirection(t *testing.T) {
 		{"ring", "must not depend on node, storage, client or cmd", []string{"/node", "/storage", "/client", "/cmd"}},
 		{"proto", "must not depend on any other package of the module", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/raftnet", "must not depend on node, storage, ring, client or cmd (it is the transport node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+		{"internal/gossip", "must not depend on node, storage, ring, client or cmd (it is the membership node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 	}
 	for _, rule := range forbidden {
 		for pkg, deps := range all {
@@ -89,6 +95,21 @@ func TestImportDirection(t *testing.T) {
 			}
 			t.Errorf("%s imports %s: client may import only %v and the standard library", pkg, d, allowed)
 		}
+	}
+	// hashicorp/memberlist stays behind internal/gossip, in code and tests.
+	const memberlist = "github.com/hashicorp/memberlist"
+	for pkg, deps := range imports(t, listWithTests) {
+		if pkg == module+"/internal/gossip" {
+			continue
+		}
+		for _, d := range deps {
+			if d == memberlist || strings.HasPrefix(d, memberlist+"/") {
+				t.Errorf("%s imports %s: only internal/gossip may", pkg, d)
+			}
+		}
+	}
+	if _, ok := direct[module+"/internal/gossip"]; !ok {
+		t.Errorf("package %s/internal/gossip not found", module)
 	}
 	if _, ok := direct[module+"/client"]; !ok {
 		t.Errorf("package %s/client not found", module)

@@ -25,21 +25,6 @@ type adminServer struct {
 	n *Node
 }
 
-func (s memberState) String() string {
-	switch s {
-	case memberAlive:
-		return "alive"
-	case memberSuspect:
-		return "suspect"
-	case memberDead:
-		return "dead"
-	case memberLeft:
-		return "left"
-	default:
-		return "unknown"
-	}
-}
-
 func placementState(s peerv1.NodeRecord_State) string {
 	switch s {
 	case peerv1.NodeRecord_STATE_ACTIVE:

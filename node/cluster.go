@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/ring"
@@ -90,7 +91,7 @@ func (n *Node) maybeBootstrap() {
 	}
 	var ids, bootstrappers []string
 	for _, m := range n.members.Members() {
-		if m.State != memberAlive {
+		if m.State != gossip.Alive {
 			continue
 		}
 		if m.HasCluster && m.ID != n.id {
@@ -150,15 +151,15 @@ func placementNodes(st *peerv1.ClusterState) []string {
 // plan returns the cluster state that follows from cur and the gossip view
 // at now, or nil when nothing changes. It is deterministic given its
 // inputs.
-func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Time) *peerv1.ClusterState {
+func (n *Node) plan(cur *peerv1.ClusterState, members []gossip.Member, now time.Time) *peerv1.ClusterState {
 	next := proto.CloneOf(cur)
 	if next.Revision == 0 {
 		next.PartitionCount = n.cfg.Partitions
 		next.ReplicationFactor = uint32(n.cfg.Cluster.ReplicationFactor)
 	}
-	gossip := make(map[string]memberInfo, len(members))
+	view := make(map[string]gossip.Member, len(members))
 	for _, m := range members {
-		gossip[m.ID] = m
+		view[m.ID] = m
 	}
 	grace := n.cfg.Cluster.FailureGrace
 	records := make(map[string]*peerv1.NodeRecord, len(next.Nodes))
@@ -166,7 +167,7 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 		records[r.Id] = r
 	}
 	for _, m := range members {
-		if m.State != memberAlive && m.State != memberSuspect {
+		if m.State != gossip.Alive && m.State != gossip.Suspect {
 			continue
 		}
 		r := records[m.ID]
@@ -182,11 +183,11 @@ func (n *Node) plan(cur *peerv1.ClusterState, members []memberInfo, now time.Tim
 		r.Name, r.GrpcAddr, r.GossipAddr, r.BootId = m.Name, m.GRPCAddr, m.GossipAddr, m.BootID
 	}
 	gone := func(id string) bool {
-		m, seen := gossip[id]
-		return !seen || m.State == memberDead || m.State == memberLeft
+		m, seen := view[id]
+		return !seen || m.State == gossip.Dead || m.State == gossip.Left
 	}
 	for _, r := range next.Nodes {
-		m, seen := gossip[r.Id]
+		m, seen := view[r.Id]
 		since := n.start
 		if seen {
 			since = m.Since
@@ -351,7 +352,7 @@ func (n *Node) logChange(what, id string, err error) {
 func (n *Node) aliveSet() map[string]bool {
 	out := make(map[string]bool)
 	for _, m := range n.members.Members() {
-		if m.State == memberAlive || m.State == memberSuspect {
+		if m.State == gossip.Alive || m.State == gossip.Suspect {
 			out[m.ID] = true
 		}
 	}

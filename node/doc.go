@@ -13,7 +13,6 @@
 //   - validate.go: request validation; every limit is enforced here.
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
 //   - evict.go: capacity eviction and the TTL reaper.
-//   - membership.go: gossip membership on hashicorp/memberlist.
 //   - meta.go: the meta Raft group holding the cluster state.
 //   - cluster.go: the controller: forming the cluster, planning the
 //     partition map, starting and removing replicas, reconciling each
@@ -34,4 +33,5 @@
 //
 // The multiplexed Raft transport, coalesced heartbeats and pooled peer
 // connections are a package of their own, internal/raftnet.
+// Gossip membership on hashicorp/memberlist is internal/gossip.
 package node

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"google.golang.org/grpc/codes"
@@ -48,7 +49,7 @@ func (n *Node) updateBook() {
 		}
 	}
 	for _, m := range n.members.Members() {
-		if m.GRPCAddr != "" && (m.State == memberAlive || m.State == memberSuspect) {
+		if m.GRPCAddr != "" && (m.State == gossip.Alive || m.State == gossip.Suspect) {
 			n.book.Store(m.ID, m.GRPCAddr)
 		}
 	}

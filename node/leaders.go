@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/hashicorp/raft"
@@ -112,7 +113,7 @@ func (n *Node) leaderViewLoop() {
 			if m.ID == n.id {
 				continue
 			}
-			if m.State == memberDead || m.State == memberLeft {
+			if m.State == gossip.Dead || m.State == gossip.Left {
 				n.leaders.forget(m.ID)
 				continue
 			}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/elcache/elcache/internal/gossip"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
@@ -113,7 +115,16 @@ func (n *Node) unaryMetrics(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 // checkListenAddr checks an HTTP listen address: host:port, host optional.
-func checkListenAddr(s string) error { return checkHostPort(s, true) }
+func checkListenAddr(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
 
 // startMetrics serves /metrics on Config.MetricsAddr, when it is set.
 func (n *Node) startMetrics() error {
@@ -238,7 +249,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n.members != nil {
 		byState := map[string]int{}
-		for _, s := range []memberState{memberAlive, memberSuspect, memberDead, memberLeft} {
+		for _, s := range []gossip.State{gossip.Alive, gossip.Suspect, gossip.Dead, gossip.Left} {
 			byState[s.String()] = 0
 		}
 		for _, m := range n.members.Members() {

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/node/version"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
@@ -59,7 +60,7 @@ type Node struct {
 	srv     *grpc.Server
 	health  *health.Server
 	net     *raftnet.Net
-	members *membership
+	members *gossip.Membership
 	meta    *metaGroup
 	faults  faults
 	leaders leaderView
@@ -267,7 +268,7 @@ func (n *Node) open() error {
 		}
 		n.parts[id] = p
 	}
-	n.members, err = newMembership(membershipConfig{
+	n.members, err = gossip.New(gossip.Config{
 		NodeID: n.id, NodeName: cfg.NodeName, GRPCAddr: n.Addr(), BootID: n.bootID,
 		HasCluster: n.meta.formed(), Bootstrapper: n.bootstrapExpect() > 0,
 		BindAddr: cfg.GossipAddr, Seeds: cfg.Join, SecretKey: cfg.Cluster.GossipKey, Fast: cfg.Cluster.FastGossip,
