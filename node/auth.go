@@ -21,7 +21,7 @@ import (
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
-// Client authentication and rate limiting (README "Security").
+// Client authentication and rate limiting (docs/operations.md "Security").
 //
 // With a token file, every request but the health checks carries
 // "authorization: Bearer TOKEN" metadata; the token's role decides what

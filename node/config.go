@@ -101,7 +101,7 @@ type Config struct {
 	// UNSPECIFIED.
 	DefaultWriteMode cachev1.WriteMode
 	// DefaultDurability is the durability of writes that do not choose
-	// one (README "Write durability"): DURABILITY_SYNC (the default, also
+	// one (docs/client.md "Write durability"): DURABILITY_SYNC (the default, also
 	// what UNSPECIFIED means) acknowledges a write once a quorum has
 	// fsynced it, DURABILITY_REPLICATED once a quorum has written it to
 	// the operating system. WRITE_THROUGH and WRITE_AROUND writes are
@@ -116,12 +116,12 @@ type Config struct {
 	// the default, 1 ms; at most 10 ms).
 	LogSyncGap time.Duration
 	// MetricsAddr, when set, serves Prometheus metrics over HTTP at
-	// /metrics (README "Metrics").
+	// /metrics (docs/operations.md "Metrics").
 	MetricsAddr string
 	// AdminAddr, when set, serves the Go profiler over HTTP under
 	// /debug/pprof/. Keep it on a private interface.
 	AdminAddr string
-	// Tokens, when set, are the credentials clients must send (README
+	// Tokens, when set, are the credentials clients must send (docs/operations.md
 	// "Security"); the first of role peer is what nodes send each other,
 	// so there must be one, the same on every node. Empty: no
 	// authentication.

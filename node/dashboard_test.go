@@ -47,7 +47,7 @@ const (
 	fullComposeFile   = "compose/docker-compose.full.yml"
 )
 
-// dashboardWants are the metrics the dashboard must chart (README
+// dashboardWants are the metrics the dashboard must chart (docs/operations.md
 // "Metrics"): requests, latency, errors, Raft, write-back, refill, the
 // breaker, membership, evictions, capacity, hit ratio and the process.
 var dashboardWants = []string{

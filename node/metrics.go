@@ -21,7 +21,7 @@ import (
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
-// Prometheus metrics (README "Metrics"). Request metrics are counted as
+// Prometheus metrics (docs/operations.md "Metrics"). Request metrics are counted as
 // requests finish; everything else is read from the node's state when
 // Prometheus scrapes, so an idle node costs nothing.
 

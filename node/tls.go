@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TLSFiles are the PEM files of a node's TLS (README "Security"). With
+// TLSFiles are the PEM files of a node's TLS (docs/operations.md "Security"). With
 // Cert and Key set, the node serves TLS to clients and peers and presents
 // the same certificate as a client to its peers; CA verifies the peers'
 // certificates and, with RequireClientCert, every client's (mutual TLS).

@@ -21,7 +21,7 @@ import (
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
-// Backup files (README "Backups"): the magic, then records of a 4-byte
+// Backup files (docs/operations.md "Backups"): the magic, then records of a 4-byte
 // big-endian length and a BackupChunk, then a zero length, then the
 // SHA-256 of everything before it.
 const backupMagic = "ELCBAK01"
