@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -38,6 +39,19 @@ var (
 	ErrRateLimited = errors.New("client: rate limited")
 )
 
+// failureErrors are the client's errors for the Cache service's failures
+// (cachev1.Failure: the table of codes the nodes answer with). Failures
+// not here have no sentinel; their code stays reachable (status.Code).
+var failureErrors = map[cachev1.Failure]error{
+	cachev1.FailureNotFound:         ErrNotFound,
+	cachev1.FailureInvalidArgument:  ErrInvalidArgument,
+	cachev1.FailureUnavailable:      ErrUnavailable,
+	cachev1.FailureDeadlineExceeded: ErrDeadlineExceeded,
+	cachev1.FailureUnauthenticated:  ErrUnauthenticated,
+	cachev1.FailurePermissionDenied: ErrPermissionDenied,
+	cachev1.FailureRateLimited:      ErrRateLimited,
+}
+
 // statusError is a gRPC status mapped to the client's errors. GRPCStatus
 // keeps the original code reachable through status.FromError.
 type statusError struct {
@@ -49,7 +63,9 @@ func (e *statusError) Error() string {
 	prefix, msg := "client: "+e.st.Code().String(), e.st.Message()
 	if e.kind != nil {
 		prefix = e.kind.Error()
-		// Servers may start the message with the same words.
+		// Servers may start the message with the same words, as
+		// their package's error ("node: invalid argument: ...").
+		msg = strings.TrimPrefix(msg, "node: ")
 		msg = strings.TrimPrefix(msg, strings.TrimPrefix(prefix, "client: ")+": ")
 	}
 	if msg != "" {
@@ -84,24 +100,6 @@ func fromStatus(err error) error {
 	if !ok {
 		st = status.FromContextError(err)
 	}
-	var kind error
-	switch st.Code() {
-	case codes.NotFound:
-		kind = ErrNotFound
-	case codes.InvalidArgument:
-		kind = ErrInvalidArgument
-	case codes.Unavailable:
-		kind = ErrUnavailable
-	case codes.DeadlineExceeded:
-		kind = ErrDeadlineExceeded
-	case codes.Unauthenticated:
-		kind = ErrUnauthenticated
-	case codes.PermissionDenied:
-		kind = ErrPermissionDenied
-	case codes.ResourceExhausted:
-		if strings.HasPrefix(st.Message(), "rate limit") {
-			kind = ErrRateLimited
-		}
-	}
+	kind := failureErrors[cachev1.FailureOf(st.Code(), st.Message())]
 	return &statusError{kind: kind, st: st}
 }

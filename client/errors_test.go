@@ -11,7 +11,7 @@ import (
 )
 
 func TestFromStatus(t *testing.T) {
-	sentinels := []error{ErrNotFound, ErrInvalidArgument, ErrUnavailable, ErrDeadlineExceeded, ErrClosed, context.DeadlineExceeded, context.Canceled}
+	sentinels := []error{ErrNotFound, ErrInvalidArgument, ErrUnavailable, ErrDeadlineExceeded, ErrClosed, ErrRateLimited, context.DeadlineExceeded, context.Canceled}
 	tests := []struct {
 		name string
 		err  error
@@ -25,6 +25,10 @@ func TestFromStatus(t *testing.T) {
 			[]error{ErrInvalidArgument}, "client: invalid argument: key is 2048 bytes; the maximum is 1024", codes.InvalidArgument},
 		{"server repeats the code", status.Error(codes.InvalidArgument, "invalid argument: key is empty"),
 			[]error{ErrInvalidArgument}, "client: invalid argument: key is empty", codes.InvalidArgument},
+		{"server's package error", status.Error(codes.InvalidArgument, "node: invalid argument: key is empty"),
+			[]error{ErrInvalidArgument}, "client: invalid argument: key is empty", codes.InvalidArgument},
+		{"rate limited", status.Error(codes.ResourceExhausted, "rate limit: client \"a\" is over 5 requests a second"),
+			[]error{ErrRateLimited}, "client: rate limited: rate limit: client \"a\" is over 5 requests a second", codes.ResourceExhausted},
 		{"unavailable", status.Error(codes.Unavailable, "not leader; leader is node-2"),
 			[]error{ErrUnavailable}, "client: unavailable: not leader; leader is node-2", codes.Unavailable},
 		{"deadline", status.Error(codes.DeadlineExceeded, "context deadline exceeded"),

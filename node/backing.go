@@ -22,12 +22,12 @@ type backingStore interface {
 }
 
 // ErrBackend: the backing database failed or its circuit breaker is open.
-var ErrBackend = errors.New("backing database unavailable")
+var ErrBackend = errors.New("node: backing database unavailable")
 
 // ErrRefused: the backing database, otherwise healthy, refused the rows
 // for what they hold (a constraint or check of the table, a value it
 // cannot store). Sending them again fails the same way.
-var ErrRefused = errors.New("backing database refused the row")
+var ErrRefused = errors.New("node: backing database refused the row")
 
 // backend wraps the backing store with retries (exponential backoff with
 // full jitter, for transient errors, within the caller's deadline), a

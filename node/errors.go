@@ -5,21 +5,21 @@ import (
 	"errors"
 	"fmt"
 
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// Sentinel errors. Handlers wrap them with %w and detail; toStatus is the one
-// place that turns them into gRPC status codes.
+// Sentinel errors. Handlers wrap them with %w and detail; failureTable is
+// the one place that turns them into gRPC status codes.
 var (
 	// ErrInvalidArgument: the request is malformed or over a limit.
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrInvalidArgument = errors.New("node: invalid argument")
 	// ErrNotLeader: this replica cannot serve the request at the asked level.
-	ErrNotLeader = errors.New("not the partition leader")
+	ErrNotLeader = errors.New("node: not the partition leader")
 	// ErrUnavailable: the partition cannot serve now (no leader, shutting
 	// down, not ready yet).
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable = errors.New("node: unavailable")
 	// ErrClosed: the node is shutting down.
 	ErrClosed = errors.New("node: closed")
 )
@@ -47,7 +47,44 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
 }
 
-// toStatus maps an error to a gRPC status error.
+// failureTable maps node errors to the Cache service's failures
+// (cachev1.Failure, whose table holds the gRPC codes): the first entry
+// err satisfies (errors.Is) wins; an error in none is FailureInternal.
+// The server, forwarding, pipelined calls and the Raft transport all
+// answer through it (toStatus, Node.status), and the Go client decodes
+// the codes with the same cachev1 table.
+var failureTable = []struct {
+	err     error
+	failure cachev1.Failure
+}{
+	{ErrInvalidArgument, cachev1.FailureInvalidArgument},
+	{ErrBacklog, cachev1.FailureBacklog},
+	{ErrRefused, cachev1.FailureFailedPrecondition},
+	{ErrBackend, cachev1.FailureUnavailable},
+	{context.DeadlineExceeded, cachev1.FailureDeadlineExceeded},
+	{context.Canceled, cachev1.FailureCanceled},
+	{ErrNotLeader, cachev1.FailureUnavailable},
+	{ErrUnavailable, cachev1.FailureUnavailable},
+	{ErrClosed, cachev1.FailureUnavailable},
+	{raft.ErrNotLeader, cachev1.FailureUnavailable},
+	{raft.ErrLeadershipLost, cachev1.FailureUnavailable},
+	{raft.ErrRaftShutdown, cachev1.FailureUnavailable},
+	{raft.ErrEnqueueTimeout, cachev1.FailureUnavailable},
+	{raft.ErrLeadershipTransferInProgress, cachev1.FailureUnavailable},
+}
+
+// failureOf returns the failure err reports.
+func failureOf(err error) cachev1.Failure {
+	for _, row := range failureTable {
+		if errors.Is(err, row.err) {
+			return row.failure
+		}
+	}
+	return cachev1.FailureInternal
+}
+
+// toStatus maps an error to a gRPC status error through failureTable; a
+// status error passes unchanged.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -55,24 +92,5 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	switch {
-	case errors.Is(err, ErrInvalidArgument):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrBacklog):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, ErrRefused):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, ErrBackend):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed),
-		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown),
-		errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return status.Error(codes.Unavailable, err.Error())
-	default:
-		return status.Error(codes.Internal, err.Error())
-	}
+	return status.Error(failureOf(err).Code(), err.Error())
 }

@@ -78,33 +78,34 @@ func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
 	return h
 }
 
-// status maps err to a gRPC status; a not-leader error carries a
-// LeaderHint detail so that the caller can go to the leader directly.
+// status maps err to a gRPC status through the one table (toStatus) and
+// adds a LeaderHint detail where the request did not run here: naming the
+// leader for a not-leader error, so that the caller can go to it
+// directly, and empty for a request that certainly did not run (closed,
+// shutting down, no quorum), which tells a forwarding node it may send
+// the request elsewhere.
 func (n *Node) status(err error) error {
+	serr := toStatus(err)
+	var hint *cachev1.LeaderHint
 	var nl *notLeaderError
-	if !errors.As(err, &nl) {
-		var nr notRunError
-		if errors.Is(err, ErrClosed) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) ||
-			errors.As(err, &nr) {
-			// Not executed: the hint (with no leader) tells a forwarding
-			// node it may send the request elsewhere.
-			st, derr := status.New(codes.Unavailable, err.Error()).WithDetails(&cachev1.LeaderHint{})
-			if derr == nil {
-				return st.Err()
-			}
+	var nr notRunError
+	switch {
+	case errors.As(err, &nl):
+		hint = n.hint(nl.partition)
+		if nl.leader != "" {
+			hint.NodeId = nl.leader
+			hint.Address, _ = n.resolve(nl.leader)
 		}
-		return toStatus(err)
+	case errors.Is(err, ErrClosed), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown),
+		errors.As(err, &nr):
+		hint = &cachev1.LeaderHint{}
+	default:
+		return serr
 	}
-	st := status.New(codes.Unavailable, err.Error())
-	h := n.hint(nl.partition)
-	if nl.leader != "" {
-		h.NodeId = nl.leader
-		h.Address, _ = n.resolve(nl.leader)
+	if st, derr := status.Convert(serr).WithDetails(hint); derr == nil {
+		return st.Err()
 	}
-	if withHint, derr := st.WithDetails(h); derr == nil {
-		st = withHint
-	}
-	return st.Err()
+	return serr
 }
 
 // notRunError marks an error returned before the request was proposed or

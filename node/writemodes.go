@@ -35,7 +35,7 @@ import (
 //     refused if anything newer happened to the key after the load began.
 
 // ErrBacklog: the write-back backlog is full.
-var ErrBacklog = errors.New("write-back backlog full")
+var ErrBacklog = errors.New("node: write-back backlog full")
 
 // modeWrite applies puts and deletes (KIND_PUT and KIND_DELETE ops, all of
 // partition p) in write mode w.mode, and returns one result per op.
