@@ -3,24 +3,30 @@ package node_test
 import (
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/elcache/elcache/jepsen"
 )
 
-// anomaly is an operation that breaks a promise.
+// anomaly is a broken promise, found by a check of this file or by a
+// jepsen checker.
 type anomaly struct {
-	check string // the promise
-	op    opRecord
-	why   string
+	check string // the promise (a jepsen anomaly's kind)
+	what  string // the operation and how it breaks the promise
+	// from and to are when it happened, for the faults in effect then.
+	from, to int64
 }
 
-func (a anomaly) String() string { return fmt.Sprintf("%s: %v: %s", a.check, a.op, a.why) }
+// opAnomaly is an anomaly of one operation.
+func opAnomaly(check string, o opRecord, why string) anomaly {
+	return anomaly{check: check, what: fmt.Sprintf("%v: %s", o, why), from: o.call, to: o.ret}
+}
+
+func (a anomaly) String() string { return a.check + ": " + a.what }
 
 // reportAnomalies fails t with the first few anomalies of a check, and
 // the faults in effect when they happened.
@@ -32,7 +38,7 @@ func reportAnomalies(t *testing.T, h *opHistory, check string, as []anomaly) {
 	const shown = 10
 	var b strings.Builder
 	for _, a := range as[:min(len(as), shown)] {
-		fmt.Fprintf(&b, "\n  %v (during %s)", a, h.faultsDuring(a.op.call, a.op.ret))
+		fmt.Fprintf(&b, "\n  %v (during %s)", a, h.faultsDuring(a.from, a.to))
 	}
 	if len(as) > shown {
 		fmt.Fprintf(&b, "\n  ... and %d more", len(as)-shown)
@@ -100,7 +106,7 @@ func checkIntegrity(ops []opRecord) []anomaly {
 		}
 		if o.kind == opPut {
 			if prev, ok := acks.newestBefore(o.key, o.call); ok && prev.version >= o.version {
-				out = append(out, anomaly{"integrity", o, fmt.Sprintf("version not above v%d of %v, acknowledged before this put began", prev.version, prev)})
+				out = append(out, opAnomaly("integrity", o, fmt.Sprintf("version not above v%d of %v, acknowledged before this put began", prev.version, prev)))
 			}
 			continue
 		}
@@ -110,230 +116,122 @@ func checkIntegrity(ops []opRecord) []anomaly {
 		p, ok := puts[o.value]
 		switch {
 		case !ok || p.key != o.key:
-			out = append(out, anomaly{"integrity", o, "read a value no put of this key wrote"})
+			out = append(out, opAnomaly("integrity", o, "read a value no put of this key wrote"))
 		case p.call > o.ret:
-			out = append(out, anomaly{"integrity", o, fmt.Sprintf("read a value before its put %v began", p)})
+			out = append(out, opAnomaly("integrity", o, fmt.Sprintf("read a value before its put %v began", p)))
 		case p.outcome == outcomeOK && p.version != o.version:
-			out = append(out, anomaly{"integrity", o, fmt.Sprintf("read version v%d, but the put was acknowledged as v%d", o.version, p.version)})
+			out = append(out, opAnomaly("integrity", o, fmt.Sprintf("read version v%d, but the put was acknowledged as v%d", o.version, p.version)))
 		}
 	}
 	return out
 }
 
-// checkFreshness checks that every successful get that bound selects
-// reflects every put acknowledged more than its bound before the get
-// began: it returns that put's version or a higher one. A bound of zero is
-// a necessary condition of linearizability that names the stale read,
-// where porcupine only says that a key's history is illegal.
-func checkFreshness(ops []opRecord, check string, bound func(opRecord) (time.Duration, bool)) []anomaly {
-	acks := newAckIndex(ops)
-	var out []anomaly
-	for _, o := range ops {
-		if o.kind != opGet || o.outcome != outcomeOK {
-			continue
+// The other checks are the jepsen suite's, run on the history converted
+// to its operations.
+
+// linLevels are the levels whose reads must be linearizable.
+var linLevels = []string{jepsen.LevelLinearizable, jepsen.LevelLease}
+
+// jepsenOps converts ops for the jepsen checkers: a client is a process,
+// node i is "n<i>", and a get carries its level, its BOUNDED bound and
+// its proof.
+func jepsenOps(ops []opRecord) []jepsen.Op {
+	out := make([]jepsen.Op, len(ops))
+	for i, o := range ops {
+		op := jepsen.Op{Process: o.client, Node: fmt.Sprintf("n%d", o.node), Workload: "register", F: jepsen.FPut,
+			Key: o.key, Value: o.value, Found: o.found, Version: o.version, Start: o.call, End: o.ret, Error: o.err,
+			Meta: jepsen.ReadMetaOf(o.meta)}
+		if o.kind == opGet {
+			op.F, op.Level = jepsen.FGet, strings.ToLower(levelName(o.level))
+			if o.level == levelBounded {
+				op.MaxStaleness = int64(o.bound)
+			}
 		}
-		b, ok := bound(o)
-		if !ok {
-			continue
+		switch o.outcome {
+		case outcomeOK:
+			op.Outcome = jepsen.OK
+		case outcomeFail:
+			op.Outcome = jepsen.Fail
+		default:
+			op.Outcome = jepsen.Unknown
 		}
-		floor, ok := acks.newestBefore(o.key, o.call-int64(b))
-		if !ok || (o.found && o.version >= floor.version) {
-			continue
-		}
-		out = append(out, anomaly{check, o, fmt.Sprintf("stale by %v: %v was acknowledged %v before the read began",
-			nanos(o.ret-floor.ret), floor, nanos(o.call-floor.ret))})
+		out[i] = op
 	}
 	return out
 }
 
-// boundOf selects the gets at levels for checkFreshness, with the bound
-// each level promises: its max staleness for BOUNDED, zero for the
-// linearizable levels.
-func boundOf(levels ...cachev1.Consistency) func(opRecord) (time.Duration, bool) {
-	return func(o opRecord) (time.Duration, bool) {
-		if !slices.Contains(levels, o.level) {
-			return 0, false
-		}
-		if o.level == levelBounded {
-			return o.bound, true
-		}
-		return 0, true
-	}
-}
-
-// checkSessions checks every client that reads at SESSION: it reads its
-// own acknowledged writes, and its reads of a key never go back to a
-// lower version. A client has one operation outstanding at a time, so its
-// operations in call order are its program order.
-func checkSessions(ops []opRecord) []anomaly {
-	byClient := make(map[int][]opRecord)
-	session := make(map[int]bool)
-	for _, o := range ops {
-		byClient[o.client] = append(byClient[o.client], o)
-		session[o.client] = session[o.client] || (o.kind == opGet && o.level == levelSession)
-	}
-	var out []anomaly
-	for c, cops := range byClient {
-		if !session[c] {
-			continue
-		}
-		sort.Slice(cops, func(i, j int) bool { return cops[i].call < cops[j].call })
-		wrote := make(map[string]opRecord) // the highest version this client wrote
-		read := make(map[string]opRecord)  // the highest version it read
-		for _, o := range cops {
-			if o.outcome != outcomeOK {
-				continue
-			}
-			if o.kind == opPut {
-				if o.version > wrote[o.key].version {
-					wrote[o.key] = o
-				}
-				continue
-			}
-			if o.level != levelSession {
-				continue
-			}
-			if w, ok := wrote[o.key]; ok && (!o.found || o.version < w.version) {
-				out = append(out, anomaly{"read-your-writes", o, fmt.Sprintf("the session wrote v%d before: %v", w.version, w)})
-			}
-			if r, ok := read[o.key]; ok && r.found && (!o.found || o.version < r.version) {
-				out = append(out, anomaly{"monotonic reads", o, fmt.Sprintf("the session read v%d before: %v", r.version, r)})
-			}
-			if r, ok := read[o.key]; !ok || o.version > r.version {
-				read[o.key] = o
-			}
-		}
+// anomaliesOf lists the anomalies a jepsen checker found.
+func anomaliesOf(r jepsen.Result) []anomaly {
+	out := make([]anomaly, len(r.Anomalies))
+	for i, a := range r.Anomalies {
+		out[i] = anomaly{check: a.Kind, what: a.Detail, from: a.At, to: a.At}
 	}
 	return out
 }
 
-// registerInput is one operation on a key's register for porcupine: a
-// put of value, or a get (its output is the value read, "" when absent).
-type registerInput struct {
-	key   string
-	put   bool
-	value string
+// anomalyCount is how many anomalies a jepsen checker found, listed or
+// not.
+func anomalyCount(r jepsen.Result) int { return int(r.Figures["anomalies_total"]) }
+
+// reportResult fails t with the first few anomalies a jepsen checker
+// found, and the faults in effect when they happened.
+func reportResult(t *testing.T, h *opHistory, check string, r jepsen.Result) {
+	t.Helper()
+	if r.Note != "" {
+		check += " (" + r.Note + ")"
+	}
+	reportAnomalies(t, h, check, anomaliesOf(r))
 }
 
-// registerModel is a register per key, initially absent.
-func registerModel() porcupine.Model {
-	return porcupine.Model{
-		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-			byKey := make(map[string]int)
-			var out [][]porcupine.Operation
-			for _, op := range history {
-				k := op.Input.(registerInput).key
-				i, ok := byKey[k]
-				if !ok {
-					i = len(out)
-					byKey[k] = i
-					out = append(out, nil)
-				}
-				out[i] = append(out[i], op)
-			}
-			return out
-		},
-		Init: func() any { return "" },
-		Step: func(state, input, output any) (bool, any) {
-			in := input.(registerInput)
-			if in.put {
-				return true, in.value
-			}
-			return output.(string) == state.(string), state
-		},
-		DescribeOperation: func(input, output any) string {
-			in := input.(registerInput)
-			if in.put {
-				return fmt.Sprintf("put(%s, %s)", in.key, in.value)
-			}
-			if output.(string) == "" {
-				return fmt.Sprintf("get(%s) -> absent", in.key)
-			}
-			return fmt.Sprintf("get(%s) -> %s", in.key, output)
-		},
-		DescribeState: func(state any) string {
-			if state.(string) == "" {
-				return "absent"
-			}
-			return state.(string)
-		},
-		DescribeOperationMetadata: func(info any) string {
-			if info == nil {
-				return ""
-			}
-			return info.(string)
-		},
-	}
-}
-
-// linearizabilityHistory turns ops into a porcupine history: every
-// acknowledged put, the successful gets at levels, and the puts of
-// unknown outcome that one of those gets observed, open until after the
-// end of the history (they may take effect any time after their call).
-// An unknown put that no get observed is left out: it may as well not
-// have happened, and a write never read changes nothing a linearization
-// can see.
-func linearizabilityHistory(ops []opRecord, levels ...cachev1.Consistency) []porcupine.Operation {
-	observed := make(map[string]bool)
-	var end int64
-	maxClient := 0
-	for _, o := range ops {
-		end = max(end, o.call, o.ret)
-		maxClient = max(maxClient, o.client)
-		if o.kind == opGet && o.outcome == outcomeOK && o.found && slices.Contains(levels, o.level) {
-			observed[o.value] = true
+// illegalKeys names the keys whose history CheckLinearizable found has
+// no linearization: it reports one "nonlinearizable" anomaly per key
+// exactly when porcupine's verdict is Illegal.
+func illegalKeys(r jepsen.Result) []string {
+	var keys []string
+	for _, a := range r.Anomalies {
+		if a.Kind == "nonlinearizable" {
+			keys = append(keys, a.Key)
 		}
 	}
-	end += int64(time.Second)
-	var out []porcupine.Operation
-	open := 0
-	for _, o := range ops {
-		switch {
-		case o.kind == opPut && o.outcome == outcomeOK:
-			out = append(out, porcupine.Operation{ClientId: o.client, Call: o.call, Return: o.ret,
-				Input: registerInput{key: o.key, put: true, value: o.value}, Metadata: o.String()})
-		case o.kind == opPut && o.outcome == outcomeUnknown && observed[o.value]:
-			// Its own row: it overlaps its client's later operations.
-			open++
-			out = append(out, porcupine.Operation{ClientId: maxClient + open, Call: o.call, Return: end,
-				Input: registerInput{key: o.key, put: true, value: o.value}, Metadata: o.String()})
-		case o.kind == opGet && o.outcome == outcomeOK && slices.Contains(levels, o.level):
-			out = append(out, porcupine.Operation{ClientId: o.client, Call: o.call, Return: o.ret,
-				Input: registerInput{key: o.key}, Output: o.value, Metadata: o.String()})
-		}
-	}
-	return out
+	return keys
 }
 
 // linearizability is the verdict of checkLinearizable.
 type linearizability struct {
-	result porcupine.CheckResult
-	ops    int
+	jepsen.Result
 	// illegal names the keys whose history is not linearizable.
 	illegal []string
 	// visualization is porcupine's HTML view of the history when it is
-	// not Ok.
+	// not linearizable.
 	visualization string
-	took          time.Duration
 }
 
-// checkLinearizable checks that the puts of ops and the successful gets
-// at levels are linearizable, with a register per key. A check that runs
-// out of time is Unknown.
-func checkLinearizable(t *testing.T, ops []opRecord, timeout time.Duration, levels ...cachev1.Consistency) linearizability {
-	t.Helper()
-	model := registerModel()
-	hist := linearizabilityHistory(ops, levels...)
-	began := time.Now()
-	res, info := porcupine.CheckOperationsVerbose(model, hist, timeout)
-	out := linearizability{result: res, ops: len(hist), took: time.Since(began)}
-	if res == porcupine.Ok {
-		return out
+// verdict is porcupine's: Ok, Illegal, or Unknown when the search timed
+// out.
+func (l linearizability) verdict() string {
+	switch {
+	case l.Valid:
+		return "Ok"
+	case len(l.illegal) > 0:
+		return "Illegal"
 	}
-	for _, part := range model.Partition(hist) {
-		if porcupine.CheckOperationsTimeout(model, part, timeout) != porcupine.Ok {
-			out.illegal = append(out.illegal, part[0].Input.(registerInput).key)
-		}
+	return "Unknown"
+}
+
+// took is how long the search took.
+func (l linearizability) took() time.Duration {
+	return time.Duration(l.Figures["search_ms"] * float64(time.Millisecond)).Round(time.Millisecond)
+}
+
+// checkLinearizable runs jepsen's CheckLinearizable on the puts and the
+// LINEARIZABLE and LEASE gets of ops, with a register per key. A check
+// that runs out of time is not Valid.
+func checkLinearizable(t *testing.T, ops []jepsen.Op, timeout time.Duration) linearizability {
+	t.Helper()
+	res, info := jepsen.CheckLinearizable(ops, linLevels, timeout)
+	out := linearizability{Result: res, illegal: illegalKeys(res)}
+	if res.Valid {
+		return out
 	}
 	f, err := os.CreateTemp("", "elcache-linearizability-*.html")
 	if err != nil {
@@ -341,7 +239,7 @@ func checkLinearizable(t *testing.T, ops []opRecord, timeout time.Duration, leve
 		return out
 	}
 	f.Close()
-	if err := porcupine.VisualizePath(model, info, f.Name()); err != nil {
+	if err := porcupine.VisualizePath(jepsen.RegisterModel, info, f.Name()); err != nil {
 		t.Logf("cannot write the visualization: %v", err)
 		return out
 	}

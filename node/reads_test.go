@@ -3,18 +3,25 @@ package node_test
 // Tests of the read levels' promises under faults. Concurrent clients
 // record a history (every call and return on one monotonic clock) while a
 // nemesis partitions, pauses and kills nodes; checkers then test the
-// history against what each level promises:
+// history against what each level promises. The checkers are the jepsen
+// suite's, run on the history converted to its operations
+// (reads_check_test.go):
 //
 //   - LINEARIZABLE and LEASE: the puts and these reads are linearizable
-//     (porcupine, a register per key).
+//     (jepsen.CheckLinearizable: porcupine, a register per key), and no
+//     read misses a put acknowledged before it began
+//     (jepsen.CheckRealtime, which names the stale read).
 //   - BOUNDED: a read reflects every put acknowledged more than its bound
-//     before it began.
-//   - SESSION: a client reads its own writes and never reads backwards.
+//     before it began, and its proof claims no more staleness than that
+//     (jepsen.CheckBounded).
+//   - SESSION: a client reads its own writes and never reads backwards
+//     (jepsen.CheckSession).
 //   - EVENTUAL: once faults heal, every replica converges on the value a
-//     linearizable read returns.
+//     linearizable read returns (converge, here).
 //
-// The history and the checks know nothing of the cluster, so that a
-// Jepsen-style suite can reuse them with another recorder.
+// Every level also keeps integrity (checkIntegrity, here: jepsen has no
+// such checker): a read returns a value a put of its key wrote, with the
+// put's version, and versions grow in real time.
 
 import (
 	"fmt"
@@ -26,7 +33,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
+	"github.com/elcache/elcache/jepsen"
 	"github.com/elcache/elcache/node/nodetest"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
@@ -75,21 +82,22 @@ func TestReadLevelsUnderFaults(t *testing.T) {
 	c.WaitConverged(60 * time.Second)
 	convergence := w.converge(len(specs), keys, time.Now().Add(20*time.Second))
 	ops := h.snapshot()
-	lin := checkLinearizable(t, ops, 30*time.Second, levelLinearizable, levelLease)
+	jops := jepsenOps(ops)
+	lin := checkLinearizable(t, jops, 30*time.Second)
 	integrity := checkIntegrity(ops)
-	stale := checkFreshness(ops, "linearizable freshness", boundOf(levelLinearizable, levelLease))
-	bounded := checkFreshness(ops, "bounded staleness", boundOf(levelBounded))
-	sessions := checkSessions(ops)
+	stale := jepsen.CheckRealtime(jops, linLevels)
+	bounded := jepsen.CheckBounded(jops)
+	sessions := jepsen.CheckSession(jops)
 	t.Logf("history of %v, %d keys, %d clients:%s\nfaults:%s\nlinearizability: %s over %d operations in %v; anomalies: %d integrity, %d stale linearizable reads, %d bounded, %d session, %d convergence",
-		nanos(historyEnd), len(keys), len(specs), summarize(ops), h.timeline(), lin.result, lin.ops, lin.took.Round(time.Millisecond),
-		len(integrity), len(stale), len(bounded), len(sessions), len(convergence))
-	if lin.result != porcupine.Ok {
-		t.Errorf("LINEARIZABLE and LEASE reads: porcupine says %s; keys %v; visualization: %s", lin.result, lin.illegal, lin.visualization)
+		nanos(historyEnd), len(keys), len(specs), summarize(ops), h.timeline(), lin.verdict(), lin.Ops, lin.took(),
+		len(integrity), anomalyCount(stale), anomalyCount(bounded), anomalyCount(sessions), len(convergence))
+	if !lin.Valid {
+		t.Errorf("LINEARIZABLE and LEASE reads: porcupine says %s (%s); keys %v; visualization: %s", lin.verdict(), lin.Note, lin.illegal, lin.visualization)
 	}
 	reportAnomalies(t, h, "integrity", integrity)
-	reportAnomalies(t, h, "LINEARIZABLE and LEASE", stale)
-	reportAnomalies(t, h, "BOUNDED", bounded)
-	reportAnomalies(t, h, "SESSION", sessions)
+	reportResult(t, h, "LINEARIZABLE and LEASE", stale)
+	reportResult(t, h, "BOUNDED", bounded)
+	reportResult(t, h, "SESSION", sessions)
 	reportAnomalies(t, h, "EVENTUAL", convergence)
 }
 
@@ -225,19 +233,20 @@ func testPausedLeaseReads(t *testing.T, broken bool) {
 	w.Stop()
 
 	ops := h.snapshot()
-	lin := checkLinearizable(t, ops, 30*time.Second, levelLinearizable, levelLease)
-	stale := checkFreshness(ops, "linearizable freshness", boundOf(levelLinearizable, levelLease))
+	jops := jepsenOps(ops)
+	lin := checkLinearizable(t, jops, 30*time.Second)
+	stale := jepsen.CheckRealtime(jops, linLevels)
 	t.Logf("lease check broken: %v; history:%s\nlinearizability: %s over %d operations in %v; %d stale reads; visualization: %s",
-		broken, summarize(ops), lin.result, lin.ops, lin.took.Round(time.Millisecond), len(stale), lin.visualization)
+		broken, summarize(ops), lin.verdict(), lin.Ops, lin.took(), anomalyCount(stale), lin.visualization)
 	if !broken {
-		if lin.result != porcupine.Ok {
-			t.Errorf("with the lease check on, porcupine says %s; keys %v; visualization: %s", lin.result, lin.illegal, lin.visualization)
+		if !lin.Valid {
+			t.Errorf("with the lease check on, porcupine says %s (%s); keys %v; visualization: %s", lin.verdict(), lin.Note, lin.illegal, lin.visualization)
 		}
-		reportAnomalies(t, h, "LEASE on a paused leader", stale)
+		reportResult(t, h, "LEASE on a paused leader", stale)
 		return
 	}
-	if lin.result != porcupine.Illegal {
-		t.Fatalf("the linearizability checker did not catch the broken lease: porcupine says %s, and %d reads are stale by the freshness check", lin.result, len(stale))
+	if len(lin.illegal) == 0 {
+		t.Fatalf("the linearizability checker did not catch the broken lease: porcupine says %s, and %d reads are stale by the freshness check", lin.verdict(), anomalyCount(stale))
 	}
 	// The violation is expected: keep its visualization only if the test
 	// fails for another reason.
@@ -246,17 +255,20 @@ func testPausedLeaseReads(t *testing.T, broken bool) {
 			os.Remove(lin.visualization)
 		}
 	})
-	for _, a := range stale[:min(len(stale), 3)] {
+	for _, a := range anomaliesOf(stale)[:min(len(stale.Anomalies), 3)] {
 		t.Logf("caught as expected: %v", a)
 	}
-	var onVictim int
-	for _, a := range stale {
-		if slices.Contains(victimReaders, a.op.client) {
-			onVictim++
+	// The stale reads served through the victim: whether a read is stale
+	// depends only on it and the acknowledged puts, so check the victim's
+	// readers' gets alone.
+	var victimOps []jepsen.Op
+	for _, op := range jops {
+		if op.F != jepsen.FGet || slices.Contains(victimReaders, op.Process) {
+			victimOps = append(victimOps, op)
 		}
 	}
-	if onVictim == 0 {
-		t.Errorf("porcupine reports keys %v, but no stale read was served through the paused n%d (%d stale reads elsewhere)", lin.illegal, victim, len(stale))
+	if onVictim := anomalyCount(jepsen.CheckRealtime(victimOps, linLevels)); onVictim == 0 {
+		t.Errorf("porcupine reports keys %v, but no stale read was served through the paused n%d (%d stale reads elsewhere)", lin.illegal, victim, anomalyCount(stale))
 	}
 }
 
@@ -290,7 +302,7 @@ func TestReadCheckers(t *testing.T) {
 			put(0, "a", 5, 0, 10), get(1, levelLinearizable, "a", 5, 20, 30)}},
 		{name: "concurrent read may see either", ops: []opRecord{
 			put(0, "a", 5, 0, 10), put(0, "b", 6, 20, 40), get(1, levelLease, "a", 5, 25, 30), get(2, levelLease, "b", 6, 25, 30)}},
-		{name: "stale linearizable read", illegal: true, want: map[string]int{"linearizable freshness": 1}, ops: []opRecord{
+		{name: "stale linearizable read", illegal: true, want: map[string]int{"stale-read": 1}, ops: []opRecord{
 			put(0, "a", 5, 0, 10), put(0, "b", 6, 20, 30), get(1, levelLease, "a", 5, 40, 50)}},
 		{name: "reads go back in real time", illegal: true, ops: []opRecord{
 			put(0, "a", 5, 0, 10), put(0, "b", 6, 20, 100),
@@ -301,15 +313,15 @@ func TestReadCheckers(t *testing.T) {
 			put(0, "a", 5, 0, 10), unknown(0, "b", 20, 30), get(1, levelLinearizable, "a", 5, 100, 110)}},
 		{name: "bounded read within its bound", ops: []opRecord{
 			put(0, "a", 5, 0, 10), put(0, "b", 6, 20, 30), bounded(100, "a", 5, 40, 50)}},
-		{name: "bounded read past its bound", want: map[string]int{"bounded staleness": 1}, ops: []opRecord{
+		{name: "bounded read past its bound", want: map[string]int{"bounded-stale-read": 1}, ops: []opRecord{
 			put(0, "a", 5, 0, 10), put(0, "b", 6, 20, 30), bounded(5, "a", 5, 40, 50)}},
-		{name: "bounded read misses a written key", want: map[string]int{"bounded staleness": 1}, ops: []opRecord{
+		{name: "bounded read misses a written key", want: map[string]int{"bounded-stale-read": 1}, ops: []opRecord{
 			put(0, "a", 5, 0, 10), bounded(5, "", 0, 40, 50)}},
 		{name: "session reads its writes", ops: []opRecord{
 			put(1, "a", 5, 0, 10), get(1, levelSession, "a", 5, 20, 30), put(2, "b", 6, 40, 50), get(1, levelSession, "a", 5, 60, 70)}},
-		{name: "session misses its write", want: map[string]int{"read-your-writes": 1}, ops: []opRecord{
+		{name: "session misses its write", want: map[string]int{"session-read-your-writes": 1}, ops: []opRecord{
 			put(1, "a", 5, 0, 10), get(1, levelSession, "", 0, 20, 30)}},
-		{name: "session reads backwards", want: map[string]int{"monotonic reads": 1}, ops: []opRecord{
+		{name: "session reads backwards", want: map[string]int{"session-monotonic-reads": 1}, ops: []opRecord{
 			put(0, "a", 5, 0, 10), put(0, "b", 6, 20, 30), get(1, levelSession, "b", 6, 40, 50), get(1, levelSession, "a", 5, 60, 70)}},
 		{name: "read version differs from the put's", want: map[string]int{"integrity": 1}, ops: []opRecord{
 			put(0, "a", 5, 0, 10), get(1, levelEventual, "a", 9, 20, 30)}},
@@ -319,16 +331,17 @@ func TestReadCheckers(t *testing.T) {
 			put(0, "a", 6, 0, 10), put(0, "b", 5, 20, 30)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hist := linearizabilityHistory(tc.ops, levelLinearizable, levelLease)
-			res := porcupine.CheckOperationsTimeout(registerModel(), hist, 10*time.Second)
-			if want := map[bool]porcupine.CheckResult{false: porcupine.Ok, true: porcupine.Illegal}[tc.illegal]; res != want {
-				t.Errorf("porcupine: %s, want %s", res, want)
+			jops := jepsenOps(tc.ops)
+			res, _ := jepsen.CheckLinearizable(jops, linLevels, 10*time.Second)
+			lin := linearizability{Result: res, illegal: illegalKeys(res)}
+			if want := map[bool]string{false: "Ok", true: "Illegal"}[tc.illegal]; lin.verdict() != want {
+				t.Errorf("porcupine: %s, want %s", lin.verdict(), want)
 			}
 			var all []anomaly
 			all = append(all, checkIntegrity(tc.ops)...)
-			all = append(all, checkFreshness(tc.ops, "linearizable freshness", boundOf(levelLinearizable, levelLease))...)
-			all = append(all, checkFreshness(tc.ops, "bounded staleness", boundOf(levelBounded))...)
-			all = append(all, checkSessions(tc.ops)...)
+			for _, r := range []jepsen.Result{jepsen.CheckRealtime(jops, linLevels), jepsen.CheckBounded(jops), jepsen.CheckSession(jops)} {
+				all = append(all, anomaliesOf(r)...)
+			}
 			got := make(map[string]int)
 			for _, a := range all {
 				got[a.check]++

@@ -236,7 +236,7 @@ func (w *workload) converge(id int, keys []string, deadline time.Time) []anomaly
 				break
 			}
 			if time.Now().After(deadline) {
-				out = append(out, anomaly{"convergence", lin, "replicas still differ: " + strings.Join(differ, "; ")})
+				out = append(out, opAnomaly("convergence", lin, "replicas still differ: "+strings.Join(differ, "; ")))
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
