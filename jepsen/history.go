@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
 // Outcome is what a client learned about an operation.
@@ -117,6 +119,20 @@ type ReadMeta struct {
 	// SessionIndex is the index in the returned session token.
 	SessionIndex uint64 `json:"session_index,omitempty"`
 	Stale        bool   `json:"stale,omitempty"`
+}
+
+// ReadMetaOf is the checkers' view of the proof m a read came with, nil
+// if it came with none.
+func ReadMetaOf(m *cachev1.ReadMeta) *ReadMeta {
+	if m == nil {
+		return nil
+	}
+	out := &ReadMeta{Partition: m.Partition, ServedBy: m.ServedBy, Role: m.Role.String(), AppliedIndex: m.AppliedIndex,
+		LeaderCommitIndex: m.LeaderCommitIndex, Staleness: int64(m.Staleness.AsDuration()), Stale: m.Stale}
+	if m.SessionToken != nil {
+		out.SessionIndex = m.SessionToken.Index
+	}
+	return out
 }
 
 // Fault is one nemesis action, from when it began to when it was healed.

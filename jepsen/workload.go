@@ -251,11 +251,7 @@ func (p *process) get(ctx context.Context, n *Proc, workload, key, lvl string) O
 		p.last[key] = op.Value
 	}
 	if m := resp.Meta; m != nil {
-		op.Meta = &ReadMeta{Partition: m.Partition, ServedBy: m.ServedBy, Role: m.Role.String(), AppliedIndex: m.AppliedIndex,
-			LeaderCommitIndex: m.LeaderCommitIndex, Staleness: int64(m.Staleness.AsDuration()), Stale: m.Stale}
-		if m.SessionToken != nil {
-			op.Meta.SessionIndex = m.SessionToken.Index
-		}
+		op.Meta = ReadMetaOf(m)
 		p.token(m.SessionToken)
 		p.learn(m.Leader)
 	}

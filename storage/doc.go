@@ -11,7 +11,10 @@
 //     carry the applied Raft index, reads that never return expired entries,
 //     scans, expiry and eviction sampling (partition.go).
 //   - LogStore: a raft.LogStore and raft.StableStore for one Raft group on
-//     the same database (logstore.go).
+//     the same database (logstore.go). Its log lives in the node's Raft log
+//     engine: raftlog.go (layout, index, reads), raftlog_replay.go (open),
+//     raftlog_write.go, raftlog_sync.go (group commit) and
+//     raftlog_collect.go (segment deletion).
 //   - SnapshotStore: a raft.SnapshotStore that does not copy the partition's
 //     data for local snapshots (snapshot.go).
 package storage

@@ -10,14 +10,19 @@
 //
 // What it adds to a plain transport, in files of their own:
 //
-//   - transport.go: appends split to fit a message, pipelines with at most
-//     two appends in flight, snapshots streamed in chunks, deadlines on
-//     every call (raft sets none), the heartbeat fast path, and the
-//     bookkeeping the node's read levels need: per follower the send time
-//     of the latest accepted append (Transport.Match, for leases), the
-//     leader's commit index as a follower last saw it under a lease
-//     (Transport.FreshCommit, for bounded staleness), and leadership
-//     transfers (Transport.TransferAt).
+//   - transport.go: Net, its Config and the registry of group transports.
+//   - group.go: one group's Transport and the bookkeeping the node's read
+//     levels need: per follower the send time of the latest accepted
+//     append (Transport.Match, for leases), the leader's commit index as a
+//     follower last saw it under a lease (Transport.FreshCommit, for
+//     bounded staleness), and leadership transfers (Transport.TransferAt).
+//   - send.go: outgoing unary RPCs with deadlines on every call (raft sets
+//     none), and appends split to fit a message.
+//   - pipeline.go: append pipelines with at most two appends in flight.
+//   - serve.go: the Raft service for incoming RPCs, and the heartbeat fast
+//     path.
+//   - snapshot.go: snapshots streamed in chunks, both ends.
+//   - convert.go: raft's RPC structs to and from peer.v1 messages.
 //   - heartbeat.go: coalesced heartbeats. Every group's heartbeats to one
 //     peer travel in one Heartbeats call, at most one per
 //     Config.HeartbeatInterval, and an idle group's repeated empty append
