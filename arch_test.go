@@ -59,6 +59,7 @@ func TestImportDirection(t *testing.T) {
 		{"proto", "must not depend on any other package of the module", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/raftnet", "must not depend on node, storage, ring, client or cmd (it is the transport node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/gossip", "must not depend on node, storage, ring, client or cmd (it is the membership node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+		{"internal/readround", "must not depend on node, storage, ring, client or cmd (it is the leadership rounds node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 	}
 	for _, rule := range forbidden {
 		for pkg, deps := range all {
@@ -106,6 +107,17 @@ func TestImportDirection(t *testing.T) {
 			if d == memberlist || strings.HasPrefix(d, memberlist+"/") {
 				t.Errorf("%s imports %s: only internal/gossip may", pkg, d)
 			}
+		}
+	}
+	// internal/readround knows nothing of raft: the node passes its terms in.
+	const raft = "github.com/hashicorp/raft"
+	readround, ok := all[module+"/internal/readround"]
+	if !ok {
+		t.Errorf("package %s/internal/readround not found", module)
+	}
+	for _, d := range readround {
+		if d == raft || strings.HasPrefix(d, raft+"/") {
+			t.Errorf("%s/internal/readround imports %s: it must not depend on hashicorp/raft", module, d)
 		}
 	}
 	if _, ok := direct[module+"/internal/gossip"]; !ok {

@@ -24,8 +24,8 @@
 //     leader for a read index, forward, or refuse with a reason.
 //   - reads.go: gathering a replica's facts for a read and carrying out
 //     planRead's decision: waits, leases, read indexes.
-//   - readround.go: leadership rounds, the quorum round of linearizable
-//     reads, one per node for every partition it leads.
+//   - readround.go: the peer call and the ConfirmTerms answer of leadership
+//     rounds, the quorum round of linearizable reads (internal/readround).
 //   - forward.go: routing requests to partition leaders, leader hints.
 //   - leaders.go: what this node knows about other nodes' leaderships.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.

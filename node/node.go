@@ -20,6 +20,7 @@ import (
 
 	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
+	"github.com/elcache/elcache/internal/readround"
 	"github.com/elcache/elcache/node/version"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
@@ -247,7 +248,7 @@ func (n *Node) open() error {
 	n.deps = partitionDeps{db: n.db, net: n.net, dataDir: cfg.DataDir, nodeID: n.id,
 		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable,
 		readIndexAt: n.readIndexAt, faults: &n.faults,
-		rounds: newLeaderRounds(n.confirmTermsAt, max(cfg.Raft.ElectionTimeout, 50*time.Millisecond))}
+		rounds: readround.New(n.confirmTermsAt, max(cfg.Raft.ElectionTimeout, 50*time.Millisecond))}
 	if n.meta, err = openMeta(n.db, cfg.DataDir, n.id, n.net.Transport(metaGroupID), cfg.Raft, n.log); err != nil {
 		return err
 	}
@@ -448,7 +449,7 @@ func (n *Node) Close() error {
 		// (pipelines from peers) would keep a graceful stop waiting.
 		errs := n.closeGroups()
 		if n.deps.rounds != nil {
-			n.deps.rounds.close()
+			n.deps.rounds.Close()
 		}
 		done := make(chan struct{})
 		go func() { n.srv.GracefulStop(); close(done) }()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/internal/raftnet"
+	"github.com/elcache/elcache/internal/readround"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
@@ -56,7 +57,8 @@ type partition struct {
 	leaseDur    time.Duration // see leaseDuration
 	readIndexAt readIndexFunc // asks a leader for a read index
 	faults      *faults       // test hooks: a broken lease (Node.BreakLeaseForTest)
-	rounds      *leaderRounds // this node's leadership rounds
+	// rounds runs this node's leadership rounds.
+	rounds *readround.Rounds
 	// leaderChanges counts the leader changes this replica observed.
 	leaderChanges atomic.Uint64
 	// syncedThrough is an index at or below which every entry is on disk
@@ -83,8 +85,8 @@ type partitionDeps struct {
 	reachable func(nodeID string) bool
 	// readIndexAt: see partition.
 	readIndexAt readIndexFunc
-	// rounds runs the node's leadership rounds (readround.go).
-	rounds *leaderRounds
+	// rounds runs the node's leadership rounds (internal/readround).
+	rounds *readround.Rounds
 	// faults pauses log writes (Node.Pause) and breaks leases and refill
 	// fences in tests.
 	faults *faults

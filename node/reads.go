@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/internal/raftnet"
+	"github.com/elcache/elcache/internal/readround"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/hashicorp/raft"
@@ -18,7 +19,7 @@ import (
 // replica may serve and what it must prove first:
 //
 //   - LINEARIZABLE: the leader confirms it still leads with a quorum
-//     round (a leadership round, readround.go) after it has committed in its term,
+//     round (a leadership round, internal/readround) after it has committed in its term,
 //     takes its commit index and waits until its state machine has
 //     applied it. A follower asks the leader for that index (Peer
 //     ReadIndex) and waits until it has applied it locally.
@@ -303,7 +304,7 @@ func (p *partition) readIndex(ctx context.Context) error {
 // term, and returns its commit index from before the confirmation: every
 // write acknowledged before the call is at or below it.
 //
-// The confirmation is a leadership round (readround.go), which the reads
+// The confirmation is a leadership round (internal/readround), which the reads
 // of every partition this node leads share: the commit index is read
 // before the read joins a round, and the round asks the voters after
 // that, which is all a linearizable read needs.
@@ -350,11 +351,11 @@ func (p *partition) confirm(ctx context.Context) (uint64, error) {
 	}
 	// A round ends within the peers' call timeout (an election timeout),
 	// so a leader cut off from its quorum refuses at once or within it.
-	switch err := p.rounds.confirm(ctx, p.id, term, peers, need); {
+	switch err := p.rounds.Confirm(ctx, p.id, term, peers, need); {
 	case err == nil:
-	case errors.Is(err, errTermMoved):
+	case errors.Is(err, readround.ErrTermMoved):
 		return 0, p.notLeader()
-	case errors.Is(err, errNoQuorumAnswer):
+	case errors.Is(err, readround.ErrNoQuorum):
 		return 0, p.noQuorum(time.Now(), "too few voters confirmed the leader's term for a linearizable read")
 	default:
 		return 0, fmt.Errorf("%w: partition %d: confirming leadership", err, p.id)

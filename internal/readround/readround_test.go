@@ -1,4 +1,4 @@
-package node
+package readround
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 )
 
 // roundCall is one call of a leadership round as a test peer saw it.
@@ -25,20 +23,20 @@ type roundCall struct {
 func TestLeaderRoundsBatch(t *testing.T) {
 	var mu sync.Mutex
 	var calls []roundCall
-	lr := newLeaderRounds(func(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
+	lr := New(func(ctx context.Context, peer string, claims []Claim) ([]bool, error) {
 		c := roundCall{peer: peer, at: time.Now()}
-		resp := &peerv1.ConfirmTermsResponse{}
-		for _, p := range req.Partitions {
+		var current []bool
+		for _, p := range claims {
 			c.parts = append(c.parts, p.Partition)
-			resp.Current = append(resp.Current, p.Term == 3)
+			current = append(current, p.Term == 3)
 		}
 		mu.Lock()
 		calls = append(calls, c)
 		mu.Unlock()
 		time.Sleep(2 * time.Millisecond) // a round trip takes a while
-		return resp, nil
+		return current, nil
 	}, time.Second)
-	defer lr.close()
+	defer lr.Close()
 
 	const reads = 400
 	var wg sync.WaitGroup
@@ -49,7 +47,7 @@ func TestLeaderRoundsBatch(t *testing.T) {
 			defer wg.Done()
 			part := uint32(i % 16)
 			joined := time.Now()
-			if err := lr.confirm(context.Background(), part, 3, []string{"b", "c"}, 1); err != nil {
+			if err := lr.Confirm(context.Background(), part, 3, []string{"b", "c"}, 1); err != nil {
 				errs <- err
 				return
 			}
@@ -77,8 +75,8 @@ func TestLeaderRoundsBatch(t *testing.T) {
 	t.Logf("%d reads of 16 partitions, %d calls", reads, n)
 
 	// A claim at another term than the peers' is refused as moved.
-	if err := lr.confirm(context.Background(), 1, 2, []string{"b", "c"}, 1); !errors.Is(err, errTermMoved) {
-		t.Errorf("stale term: %v, want errTermMoved", err)
+	if err := lr.Confirm(context.Background(), 1, 2, []string{"b", "c"}, 1); !errors.Is(err, ErrTermMoved) {
+		t.Errorf("stale term: %v, want ErrTermMoved", err)
 	}
 }
 
@@ -97,12 +95,12 @@ func containsPart(parts []uint32, p uint32) bool {
 func TestLeaderRoundsQuorum(t *testing.T) {
 	// Peers: "cur1", "cur2" confirm, "moved" is at a later term, "down"
 	// fails, "frozen" never answers within the round's timeout.
-	answer := func(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
-		resp := &peerv1.ConfirmTermsResponse{Current: make([]bool, len(req.Partitions))}
+	answer := func(ctx context.Context, peer string, claims []Claim) ([]bool, error) {
+		current := make([]bool, len(claims))
 		switch peer {
 		case "cur1", "cur2":
-			for i := range resp.Current {
-				resp.Current[i] = true
+			for i := range current {
+				current[i] = true
 			}
 		case "down":
 			return nil, errors.New("connection refused")
@@ -110,10 +108,10 @@ func TestLeaderRoundsQuorum(t *testing.T) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		}
-		return resp, nil
+		return current, nil
 	}
-	lr := newLeaderRounds(answer, 5*time.Second)
-	defer lr.close()
+	lr := New(answer, 5*time.Second)
+	defer lr.Close()
 	for _, tc := range []struct {
 		peers []string
 		need  int
@@ -121,14 +119,14 @@ func TestLeaderRoundsQuorum(t *testing.T) {
 	}{
 		{[]string{"cur1", "moved", "down", "cur2"}, 2, nil},
 		{[]string{"cur1", "frozen"}, 1, nil},
-		{[]string{"cur1", "moved", "down"}, 2, errTermMoved},
-		{[]string{"cur1", "down"}, 2, errNoQuorumAnswer},
-		{[]string{"moved", "down"}, 1, errTermMoved},
+		{[]string{"cur1", "moved", "down"}, 2, ErrTermMoved},
+		{[]string{"cur1", "down"}, 2, ErrNoQuorum},
+		{[]string{"moved", "down"}, 1, ErrTermMoved},
 		{[]string{}, 0, nil},
-		{[]string{"cur1"}, 2, errNoQuorumAnswer},
+		{[]string{"cur1"}, 2, ErrNoQuorum},
 	} {
 		start := time.Now()
-		err := lr.confirm(context.Background(), 1, 5, tc.peers, tc.need)
+		err := lr.Confirm(context.Background(), 1, 5, tc.peers, tc.need)
 		if !errors.Is(err, tc.want) && !(err == nil && tc.want == nil) {
 			t.Errorf("peers %v need %d: %v, want %v", tc.peers, tc.need, err, tc.want)
 		}
@@ -140,7 +138,7 @@ func TestLeaderRoundsQuorum(t *testing.T) {
 	// A read whose caller gives up returns at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := lr.confirm(ctx, 1, 5, []string{"frozen", "down"}, 2); err == nil {
+	if err := lr.Confirm(ctx, 1, 5, []string{"frozen", "down"}, 2); err == nil {
 		t.Error("a round no quorum can answer confirmed a read")
 	}
 }
@@ -150,10 +148,10 @@ func TestLeaderRoundsQuorum(t *testing.T) {
 func TestLeaderRoundsFrozenPeer(t *testing.T) {
 	var inFlight, most atomic.Int64
 	release := make(chan struct{})
-	lr := newLeaderRounds(func(ctx context.Context, peer string, req *peerv1.ConfirmTermsRequest) (*peerv1.ConfirmTermsResponse, error) {
-		resp := &peerv1.ConfirmTermsResponse{Current: make([]bool, len(req.Partitions))}
-		for i := range resp.Current {
-			resp.Current[i] = true
+	lr := New(func(ctx context.Context, peer string, claims []Claim) ([]bool, error) {
+		current := make([]bool, len(claims))
+		for i := range current {
+			current[i] = true
 		}
 		if peer == "frozen" {
 			n := inFlight.Add(1)
@@ -170,16 +168,16 @@ func TestLeaderRoundsFrozenPeer(t *testing.T) {
 			inFlight.Add(-1)
 			return nil, errors.New("frozen")
 		}
-		return resp, nil
+		return current, nil
 	}, time.Minute)
-	defer lr.close()
+	defer lr.Close()
 	for i := range 50 {
-		if err := lr.confirm(context.Background(), uint32(i), 1, []string{"frozen", "ok"}, 1); err != nil {
+		if err := lr.Confirm(context.Background(), uint32(i), 1, []string{"frozen", "ok"}, 1); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
 	}
 	close(release)
-	if m := most.Load(); m > maxRoundCalls {
-		t.Errorf("%d calls to a frozen peer at once, cap %d", m, maxRoundCalls)
+	if m := most.Load(); m > maxPeerCalls {
+		t.Errorf("%d calls to a frozen peer at once, cap %d", m, maxPeerCalls)
 	}
 }
