@@ -436,48 +436,11 @@ func (c *Client) learnWrite(m *cachev1.WriteMeta) {
 
 // unary makes call as its unary RPC.
 func unary(ctx context.Context, rpc cachev1.CacheClient, call *cachev1.Call) (*cachev1.CallResult, error) {
-	out := &cachev1.CallResult{}
-	switch r := call.Request.(type) {
-	case *cachev1.Call_Get:
-		resp, err := rpc.Get(ctx, r.Get)
-		if err != nil {
-			return nil, err
-		}
-		out.Response = &cachev1.CallResult_Get{Get: resp}
-	case *cachev1.Call_Put:
-		resp, err := rpc.Put(ctx, r.Put)
-		if err != nil {
-			return nil, err
-		}
-		out.Response = &cachev1.CallResult_Put{Put: resp}
-	case *cachev1.Call_Delete:
-		resp, err := rpc.Delete(ctx, r.Delete)
-		if err != nil {
-			return nil, err
-		}
-		out.Response = &cachev1.CallResult_Delete{Delete: resp}
-	case *cachev1.Call_CompareAndSet:
-		resp, err := rpc.CompareAndSet(ctx, r.CompareAndSet)
-		if err != nil {
-			return nil, err
-		}
-		out.Response = &cachev1.CallResult_CompareAndSet{CompareAndSet: resp}
-	case *cachev1.Call_MultiGet:
-		resp, err := rpc.MultiGet(ctx, r.MultiGet)
-		if err != nil {
-			return nil, err
-		}
-		out.Response = &cachev1.CallResult_MultiGet{MultiGet: resp}
-	case *cachev1.Call_MultiPut:
-		resp, err := rpc.MultiPut(ctx, r.MultiPut)
-		if err != nil {
-			return nil, err
-		}
-		out.Response = &cachev1.CallResult_MultiPut{MultiPut: resp}
-	default:
+	out, err := cachev1.RunCall(ctx, cachev1.ClientHandler(rpc), call)
+	if errors.Is(err, cachev1.ErrEmptyCall) {
 		return nil, fmt.Errorf("%w: empty call", ErrInvalidArgument)
 	}
-	return out, nil
+	return out, err
 }
 
 // breaker is a node's circuit breaker: after `failures` consecutive

@@ -317,7 +317,7 @@ func (n *Node) checkCall(ctx context.Context, c *cachev1.Call) error {
 		return nil
 	}
 	role, what := RoleRead, "read"
-	if isWrite(callRequest(c)) {
+	if isWrite(cachev1.CallRequest(c)) {
 		role, what = RoleWrite, "write"
 	}
 	if err := authorize(who, role, what); err != nil {

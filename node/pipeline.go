@@ -246,7 +246,7 @@ func (s *cacheServer) observeCall(c *cachev1.Call, start time.Time, out *cachev1
 	if s.n.metrics == nil {
 		return
 	}
-	op, level := requestLabels(callRequest(c), s.n.check.defaultLevel)
+	op, level := requestLabels(cachev1.CallRequest(c), s.n.check.defaultLevel)
 	if op == "" {
 		return
 	}
@@ -255,25 +255,6 @@ func (s *cacheServer) observeCall(c *cachev1.Call, start time.Time, out *cachev1
 		err = status.Error(codes.Code(e.Code), e.Message)
 	}
 	s.n.metrics.observe(op, level, start, err)
-}
-
-// callRequest is the request a call carries, or nil.
-func callRequest(c *cachev1.Call) any {
-	switch r := c.Request.(type) {
-	case *cachev1.Call_Get:
-		return r.Get
-	case *cachev1.Call_Put:
-		return r.Put
-	case *cachev1.Call_Delete:
-		return r.Delete
-	case *cachev1.Call_CompareAndSet:
-		return r.CompareAndSet
-	case *cachev1.Call_MultiGet:
-		return r.MultiGet
-	case *cachev1.Call_MultiPut:
-		return r.MultiPut
-	}
-	return nil
 }
 
 // callTimeout is a call's own timeout (0: none), or an InvalidArgument
@@ -301,39 +282,12 @@ func (s *cacheServer) runCall(ctx context.Context, c *cachev1.Call) *cachev1.Cal
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	switch r := c.Request.(type) {
-	case *cachev1.Call_Get:
-		var resp *cachev1.GetResponse
-		if resp, err = s.Get(ctx, r.Get); err == nil {
-			out.Response = &cachev1.CallResult_Get{Get: resp}
-		}
-	case *cachev1.Call_Put:
-		var resp *cachev1.PutResponse
-		if resp, err = s.Put(ctx, r.Put); err == nil {
-			out.Response = &cachev1.CallResult_Put{Put: resp}
-		}
-	case *cachev1.Call_Delete:
-		var resp *cachev1.DeleteResponse
-		if resp, err = s.Delete(ctx, r.Delete); err == nil {
-			out.Response = &cachev1.CallResult_Delete{Delete: resp}
-		}
-	case *cachev1.Call_CompareAndSet:
-		var resp *cachev1.CompareAndSetResponse
-		if resp, err = s.CompareAndSet(ctx, r.CompareAndSet); err == nil {
-			out.Response = &cachev1.CallResult_CompareAndSet{CompareAndSet: resp}
-		}
-	case *cachev1.Call_MultiGet:
-		var resp *cachev1.MultiGetResponse
-		if resp, err = s.MultiGet(ctx, r.MultiGet); err == nil {
-			out.Response = &cachev1.CallResult_MultiGet{MultiGet: resp}
-		}
-	case *cachev1.Call_MultiPut:
-		var resp *cachev1.MultiPutResponse
-		if resp, err = s.MultiPut(ctx, r.MultiPut); err == nil {
-			out.Response = &cachev1.CallResult_MultiPut{MultiPut: resp}
-		}
-	default:
+	res, err := cachev1.RunCall(ctx, s, c)
+	if errors.Is(err, cachev1.ErrEmptyCall) {
 		err = invalid("call %d has no request", c.Id)
+	}
+	if err == nil {
+		out.Response = res.Response
 	}
 	if err != nil {
 		out.Error = callError(err)

@@ -67,7 +67,8 @@ type readPlan struct {
 	followerWait bool
 	// staleness bounds how old the data served may be; -1 when unknown.
 	// When freshSince is set, the bound is the time since then, taken
-	// when the read is served.
+	// when the read is served: a BOUNDED read whose wait to apply took it
+	// past its bound is not served from here after all (reads.go).
 	staleness  time.Duration
 	freshSince time.Time
 	// recheckLease: the lease must still hold after the data is read.

@@ -149,18 +149,13 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 	case stepAskLeader:
 		return proof, p.askLeader(ctx)
 	}
+	bounded := o.level == cachev1.Consistency_CONSISTENCY_BOUNDED
 	if plan.followerWait {
 		if err := p.waitFollower(ctx, plan.waitIndex); err != nil {
-			if o.level != cachev1.Consistency_CONSISTENCY_BOUNDED || ctx.Err() != nil {
+			if !bounded || ctx.Err() != nil {
 				return proof, err
 			}
-			// The bound could not be proved in time: decide again
-			// where the read goes, with what this replica knows now.
-			f.now, f.leaderKnown = time.Now(), p.leader() != ""
-			if miss := boundedMiss(f, o.maxStaleness); miss.step == stepRefuse {
-				return proof, miss.err
-			}
-			return proof, p.notLeader()
+			return p.boundedMiss(ctx, o, f)
 		}
 	} else if plan.waitIndex > 0 {
 		if err := p.fsm.waitApplied(ctx, plan.waitIndex); err != nil {
@@ -169,6 +164,10 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 	}
 	if !plan.freshSince.IsZero() {
 		proof.staleness = time.Since(plan.freshSince)
+		if bounded && proof.staleness > o.maxStaleness {
+			// The wait took the proof past the bound.
+			return p.boundedMiss(ctx, o, f)
+		}
 	}
 	if plan.recheckLease {
 		// Everything committed before the lease was checked; a pause or
@@ -181,6 +180,21 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 		}
 	}
 	return proof, nil
+}
+
+// boundedMiss carries out a BOUNDED read whose bound this replica proved
+// and then lost while it waited to apply: a leader confirms with a round,
+// a follower sends the read to the leader, or fails with no leader known.
+func (p *partition) boundedMiss(ctx context.Context, o readOpts, f replicaFacts) (readProof, error) {
+	proof := readProof{level: cachev1.Consistency_CONSISTENCY_BOUNDED}
+	if f.leader {
+		return proof, p.readIndex(ctx)
+	}
+	f.now, f.leaderKnown = time.Now(), p.leader() != ""
+	if miss := boundedMiss(f, o.maxStaleness); miss.step == stepRefuse {
+		return proof, miss.err
+	}
+	return proof, p.notLeader()
 }
 
 // facts gathers what planRead needs to decide a read at o's level, and
