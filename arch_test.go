@@ -60,6 +60,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/raftnet", "must not depend on node, storage, ring, client or cmd (it is the transport node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/gossip", "must not depend on node, storage, ring, client or cmd (it is the membership node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/readround", "must not depend on node, storage, ring, client or cmd (it is the leadership rounds node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+		{"internal/auth", "must not depend on node, storage, ring, client or cmd (it is the guard and TLS node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 	}
 	for _, rule := range forbidden {
 		for pkg, deps := range all {

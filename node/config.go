@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/elcache/elcache/internal/auth"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
 	"github.com/elcache/elcache/storage/sqlstore"
@@ -273,15 +274,15 @@ func (c Config) Validate() error {
 		}
 	}
 	if len(c.Tokens) > 0 {
-		if err := validateTokens(c.Tokens); err != nil {
+		if err := auth.ValidateTokens(c.Tokens); err != nil {
 			bad("%v", err)
 		}
 		if !slices.ContainsFunc(c.Tokens, func(t Token) bool { return t.Role == RolePeer }) {
 			bad("Tokens has no token of role peer: nodes need one to talk to each other")
 		}
 	}
-	if c.TLS.enabled() {
-		if err := c.TLS.validate(); err != nil {
+	if c.TLS.Enabled() {
+		if err := c.TLS.Validate(); err != nil {
 			bad("%v", err)
 		}
 	}

@@ -34,4 +34,5 @@
 // The multiplexed Raft transport, coalesced heartbeats and pooled peer
 // connections are a package of their own, internal/raftnet.
 // Gossip membership on hashicorp/memberlist is internal/gossip.
+// Authentication, roles, rate limits and TLS are internal/auth (security.go).
 package node

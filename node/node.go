@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/elcache/elcache/internal/auth"
 	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
@@ -83,7 +84,7 @@ type Node struct {
 	// metrics are the Prometheus metrics served on Config.MetricsAddr.
 	metrics *metrics
 	// guard authenticates and rate-limits client requests.
-	guard *guard
+	guard *auth.Guard
 
 	// backend is the backing database, nil for a pure cache.
 	backend *backend
@@ -213,24 +214,24 @@ func (n *Node) open() error {
 		return fmt.Errorf("node: listen %s: %w", cfg.GRPCAddr, err)
 	}
 	n.lis = lis
-	n.guard = newGuard(cfg.Tokens, cfg.RateLimit, cfg.RateBurst)
+	n.guard = auth.NewGuard(cfg.Tokens, cfg.RateLimit, cfg.RateBurst)
 	serverOpts := []grpc.ServerOption{}
 	var peerTLS *tls.Config
-	if cfg.TLS.enabled() {
+	if cfg.TLS.Enabled() {
 		var serverTLS *tls.Config
-		if serverTLS, peerTLS, err = cfg.TLS.tlsConfigs(); err != nil {
+		if serverTLS, peerTLS, err = cfg.TLS.Configs(); err != nil {
 			return err
 		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
-	n.net = raftnet.New(raftnet.Config{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.peer, PeerTLS: peerTLS,
+	n.net = raftnet.New(raftnet.Config{LocalID: n.id, Resolve: n.resolve, Allow: n.faults.allowNode, Logger: n.log, PeerToken: n.guard.PeerSecret(), PeerTLS: peerTLS,
 		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatInterval: heartbeatInterval(cfg.Raft), ErrorStatus: toStatus,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
 	n.metrics = newMetrics(n)
 	n.srv = grpc.NewServer(append(serverOpts,
-		grpc.ChainUnaryInterceptor(n.unaryMetrics, n.authUnary),
-		grpc.ChainStreamInterceptor(n.authStream),
+		grpc.ChainUnaryInterceptor(n.unaryMetrics, n.guard.UnaryInterceptor(isForwarded)),
+		grpc.ChainStreamInterceptor(n.guard.StreamInterceptor(n.refusedStream)),
 		grpc.MaxRecvMsgSize(raftnet.MaxMsgBytes),
 		grpc.MaxSendMsgSize(raftnet.MaxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -1,4 +1,4 @@
-package node
+package auth
 
 import (
 	"crypto/tls"
@@ -22,9 +22,11 @@ type TLSFiles struct {
 	RequireClientCert bool
 }
 
-func (f TLSFiles) enabled() bool { return f.Cert != "" || f.Key != "" || f.CA != "" }
+// Enabled reports whether any of the files is set: the node is to use TLS.
+func (f TLSFiles) Enabled() bool { return f.Cert != "" || f.Key != "" || f.CA != "" }
 
-func (f TLSFiles) validate() error {
+// Validate reports every file missing for TLS.
+func (f TLSFiles) Validate() error {
 	var errs []error
 	if f.Cert == "" || f.Key == "" {
 		errs = append(errs, errors.New("TLS needs both a certificate and a key file"))
@@ -35,19 +37,22 @@ func (f TLSFiles) validate() error {
 	return errors.Join(errs...)
 }
 
-// tlsConfigs builds the server side and the peer-dialing side of f.
-func (f TLSFiles) tlsConfigs() (server, peer *tls.Config, err error) {
+// Configs builds the server side and the peer-dialing side of f: the server
+// verifies a client certificate when one is given (always, for peers),
+// and requires one with RequireClientCert. It reads the files now and
+// reports any that cannot be read.
+func (f TLSFiles) Configs() (server, peer *tls.Config, err error) {
 	kp := &keyPairReloader{cert: f.Cert, key: f.Key}
 	if _, err := kp.get(); err != nil {
 		return nil, nil, err
 	}
 	pem, err := os.ReadFile(f.CA)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node: TLS CA: %w", err)
+		return nil, nil, fmt.Errorf("auth: TLS CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, nil, fmt.Errorf("node: TLS CA %s holds no PEM certificate", f.CA)
+		return nil, nil, fmt.Errorf("auth: TLS CA %s holds no PEM certificate", f.CA)
 	}
 	server = &tls.Config{
 		MinVersion:     tls.VersionTLS12,
@@ -96,7 +101,7 @@ func (r *keyPairReloader) get() (*tls.Certificate, error) {
 			if r.kp != nil {
 				return r.kp, nil // keep serving the one loaded
 			}
-			return nil, fmt.Errorf("node: TLS: %w", err)
+			return nil, fmt.Errorf("auth: TLS: %w", err)
 		}
 		mtimes[i] = st.ModTime()
 	}
@@ -108,7 +113,7 @@ func (r *keyPairReloader) get() (*tls.Certificate, error) {
 		if r.kp != nil {
 			return r.kp, nil // a half-written pair: keep the old one
 		}
-		return nil, fmt.Errorf("node: TLS key pair: %w", err)
+		return nil, fmt.Errorf("auth: TLS key pair: %w", err)
 	}
 	r.kp, r.mtimes = &kp, mtimes
 	return r.kp, nil
