@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/client"
+	"github.com/elcache/elcache/internal/bench"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
 	"google.golang.org/grpc"
@@ -129,7 +130,7 @@ func runFailover(t *testing.T, logDir string, kills int) failoverResult {
 	ctx := t.Context()
 	c := startElcacheCluster(t, logDir, "failover")
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	tgt, err := newElcacheTarget(cctx, c.addrs(), "linearizable", "cache_only", "", false)
+	tgt, err := bench.NewElcacheTarget(cctx, c.addrs(), "linearizable", "cache_only", "", false, nil)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func runFailover(t *testing.T, logDir string, kills int) failoverResult {
 		RaftTimeouts: serverRaftTimeouts(c.bin),
 	}
 	load := &failoverLoad{
-		cl:        tgt.(*elcacheTarget).c,
+		cl:        tgt.(*bench.ElcacheTarget).Client(),
 		keys:      partitionKeys(t, c.partitions, failoverPartition, *compareClients),
 		valueSize: *compareValueSize,
 		stop:      make(chan struct{}),
@@ -270,7 +271,7 @@ func (r failoverResult) summary() []string {
 			r.Partition, len(r.Kills), r.Writers, r.RaftTimeouts, strings.Join(gaps, ", "),
 			fmtMillis(r.WorstGapMs), r.WorstGapDuring, strings.Join(firsts, ", ")),
 		fmt.Sprintf("failover: errors returned to callers %s (goal none); %s writes acknowledged, %s before the last kill; LINEARIZABLE reads of every key after each kill and at the end: %d below the last acknowledged value, %d failed",
-			errText, fmtOps(float64(r.Writes)), fmtOps(float64(acked)), stale, readErrs),
+			errText, bench.FormatOps(float64(r.Writes)), bench.FormatOps(float64(acked)), stale, readErrs),
 	}
 }
 
@@ -541,4 +542,4 @@ func wait(ctx context.Context, d time.Duration) {
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // fmtMillis formats ms milliseconds, e.g. "850ms", "3.92s".
-func fmtMillis(ms float64) string { return fmtMicros(ms * 1000) }
+func fmtMillis(ms float64) string { return bench.FormatMicros(ms * 1000) }

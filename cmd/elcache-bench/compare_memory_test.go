@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/client"
+	"github.com/elcache/elcache/internal/bench"
 	"github.com/elcache/elcache/ring"
 	"github.com/redis/go-redis/v9"
 )
@@ -121,13 +122,13 @@ func loadElcacheMemory(t *testing.T, logDir string, r *memoryResult) {
 	}
 
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	tgt, err := newElcacheTarget(cctx, c.addrs(), "", "cache_only", "replicated", false)
+	tgt, err := bench.NewElcacheTarget(cctx, c.addrs(), "", "cache_only", "replicated", false, nil)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tgt.Close()
-	cl := tgt.(*elcacheTarget).c
+	cl := tgt.(*bench.ElcacheTarget).Client()
 	// Batches of one partition each: one MultiPut is one RPC and one Raft
 	// entry.
 	p, err := ring.NewPartitioner(uint32(c.partitions))
@@ -187,12 +188,12 @@ func loadElcacheMemory(t *testing.T, logDir string, r *memoryResult) {
 func loadRedisMemory(t *testing.T, logDir string, r *memoryResult) {
 	ctx := t.Context()
 	addr := startRedis(t, logDir, false)
-	tgt, err := newRedisTarget(ctx, &targetFlags{Addr: addr})
+	tgt, err := bench.NewRedisTarget(ctx, &bench.TargetFlags{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tgt.Close()
-	rc := tgt.(*redisTarget).client
+	rc := tgt.(*bench.RedisTarget).Client()
 	if r.RedisUsedEmpty, r.RedisRSSEmpty, err = redisMemory(ctx, rc); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +313,7 @@ func (r memoryResult) summary() []string {
 	}
 	return []string{
 		fmt.Sprintf("memory per key (%s keys of %d bytes, %d-byte values, per replica): elcache RSS (mean of %v) %.0f B gross, %.0f B net of the empty node, for %.0f B of live entries (Stats bytes_used, mostly in Pebble's files, outside RSS); disk (du of the data dir) %.0f B gross, %.0f B net; Redis used_memory %.0f B gross, %.0f B net, RSS %.0f B gross, %.0f B net",
-			fmtOps(n), r.KeyBytes, r.ValueSize, memoryRSSWindow, r.ElcacheRSSPerKey, r.ElcacheRSSNetPerKey, r.liveBytesPerKey(), r.ElcacheDiskPerKey, r.ElcacheDiskNetPerKey,
+			bench.FormatOps(n), r.KeyBytes, r.ValueSize, memoryRSSWindow, r.ElcacheRSSPerKey, r.ElcacheRSSNetPerKey, r.liveBytesPerKey(), r.ElcacheDiskPerKey, r.ElcacheDiskNetPerKey,
 			r.RedisUsedPerKey, r.RedisUsedNetPerKey, r.RedisRSSPerKey, r.RedisRSSNetPerKey),
 		fmt.Sprintf("memory per key: elcache RSS / Redis used_memory %.2fx gross, %.2fx net (goal <= 1x); per node, gross/net: %s; loads took %.1fs (elcache, MultiPut of %d at REPLICATED, %d in flight) and %.1fs (Redis, pipelines of %d)",
 			r.Ratio, r.RatioNet, strings.Join(perNode, "; "), r.ElcacheLoadSec, memoryBatch, memoryLoaders, r.RedisLoadSec, memoryBatch),

@@ -44,6 +44,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elcache/elcache/internal/bench"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/storage/sqlstore"
 	"github.com/elcache/elcache/storage/sqlstore/pgtest"
@@ -175,7 +176,7 @@ func TestCompare(t *testing.T) {
 
 	ctx := t.Context()
 	start := time.Now()
-	factories := map[string]func(ctx context.Context, r compareRun) (Target, error){}
+	factories := map[string]func(ctx context.Context, r compareRun) (bench.Target, error){}
 	versions := map[string]string{}
 	var herdLine string
 	if need["elcache"] {
@@ -184,8 +185,8 @@ func TestCompare(t *testing.T) {
 			herdLine = runHerds(t, seeds, pg, *compareHerds)
 			t.Log(herdLine)
 		}
-		factories["elcache"] = func(ctx context.Context, r compareRun) (Target, error) {
-			return newElcacheTarget(ctx, seeds, r.level, r.mode, r.durability, false)
+		factories["elcache"] = func(ctx context.Context, r compareRun) (bench.Target, error) {
+			return bench.NewElcacheTarget(ctx, seeds, r.level, r.mode, r.durability, false, nil)
 		}
 		versions["commit"] = gitCommit()
 	}
@@ -195,22 +196,22 @@ func TestCompare(t *testing.T) {
 		}
 		addr := startRedis(t, logDir, sys == "redis-aof")
 		label := map[string]string{"redis-memory": "no-persistence", "redis-aof": "appendfsync-always"}[sys]
-		factories[sys] = func(ctx context.Context, r compareRun) (Target, error) {
-			return newRedisTarget(ctx, &targetFlags{Addr: addr, Mode: label})
+		factories[sys] = func(ctx context.Context, r compareRun) (bench.Target, error) {
+			return bench.NewRedisTarget(ctx, &bench.TargetFlags{Addr: addr, Mode: label})
 		}
 		versions["redis"] = commandVersion("redis-server", "--version")
 	}
 	if need["etcd"] {
 		endpoints := startEtcd(t, logDir)
-		factories["etcd"] = func(ctx context.Context, r compareRun) (Target, error) {
-			return newEtcdTarget(ctx, &targetFlags{Addr: endpoints, Serializable: r.level == "serializable"})
+		factories["etcd"] = func(ctx context.Context, r compareRun) (bench.Target, error) {
+			return bench.NewEtcdTarget(ctx, &bench.TargetFlags{Addr: endpoints, Serializable: r.level == "serializable"})
 		}
 		versions["etcd"] = commandVersion("etcd", "--version")
 	}
 	t.Logf("systems up after %v", time.Since(start).Round(time.Millisecond))
 
-	cfg := RunConfig{
-		Distribution: distZipfian,
+	cfg := bench.RunConfig{
+		Distribution: bench.DistZipfian,
 		Keys:         *compareKeys,
 		ValueSize:    *compareValueSize,
 		Clients:      *compareClients,
@@ -218,8 +219,8 @@ func TestCompare(t *testing.T) {
 		Warmup:       *compareWarmup,
 		Seed:         1,
 	}
-	byID := map[string]Result{}
-	var results []Result
+	byID := map[string]bench.Result{}
+	var results []bench.Result
 	loaded := map[string]bool{} // systems whose keys are written
 	for _, r := range runs {
 		// Each system is loaded by its first run; later runs find the
@@ -234,7 +235,7 @@ func TestCompare(t *testing.T) {
 		byID[r.id] = res
 		results = append(results, res)
 		t.Logf("%-26s %-40s %s %10s ops/s  read p50/p99 %s/%s  update p50/p99 %s/%s  errors %d",
-			r.id, res.Target, res.Workload, fmtOps(res.Throughput),
+			r.id, res.Target, res.Workload, bench.FormatOps(res.Throughput),
 			quantile(res, "read", 50), quantile(res, "read", 99),
 			quantile(res, "update", 50), quantile(res, "update", 99), errorCount(res))
 	}
@@ -263,31 +264,31 @@ func TestCompare(t *testing.T) {
 }
 
 // runOne connects a fresh target for r, runs it, and closes it.
-func runOne(ctx context.Context, connect func(context.Context, compareRun) (Target, error), r compareRun, cfg RunConfig) (Result, error) {
+func runOne(ctx context.Context, connect func(context.Context, compareRun) (bench.Target, error), r compareRun, cfg bench.RunConfig) (bench.Result, error) {
 	cfg.Workload = r.workload
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	tgt, err := connect(cctx, r)
 	cancel()
 	if err != nil {
-		return Result{}, err
+		return bench.Result{}, err
 	}
-	res, err := Run(ctx, tgt, cfg, nil)
+	res, err := bench.Run(ctx, tgt, cfg, nil)
 	return res, errors.Join(err, tgt.Close())
 }
 
 // writeCompareOutput writes results.json, report.html and results.md.
 // measured holds the figures of the measurements beyond the matrix, by
 // name, for results.json.
-func writeCompareOutput(out string, cfg RunConfig, versions map[string]string, results []Result, ratios []string, measured map[string]any) error {
-	machine := currentMachine()
+func writeCompareOutput(out string, cfg bench.RunConfig, versions map[string]string, results []bench.Result, ratios []string, measured map[string]any) error {
+	machine := bench.CurrentMachine()
 	maps.Copy(machine, versions)
 	machine["runs"] = fmt.Sprintf("%v measured after %v warm-up, %d clients, %d keys (zipfian), %d-byte values, closed loop",
 		cfg.Duration, cfg.Warmup, cfg.Clients, cfg.Keys, cfg.ValueSize)
-	if err := writeResultsFile(filepath.Join(out, "results.json"), resultsFile{Machine: machine, Results: results, Measured: measured}); err != nil {
+	if err := bench.WriteResultsFile(filepath.Join(out, "results.json"), bench.ResultsFile{Machine: machine, Results: results, Measured: measured}); err != nil {
 		return err
 	}
 	machine["ratios"] = strings.Join(ratios, "; ")
-	if err := writeHTMLReport(filepath.Join(out, "report.html"), machine, results); err != nil {
+	if err := bench.WriteHTMLReport(filepath.Join(out, "report.html"), machine, results); err != nil {
 		return err
 	}
 	var md strings.Builder
@@ -296,7 +297,7 @@ func writeCompareOutput(out string, cfg RunConfig, versions map[string]string, r
 		fmt.Fprintf(&md, "- %s: %s\n", k, versions[k])
 	}
 	fmt.Fprintf(&md, "- runs: %s\n\n", machine["runs"])
-	if err := writeMarkdownTable(&md, results); err != nil {
+	if err := bench.WriteMarkdownTable(&md, results); err != nil {
 		return err
 	}
 	md.WriteString("\n")
@@ -308,7 +309,7 @@ func writeCompareOutput(out string, cfg RunConfig, versions map[string]string, r
 
 // compareRatios states the comparisons the matrix is for, one line each,
 // for those whose two runs both succeeded.
-func compareRatios(byID map[string]Result) []string {
+func compareRatios(byID map[string]bench.Result) []string {
 	var lines []string
 	ratio := func(what, a, b, op string) {
 		ra, okA := byID[a]
@@ -319,9 +320,9 @@ func compareRatios(byID map[string]Result) []string {
 		ta, tb := opRate(ra, op), opRate(rb, op)
 		la, lb := ra.Ops[op], rb.Ops[op]
 		lines = append(lines, fmt.Sprintf("%s: %.2fx throughput (%s vs %s %s/s), p50 %.2fx (%s vs %s), p99 %.2fx (%s vs %s)",
-			what, div(ta, tb), fmtOps(ta), fmtOps(tb), op,
-			div(la.P50, lb.P50), fmtMicros(la.P50), fmtMicros(lb.P50),
-			div(la.P99, lb.P99), fmtMicros(la.P99), fmtMicros(lb.P99)))
+			what, div(ta, tb), bench.FormatOps(ta), bench.FormatOps(tb), op,
+			div(la.P50, lb.P50), bench.FormatMicros(la.P50), bench.FormatMicros(lb.P50),
+			div(la.P99, lb.P99), bench.FormatMicros(la.P99), bench.FormatMicros(lb.P99)))
 	}
 	ratio("stale GET / Redis GET", "get-elcache-eventual", "get-redis", "read")
 	ratio("lease GET / Redis GET", "get-elcache-lease", "get-redis", "read")
@@ -335,7 +336,7 @@ func compareRatios(byID map[string]Result) []string {
 }
 
 // opRate is the successful operations of kind op per second.
-func opRate(r Result, op string) float64 {
+func opRate(r bench.Result, op string) float64 {
 	if r.Duration <= 0 {
 		return 0
 	}
@@ -349,18 +350,18 @@ func div(a, b float64) float64 {
 	return a / b
 }
 
-func quantile(r Result, op string, q int) string {
+func quantile(r bench.Result, op string, q int) string {
 	s, ok := r.Ops[op]
 	if !ok || s.Count == 0 {
 		return "-"
 	}
 	if q == 50 {
-		return fmtMicros(s.P50)
+		return bench.FormatMicros(s.P50)
 	}
-	return fmtMicros(s.P99)
+	return bench.FormatMicros(s.P99)
 }
 
-func errorCount(r Result) int64 {
+func errorCount(r bench.Result) int64 {
 	return r.Ops["read"].Errors + r.Ops["update"].Errors
 }
 
@@ -590,7 +591,7 @@ func startRedis(t *testing.T, logDir string, aof bool) string {
 		"--protected-mode", "no", "--daemonize", "no"}, persist...)
 	exited := startProcess(t, logDir, name, nil, "redis-server", args...)
 	waitFor(t, name, exited, 20*time.Second, func(ctx context.Context) error {
-		tgt, err := newRedisTarget(ctx, &targetFlags{Addr: addr})
+		tgt, err := bench.NewRedisTarget(ctx, &bench.TargetFlags{Addr: addr})
 		if err != nil {
 			return err
 		}
@@ -629,7 +630,7 @@ func startEtcd(t *testing.T, logDir string) string {
 		// Each member answers a linearizable read only once the cluster
 		// has a leader and it has caught up.
 		waitFor(t, fmt.Sprintf("etcd e%d", i+1), exited[i], 60*time.Second, func(ctx context.Context) error {
-			tgt, err := newEtcdTarget(ctx, &targetFlags{Addr: u})
+			tgt, err := bench.NewEtcdTarget(ctx, &bench.TargetFlags{Addr: u})
 			if err != nil {
 				return err
 			}
@@ -657,13 +658,13 @@ func runHerds(t *testing.T, seeds []string, pg *pgtest.Server, rounds int) strin
 	}
 	defer store.Close()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	tgt, err := newElcacheTarget(cctx, seeds, "linearizable", "", "", false)
+	tgt, err := bench.NewElcacheTarget(cctx, seeds, "linearizable", "", "", false, nil)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tgt.Close()
-	cl := tgt.(*elcacheTarget).c
+	cl := tgt.(*bench.ElcacheTarget).Client()
 	before := pg.Calls(t, sqlstore.LoadMarker)
 	var worst time.Duration
 	var failed atomic.Int64

@@ -5,8 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
+	"github.com/elcache/elcache/internal/bench"
 	"github.com/elcache/elcache/node/nodetest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
@@ -84,7 +89,7 @@ func TestRunMain(t *testing.T) {
 	if !strings.Contains(out.String(), "elcache/eventual") || !strings.Contains(errs.String(), "measure") {
 		t.Errorf("stdout %q, stderr %q: want the table and the progress", out.String(), errs.String())
 	}
-	rf, err := readResultsFile(path)
+	rf, err := bench.ReadResultsFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

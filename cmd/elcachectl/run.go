@@ -68,6 +68,11 @@ Backups (need an admin token when the nodes check tokens):
                     one); entries keep their remaining TTL and get new
                     versions; MODE defaults to cache-only
 
+Benchmark:
+  bench [FLAGS]     a YCSB workload against the cluster, then its throughput
+                    and latency; the flags are elcache-bench's (bench -h
+                    lists them) and --timeout does not apply
+
 MODE is write-through, write-back, write-around or cache-only. D is sync
 (acknowledged once a quorum has fsynced the write) or replicated (once a
 quorum has written it to the OS; fsynced within 10ms); write-through and
@@ -130,7 +135,7 @@ func (e *env) client() (*client.Client, error) {
 		cfg := client.DefaultConfig()
 		cfg.Seeds = strings.Split(e.addr, ",")
 		cfg.DialTimeout = 0 // fail fast with the RPC's own error
-		cfg.Token, cfg.AllowPlaintextToken, cfg.TLS = e.token, true, e.tls
+		e.credentials(&cfg)
 		c, err := client.New(e.ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -269,6 +274,8 @@ func lookup(name string) (func(*env, []string) error, bool) {
 		return cmdBackup, true
 	case "restore":
 		return cmdRestore, true
+	case "bench":
+		return cmdBench, true
 	}
 	return nil, false
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -19,8 +19,8 @@ var readProportions = map[string]float64{
 
 // Key distributions.
 const (
-	distUniform = "uniform"
-	distZipfian = "zipfian"
+	DistUniform = "uniform"
+	DistZipfian = "zipfian"
 )
 
 // zipfianTheta is YCSB's ZipfianGenerator.ZIPFIAN_CONSTANT.
@@ -142,12 +142,12 @@ func fnvHash64(v uint64) uint64 {
 
 func newKeyChooser(dist string, n int) (keyChooser, error) {
 	switch dist {
-	case distUniform:
+	case DistUniform:
 		return uniformChooser{n: n}, nil
-	case distZipfian:
+	case DistZipfian:
 		return scrambledZipfian{z: newZipfian(n, zipfianTheta)}, nil
 	}
-	return nil, fmt.Errorf("unknown distribution %q (want %s or %s)", dist, distUniform, distZipfian)
+	return nil, fmt.Errorf("unknown distribution %q (want %s or %s)", dist, DistUniform, DistZipfian)
 }
 
 // opKind is the kind of an operation.

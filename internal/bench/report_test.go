@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func syntheticResults() []Result {
 func TestReport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "report.html")
 	machine := map[string]string{"cpu": "Test CPU @ 3GHz", "cores": "2", "go": "go1.26", "date": "2026-01-02", "extra": "x"}
-	if err := writeHTMLReport(path, machine, syntheticResults()); err != nil {
+	if err := WriteHTMLReport(path, machine, syntheticResults()); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -66,7 +66,7 @@ func TestReport(t *testing.T) {
 
 func TestReportEmpty(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "report.html")
-	if err := writeHTMLReport(path, nil, nil); err != nil {
+	if err := WriteHTMLReport(path, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -80,7 +80,7 @@ func TestReportEmpty(t *testing.T) {
 
 func TestReportMarkdown(t *testing.T) {
 	var b bytes.Buffer
-	if err := writeMarkdownTable(&b, syntheticResults()); err != nil {
+	if err := WriteMarkdownTable(&b, syntheticResults()); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -97,16 +97,16 @@ func TestFormat(t *testing.T) {
 		us   float64
 		want string
 	}{{0.5, "0.5µs"}, {12, "12µs"}, {426.1, "426µs"}, {999.96, "1ms"}, {1500, "1.5ms"}, {12190, "12.2ms"}, {2e6, "2s"}, {1.234e7, "12.3s"}} {
-		if got := fmtMicros(c.us); got != c.want {
-			t.Errorf("fmtMicros(%v) = %q, want %q", c.us, got, c.want)
+		if got := FormatMicros(c.us); got != c.want {
+			t.Errorf("FormatMicros(%v) = %q, want %q", c.us, got, c.want)
 		}
 	}
 	for _, c := range []struct {
 		v    float64
 		want string
 	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567.4, "1,234,567"}} {
-		if got := fmtOps(c.v); got != c.want {
-			t.Errorf("fmtOps(%v) = %q, want %q", c.v, got, c.want)
+		if got := FormatOps(c.v); got != c.want {
+			t.Errorf("FormatOps(%v) = %q, want %q", c.v, got, c.want)
 		}
 	}
 }

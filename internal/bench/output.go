@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -14,10 +14,10 @@ import (
 	"time"
 )
 
-// resultsFile is the JSON file of -json: the machine that ran the
+// ResultsFile is the JSON file of -json: the machine that ran the
 // benchmark, then the results.
-type resultsFile struct {
-	// Machine has the keys of currentMachine.
+type ResultsFile struct {
+	// Machine has the keys of CurrentMachine.
 	Machine map[string]string `json:"machine"`
 	Results []Result          `json:"results"`
 	// Measured holds figures that are not runs, by name: bench-compare's
@@ -25,11 +25,11 @@ type resultsFile struct {
 	Measured map[string]any `json:"measured,omitempty"`
 }
 
-// currentMachine describes this machine and build, now: "cpu" (model
+// CurrentMachine describes this machine and build, now: "cpu" (model
 // from /proc/cpuinfo, if known), "cores", "go", "os" (GOOS/GOARCH),
 // "date" (RFC 3339) and "commit" (the VCS revision the binary was built
 // from, if known).
-func currentMachine() map[string]string {
+func CurrentMachine() map[string]string {
 	m := map[string]string{
 		"cores": strconv.Itoa(runtime.NumCPU()),
 		"go":    runtime.Version(),
@@ -67,8 +67,8 @@ func cpuModel(path string) string {
 	return ""
 }
 
-// writeResultsFile writes rf to path as indented JSON.
-func writeResultsFile(path string, rf resultsFile) error {
+// WriteResultsFile writes rf to path as indented JSON.
+func WriteResultsFile(path string, rf ResultsFile) error {
 	b, err := json.MarshalIndent(rf, "", "  ")
 	if err != nil {
 		return fmt.Errorf("bench: encode results: %w", err)
@@ -79,9 +79,9 @@ func writeResultsFile(path string, rf resultsFile) error {
 	return nil
 }
 
-// readResultsFile reads a file written by writeResultsFile.
-func readResultsFile(path string) (resultsFile, error) {
-	var rf resultsFile
+// ReadResultsFile reads a file written by WriteResultsFile.
+func ReadResultsFile(path string) (ResultsFile, error) {
+	var rf ResultsFile
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return rf, fmt.Errorf("bench: read results: %w", err)

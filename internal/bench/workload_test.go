@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"math"
@@ -79,7 +79,7 @@ func TestZipfianRanks(t *testing.T) {
 
 func TestScrambledZipfianSkew(t *testing.T) {
 	const n, samples = 1000, 200_000
-	ch, err := newKeyChooser(distZipfian, n)
+	ch, err := newKeyChooser(DistZipfian, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestScrambledZipfianSkew(t *testing.T) {
 
 func TestUniformFlat(t *testing.T) {
 	const n, samples = 1000, 200_000
-	ch, err := newKeyChooser(distUniform, n)
+	ch, err := newKeyChooser(DistUniform, n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -91,7 +91,7 @@ func TestElcacheTarget(t *testing.T) {
 		t.Run(tc.level+"/"+tc.mode+"/"+tc.durability, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			tg, err := newElcacheTarget(ctx, []string{n.Addr()}, tc.level, tc.mode, tc.durability, tc.level == "lease")
+			tg, err := NewElcacheTarget(ctx, []string{n.Addr()}, tc.level, tc.mode, tc.durability, tc.level == "lease", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 func DefaultRunConfig() RunConfig {
 	return RunConfig{
 		Workload:     "A",
-		Distribution: distZipfian,
+		Distribution: DistZipfian,
 		Keys:         100_000,
 		ValueSize:    100,
 		Clients:      50,
@@ -33,8 +33,8 @@ func (c RunConfig) Validate() error {
 	if _, ok := readProportions[c.Workload]; !ok {
 		errs = append(errs, fmt.Errorf("bench: unknown workload %q (want A, B, C or W)", c.Workload))
 	}
-	if c.Distribution != distUniform && c.Distribution != distZipfian {
-		errs = append(errs, fmt.Errorf("bench: unknown distribution %q (want %s or %s)", c.Distribution, distUniform, distZipfian))
+	if c.Distribution != DistUniform && c.Distribution != DistZipfian {
+		errs = append(errs, fmt.Errorf("bench: unknown distribution %q (want %s or %s)", c.Distribution, DistUniform, DistZipfian))
 	}
 	if c.Keys <= 0 {
 		errs = append(errs, fmt.Errorf("bench: keys %d must be positive", c.Keys))

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -23,10 +23,10 @@ type etcdTarget struct {
 
 var _ Target = (*etcdTarget)(nil)
 
-// newEtcdTarget connects to the etcd members at f.Addr (comma-separated
+// NewEtcdTarget connects to the etcd members at f.Addr (comma-separated
 // host:port or URLs) and checks the cluster answers. f.Serializable makes
 // reads serializable.
-func newEtcdTarget(ctx context.Context, f *targetFlags) (Target, error) {
+func NewEtcdTarget(ctx context.Context, f *TargetFlags) (Target, error) {
 	endpoints := splitAddrs(f.Addr)
 	if len(endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoint (--addr host:port,...)")

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -9,24 +9,24 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisTarget is a Redis server driven by go-redis: GET and SET, one
+// RedisTarget is a Redis server driven by go-redis: GET and SET, one
 // command per call, on a pool of connections shared by the workers.
-type redisTarget struct {
+type RedisTarget struct {
 	name   string
 	client redis.UniversalClient
 }
 
-var _ Target = (*redisTarget)(nil)
+var _ Target = (*RedisTarget)(nil)
 
 // redisPoolSize is connections per server: more than the workers of any
 // run, so that no worker waits for a connection and latency is Redis's.
 const redisPoolSize = 256
 
-// newRedisTarget connects to the Redis server at f.Addr (host:port; a
+// NewRedisTarget connects to the Redis server at f.Addr (host:port; a
 // comma-separated list is taken as a Redis Cluster) and checks it answers.
 // f.Mode only labels the target, e.g. "appendfsync-always": how the server
 // persists is its own configuration.
-func newRedisTarget(ctx context.Context, f *targetFlags) (Target, error) {
+func NewRedisTarget(ctx context.Context, f *TargetFlags) (Target, error) {
 	addrs := splitAddrs(f.Addr)
 	if len(addrs) == 0 {
 		return nil, errors.New("redis: no address (--addr host:port)")
@@ -44,12 +44,16 @@ func newRedisTarget(ctx context.Context, f *targetFlags) (Target, error) {
 	if f.Mode != "" {
 		name += "/" + f.Mode
 	}
-	return &redisTarget{name: name, client: client}, nil
+	return &RedisTarget{name: name, client: client}, nil
 }
 
-func (r *redisTarget) Name() string { return r.name }
+func (r *RedisTarget) Name() string { return r.name }
 
-func (r *redisTarget) Get(ctx context.Context, key string) error {
+// Client is the target's go-redis client, for measurements beyond Get and
+// Put (bench-compare's memory run).
+func (r *RedisTarget) Client() redis.UniversalClient { return r.client }
+
+func (r *RedisTarget) Get(ctx context.Context, key string) error {
 	err := r.client.Get(ctx, key).Err()
 	if errors.Is(err, redis.Nil) {
 		return nil
@@ -57,11 +61,11 @@ func (r *redisTarget) Get(ctx context.Context, key string) error {
 	return err
 }
 
-func (r *redisTarget) Put(ctx context.Context, key string, value []byte) error {
+func (r *RedisTarget) Put(ctx context.Context, key string, value []byte) error {
 	return r.client.Set(ctx, key, value, 0).Err()
 }
 
-func (r *redisTarget) Close() error { return r.client.Close() }
+func (r *RedisTarget) Close() error { return r.client.Close() }
 
 // splitAddrs splits a comma-separated address list, dropping blanks.
 func splitAddrs(s string) []string {

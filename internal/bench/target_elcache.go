@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -84,20 +84,21 @@ func parseDurability(s string) (client.Durability, error) {
 	return d, nil
 }
 
-// elcacheTarget is an elcache cluster read at one consistency level and
+// ElcacheTarget is an elcache cluster read at one consistency level and
 // written in one write mode at one durability through the Go client.
-type elcacheTarget struct {
+type ElcacheTarget struct {
 	name string
 	c    *client.Client
 }
 
-var _ Target = (*elcacheTarget)(nil)
+var _ Target = (*ElcacheTarget)(nil)
 
-// newElcacheTarget connects to the cluster through seeds. level, mode and
+// NewElcacheTarget connects to the cluster through seeds. level, mode and
 // durability are as parseLevel, parseMode and parseDurability take them;
 // unary sends every request as its own RPC instead of over the pipelined
-// stream.
-func newElcacheTarget(ctx context.Context, seeds []string, level, mode, durability string, unary bool) (Target, error) {
+// stream. configure, if not nil, adjusts the client's configuration before
+// it connects (elcachectl sets its token and TLS there).
+func NewElcacheTarget(ctx context.Context, seeds []string, level, mode, durability string, unary bool, configure func(*client.Config)) (Target, error) {
 	c, bound, lerr := parseLevel(level)
 	m, merr := parseMode(mode)
 	d, derr := parseDurability(durability)
@@ -111,11 +112,14 @@ func newElcacheTarget(ctx context.Context, seeds []string, level, mode, durabili
 	cfg.DefaultWriteMode = m
 	cfg.DefaultDurability = d
 	cfg.Unary = unary
+	if configure != nil {
+		configure(&cfg)
+	}
 	cl, err := client.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bench: elcache: %w", err)
 	}
-	return &elcacheTarget{name: elcacheName(level, mode, durability, unary), c: cl}, nil
+	return &ElcacheTarget{name: elcacheName(level, mode, durability, unary), c: cl}, nil
 }
 
 // elcacheName names a target: "elcache/eventual",
@@ -141,10 +145,14 @@ func elcacheName(level, mode, durability string, unary bool) string {
 	return strings.Join(parts, "/")
 }
 
-func (t *elcacheTarget) Name() string { return t.name }
+func (t *ElcacheTarget) Name() string { return t.name }
+
+// Client is the target's client, for measurements beyond Get and Put
+// (bench-compare's failover and memory runs).
+func (t *ElcacheTarget) Client() *client.Client { return t.c }
 
 // Get reads key; a missing key is not an error.
-func (t *elcacheTarget) Get(ctx context.Context, key string) error {
+func (t *ElcacheTarget) Get(ctx context.Context, key string) error {
 	_, err := t.c.Get(ctx, []byte(key))
 	if errors.Is(err, client.ErrNotFound) {
 		return nil
@@ -152,9 +160,9 @@ func (t *elcacheTarget) Get(ctx context.Context, key string) error {
 	return err
 }
 
-func (t *elcacheTarget) Put(ctx context.Context, key string, value []byte) error {
+func (t *ElcacheTarget) Put(ctx context.Context, key string, value []byte) error {
 	_, err := t.c.Put(ctx, []byte(key), value)
 	return err
 }
 
-func (t *elcacheTarget) Close() error { return t.c.Close() }
+func (t *ElcacheTarget) Close() error { return t.c.Close() }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -25,11 +25,11 @@ func sampleResult() Result {
 
 func TestResultsFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
-	in := resultsFile{Machine: currentMachine(), Results: []Result{sampleResult()}}
-	if err := writeResultsFile(path, in); err != nil {
+	in := ResultsFile{Machine: CurrentMachine(), Results: []Result{sampleResult()}}
+	if err := WriteResultsFile(path, in); err != nil {
 		t.Fatal(err)
 	}
-	out, err := readResultsFile(path)
+	out, err := ReadResultsFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestResultsFileRoundTrip(t *testing.T) {
 			t.Errorf("machine has no %q: %v", k, out.Machine)
 		}
 	}
-	if _, err := readResultsFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+	if _, err := ReadResultsFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("reading a missing file: no error")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -27,8 +27,8 @@ var palette = []string{
 // machineKeys are shown first, in this order; other keys follow sorted.
 var machineKeys = []string{"cpu", "cores", "go", "os", "date", "commit"}
 
-// writeHTMLReport writes the report of results to path.
-func writeHTMLReport(path string, machine map[string]string, results []Result) error {
+// WriteHTMLReport writes the report of results to path.
+func WriteHTMLReport(path string, machine map[string]string, results []Result) error {
 	var b bytes.Buffer
 	renderReport(&b, machine, results)
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
@@ -174,8 +174,8 @@ func writeThroughputChart(w io.Writer, results []Result, colors map[string]strin
 			}
 			fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="end">%s</text>`, labelWidth-8, y+barHeight-5, esc(r.Target))
 			fmt.Fprintf(w, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s %s: %s ops/s</title></rect>`,
-				labelWidth, y, bw, barHeight, colors[r.Target], esc(r.Target), esc(wl), fmtOps(r.Throughput))
-			fmt.Fprintf(w, `<text x="%.1f" y="%d">%s ops/s</text>`+"\n", float64(labelWidth)+bw+6, y+barHeight-5, fmtOps(r.Throughput))
+				labelWidth, y, bw, barHeight, colors[r.Target], esc(r.Target), esc(wl), FormatOps(r.Throughput))
+			fmt.Fprintf(w, `<text x="%.1f" y="%d">%s ops/s</text>`+"\n", float64(labelWidth)+bw+6, y+barHeight-5, FormatOps(r.Throughput))
 			y += barHeight + barGap
 		}
 		y += 10
@@ -234,7 +234,7 @@ func writeLatencyChart(w io.Writer, results []Result, op string, colors map[stri
 	for d := dLo; d <= dHi; d++ {
 		v := math.Pow(10, d)
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#bbb"/>`, x(v), axis-4, x(v), height)
-		fmt.Fprintf(w, `<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s</text>`+"\n", x(v), axis-8, fmtMicros(v))
+		fmt.Fprintf(w, `<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s</text>`+"\n", x(v), axis-8, FormatMicros(v))
 		if d < dHi {
 			for _, m := range []float64{2, 5} {
 				fmt.Fprintf(w, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#eee"/>`, x(m*v), axis, x(m*v), height)
@@ -248,11 +248,11 @@ func writeLatencyChart(w io.Writer, results []Result, op string, colors map[stri
 		cy := y + barHeight/2
 		label := r.Target + " (" + r.Workload + ")"
 		fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="end">%s</text>`, labelWidth-8, y+barHeight-5, esc(label))
-		fmt.Fprintf(w, `<g><title>%s: p50 %s, p99 %s, p99.9 %s</title>`, esc(label), fmtMicros(s.P50), fmtMicros(s.P99), fmtMicros(s.P999))
+		fmt.Fprintf(w, `<g><title>%s: p50 %s, p99 %s, p99.9 %s</title>`, esc(label), FormatMicros(s.P50), FormatMicros(s.P99), FormatMicros(s.P999))
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="3"/>`, x(s.P50), cy, x(s.P99), cy, c)
 		fmt.Fprintf(w, `<circle cx="%.1f" cy="%d" r="5" fill="%s"/>`, x(s.P50), cy, c)
 		fmt.Fprintf(w, `<circle cx="%.1f" cy="%d" r="5" fill="white" stroke="%s" stroke-width="2"/></g>`, x(s.P99), cy, c)
-		fmt.Fprintf(w, `<text x="%.1f" y="%d" fill="#555">%s / %s</text>`+"\n", x(s.P99)+9, y+barHeight-5, fmtMicros(s.P50), fmtMicros(s.P99))
+		fmt.Fprintf(w, `<text x="%.1f" y="%d" fill="#555">%s / %s</text>`+"\n", x(s.P99)+9, y+barHeight-5, FormatMicros(s.P50), FormatMicros(s.P99))
 		y += barHeight + barGap
 	}
 	fmt.Fprint(w, "</svg>\n")
@@ -266,13 +266,13 @@ func writeTable(w io.Writer, results []Result) {
 	for _, r := range results {
 		rd, up := r.Ops["read"], r.Ops["update"]
 		fmt.Fprintf(w, `<tr><td class="l">%s</td><td>%s</td><td>%s</td><td>%d</td><td>%s</td>`,
-			esc(r.Target), esc(r.Workload), esc(r.Distribution), r.Clients, fmtOps(r.Throughput))
+			esc(r.Target), esc(r.Workload), esc(r.Distribution), r.Clients, FormatOps(r.Throughput))
 		for _, s := range []OpStats{rd, up} {
 			for _, v := range []float64{s.P50, s.P99, s.P999} {
 				if s.Count == 0 {
 					fmt.Fprint(w, "<td>-</td>")
 				} else {
-					fmt.Fprintf(w, "<td>%s</td>", fmtMicros(v))
+					fmt.Fprintf(w, "<td>%s</td>", FormatMicros(v))
 				}
 			}
 		}
@@ -281,9 +281,9 @@ func writeTable(w io.Writer, results []Result) {
 	fmt.Fprint(w, "</table>\n")
 }
 
-// writeMarkdownTable writes results as a Markdown table, for an issue
+// WriteMarkdownTable writes results as a Markdown table, for an issue
 // or a commit message.
-func writeMarkdownTable(w io.Writer, results []Result) error {
+func WriteMarkdownTable(w io.Writer, results []Result) error {
 	var b bytes.Buffer
 	b.WriteString("| target | workload | clients | ops/s | read p50 | read p99 | update p50 | update p99 | errors |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
@@ -293,18 +293,18 @@ func writeMarkdownTable(w io.Writer, results []Result) error {
 			if s.Count == 0 {
 				return "-"
 			}
-			return fmtMicros(v)
+			return FormatMicros(v)
 		}
 		fmt.Fprintf(&b, "| %s | %s %s | %d | %s | %s | %s | %s | %s | %d |\n",
-			r.Target, r.Workload, r.Distribution, r.Clients, fmtOps(r.Throughput),
+			r.Target, r.Workload, r.Distribution, r.Clients, FormatOps(r.Throughput),
 			q(rd, rd.P50), q(rd, rd.P99), q(up, up.P50), q(up, up.P99), rd.Errors+up.Errors)
 	}
 	_, err := w.Write(b.Bytes())
 	return err
 }
 
-// fmtOps formats a throughput with a thousands separator.
-func fmtOps(v float64) string {
+// FormatOps formats a throughput with a thousands separator.
+func FormatOps(v float64) string {
 	s := fmt.Sprintf("%.0f", v)
 	var b strings.Builder
 	for i, c := range s {
@@ -316,9 +316,9 @@ func fmtOps(v float64) string {
 	return b.String()
 }
 
-// fmtMicros formats a latency given in microseconds, to three
+// FormatMicros formats a latency given in microseconds, to three
 // significant digits: 0.5µs, 270µs, 1.55ms, 12.2ms, 2s.
-func fmtMicros(us float64) string {
+func FormatMicros(us float64) string {
 	switch {
 	case us >= 999.5e3:
 		return sig(us/1e6) + "s"
