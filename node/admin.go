@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/storage"
-	"github.com/hashicorp/raft"
 	"slices"
 	"strings"
 	"time"
@@ -154,8 +153,8 @@ func (s *adminServer) Backup(req *cachev1.BackupRequest, stream cachev1.Admin_Ba
 		return toStatus(invalid("partition %d: the cluster has partitions 0 to %d", req.Partition, n.ring.Count()-1))
 	}
 	ctx := stream.Context()
-	p := n.local(req.Partition, true)
-	if p == nil || p.raft.State() != raft.Leader {
+	p, f := n.routeFacts(ctx, req.Partition, true)
+	if !f.leads {
 		return n.status(&notLeaderError{partition: req.Partition, leader: n.leaderOf(req.Partition)})
 	}
 	// Everything acknowledged before the backup began is applied here.

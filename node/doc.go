@@ -26,6 +26,9 @@
 //     planRead's decision: waits, leases, read indexes.
 //   - readround.go: the peer call and the ConfirmTerms answer of leadership
 //     rounds, the quorum round of linearizable reads (internal/readround).
+//   - route.go: request routing as pure decisions (planRoute, planRetry):
+//     try the local replica, forward to the leader, refuse a forwarded
+//     request, or hand a pipelined call back to run where it may wait.
 //   - forward.go: routing requests to partition leaders, leader hints.
 //   - leaders.go: what this node knows about other nodes' leaderships.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.

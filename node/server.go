@@ -34,25 +34,17 @@ func needsLeader(level cachev1.Consistency) bool {
 	return level == cachev1.Consistency_CONSISTENCY_LEASE
 }
 
-// local returns this node's replica of pid if it may try to serve a
-// request itself: it leads, or the request does not need the leader, or no
-// leader is known yet (the replica then waits out the election).
-func (n *Node) local(pid uint32, leaderOnly bool) *partition {
+// routeFacts gathers what planRoute needs for a request for pid, and
+// returns this node's replica of it, if any.
+func (n *Node) routeFacts(ctx context.Context, pid uint32, leaderOnly bool) (*partition, routeFacts) {
+	f := routeFacts{leaderOnly: leaderOnly, forwarded: isForwarded(ctx), mustNotWait: mustNotWait(ctx)}
 	p := n.part(pid)
-	if p == nil || (p.displaced.Load() && p.raft.State() != raft.Leader) {
-		return nil
+	if p != nil {
+		f.hosted, f.displaced = true, p.displaced.Load()
+		f.leads = p.raft.State() == raft.Leader
+		f.leaderKnown = f.leads || p.leader() != ""
 	}
-	if !leaderOnly || p.raft.State() == raft.Leader || p.leader() == "" {
-		return p
-	}
-	return nil
-}
-
-// isNotLeader reports whether err means the request was not executed
-// because this replica does not lead, so that it is safe to send it to
-// the leader.
-func isNotLeader(err error) bool {
-	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, ErrClosed)
+	return p, f
 }
 
 // serve runs a request for partition pid on this node's replica when it
@@ -69,34 +61,36 @@ func serveRead[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
 	return serveOp(ctx, n, pid, leaderOnly, true, local, remote)
 }
 
+// serveOp carries out planRoute and planRetry (route.go).
 func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read bool,
 	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
 	var zero T
 	deadline := time.Now().Add(max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
 	for {
-		if p := n.local(pid, leaderOnly); p != nil {
+		p, f := n.routeFacts(ctx, pid, leaderOnly)
+		if planRoute(f) == routeLocal {
 			resp, err := local(p)
 			if err == nil {
 				return resp, nil
 			}
-			if errors.Is(err, errWouldBlock) {
-				return zero, err
-			}
-			if errors.Is(err, raft.ErrLeadershipTransferInProgress) && !isForwarded(ctx) && !mustNotWait(ctx) {
-				// Not executed; the leader changes in a moment.
+			switch planRetry(err, f.forwarded, f.mustNotWait) {
+			case retryAnswer:
+				if errors.Is(err, errWouldBlock) {
+					return zero, err
+				}
+				return resp, n.status(err)
+			case retryPause:
 				if werr := pause(ctx); werr != nil {
 					return zero, n.status(err)
 				}
 				continue
 			}
-			if !isNotLeader(err) || isForwarded(ctx) {
-				return resp, n.status(err)
-			}
+			f.triedLocal = true
 		}
-		if isForwarded(ctx) {
+		switch planRoute(f) {
+		case routeRefuse:
 			return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
-		}
-		if mustNotWait(ctx) {
+		case routeWouldBlock:
 			return zero, errWouldBlock
 		}
 		resp, err := forward(ctx, n, pid, read, remote)
