@@ -120,7 +120,7 @@ func (s *adminServer) Drain(ctx context.Context, req *cachev1.DrainRequest) (*ca
 					"draining node %s would leave one active node, and every partition with a single replica; add a node first", req.Node)
 			}
 			rec.State = peerv1.NodeRecord_STATE_DRAINING
-			if planned := n.plan(next, n.members.Members(), time.Now()); planned != nil {
+			if planned := n.planner.Next(next, n.members.Members(), time.Now()); planned != nil {
 				next = planned
 			}
 			err := n.meta.propose(ctx, st.Revision, next)

@@ -5,15 +5,13 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/elcache/elcache/internal/gossip"
+	"github.com/elcache/elcache/internal/plan"
 	"github.com/elcache/elcache/internal/raftnet"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
-	"github.com/elcache/elcache/ring"
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
 )
 
 // maxMetaVoters is the most voters the meta group has; other nodes hold
@@ -120,7 +118,7 @@ func (n *Node) maybeBootstrap() {
 // follows from the gossip view and reconciles the meta group's membership.
 func (n *Node) leadCluster() {
 	st, _ := n.meta.fsm.current()
-	next := n.plan(st, n.members.Members(), time.Now())
+	next := n.planner.Next(st, n.members.Members(), time.Now())
 	if next != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := n.meta.propose(ctx, st.Revision, next)
@@ -130,146 +128,11 @@ func (n *Node) leadCluster() {
 			return
 		}
 		if next.MapVersion != st.MapVersion {
-			n.log.Info("partition map changed", "map_version", next.MapVersion, "nodes", placementNodes(next))
+			n.log.Info("partition map changed", "map_version", next.MapVersion, "nodes", plan.ActiveNodes(next))
 		}
 		return
 	}
 	n.reconcileMeta(st)
-}
-
-// placementNodes lists the ids of active nodes.
-func placementNodes(st *peerv1.ClusterState) []string {
-	var ids []string
-	for _, r := range st.Nodes {
-		if r.State == peerv1.NodeRecord_STATE_ACTIVE {
-			ids = append(ids, r.Id)
-		}
-	}
-	return ids
-}
-
-// plan returns the cluster state that follows from cur and the gossip view
-// at now, or nil when nothing changes. It is deterministic given its
-// inputs.
-func (n *Node) plan(cur *peerv1.ClusterState, members []gossip.Member, now time.Time) *peerv1.ClusterState {
-	next := proto.CloneOf(cur)
-	if next.Revision == 0 {
-		next.PartitionCount = n.cfg.Partitions
-		next.ReplicationFactor = uint32(n.cfg.Cluster.ReplicationFactor)
-	}
-	view := make(map[string]gossip.Member, len(members))
-	for _, m := range members {
-		view[m.ID] = m
-	}
-	grace := n.cfg.Cluster.FailureGrace
-	records := make(map[string]*peerv1.NodeRecord, len(next.Nodes))
-	for _, r := range next.Nodes {
-		records[r.Id] = r
-	}
-	for _, m := range members {
-		if m.State != gossip.Alive && m.State != gossip.Suspect {
-			continue
-		}
-		r := records[m.ID]
-		if r == nil {
-			r = &peerv1.NodeRecord{Id: m.ID, State: peerv1.NodeRecord_STATE_ACTIVE}
-			records[m.ID] = r
-			next.Nodes = append(next.Nodes, r)
-		}
-		if r.State == peerv1.NodeRecord_STATE_FAILED ||
-			(r.State == peerv1.NodeRecord_STATE_DRAINING && r.BootId != "" && r.BootId != m.BootID) {
-			r.State = peerv1.NodeRecord_STATE_ACTIVE
-		}
-		r.Name, r.GrpcAddr, r.GossipAddr, r.BootId = m.Name, m.GRPCAddr, m.GossipAddr, m.BootID
-	}
-	gone := func(id string) bool {
-		m, seen := view[id]
-		return !seen || m.State == gossip.Dead || m.State == gossip.Left
-	}
-	for _, r := range next.Nodes {
-		m, seen := view[r.Id]
-		since := n.start
-		if seen {
-			since = m.Since
-		}
-		if r.State == peerv1.NodeRecord_STATE_ACTIVE && gone(r.Id) && now.Sub(since) >= grace {
-			r.State = peerv1.NodeRecord_STATE_FAILED
-		}
-	}
-	// Placement over the active nodes.
-	active := placementNodes(next)
-	if len(active) > 0 {
-		pl, err := n.placed.place(ring.PlaceConfig{Partitions: next.PartitionCount,
-			ReplicationFactor: int(next.ReplicationFactor), Load: 1.25}, active)
-		if err != nil {
-			n.log.Error("placement failed", "err", err)
-			return nil
-		}
-		moved := false
-		if len(next.Partitions) != len(pl.Replicas) {
-			next.Partitions = make([]*peerv1.PartitionPlacement, len(pl.Replicas))
-			for i := range next.Partitions {
-				next.Partitions[i] = &peerv1.PartitionPlacement{}
-			}
-		}
-		for i, reps := range pl.Replicas {
-			pp := next.Partitions[i]
-			if !slices.Equal(pp.Replicas, reps) {
-				pp.Replicas = slices.Clone(reps)
-				moved = true
-			}
-			if len(pp.Bootstrap) == 0 {
-				pp.Bootstrap = reps
-			}
-		}
-		if moved {
-			next.MapVersion++
-		}
-	}
-	// A draining or failed node that holds no replica and is gone leaves
-	// the table.
-	held := make(map[string]bool)
-	for _, pp := range next.Partitions {
-		for _, id := range pp.Replicas {
-			held[id] = true
-		}
-	}
-	next.Nodes = slices.DeleteFunc(next.Nodes, func(r *peerv1.NodeRecord) bool {
-		return r.State == peerv1.NodeRecord_STATE_DRAINING && gone(r.Id) && !held[r.Id]
-	})
-	sort.Slice(next.Nodes, func(i, j int) bool { return next.Nodes[i].Id < next.Nodes[j].Id })
-	if proto.Equal(next, cur) {
-		return nil
-	}
-	return next
-}
-
-// placementMemo remembers the latest placement plan computed: ring.Place
-// is pure but builds a consistent-hash ring per call (a tenth of an idle
-// node's CPU when the cluster leader asked every ReconcileInterval), and
-// its inputs change only when the active nodes do.
-type placementMemo struct {
-	mu      sync.Mutex
-	cfg     ring.PlaceConfig
-	members []string // nil until the first plan
-	pl      ring.Placement
-}
-
-// place returns ring.Place(cfg, members) with its leaders balanced, from
-// the memo when the inputs are those of the latest call. The result is
-// shared: callers must not change it.
-func (m *placementMemo) place(cfg ring.PlaceConfig, members []string) (ring.Placement, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.members != nil && m.cfg == cfg && slices.Equal(m.members, members) {
-		return m.pl, nil
-	}
-	pl, err := ring.Place(cfg, members)
-	if err != nil {
-		return ring.Placement{}, err
-	}
-	m.cfg, m.members, m.pl = cfg, slices.Clone(members), pl.BalanceLeaders()
-	return m.pl, nil
 }
 
 // reconcileMeta makes one change to the meta group's membership toward:

@@ -14,7 +14,7 @@
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
 //   - evict.go: capacity eviction and the TTL reaper.
 //   - meta.go: the meta Raft group holding the cluster state.
-//   - cluster.go: the controller: forming the cluster, planning the
+//   - cluster.go: the controller: forming the cluster, writing the
 //     partition map, starting and removing replicas, reconciling each
 //     group's configuration, hand-off on shutdown.
 //   - quorum.go: refusing quorum reads and writes at once on a replica
@@ -37,5 +37,7 @@
 // The multiplexed Raft transport, coalesced heartbeats and pooled peer
 // connections are a package of their own, internal/raftnet.
 // Gossip membership on hashicorp/memberlist is internal/gossip.
+// The meta leader's next cluster state (node table, partition map) is a pure
+// decision, internal/plan; cluster.go proposes it.
 // Authentication, roles, rate limits and TLS are internal/auth (security.go).
 package node

@@ -20,6 +20,7 @@ import (
 
 	"github.com/elcache/elcache/internal/auth"
 	"github.com/elcache/elcache/internal/gossip"
+	"github.com/elcache/elcache/internal/plan"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
 	"github.com/elcache/elcache/node/version"
@@ -66,7 +67,7 @@ type Node struct {
 	meta    *metaGroup
 	faults  faults
 	leaders leaderView
-	placed  placementMemo // the latest placement plan computed
+	planner *plan.Planner // the meta leader's next cluster state
 	book    sync.Map      // node id -> gRPC address
 
 	// partsMu guards parts: the replicas hosted here, indexed by partition
@@ -140,6 +141,11 @@ func New(cfg Config) (*Node, error) {
 		parts:   make([]*partition, cfg.Partitions),
 		stop:    make(chan struct{}),
 		serving: make(chan struct{}),
+	}
+	n.planner, err = plan.New(plan.Config{Partitions: cfg.Partitions, ReplicationFactor: cfg.Cluster.ReplicationFactor,
+		FailureGrace: cfg.Cluster.FailureGrace, Start: n.start, Logger: n.log})
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Backend != "" {
 		n.check.defaultWriter = cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH
