@@ -15,7 +15,8 @@
 //   - evict.go: capacity eviction and the TTL reaper.
 //   - writethrough.go: write modes against a backing database;
 //     WRITE_THROUGH and WRITE_AROUND.
-//   - writeback.go: WRITE_BACK: the backlog bound and the flusher.
+//   - writeback.go: WRITE_BACK: dirty writes under the backlog bound, and
+//     the flusher.
 //   - refill.go: refilling a miss from the database, one load per key,
 //     and the fence that keeps a stale row out.
 //   - meta.go: the meta Raft group holding the cluster state.

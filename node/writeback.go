@@ -10,7 +10,9 @@ import (
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/elcache/elcache/storage"
 	"github.com/elcache/elcache/storage/sqlstore"
+	"google.golang.org/protobuf/proto"
 )
 
 // Write-back (DESIGN.md "Write-back"): a value or delete is stored marked
@@ -20,6 +22,25 @@ import (
 
 // ErrBacklog: the write-back backlog is full.
 var ErrBacklog = errors.New("node: write-back backlog full")
+
+// writeBack is WRITE_BACK: once partition p's backlog has room, the puts
+// and deletes are stored marked dirty (a delete as a dirty tombstone), for
+// the flusher to write to the database.
+func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w writeOpts, ops []*peerv1.Op) (*peerv1.Result, error) {
+	if err := n.awaitBacklog(ctx, p); err != nil {
+		return nil, err
+	}
+	marked := make([]*peerv1.Op, len(ops))
+	for i, op := range ops {
+		c := proto.Clone(op).(*peerv1.Op)
+		c.Flags |= uint32(storage.FlagDirty)
+		if c.Kind == peerv1.Op_KIND_DELETE {
+			c.Flags |= uint32(storage.FlagTombstone)
+		}
+		marked[i] = c
+	}
+	return n.writeFP(ctx, p, now, w.idemKey, w.durability, marked, requestFingerprint(w.idemKey, ops))
+}
 
 // awaitBacklog waits while partition p's write-back backlog is full, until
 // ctx ends.

@@ -7,9 +7,7 @@ import (
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
-	"github.com/elcache/elcache/storage"
 	"github.com/elcache/elcache/storage/sqlstore"
-	"google.golang.org/protobuf/proto"
 )
 
 // Write modes against the backing database (DESIGN.md "In front of a
@@ -23,8 +21,8 @@ import (
 //     database has it; a failed database write leaves only the fence.
 //   - WRITE_AROUND: fence the key at v, write the row at v; the next read
 //     refills.
-//   - WRITE_BACK: the value is stored dirty and flushed later
-//     (writeback.go).
+//   - WRITE_BACK: the value is stored dirty and flushed later (writeBack,
+//     writeback.go).
 //
 // Refills and the fence that guards them are in refill.go.
 
@@ -33,19 +31,7 @@ import (
 func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w writeOpts, ops []*peerv1.Op) (*peerv1.Result, error) {
 	switch w.mode {
 	case cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
-		if err := n.awaitBacklog(ctx, p); err != nil {
-			return nil, err
-		}
-		marked := make([]*peerv1.Op, len(ops))
-		for i, op := range ops {
-			c := proto.Clone(op).(*peerv1.Op)
-			c.Flags |= uint32(storage.FlagDirty)
-			if c.Kind == peerv1.Op_KIND_DELETE {
-				c.Flags |= uint32(storage.FlagTombstone)
-			}
-			marked[i] = c
-		}
-		return n.writeFP(ctx, p, now, w.idemKey, w.durability, marked, requestFingerprint(w.idemKey, ops))
+		return n.writeBack(ctx, p, now, w, ops)
 	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
 		return n.writeToDatabase(ctx, p, now, w, ops)
 	default:
