@@ -18,7 +18,7 @@
 //   - writeback.go: WRITE_BACK: dirty writes under the backlog bound, and
 //     the flusher.
 //   - refill.go: refilling a miss from the database, one load per key,
-//     and the fence that keeps a stale row out.
+//     and the refill fence (fillFence) that keeps a stale row out.
 //   - meta.go: the meta Raft group holding the cluster state.
 //   - cluster.go: the controller: forming the cluster, planning the
 //     partition map, starting and removing replicas, reconciling each

@@ -16,7 +16,66 @@ import (
 // Refills from the backing database (DESIGN.md "Fences, not locks"): a
 // miss is resolved by the partition leader, once per key at a time
 // (concurrent misses wait for the same load), and the FILL is refused if
-// anything newer happened to the key after the load began.
+// anything newer happened to the key after the load began (fillFence).
+
+const (
+	// fillMaxAge is the oldest a refill may be when it is applied (from
+	// the start of its database load to its proposal, both on the leader's
+	// clock). Fences (tombstones) outlive it (fenceTTL), so a refill can
+	// never slip in after the fence that should stop it was reaped.
+	fillMaxAge = 30 * time.Second
+	// fenceTTL is how long a clean tombstone stays as a refill fence.
+	fenceTTL = 2 * fillMaxAge
+)
+
+// fillVerdict is the refill fence's decision on a FILL: store the row, or
+// why it is dropped.
+type fillVerdict uint8
+
+const (
+	fillStore     fillVerdict = iota // nothing newer: store the row
+	fillUnstamped                    // the load's start is unknown
+	fillTooOld                       // the load began more than fillMaxAge ago
+	fillLive                         // the key holds a live value
+	fillDirty                        // the key holds a write the database lacks
+	fillFenced                       // the key's fence is newer than the row
+)
+
+// fillFence is the refill fence: the one rule that decides whether a
+// refill's row (op: a FILL of the row at version op.IfVersion, loaded from
+// op.FillStartedAt on) is stored, given the key's entry cur (curOK: there
+// is one, tombstones included) at now. fsm.fill applies its verdict to
+// every FILL; with the fence broken (Node.BreakRefillFenceForTest) it
+// stores the row whatever the verdict.
+//
+// A refill's row is stored only if its load began at most fillMaxAge
+// before now and the key holds nothing newer than the row: the key is
+// absent, or holds a clean tombstone or clean expired entry whose version
+// is no higher than the row's. Anything that happens to the key between
+// the load and the fill leaves an entry this refuses: a write its live
+// value, a write-back its dirty entry until flushed, a write-through or
+// write-around a fence (a clean tombstone) at the version of the row it
+// writes, an eviction or expiry a fence at the version it removed. Fences
+// last fenceTTL, longer than fillMaxAge, so none is gone before the fills
+// it must stop are too old. So a value loaded before a write is never
+// stored over it.
+func fillFence(op *peerv1.Op, now int64, cur storage.Entry, curOK bool) fillVerdict {
+	switch {
+	case op.FillStartedAt == 0:
+		return fillUnstamped
+	case now-op.FillStartedAt > int64(fillMaxAge):
+		return fillTooOld
+	case !curOK:
+		return fillStore
+	case !cur.Tombstone() && !cur.Expired(now):
+		return fillLive
+	case cur.Dirty():
+		return fillDirty
+	case cur.Version > op.IfVersion:
+		return fillFenced
+	}
+	return fillStore
+}
 
 // fenceUntil is the expiry of a fence left by an eviction or expiry now,
 // or 0 (no fence) on a pure cache.
