@@ -86,7 +86,7 @@ var Profiles = map[string]Profile{
 	//
 	// regress-refill: a read that began after a write-around was
 	// acknowledged joined a refill load that had begun before the write
-	// and returned the old row (fixed in node/writemodes.go, refill).
+	// and returned the old row (fixed in node/refill.go, refill).
 	// Slow database links widen the window between a load and its fill.
 	"regress-refill": {
 		Name: "regress-refill", Nodes: 5, Partitions: 16, Duration: 45 * time.Second,

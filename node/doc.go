@@ -13,6 +13,12 @@
 //   - validate.go: request validation; every limit is enforced here.
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
 //   - evict.go: capacity eviction and the TTL reaper.
+//   - writethrough.go: write modes against a backing database;
+//     WRITE_THROUGH and WRITE_AROUND.
+//   - writeback.go: WRITE_BACK: dirty writes under the backlog bound, and
+//     the flusher.
+//   - refill.go: refilling a miss from the database, one load per key,
+//     and the refill fence (fillFence) that keeps a stale row out.
 //   - meta.go: the meta Raft group holding the cluster state.
 //   - cluster.go: the controller: forming the cluster, writing the
 //     partition map, starting and removing replicas, reconciling each

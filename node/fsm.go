@@ -29,13 +29,6 @@ const (
 	// cost an iterator over the records' fresh deletions each time.
 	idemPruneEvery = 64
 	idemAgeBudget  = 2 * idemPruneEvery
-	// fillMaxAge is the oldest a refill may be when it is applied (from
-	// the start of its database load to its proposal, both on the leader's
-	// clock). Fences (tombstones) outlive it (fenceTTL), so a refill can
-	// never slip in after the fence that should stop it was reaped.
-	fillMaxAge = 30 * time.Second
-	// fenceTTL is how long a clean tombstone stays as a refill fence.
-	fenceTTL = 2 * fillMaxAge
 )
 
 // fsm is a partition's replicated state machine. Raft calls it from one
@@ -261,7 +254,7 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, idemKey s
 		}
 		if op.ExpireAt != 0 && !cur.Tombstone() {
 			// The database still has this version: leave a fence so that a
-			// refill that loaded an older row cannot store it.
+			// refill that loaded an older row cannot store it (fillFence).
 			fence := storage.Entry{Key: op.Key, Version: cur.Version, ExpireAt: op.ExpireAt, WrittenAt: now, Flags: storage.FlagTombstone}
 			if err := b.Put(fence); err != nil {
 				return nil, err
@@ -301,27 +294,24 @@ func live(e storage.Entry, ok bool, now int64) bool {
 }
 
 // fill stores a row from the backing database (op.IfVersion is its
-// version) if nothing newer is in the partition: the key is absent, or a
-// clean tombstone no newer than the row; and if the load began no longer
-// than fillMaxAge ago. Otherwise a write, invalidation or delete happened
-// after the load began, and the row may be stale: it is dropped.
+// version) if the refill fence lets it (fillFence). Otherwise the load is
+// too old, or a write, invalidation or delete happened after it began and
+// the row may be stale: it is dropped.
 //
 // With the fence broken (Node.BreakRefillFenceForTest) the row is stored
 // whatever the partition holds and however old the load is.
 func (f *fsm) fill(b *storage.Batch, now int64, op *peerv1.Op) (*peerv1.OpResult, error) {
-	fenced := f.faults == nil || !f.faults.brokenRefillFence.Load()
-	if fenced && (op.FillStartedAt == 0 || now-op.FillStartedAt > int64(fillMaxAge)) {
-		return &peerv1.OpResult{}, nil
-	}
 	cur, ok, err := b.Get(op.Key)
 	if err != nil {
 		return nil, err
 	}
-	if ok && fenced {
-		gone := cur.Tombstone() || cur.Expired(now)
-		if !gone || cur.Dirty() || cur.Version > op.IfVersion {
-			return &peerv1.OpResult{Version: cur.Version}, nil
-		}
+	broken := f.faults != nil && f.faults.brokenRefillFence.Load()
+	switch v := fillFence(op, now, cur, ok); {
+	case v == fillStore || broken:
+	case v == fillUnstamped || v == fillTooOld:
+		return &peerv1.OpResult{}, nil
+	default:
+		return &peerv1.OpResult{Version: cur.Version}, nil
 	}
 	e := storage.Entry{Key: op.Key, Value: op.Value, Version: op.IfVersion, ExpireAt: op.ExpireAt, WrittenAt: now,
 		Flags: uint8(op.Flags) & (storage.FlagTombstone | storage.FlagNegative)}

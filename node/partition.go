@@ -46,9 +46,9 @@ type partition struct {
 	// other nodes: it no longer serves requests and waits to be removed.
 	displaced atomic.Bool
 
-	// fills are the refills in flight (writemodes.go).
+	// fills are the refills in flight (refill.go).
 	fills fills
-	// refused are write-back rows the database refused (writemodes.go).
+	// refused are write-back rows the database refused (writeback.go).
 	refused refusedRows
 
 	// Reads (reads.go).
