@@ -39,6 +39,8 @@
 //   - leaders.go: what this node knows about other nodes' leaderships.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.
 //   - faults.go: network fault injection for tests.
+//   - metrics.go: the state a scrape of /metrics reads (internal/metrics)
+//     and the /metrics listener.
 //
 // The multiplexed Raft transport, coalesced heartbeats and pooled peer
 // connections are a package of their own, internal/raftnet.
@@ -46,4 +48,6 @@
 // The meta leader's next cluster state (node table, partition map) is a pure
 // decision, internal/plan; cluster.go proposes it.
 // Authentication, roles, rate limits and TLS are internal/auth (security.go).
+// Prometheus metrics (request metrics, the state collector, the /metrics
+// handler) are internal/metrics (metrics.go).
 package node

@@ -20,6 +20,7 @@ import (
 
 	"github.com/elcache/elcache/internal/auth"
 	"github.com/elcache/elcache/internal/gossip"
+	"github.com/elcache/elcache/internal/metrics"
 	"github.com/elcache/elcache/internal/plan"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
@@ -83,7 +84,7 @@ type Node struct {
 		loads, coalesced atomic.Uint64
 	}
 	// metrics are the Prometheus metrics served on Config.MetricsAddr.
-	metrics *metrics
+	metrics *metrics.Metrics
 	// guard authenticates and rate-limits client requests.
 	guard *auth.Guard
 
@@ -234,10 +235,13 @@ func (n *Node) open() error {
 		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatInterval: heartbeatInterval(cfg.Raft), ErrorStatus: toStatus,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
-	n.metrics = newMetrics(n)
+	n.metrics, err = metrics.New(metrics.Config{Snapshot: n.metricsSnapshot, DefaultLevel: n.check.defaultLevel, ErrorStatus: toStatus, Logger: n.log})
+	if err != nil {
+		return err
+	}
 	n.srv = grpc.NewServer(append(serverOpts,
-		grpc.ChainUnaryInterceptor(n.unaryMetrics, n.guard.UnaryInterceptor(isForwarded)),
-		grpc.ChainStreamInterceptor(n.guard.StreamInterceptor(n.refusedStream)),
+		grpc.ChainUnaryInterceptor(n.metrics.UnaryInterceptor, n.guard.UnaryInterceptor(isForwarded)),
+		grpc.ChainStreamInterceptor(n.guard.StreamInterceptor(n.metrics.RefusedStream)),
 		grpc.MaxRecvMsgSize(raftnet.MaxMsgBytes),
 		grpc.MaxSendMsgSize(raftnet.MaxMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

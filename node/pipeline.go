@@ -76,7 +76,7 @@ recv:
 			seen++
 			if err := s.n.checkCall(ctx, c); err != nil {
 				r := &cachev1.CallResult{Id: c.Id, Error: callError(err)}
-				s.observeCall(c, time.Now(), r)
+				s.n.metrics.ObserveCall(c, time.Now(), r)
 				done = append(done, r)
 				continue
 			}
@@ -163,7 +163,7 @@ func (s *cacheServer) inlineCall(ctx context.Context, c *cachev1.Call) (*cachev1
 	} else {
 		out.Response = &cachev1.CallResult_Get{Get: resp}
 	}
-	s.observeCall(c, start, out)
+	s.n.metrics.ObserveCall(c, start, out)
 	return out, true
 }
 
@@ -236,25 +236,8 @@ func pipelineResultSize(r *cachev1.CallResult) int {
 func (s *cacheServer) call(ctx context.Context, c *cachev1.Call) *cachev1.CallResult {
 	start := time.Now()
 	out := s.runCall(ctx, c)
-	s.observeCall(c, start, out)
+	s.n.metrics.ObserveCall(c, start, out)
 	return out
-}
-
-// observeCall counts a pipelined call that started at start in the
-// request metrics, like the unary interceptor counts an RPC.
-func (s *cacheServer) observeCall(c *cachev1.Call, start time.Time, out *cachev1.CallResult) {
-	if s.n.metrics == nil {
-		return
-	}
-	op, level := requestLabels(cachev1.CallRequest(c), s.n.check.defaultLevel)
-	if op == "" {
-		return
-	}
-	var err error
-	if e := out.Error; e != nil {
-		err = status.Error(codes.Code(e.Code), e.Message)
-	}
-	s.n.metrics.observe(op, level, start, err)
 }
 
 // callTimeout is a call's own timeout (0: none), or an InvalidArgument

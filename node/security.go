@@ -2,18 +2,16 @@ package node
 
 import (
 	"context"
-	"strings"
-
-	"google.golang.org/grpc/status"
 
 	"github.com/elcache/elcache/internal/auth"
+	"github.com/elcache/elcache/internal/metrics"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
 // Client authentication, roles, rate limits and TLS are internal/auth
 // (docs/operations.md "Security"). The names below keep them in node's
-// API for programs that embed a node; the methods at the end adapt the
-// guard to the node's metrics and pipelined calls.
+// API for programs that embed a node; checkCall at the end adapts the
+// guard to pipelined calls.
 
 // Role is what a token may do; each role includes the ones before it.
 type Role = auth.Role
@@ -37,21 +35,11 @@ type TLSFiles = auth.TLSFiles
 // the secret.
 func ReadTokenFile(path string) ([]Token, error) { return auth.ReadTokenFile(path) }
 
-// refusedStream counts a stream the guard refused as an error of its
-// method (the unary interceptor counts refused RPCs).
-func (n *Node) refusedStream(fullMethod string, err error) {
-	if n.metrics == nil {
-		return
-	}
-	_, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	n.metrics.errors.WithLabelValues(strings.ToLower(method), status.Code(err).String()).Inc()
-}
-
 // checkCall authorizes and rate-limits one pipelined call.
 func (n *Node) checkCall(ctx context.Context, c *cachev1.Call) error {
 	who, ok := auth.CallerFrom(ctx)
 	if !ok {
 		return nil
 	}
-	return n.guard.Call(who, isWrite(cachev1.CallRequest(c)))
+	return n.guard.Call(who, metrics.IsWrite(cachev1.CallRequest(c)))
 }
