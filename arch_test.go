@@ -62,6 +62,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/readround", "must not depend on node, storage, ring, client or cmd (it is the leadership rounds node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/auth", "must not depend on node, storage, ring, client or cmd (it is the guard and TLS node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/plan", "must not depend on node, storage, client or cmd (it is the cluster planner node uses)", []string{"/node", "/storage", "/client", "/cmd"}},
+		{"internal/metrics", "must not depend on node, storage, ring, client or cmd (it is the Prometheus metrics node serves)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/bench", "must not depend on node, storage, ring or cmd (it measures a cluster through the client)", []string{"/node", "/storage", "/ring", "/cmd"}},
 	}
 	for _, rule := range forbidden {
