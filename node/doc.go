@@ -10,6 +10,8 @@
 //     waiting.
 //   - fsm.go: the replicated state machine that applies commands to storage.
 //   - server.go: the cache.v1.Cache handlers.
+//   - write.go: the write path every mode ends in: the request's
+//     fingerprint, eviction victims, the proposal.
 //   - validate.go: request validation; every limit is enforced here.
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
 //   - evict.go: capacity eviction and the TTL reaper.
@@ -23,8 +25,9 @@
 //   - cluster.go: the controller: forming the cluster, writing the
 //     partition map, starting and removing replicas, reconciling each
 //     group's configuration, hand-off on shutdown.
-//   - quorum.go: refusing quorum reads and writes at once on a replica
-//     cut off from its group's quorum.
+//   - quorum.go: quorum contact, the leader's read lease built on it,
+//     and refusing quorum reads and writes at once on a replica cut off
+//     from its group's quorum.
 //   - readplan.go: the five read levels as one pure decision (planRead):
 //     from what a replica knows, serve here, confirm leadership, ask the
 //     leader for a read index, forward, or refuse with a reason.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/elcache/elcache/internal/raftnet"
@@ -48,74 +47,6 @@ var errLeaseLost = errors.New("node: read lease lapsed during the read")
 // readIndexFunc asks the leader node of partition pid for a read index
 // (Peer.ReadIndex) and returns it with the log's epoch.
 type readIndexFunc func(ctx context.Context, leader string, pid uint32) (index, epoch uint64, err error)
-
-// leaseDuration is how long after a quorum of followers accepted an append
-// sent at t the leader may assume that no other leader exists. A
-// hashicorp/raft follower denies votes while it knows a leader and forgets
-// it only when it has heard nothing for a heartbeat timeout, so no quorum
-// can elect anyone before t plus the smaller of the heartbeat and election
-// timeouts. An eighth of that is kept as a margin for clocks that run at
-// different rates and for timer slack.
-//
-// Two things could shorten that window, and both are closed: a leadership
-// transfer (voters then ignore the leader they know), handled in
-// leaseExpiry; and a follower that restarts (it forgets its leader), which
-// denies votes for a heartbeat timeout after it starts
-// (raftNetConfig.VoteAfter).
-func leaseDuration(c RaftConfig) time.Duration {
-	d := min(c.HeartbeatTimeout, c.ElectionTimeout)
-	return d - d/8
-}
-
-// quorumContact returns the send time of the append a quorum of the
-// group's voters (this node counted as now) has most recently accepted in
-// this node's current term, or zero if this replica is not a voting leader
-// or no quorum has answered yet in this term.
-func (p *partition) quorumContact(now time.Time) time.Time {
-	if p.raft.State() != raft.Leader {
-		return time.Time{}
-	}
-	peers, self, err := p.voterPeers()
-	if err != nil || !self {
-		return time.Time{}
-	}
-	acks := make([]time.Time, 0, len(peers)+1)
-	acks = append(acks, now)
-	for _, peer := range peers {
-		_, at := p.trans.Match(peer)
-		acks = append(acks, at)
-	}
-	// Newest first: the quorum-th newest ack is the one a quorum has
-	// given at or after.
-	slices.SortFunc(acks, func(a, b time.Time) int { return b.Compare(a) })
-	return acks[len(acks)/2]
-}
-
-// leaseExpiry returns when this replica's read lease ends, or zero if it
-// holds none: it must lead, have committed in its term, and a quorum must
-// have accepted an append it sent in this term. A leadership transfer it
-// started lets voters elect the target while they still know this leader,
-// so acks sent before the transfer's election can have ended (two election
-// timeouts after TimeoutNow) do not count.
-func (p *partition) leaseExpiry(now time.Time) time.Time {
-	if !p.ready() {
-		return time.Time{}
-	}
-	at := p.quorumContact(now)
-	if at.IsZero() {
-		return time.Time{}
-	}
-	if t := p.trans.TransferAt(); !t.IsZero() && at.Before(t.Add(2*p.raftCfg.ElectionTimeout)) {
-		return time.Time{}
-	}
-	return at.Add(p.leaseDur)
-}
-
-// leaseValid reports whether this replica holds a read lease now.
-func (p *partition) leaseValid() bool {
-	now := time.Now()
-	return now.Before(p.leaseExpiry(now))
-}
 
 // readProof is what a replica established before serving a read.
 type readProof struct {
@@ -394,25 +325,6 @@ func (p *partition) roundPeers() (peers []string, need int, err error) {
 	}
 	voters := len(peers) + 1
 	return peers, voters / 2, nil // a quorum is voters/2+1, this node one of them
-}
-
-// voterPeers returns the voters of this replica's latest configuration
-// other than this node, and whether this node is one.
-func (p *partition) voterPeers() (peers []string, self bool, err error) {
-	f := p.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, false, err
-	}
-	for _, s := range f.Configuration().Servers {
-		switch {
-		case s.Suffrage != raft.Voter:
-		case string(s.ID) == p.self:
-			self = true
-		default:
-			peers = append(peers, string(s.ID))
-		}
-	}
-	return peers, self, nil
 }
 
 // tokenAfterRead raises meta's session token to cover everything the read
