@@ -105,14 +105,24 @@ func (c *Client) Stats() Stats {
 // Close closes the database.
 func (c *Client) Close() error { return c.db.Close() }
 
+// retryCap is the longest wait before try attempt+1 (attempt >= 1): base
+// doubled for each earlier retry, up to most. The doubling stops at most,
+// so no number of attempts overflows it.
+func retryCap(attempt int, base, most time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < most; i++ {
+		d <<= 1
+	}
+	return min(d, most)
+}
+
 // call runs fn through the breaker, retrying transient failures with
 // backoff and full jitter while ctx allows.
 func (c *Client) call(ctx context.Context, what string, fn func(context.Context) error) error {
 	var err error
 	for attempt := 0; attempt < c.cfg.Attempts; attempt++ {
 		if attempt > 0 {
-			d := min(c.cfg.RetryMax, c.cfg.RetryBase<<(attempt-1))
-			d = time.Duration(rand.Int64N(int64(d) + 1))
+			d := time.Duration(rand.Int64N(int64(retryCap(attempt, c.cfg.RetryBase, c.cfg.RetryMax)) + 1))
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 				break
 			}

@@ -14,14 +14,15 @@
 //     jitter), and it does not start a wait that would end past the
 //     caller's deadline: it returns the last error instead. Any other
 //     error, and a caller that gave up, end the call at once.
-//   - The breaker. Config.BreakerFailures consecutive failed calls open it
-//     (a call fails once its tries are used up, each try counting). While
-//     open, for Config.BreakerCooldown, every call fails at once without
-//     reaching the database; then up to 3 calls probe it (half-open): a
-//     success closes the breaker, a failure opens it again. A caller's
-//     cancellation is not counted either way, and a row the database
-//     refuses for its contents counts as a success: the database is up,
-//     and one bad row must not cut off every write.
+//   - The breaker. Config.BreakerFailures consecutive failed tries open
+//     it (every retry is a try). While open, for Config.BreakerCooldown,
+//     every call fails at once without reaching the database; then 3
+//     tries probe it (half-open): 3 successes in a row close it, a failure
+//     opens it again, and other calls meanwhile fail at once. A try its
+//     caller cancelled (context.Canceled) counts neither way, one that ran
+//     out of time is a failure, and rows the database refuses for their
+//     contents count as a success: the database is up, and one bad row
+//     must not cut off every write.
 //   - What callers see. Every failure wraps ErrUnavailable (the database
 //     failed, or the breaker is open: the message then says "circuit
 //     breaker open") or ErrRefused (the database, otherwise healthy,
