@@ -53,4 +53,6 @@
 // Authentication, roles, rate limits and TLS are internal/auth (security.go).
 // Prometheus metrics (request metrics, the state collector, the /metrics
 // handler) are internal/metrics (metrics.go).
+// The backing database client (retries, circuit breaker, its errors) is
+// internal/backend (backing.go).
 package node

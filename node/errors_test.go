@@ -47,10 +47,17 @@ func TestToStatus(t *testing.T) {
 	if toStatus(nil) != nil {
 		t.Error("toStatus(nil) != nil")
 	}
-	// Every sentinel says which package it comes from.
-	for _, err := range []error{ErrInvalidArgument, ErrNotLeader, ErrUnavailable, ErrClosed, ErrBacklog, ErrRefused, ErrBackend} {
-		if !strings.HasPrefix(err.Error(), "node: ") {
-			t.Errorf("sentinel %q has no node: prefix", err)
+	// Every sentinel says which package it comes from: node's own, and
+	// the backing database's that node re-exports from internal/backend.
+	for _, s := range []struct {
+		err    error
+		prefix string
+	}{
+		{ErrInvalidArgument, "node: "}, {ErrNotLeader, "node: "}, {ErrUnavailable, "node: "}, {ErrClosed, "node: "},
+		{ErrBacklog, "node: "}, {ErrRefused, "backend: "}, {ErrBackend, "backend: "},
+	} {
+		if !strings.HasPrefix(s.err.Error(), s.prefix) {
+			t.Errorf("sentinel %q has no %s prefix", s.err, s.prefix)
 		}
 	}
 }
