@@ -59,6 +59,7 @@ func TestImportDirection(t *testing.T) {
 		{"proto", "must not depend on any other package of the module", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/raftnet", "must not depend on node, storage, ring, client or cmd (it is the transport node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/gossip", "must not depend on node, storage, ring, client or cmd (it is the membership node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+		{"internal/meta", "must not depend on node, ring, client or cmd (it is the meta Raft group node uses)", []string{"/node", "/ring", "/client", "/cmd"}},
 		{"internal/readround", "must not depend on node, storage, ring, client or cmd (it is the leadership rounds node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/auth", "must not depend on node, storage, ring, client or cmd (it is the guard and TLS node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/plan", "must not depend on node, storage, client or cmd (it is the cluster planner node uses)", []string{"/node", "/storage", "/client", "/cmd"}},

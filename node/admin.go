@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/elcache/elcache/internal/meta"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/storage"
 	"slices"
@@ -40,8 +41,8 @@ func placementState(s peerv1.NodeRecord_State) string {
 // Members lists the nodes known by gossip or by the cluster state.
 func (s *adminServer) Members(context.Context, *cachev1.MembersRequest) (*cachev1.MembersResponse, error) {
 	n := s.n
-	st, _ := n.meta.fsm.current()
-	out := &cachev1.MembersResponse{MapVersion: st.MapVersion, MetaLeader: n.meta.leader()}
+	st, _ := n.meta.Current()
+	out := &cachev1.MembersResponse{MapVersion: st.MapVersion, MetaLeader: n.meta.Leader()}
 	byID := make(map[string]*cachev1.Member)
 	for _, m := range n.members.Members() {
 		mm := &cachev1.Member{Id: m.ID, Name: m.Name, GrpcAddr: m.GRPCAddr, GossipAddr: m.GossipAddr, GossipState: m.State.String()}
@@ -78,8 +79,8 @@ func (s *adminServer) Drain(ctx context.Context, req *cachev1.DrainRequest) (*ca
 	if req.Node == "" {
 		return nil, status.Error(codes.InvalidArgument, "node is required: a node id or name")
 	}
-	if !n.meta.isLeader() {
-		leader := n.meta.leader()
+	if !n.meta.IsLeader() {
+		leader := n.meta.Leader()
 		if isForwarded(ctx) || leader == "" || leader == n.id {
 			return nil, status.Errorf(codes.Unavailable, "the cluster's meta group has no reachable leader (known: %q)", leader)
 		}
@@ -93,7 +94,7 @@ func (s *adminServer) Drain(ctx context.Context, req *cachev1.DrainRequest) (*ca
 		return cachev1.NewAdminClient(conn).Drain(metadata.AppendToOutgoingContext(ctx, forwardedKey, n.id), req)
 	}
 	for attempt := 0; ; attempt++ {
-		st, _ := n.meta.fsm.current()
+		st, _ := n.meta.Current()
 		next := proto.CloneOf(st)
 		var rec *peerv1.NodeRecord
 		active := 0
@@ -123,8 +124,8 @@ func (s *adminServer) Drain(ctx context.Context, req *cachev1.DrainRequest) (*ca
 			if planned := n.planner.Next(next, n.members.Members(), time.Now()); planned != nil {
 				next = planned
 			}
-			err := n.meta.propose(ctx, st.Revision, next)
-			if errors.Is(err, errStaleRevision) && attempt < 5 {
+			err := n.meta.Propose(ctx, st.Revision, next)
+			if errors.Is(err, meta.ErrStaleRevision) && attempt < 5 {
 				continue
 			}
 			if err != nil {

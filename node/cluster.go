@@ -28,7 +28,7 @@ func (n *Node) controlLoop() {
 	t := time.NewTicker(n.cfg.Cluster.ReconcileInterval)
 	defer t.Stop()
 	for {
-		_, changed := n.meta.fsm.current()
+		_, changed := n.meta.Current()
 		n.controlStep()
 		select {
 		case <-n.stop:
@@ -42,15 +42,15 @@ func (n *Node) controlLoop() {
 
 func (n *Node) controlStep() {
 	n.updateBook()
-	if !n.meta.formed() {
+	if !n.meta.Formed() {
 		n.maybeBootstrap()
 		return
 	}
 	n.members.SetHasCluster(true)
-	if n.meta.isLeader() {
+	if n.meta.IsLeader() {
 		n.leadCluster()
 	}
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	if st.Revision == 0 || !n.metaCurrent() {
 		return
 	}
@@ -64,8 +64,8 @@ func (n *Node) controlStep() {
 // meta log replays older maps first; acting on them would stop replicas
 // the current map places here.
 func (n *Node) metaCurrent() bool {
-	r := n.meta.raft
-	return n.meta.leader() != "" && r.AppliedIndex() >= r.CommitIndex()
+	r := n.meta.Raft()
+	return n.meta.Leader() != "" && r.AppliedIndex() >= r.CommitIndex()
 }
 
 // bootstrapExpect returns how many nodes this node waits for before it
@@ -109,7 +109,7 @@ func (n *Node) maybeBootstrap() {
 	}
 	voters := ids[:min(len(ids), maxMetaVoters)]
 	n.log.Info("forming a new cluster", "voters", voters)
-	if err := n.meta.bootstrap(voters); err != nil {
+	if err := n.meta.Bootstrap(voters); err != nil {
 		n.log.Warn("cluster bootstrap failed", "err", err)
 	}
 }
@@ -117,11 +117,11 @@ func (n *Node) maybeBootstrap() {
 // leadCluster runs on the meta leader: it writes the cluster state that
 // follows from the gossip view and reconciles the meta group's membership.
 func (n *Node) leadCluster() {
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	next := n.planner.Next(st, n.members.Members(), time.Now())
 	if next != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := n.meta.propose(ctx, st.Revision, next)
+		err := n.meta.Propose(ctx, st.Revision, next)
 		cancel()
 		if err != nil {
 			n.log.Debug("cluster state update failed", "err", err)
@@ -139,7 +139,7 @@ func (n *Node) leadCluster() {
 // every active or draining node holds a replica, up to maxMetaVoters live
 // ones vote, failed and removed nodes hold none.
 func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
-	f := n.meta.raft.GetConfiguration()
+	f := n.meta.Raft().GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
@@ -162,7 +162,7 @@ func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
 	}
 	for _, s := range cfg.Servers {
 		if id := string(s.ID); !want[id] && id != n.id {
-			n.logChange("meta: remove", id, n.meta.raft.RemoveServer(s.ID, idx, timeout).Error())
+			n.logChange("meta: remove", id, n.meta.Raft().RemoveServer(s.ID, idx, timeout).Error())
 			return
 		}
 	}
@@ -173,7 +173,7 @@ func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		if _, ok := in[id]; !ok && alive[id] {
-			n.logChange("meta: add non-voter", id, n.meta.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
+			n.logChange("meta: add non-voter", id, n.meta.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
 			return
 		}
 	}
@@ -183,8 +183,8 @@ func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
 	}
 	if voters < target {
 		for _, id := range ids {
-			if in[id] == raft.Nonvoter && alive[id] && n.caughtUp(n.meta.raft, n.meta.trans, id) {
-				n.logChange("meta: promote", id, n.meta.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
+			if in[id] == raft.Nonvoter && alive[id] && n.caughtUp(n.meta.Raft(), n.meta.Transport(), id) {
+				n.logChange("meta: promote", id, n.meta.Raft().AddVoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
 				return
 			}
 		}
@@ -198,7 +198,7 @@ func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
 			}
 		}
 		if pick != "" {
-			n.logChange("meta: demote", pick, n.meta.raft.DemoteVoter(raft.ServerID(pick), idx, timeout).Error())
+			n.logChange("meta: demote", pick, n.meta.Raft().DemoteVoter(raft.ServerID(pick), idx, timeout).Error())
 		}
 	}
 }
@@ -461,7 +461,7 @@ func (n *Node) handOff(timeout time.Duration) {
 		if p != nil {
 			r = p.raft
 		} else if n.meta != nil {
-			r = n.meta.raft
+			r = n.meta.Raft()
 		}
 		if r == nil || r.State() != raft.Leader || len(r.GetConfiguration().Configuration().Servers) < 2 {
 			continue
@@ -487,7 +487,7 @@ func (n *Node) handOff(timeout time.Duration) {
 // replica placed here), on its preferred node when that node is up, and
 // every partition led here has exactly the map's replicas as voters.
 func (n *Node) Converged() bool {
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	if st.Revision == 0 || len(st.Partitions) != int(n.cfg.Partitions) {
 		return false
 	}
@@ -529,7 +529,7 @@ func (n *Node) Converged() bool {
 
 // MapVersion returns the version of the partition map this node knows.
 func (n *Node) MapVersion() uint64 {
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	return st.MapVersion
 }
 

@@ -21,7 +21,7 @@
 //     the flusher.
 //   - refill.go: refilling a miss from the database, one load per key,
 //     and the refill fence (fillFence) that keeps a stale row out.
-//   - meta.go: the meta Raft group holding the cluster state.
+//   - raftconfig.go: every group's Raft config (the meta group: internal/meta).
 //   - cluster.go: the controller: forming the cluster, writing the
 //     partition map, starting and removing replicas, reconciling each
 //     group's configuration, hand-off on shutdown.

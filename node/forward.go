@@ -42,7 +42,7 @@ func isForwarded(ctx context.Context) bool {
 // updateBook refreshes the node id -> gRPC address book from gossip and
 // the cluster state. Raft transports and forwarding resolve through it.
 func (n *Node) updateBook() {
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	for _, r := range st.Nodes {
 		if r.GrpcAddr != "" {
 			n.book.Store(r.Id, r.GrpcAddr)
@@ -73,7 +73,7 @@ func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
 	if h.NodeId != "" {
 		h.Address, _ = n.resolve(h.NodeId)
 	}
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	h.MapVersion = st.MapVersion
 	return h
 }
@@ -136,7 +136,7 @@ func (n *Node) routeTarget(pid uint32) string {
 	if id := n.leaderOf(pid); id != "" {
 		return id
 	}
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	if int(pid) < len(st.Partitions) && len(st.Partitions[pid].Replicas) > 0 {
 		return st.Partitions[pid].Replicas[0]
 	}

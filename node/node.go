@@ -20,6 +20,7 @@ import (
 
 	"github.com/elcache/elcache/internal/auth"
 	"github.com/elcache/elcache/internal/gossip"
+	"github.com/elcache/elcache/internal/meta"
 	"github.com/elcache/elcache/internal/metrics"
 	"github.com/elcache/elcache/internal/plan"
 	"github.com/elcache/elcache/internal/raftnet"
@@ -65,7 +66,7 @@ type Node struct {
 	health  *health.Server
 	net     *raftnet.Net
 	members *gossip.Membership
-	meta    *metaGroup
+	meta    *meta.Group
 	faults  faults
 	leaders leaderView
 	planner *plan.Planner // the meta leader's next cluster state
@@ -260,7 +261,9 @@ func (n *Node) open() error {
 		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable,
 		readIndexAt: n.readIndexAt, faults: &n.faults,
 		rounds: readround.New(n.confirmTermsAt, max(cfg.Raft.ElectionTimeout, 50*time.Millisecond))}
-	if n.meta, err = openMeta(n.db, cfg.DataDir, n.id, n.net.Transport(metaGroupID), cfg.Raft, n.log); err != nil {
+	metaRaft := raftConfig(n.id, cfg.Raft)
+	metaRaft.Logger = newRaftLogger(n.log, "group", "meta")
+	if n.meta, err = meta.Open(n.db, cfg.DataDir, n.net.Transport(meta.GroupID), metaRaft); err != nil {
 		return err
 	}
 	// Replicas with local data start at once, before the partition map is
@@ -282,14 +285,14 @@ func (n *Node) open() error {
 	}
 	n.members, err = gossip.New(gossip.Config{
 		NodeID: n.id, NodeName: cfg.NodeName, GRPCAddr: n.Addr(), BootID: n.bootID,
-		HasCluster: n.meta.formed(), Bootstrapper: n.bootstrapExpect() > 0,
+		HasCluster: n.meta.Formed(), Bootstrapper: n.bootstrapExpect() > 0,
 		BindAddr: cfg.GossipAddr, Seeds: cfg.Join, SecretKey: cfg.Cluster.GossipKey, Fast: cfg.Cluster.FastGossip,
 		Allow: n.faults.allowGossip, Logger: n.log,
 	})
 	if err != nil {
 		return err
 	}
-	n.members.SetHasCluster(n.meta.formed())
+	n.members.SetHasCluster(n.meta.Formed())
 	return nil
 }
 
@@ -383,7 +386,7 @@ func (n *Node) waitReady(ctx context.Context) error {
 }
 
 func (n *Node) ready() bool {
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	if st.Revision == 0 {
 		return false
 	}
@@ -484,7 +487,7 @@ func (n *Node) closeGroups() error {
 		errs = append(errs, p.close())
 	}
 	if n.meta != nil {
-		errs = append(errs, n.meta.close())
+		errs = append(errs, n.meta.Close())
 	}
 	return errors.Join(errs...)
 }

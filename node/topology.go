@@ -11,7 +11,7 @@ import (
 
 // topology returns the partition map with the leaders known here.
 func (n *Node) topology() *cachev1.Topology {
-	st, _ := n.meta.fsm.current()
+	st, _ := n.meta.Current()
 	t := &cachev1.Topology{MapVersion: st.MapVersion, PartitionCount: n.cfg.Partitions}
 	for _, r := range st.Nodes {
 		t.Nodes = append(t.Nodes, &cachev1.TopologyNode{Id: r.Id, Name: r.Name, Address: r.GrpcAddr, State: placementState(r.State)})
@@ -35,7 +35,7 @@ func (s *cacheServer) WatchTopology(_ *cachev1.TopologyRequest, stream cachev1.C
 	defer t.Stop()
 	var last *cachev1.Topology
 	for {
-		_, changed := n.meta.fsm.current()
+		_, changed := n.meta.Current()
 		if cur := n.topology(); last == nil || !proto.Equal(cur, last) {
 			if err := stream.Send(cur); err != nil {
 				return err
