@@ -3,12 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	dbclient "github.com/elcache/elcache/internal/backend"
 	"github.com/elcache/elcache/storage/sqlstore"
-	"github.com/sony/gobreaker/v2"
 )
 
 // BackendConfig tunes the node's use of its backing database: retries,
@@ -23,28 +21,6 @@ var ErrBackend = dbclient.ErrUnavailable
 // for what they hold (a constraint or check of the table, a value it
 // cannot store). Sending them again fails the same way.
 var ErrRefused = dbclient.ErrRefused
-
-// backend is the backing database as the node's files use it: the
-// internal/backend client, under the names they call.
-type backend struct {
-	client *dbclient.Client
-	// cfg is the node's BackendConfig with its defaults filled in.
-	cfg BackendConfig
-	// store closes the database; breaker reports the circuit breaker's
-	// state.
-	store   io.Closer
-	breaker interface{ State() gobreaker.State }
-}
-
-// load reads key's row.
-func (b *backend) load(ctx context.Context, key []byte) (sqlstore.Row, bool, error) {
-	return b.client.Load(ctx, key)
-}
-
-// write stores rows in one transaction.
-func (b *backend) write(ctx context.Context, rows []sqlstore.Row) error {
-	return b.client.Write(ctx, rows)
-}
 
 // openBackend connects to the backing database named by the config.
 func (n *Node) openBackend() error {
@@ -61,6 +37,6 @@ func (n *Node) openBackend() error {
 		store.Close()
 		return fmt.Errorf("node: backing database: %w", err)
 	}
-	n.backend = &backend{client: client, cfg: client.Config(), store: client, breaker: client}
+	n.backend = client
 	return nil
 }

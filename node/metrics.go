@@ -44,7 +44,7 @@ func (n *Node) metricsSnapshot() metrics.Snapshot {
 			Loads:       n.stats.loads.Load(),
 			Coalesced:   n.stats.coalesced.Load(),
 			Refills:     n.stats.refills.Load(),
-			Breaker:     breakerState(n.backend.breaker.State()),
+			Breaker:     breakerState(n.backend.State()),
 		}
 	}
 	if n.members != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/internal/auth"
+	dbclient "github.com/elcache/elcache/internal/backend"
 	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/meta"
 	"github.com/elcache/elcache/internal/metrics"
@@ -90,7 +91,7 @@ type Node struct {
 	guard *auth.Guard
 
 	// backend is the backing database, nil for a pure cache.
-	backend *backend
+	backend *dbclient.Client
 	// fillHook, if set, runs between a refill's load and its FILL (tests).
 	fillHook atomic.Pointer[func(key []byte)]
 	// readDelay, if set, delays every Get this node answers (tests).
@@ -177,7 +178,7 @@ func New(cfg Config) (*Node, error) {
 	scfg.LogSegmentBytes = min(scfg.LogSegmentBytes, int64(max(cfg.CapacityBytes/64, 1<<20)))
 	if n.db, err = storage.Open(scfg); err != nil {
 		if n.backend != nil {
-			err = errors.Join(err, n.backend.store.Close())
+			err = errors.Join(err, n.backend.Close())
 		}
 		return nil, err
 	}
@@ -519,7 +520,7 @@ func (n *Node) shutdown() error {
 	}
 	errs = append(errs, n.db.Close())
 	if n.backend != nil {
-		errs = append(errs, n.backend.store.Close())
+		errs = append(errs, n.backend.Close())
 	}
 	return errors.Join(errs...)
 }

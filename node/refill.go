@@ -168,11 +168,11 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		p.fills.mu.Unlock()
 		close(c.done)
 	}()
-	cfg := n.backend.cfg
+	cfg := n.backend.Config()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.LoadTimeout)
 	defer cancel()
 	started := time.Now()
-	row, found, err := n.backend.load(ctx, key)
+	row, found, err := n.backend.Load(ctx, key)
 	if err != nil {
 		c.err = fmt.Errorf("partition %d: %w", p.id, err)
 		return

@@ -45,7 +45,7 @@ func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w wri
 // awaitBacklog waits while partition p's write-back backlog is full, until
 // ctx ends.
 func (n *Node) awaitBacklog(ctx context.Context, p *partition) error {
-	limit := n.backend.cfg.MaxDirty
+	limit := n.backend.Config().MaxDirty
 	if p.store.State().Dirty < limit {
 		return nil
 	}
@@ -91,7 +91,7 @@ func (r *refusedRows) count() int {
 // database, in batches, and marks them clean through Raft.
 func (n *Node) flushLoop() {
 	defer n.wg.Done()
-	cfg := n.backend.cfg
+	cfg := n.backend.Config()
 	t := time.NewTicker(cfg.FlushInterval)
 	defer t.Stop()
 	for {
@@ -168,20 +168,20 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 		if _, err := p.propose(ctx, markClean(rows), cachev1.Durability_DURABILITY_SYNC); err != nil {
 			return 0, err
 		}
-		if err := n.backend.write(ctx, rows); err != nil {
+		if err := n.backend.Write(ctx, rows); err != nil {
 			return 0, err
 		}
 		n.stats.flushedRows.Add(uint64(len(rows)))
 		return len(rows), nil
 	}
-	err := n.backend.write(ctx, rows)
+	err := n.backend.Write(ctx, rows)
 	if errors.Is(err, ErrRefused) {
 		// Some row of the batch is refused for what it holds: write the
 		// rows one by one, keep the refused ones dirty (never dropped) and
 		// out of the next batches, and flush the rest.
 		var written []sqlstore.Row
 		for _, r := range rows {
-			if err := n.backend.write(ctx, []sqlstore.Row{r}); err == nil {
+			if err := n.backend.Write(ctx, []sqlstore.Row{r}); err == nil {
 				written = append(written, r)
 			} else if errors.Is(err, ErrRefused) {
 				if p.refused.rows == nil {
@@ -244,7 +244,7 @@ func (n *Node) flushPartition(p *partition, timeout time.Duration) {
 		return
 	}
 	deadline := time.Now().Add(timeout)
-	batch := n.backend.cfg.FlushBatch
+	batch := n.backend.Config().FlushBatch
 	for p.ready() && p.store.State().Dirty > 0 && time.Now().Before(deadline) {
 		if _, err := n.flush(p, batch); err != nil {
 			p.log.Warn("write-back flush before leaving failed", "err", err)

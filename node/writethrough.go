@@ -60,7 +60,7 @@ func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time,
 		rows[i] = sqlstore.Row{Key: op.Key, Value: op.Value, Version: res.Ops[i].Version,
 			Deleted: op.Kind == peerv1.Op_KIND_DELETE, IdempotencyKey: w.idemKey}
 	}
-	if err := n.backend.write(ctx, rows); err != nil {
+	if err := n.backend.Write(ctx, rows); err != nil {
 		return nil, fmt.Errorf("partition %d: %w", p.id, err)
 	}
 	if w.mode == cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH {

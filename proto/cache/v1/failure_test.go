@@ -32,7 +32,7 @@ func TestFailureOf(t *testing.T) {
 		{codes.ResourceExhausted, "node: write-back backlog full: partition 1", FailureBacklog},
 		{codes.ResourceExhausted, "", FailureBacklog},
 		{codes.Unavailable, "node: not the partition leader: partition 1 is led by node b", FailureUnavailable},
-		{codes.FailedPrecondition, "node: backing database refused the row", FailureFailedPrecondition},
+		{codes.FailedPrecondition, "backend: backing database refused the row", FailureFailedPrecondition},
 		{codes.Aborted, "anything", FailureUnknown}, // a code the service does not answer with
 		{codes.OK, "", FailureUnknown},
 	}
