@@ -62,6 +62,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/meta", "must not depend on node, ring, client or cmd (it is the meta Raft group node uses)", []string{"/node", "/ring", "/client", "/cmd"}},
 		{"internal/readround", "must not depend on node, storage, ring, client or cmd (it is the leadership rounds node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/auth", "must not depend on node, storage, ring, client or cmd (it is the guard and TLS node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
+		{"internal/pipeline", "must not depend on node, storage, ring, client or cmd (it is the Pipeline stream node serves)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/plan", "must not depend on node, storage, client or cmd (it is the cluster planner node uses)", []string{"/node", "/storage", "/client", "/cmd"}},
 		{"internal/metrics", "must not depend on node, storage, ring, client or cmd (it is the Prometheus metrics node serves)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/backend", "must not depend on node, ring, client or cmd (it is the backing database client node uses; it may use storage/sqlstore)", []string{"/node", "/ring", "/client", "/cmd"}},

@@ -35,6 +35,8 @@
 //     planRead's decision: waits, leases, read indexes.
 //   - readround.go: the peer call and the ConfirmTerms answer of leadership
 //     rounds, the quorum round of linearizable reads (internal/readround).
+//   - pipeline.go: the Pipeline stream's Handler (internal/pipeline):
+//     refusals, reads answered inline, calls run as their unary RPCs.
 //   - route.go: request routing as pure decisions (planRoute, planRetry):
 //     try the local replica, forward to the leader, refuse a forwarded
 //     request, or hand a pipelined call back to run where it may wait.

@@ -4,144 +4,53 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/elcache/elcache/internal/pipeline"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
-// Pipeline limits (DESIGN.md "Pipelining").
-const (
-	// pipelineWindow bounds the calls of one stream in flight on the node;
-	// past it the node stops reading the stream, and gRPC flow control
-	// pushes back on the client.
-	pipelineWindow = 4096
-	// pipelineBatch bounds the results sent in one message.
-	pipelineBatch = 512
-	// pipelineBatchBytes bounds a result message's size, well under the
-	// clients' default receive limit.
-	pipelineBatchBytes = 1 << 20
-)
-
-// Pipeline runs the calls of a stream concurrently and sends their results
-// back in batches, in completion order: while one batch is being sent, the
-// results completed meanwhile gather into the next.
-//
-// A call that cannot wait (a read this replica can answer from what it
-// holds now: see inlineCall) runs at once on the receiving goroutine, and
-// the results of a received batch's such calls go back together in one
-// message. The other calls go to workers.
+// Pipeline runs the calls of a stream through internal/pipeline, with
+// cacheServer as its Handler: checkCall refuses calls (Refuse), a read this
+// replica can answer from what it holds now runs at once (Inline), and the
+// other calls run as their unary RPCs on workers (Run).
 func (s *cacheServer) Pipeline(stream cachev1.Cache_PipelineServer) error {
-	ctx := stream.Context()
-	results := make(chan []*cachev1.CallResult, pipelineWindow)
-	window := make(chan struct{}, pipelineWindow)
-	sent := make(chan error, 1)
-	go func() { sent <- sendResults(stream, results) }()
-	inlineCtx := context.WithValue(ctx, noWaitKey{}, true)
-
-	// Calls run on a pool of workers that grows while every worker is
-	// busy: a worker's stack stays grown between calls, where a goroutine
-	// per call would grow a fresh stack through the read path each time.
-	queue := make(chan *cachev1.Call, pipelineWindow)
-	var calls sync.WaitGroup
-	// idle counts the workers free for one more call: a dispatched call
-	// takes one, or starts a new worker.
-	var idle atomic.Int64
-	work := func() {
-		defer calls.Done()
-		for c := range queue {
-			results <- []*cachev1.CallResult{s.call(ctx, c)}
-			<-window
-			idle.Add(1)
-		}
-	}
-	var recvErr error
-	seen, workers := 0, 0
-recv:
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				recvErr = err
-			}
-			break
-		}
-		var done []*cachev1.CallResult
-		for _, c := range req.Calls {
-			seen++
-			if err := s.n.checkCall(ctx, c); err != nil {
-				r := &cachev1.CallResult{Id: c.Id, Error: callError(err)}
-				s.n.metrics.ObserveCall(c, time.Now(), r)
-				done = append(done, r)
-				continue
-			}
-			if r, ok := s.inlineCall(inlineCtx, c); ok {
-				done = append(done, r)
-				continue
-			}
-			select {
-			case window <- struct{}{}:
-			case <-ctx.Done():
-				recvErr = ctx.Err()
-				break recv
-			}
-			if !takeOne(&idle) && workers < pipelineWindow {
-				workers++
-				calls.Add(1)
-				go work()
-			}
-			queue <- c
-		}
-		if len(done) > 0 {
-			// At most one message per received one: the channel's room
-			// for pipelineWindow of them cannot run out before the
-			// workers' results do, which the window bounds.
-			select {
-			case results <- done:
-			case <-ctx.Done():
-				recvErr = ctx.Err()
-				break recv
-			}
-		}
-	}
-	close(queue)
-	calls.Wait()
-	close(results)
-	if err := <-sent; err != nil {
-		return err
-	}
-	if recvErr != nil {
-		return status.FromContextError(recvErr).Err()
-	}
-	s.n.log.Debug("pipeline ended", "calls", seen)
-	return nil
+	return pipeline.Serve(stream, s, s.n.log)
 }
 
-// noWaitKey marks a context whose call must not wait: anything that would
-// (a quorum round, applying an index, the database, forwarding) returns
-// errWouldBlock instead.
-type noWaitKey struct{}
+var _ pipeline.Handler = (*cacheServer)(nil)
+
+// Refuse answers a pipelined call that checkCall refuses with its error.
+func (s *cacheServer) Refuse(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool) {
+	err := s.n.checkCall(ctx, c)
+	if err == nil {
+		return nil, false
+	}
+	r := &cachev1.CallResult{Id: c.Id, Error: callError(err)}
+	s.n.metrics.ObserveCall(c, time.Now(), r)
+	return r, true
+}
 
 // errWouldBlock: the call would have to wait; run it where it may.
 var errWouldBlock = errors.New("node: the call would wait")
 
+// mustNotWait reports whether ctx is a pipelined call's on the receiving
+// goroutine (Inline): anything that would wait (a quorum round, applying an
+// index, the database, forwarding) returns errWouldBlock instead.
 func mustNotWait(ctx context.Context) bool {
-	v, _ := ctx.Value(noWaitKey{}).(bool)
-	return v
+	return pipeline.MustNotWait(ctx)
 }
 
-// inlineCall runs c at once if it is a Get this replica can answer without
+// Inline runs c at once if it is a Get this replica can answer without
 // waiting, and reports whether it did. Any level but LINEARIZABLE
 // qualifies when its proof is at hand; a read that would have to wait
 // (for an index, a lease, the database or another node) is left to a
 // worker, which runs it again from the start. Reads have no effects, so
 // trying one first changes nothing but its counters.
-func (s *cacheServer) inlineCall(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool) {
+func (s *cacheServer) Inline(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool) {
 	g, ok := c.Request.(*cachev1.Call_Get)
 	if !ok || g.Get == nil {
 		return nil, false
@@ -167,73 +76,9 @@ func (s *cacheServer) inlineCall(ctx context.Context, c *cachev1.Call) (*cachev1
 	return out, true
 }
 
-// takeOne decrements n if it is positive, and reports whether it did.
-func takeOne(n *atomic.Int64) bool {
-	for {
-		v := n.Load()
-		if v <= 0 {
-			return false
-		}
-		if n.CompareAndSwap(v, v-1) {
-			return true
-		}
-	}
-}
-
-// sendResults sends results in batches until the channel is closed: what
-// arrived while the last message was being sent goes in the next, split
-// where a message would pass pipelineBatch results or pipelineBatchBytes.
-// After a failed send it drains the channel, so that no call blocks on it.
-func sendResults(stream cachev1.Cache_PipelineServer, results <-chan []*cachev1.CallResult) error {
-	var failed error
-	for pending := range results {
-		if failed != nil {
-			continue
-		}
-	gather:
-		for len(pending) < pipelineBatch {
-			select {
-			case more, ok := <-results:
-				if !ok {
-					break gather
-				}
-				pending = append(pending, more...)
-			default:
-				break gather
-			}
-		}
-		for len(pending) > 0 && failed == nil {
-			n, size := 0, 0
-			for n < len(pending) && n < pipelineBatch && (n == 0 || size+pipelineResultSize(pending[n]) <= pipelineBatchBytes) {
-				size += pipelineResultSize(pending[n])
-				n++
-			}
-			if err := stream.Send(&cachev1.PipelineResponse{Results: pending[:n]}); err != nil {
-				failed = err
-			}
-			pending = pending[n:]
-		}
-	}
-	return failed
-}
-
-// pipelineResultSize estimates a result's encoded size cheaply: the values
-// it carries dominate.
-func pipelineResultSize(r *cachev1.CallResult) int {
-	n := 16
-	switch v := r.Response.(type) {
-	case *cachev1.CallResult_Get:
-		n += len(v.Get.GetEntry().GetValue())
-	case *cachev1.CallResult_MultiGet:
-		for _, e := range v.MultiGet.GetResults() {
-			n += len(e.GetEntry().GetValue()) + len(e.GetEntry().GetKey())
-		}
-	}
-	return n
-}
-
-// call runs one pipelined call as its unary RPC.
-func (s *cacheServer) call(ctx context.Context, c *cachev1.Call) *cachev1.CallResult {
+// Run runs one pipelined call as its unary RPC, on a worker of its stream,
+// and counts it.
+func (s *cacheServer) Run(ctx context.Context, c *cachev1.Call) *cachev1.CallResult {
 	start := time.Now()
 	out := s.runCall(ctx, c)
 	s.n.metrics.ObserveCall(c, start, out)

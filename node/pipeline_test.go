@@ -2,9 +2,7 @@ package node_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -216,49 +214,6 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
-// TestPipelineClientClose: a client that closes its side still gets the
-// results of its calls in flight, then the stream ends cleanly.
-func TestPipelineClientClose(t *testing.T) {
-	n := nodetest.Start(t)
-	stream, err := dial(t, n.Addr()).Pipeline(opCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls []*cachev1.Call
-	for i := range 100 {
-		key := []byte(fmt.Sprintf("close-%d", i))
-		calls = append(calls, &cachev1.Call{Id: uint64(i), Request: &cachev1.Call_Put{Put: &cachev1.PutRequest{Key: key, Value: key}}})
-	}
-	if err := stream.Send(&cachev1.PipelineRequest{Calls: calls}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.CloseSend(); err != nil {
-		t.Fatal(err)
-	}
-	got := make(map[uint64]bool)
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("stream ended with %v after %d results", err, len(got))
-		}
-		for _, r := range resp.Results {
-			if r.Error != nil || r.GetPut() == nil {
-				t.Errorf("call %d: %v", r.Id, r)
-			}
-			if got[r.Id] {
-				t.Errorf("call %d answered twice", r.Id)
-			}
-			got[r.Id] = true
-		}
-	}
-	if len(got) != 100 {
-		t.Fatalf("%d of 100 calls answered before the stream ended", len(got))
-	}
-}
-
 // sendBatch sends calls as one message and collects the response messages
 // until every call is answered.
 func sendBatch(t *testing.T, cl cachev1.CacheClient, calls []*cachev1.Call) [][]*cachev1.CallResult {
@@ -356,41 +311,6 @@ func TestPipelineReadsAnsweredTogether(t *testing.T) {
 	}
 	if r := got[41]; r == nil || codes.Code(r.GetError().GetCode()) != codes.InvalidArgument {
 		t.Errorf("read of an empty key: %v, want InvalidArgument", r)
-	}
-}
-
-// TestPipelineResultsSplit: results of one batch that would pass the
-// message size bound go back in several messages.
-func TestPipelineResultsSplit(t *testing.T) {
-	n := nodetest.Start(t)
-	cl := dial(t, n.Addr())
-	ctx := opCtx(t)
-	value := make([]byte, 256<<10)
-	for i := range 12 {
-		if _, err := cl.Put(ctx, &cachev1.PutRequest{Key: []byte(fmt.Sprintf("big-%d", i)), Value: value}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var calls []*cachev1.Call
-	for i := range 12 {
-		calls = append(calls, getCall(uint64(i), fmt.Sprintf("big-%d", i), cachev1.Consistency_CONSISTENCY_EVENTUAL))
-	}
-	msgs := sendBatch(t, cl, calls)
-	// 3 MiB of values at most 1 MiB a message: 4 messages or more.
-	if len(msgs) < 4 {
-		t.Errorf("12 values of 256 KiB came back in %d messages, want at least 4", len(msgs))
-	}
-	for _, m := range msgs {
-		size := 0
-		for _, r := range m {
-			if r.Error != nil || len(r.GetGet().GetEntry().GetValue()) != len(value) {
-				t.Errorf("call %d: error %v, %d bytes", r.Id, r.Error, len(r.GetGet().GetEntry().GetValue()))
-			}
-			size += len(r.GetGet().GetEntry().GetValue())
-		}
-		if size > 1<<20 {
-			t.Errorf("a message carries %d bytes of values, over 1 MiB", size)
-		}
 	}
 }
 
