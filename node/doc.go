@@ -40,8 +40,10 @@
 //   - route.go: request routing as pure decisions (planRoute, planRetry):
 //     try the local replica, forward to the leader, refuse a forwarded
 //     request, or hand a pipelined call back to run where it may wait.
-//   - forward.go: routing requests to partition leaders, leader hints.
-//   - leaders.go: what this node knows about other nodes' leaderships.
+//   - forward.go: forwarding requests to partition leaders, and the status
+//     of an error with the leader hint it carries.
+//   - leaders.go: what this node knows about other nodes: their addresses
+//     (the book), the partitions they lead, the leader hint of an answer.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.
 //   - faults.go: network fault injection for tests.
 //   - metrics.go: the state a scrape of /metrics reads (internal/metrics)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/elcache/elcache/internal/gossip"
 	"github.com/elcache/elcache/internal/raftnet"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/hashicorp/raft"
 )
@@ -94,6 +95,45 @@ func (n *Node) leaderOf(pid uint32) string {
 		return p.leader()
 	}
 	return ""
+}
+
+// updateBook refreshes the node id -> gRPC address book from gossip and
+// the cluster state. Raft transports and forwarding resolve through it.
+func (n *Node) updateBook() {
+	st, _ := n.meta.Current()
+	for _, r := range st.Nodes {
+		if r.GrpcAddr != "" {
+			n.book.Store(r.Id, r.GrpcAddr)
+		}
+	}
+	for _, m := range n.members.Members() {
+		if m.GRPCAddr != "" && (m.State == gossip.Alive || m.State == gossip.Suspect) {
+			n.book.Store(m.ID, m.GRPCAddr)
+		}
+	}
+}
+
+// resolve returns the gRPC address of a node.
+func (n *Node) resolve(id string) (string, bool) {
+	if id == n.id {
+		return n.Addr(), true
+	}
+	v, ok := n.book.Load(id)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}
+
+// hint describes partition pid's leader as known here.
+func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
+	h := &cachev1.LeaderHint{Partition: pid, NodeId: n.leaderOf(pid)}
+	if h.NodeId != "" {
+		h.Address, _ = n.resolve(h.NodeId)
+	}
+	st, _ := n.meta.Current()
+	h.MapVersion = st.MapVersion
+	return h
 }
 
 // leaderViewLoop polls the other live nodes for the partitions they lead.
