@@ -511,7 +511,7 @@ func TestClientHedgesSlowReplica(t *testing.T) {
 	if _, err := fmt.Sscanf(slow, "n%d", &i); err != nil {
 		t.Fatalf("served by %q: %v", slow, err)
 	}
-	c.Nodes[i].SetReadDelayForTest(2 * time.Second)
+	c.Hooks[i].SetReadDelay(2 * time.Second)
 	for round := range 3 {
 		for _, k := range keys {
 			start := time.Now()

@@ -17,7 +17,7 @@ import (
 // loads the old row, a write-around then writes a new one, and only then
 // does the refill try to store what it loaded. The fence refuses it, and
 // the next read returns the new value. With the fence broken
-// (Node.BreakRefillFenceForTest) the stale row is stored and read back
+// (Hooks.BreakRefillFence) the stale row is stored and read back
 // while the database holds the new one: the race is real, and the switch
 // breaks what it claims to.
 func TestWriteAroundFillRace(t *testing.T) {
@@ -35,14 +35,14 @@ func TestWriteAroundFillRace(t *testing.T) {
 
 func writeAroundFillRace(t *testing.T, d *database, key string, broken bool) {
 	n := startWith(t, d)
-	n.BreakRefillFenceForTest(broken)
+	n.Hooks.BreakRefillFence(broken)
 	cl := dial(t, n.Addr())
 	if _, err := putMode(t, cl, key, "old", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
 	var newVersion uint64
-	n.SetFillHookForTest(func([]byte) {
+	n.Hooks.SetFillHook(func([]byte) {
 		once.Do(func() {
 			resp, err := putMode(t, cl, key, "new", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND)
 			if err != nil {
@@ -54,7 +54,7 @@ func writeAroundFillRace(t *testing.T, d *database, key string, broken bool) {
 	})
 	// This read loaded "old"; the write-around ran before its fill.
 	first := getKey(t, cl, key)
-	n.SetFillHookForTest(nil)
+	n.Hooks.SetFillHook(nil)
 	if !first.Found || string(first.Entry.Value) != "old" {
 		t.Fatalf("first read = %v, want the old row it loaded", first)
 	}
@@ -99,7 +99,7 @@ func TestRefillJoinedAfterWrite(t *testing.T) {
 			var once sync.Once
 			var newVersion uint64
 			late := make(chan *cachev1.GetResponse, 1)
-			n.SetFillHookForTest(func([]byte) {
+			n.Hooks.SetFillHook(func([]byte) {
 				once.Do(func() {
 					resp, err := putMode(t, cl, key, "new", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND)
 					if err != nil {
@@ -116,7 +116,7 @@ func TestRefillJoinedAfterWrite(t *testing.T) {
 				})
 			})
 			first := getKey(t, cl, key)
-			n.SetFillHookForTest(nil)
+			n.Hooks.SetFillHook(nil)
 			if !first.Found || string(first.Entry.Value) != "old" {
 				t.Fatalf("first read = %v, want the old row it loaded", first)
 			}
@@ -204,8 +204,8 @@ func TestRefillLoaderKilled(t *testing.T) {
 	loading := make(chan int, 1) // the index of the first loader
 	release := make(chan struct{})
 	var first sync.Once
-	for i, n := range c.Nodes {
-		n.SetFillHookForTest(func([]byte) {
+	for i, h := range c.Hooks {
+		h.SetFillHook(func([]byte) {
 			mine := false
 			first.Do(func() { mine = true })
 			if mine {

@@ -67,7 +67,7 @@ func TestWriteBackFlushes(t *testing.T) {
 }
 
 // TestBreakFlushOrder: with the flush order broken
-// (Node.BreakFlushOrderForTest), a write-back write acknowledged while the
+// (Hooks.BreakFlushOrder), a write-back write acknowledged while the
 // database is down is marked clean before its failed write, and lost: once
 // the database is back nothing is left to flush, later writes reach it,
 // and the row never does. In the right order the same write stays dirty
@@ -85,7 +85,7 @@ func TestBreakFlushOrder(t *testing.T) {
 				c.Backing.Attempts = 1
 				c.Backing.BreakerFailures = 100 // no open breaker to fail later flushes
 			})
-			n.BreakFlushOrderForTest(broken)
+			n.Hooks.BreakFlushOrder(broken)
 			cl := dial(t, n.Addr())
 			dirtyKeys := func() uint64 {
 				st, err := cl.Stats(opCtx(t), &cachev1.StatsRequest{})

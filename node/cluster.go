@@ -532,20 +532,3 @@ func (n *Node) MapVersion() uint64 {
 	st, _ := n.meta.Current()
 	return st.MapVersion
 }
-
-// Halt stops the node the way a crash would, as far as the cluster can
-// tell: no leadership hand-off and no gossip leave. Acknowledged writes
-// are in synced Raft logs either way. It is a fault-injection hook for
-// tests; Close is the graceful stop.
-func (n *Node) Halt() error {
-	n.closeOnce.Do(func() {
-		n.Resume() // a paused node's log writes would block shutdown
-		n.health.Shutdown()
-		close(n.stop)
-		n.srv.Stop()
-		n.wg.Wait()
-		n.closeErr = n.shutdown()
-		n.log.Info("node halted")
-	})
-	return n.closeErr
-}

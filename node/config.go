@@ -165,6 +165,11 @@ type Config struct {
 
 	// Logger receives the node's logs; nil uses slog.Default().
 	Logger *slog.Logger
+	// Hooks, when set, injects faults into this node for tests and the
+	// fault suite's self-tests (see Hooks); each node needs its own. A
+	// program embedding a node leaves it nil: no faults. It is not a
+	// setting of the elcache binary.
+	Hooks *Hooks
 }
 
 // DefaultConfig returns a complete configuration for a single local node.

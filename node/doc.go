@@ -45,7 +45,7 @@
 //   - leaders.go: what this node knows about other nodes: their addresses
 //     (the book), the partitions they lead, the leader hint of an answer.
 //   - topology.go, admin.go: Topology, WatchTopology, Members, Drain.
-//   - faults.go: network fault injection for tests.
+//   - hooks.go: Hooks, fault injection for tests (Config.Hooks).
 //   - metrics.go: the state a scrape of /metrics reads (internal/metrics)
 //     and the /metrics listener.
 //

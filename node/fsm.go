@@ -44,7 +44,7 @@ type fsm struct {
 	// syncDB makes every write so far durable.
 	syncDB func() error
 	// faults, if set, can break the refill fence in tests
-	// (Node.BreakRefillFenceForTest).
+	// (Hooks.BreakRefillFence).
 	faults *faults
 
 	// applied is the last log index the state machine has processed
@@ -298,7 +298,7 @@ func live(e storage.Entry, ok bool, now int64) bool {
 // too old, or a write, invalidation or delete happened after it began and
 // the row may be stale: it is dropped.
 //
-// With the fence broken (Node.BreakRefillFenceForTest) the row is stored
+// With the fence broken (Hooks.BreakRefillFence) the row is stored
 // whatever the partition holds and however old the load is.
 func (f *fsm) fill(b *storage.Batch, now int64, op *peerv1.Op) (*peerv1.OpResult, error) {
 	cur, ok, err := b.Get(op.Key)

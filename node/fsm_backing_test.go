@@ -80,7 +80,7 @@ func TestFSMFillFence(t *testing.T) {
 }
 
 // TestFSMFillFenceBroken: every fill the fence refuses is stored once the
-// fence is broken (Node.BreakRefillFenceForTest), over a newer entry, a
+// fence is broken (Hooks.BreakRefillFence), over a newer entry, a
 // dirty one (whose write-back is then lost) or a newer fence, and however
 // old its load.
 func TestFSMFillFenceBroken(t *testing.T) {

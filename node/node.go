@@ -68,7 +68,7 @@ type Node struct {
 	net     *raftnet.Net
 	members *gossip.Membership
 	meta    *meta.Group
-	faults  faults
+	faults  *faults // Config.Hooks' fault state, or a zero one
 	leaders leaderView
 	planner *plan.Planner // the meta leader's next cluster state
 	book    sync.Map      // node id -> gRPC address
@@ -92,10 +92,6 @@ type Node struct {
 
 	// backend is the backing database, nil for a pure cache.
 	backend *dbclient.Client
-	// fillHook, if set, runs between a refill's load and its FILL (tests).
-	fillHook atomic.Pointer[func(key []byte)]
-	// readDelay, if set, delays every Get this node answers (tests).
-	readDelay atomic.Int64
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	adminHTTP *http.Server  // the profiler, when Config.AdminAddr is set
@@ -114,6 +110,20 @@ type Node struct {
 // forms one, see Config.BootstrapExpect), starts the Raft groups of the
 // partitions placed here and serves gRPC on cfg.GRPCAddr. Close stops it.
 func New(cfg Config) (*Node, error) {
+	h := cfg.Hooks
+	if h == nil {
+		h = new(Hooks) // no faults
+	}
+	if err := h.claim(cfg.NodeName); err != nil {
+		return nil, err
+	}
+	n, err := newNode(cfg, &h.faults)
+	h.bind(n)
+	return n, err
+}
+
+// newNode is New for a node whose fault state is f.
+func newNode(cfg Config, f *faults) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -142,6 +152,7 @@ func New(cfg Config) (*Node, error) {
 		check: validator{limits: cfg.Limits, defaultLevel: cfg.DefaultConsistency,
 			defaultWriter: cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, hasBackend: cfg.Backend != ""},
 		parts:   make([]*partition, cfg.Partitions),
+		faults:  f,
 		stop:    make(chan struct{}),
 		serving: make(chan struct{}),
 	}
@@ -260,7 +271,7 @@ func (n *Node) open() error {
 
 	n.deps = partitionDeps{db: n.db, net: n.net, dataDir: cfg.DataDir, nodeID: n.id,
 		raftCfg: cfg.Raft, dedup: cfg.DedupWindow, log: n.log, reachable: n.reachable,
-		readIndexAt: n.readIndexAt, faults: &n.faults,
+		readIndexAt: n.readIndexAt, faults: n.faults,
 		rounds: readround.New(n.confirmTermsAt, max(cfg.Raft.ElectionTimeout, 50*time.Millisecond))}
 	metaRaft := raftConfig(n.id, cfg.Raft)
 	metaRaft.Logger = newRaftLogger(n.log, "group", "meta")
@@ -449,7 +460,7 @@ func (n *Node) ID() string { return n.id }
 // the Raft groups and storage. It is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		n.Resume() // a paused node's log writes would block shutdown
+		n.faults.resume() // a paused node's log writes would block shutdown
 		n.health.Shutdown()
 		// Write-back entries are replicated, so the next leaders would
 		// flush them; flushing here keeps the database current sooner.

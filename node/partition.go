@@ -56,7 +56,7 @@ type partition struct {
 	raftCfg     RaftConfig    // the group's timeouts
 	leaseDur    time.Duration // see leaseDuration
 	readIndexAt readIndexFunc // asks a leader for a read index
-	faults      *faults       // test hooks: a broken lease (Node.BreakLeaseForTest)
+	faults      *faults       // test hooks: a broken lease (Hooks.BreakLease)
 	// rounds runs this node's leadership rounds.
 	rounds *readround.Rounds
 	// leaderChanges counts the leader changes this replica observed.
@@ -87,7 +87,7 @@ type partitionDeps struct {
 	readIndexAt readIndexFunc
 	// rounds runs the node's leadership rounds (internal/readround).
 	rounds *readround.Rounds
-	// faults pauses log writes (Node.Pause) and breaks leases and refill
+	// faults pauses log writes (Hooks.Pause) and breaks leases and refill
 	// fences in tests.
 	faults *faults
 }

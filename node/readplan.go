@@ -111,7 +111,7 @@ type replicaFacts struct {
 	epoch, lastIndex uint64
 
 	// brokenLease is the self-test switch that skips a lease read's
-	// check (Node.BreakLeaseForTest).
+	// check (Hooks.BreakLease).
 	brokenLease bool
 }
 

@@ -118,8 +118,8 @@ func TestBrokenLeaseIsCaught(t *testing.T) {
 func testPausedLeaseReads(t *testing.T, broken bool) {
 	seed := testSeed(t)
 	c := nodetest.StartCluster(t, 3)
-	for _, n := range c.Nodes {
-		n.BreakLeaseForTest(broken)
+	for _, h := range c.Hooks {
+		h.BreakLease(broken)
 	}
 	h := newOpHistory()
 	w := newWorkload(t, c, h, seed, nil)

@@ -45,7 +45,7 @@ const (
 // refill's row (op: a FILL of the row at version op.IfVersion, loaded from
 // op.FillStartedAt on) is stored, given the key's entry cur (curOK: there
 // is one, tombstones included) at now. fsm.fill applies its verdict to
-// every FILL; with the fence broken (Node.BreakRefillFenceForTest) it
+// every FILL; with the fence broken (Hooks.BreakRefillFence) it
 // stores the row whatever the verdict.
 //
 // A refill's row is stored only if its load began at most fillMaxAge
@@ -177,7 +177,7 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		c.err = fmt.Errorf("partition %d: %w", p.id, err)
 		return
 	}
-	if hook := n.fillHook.Load(); hook != nil {
+	if hook := n.faults.fillHook.Load(); hook != nil {
 		(*hook)(key)
 	}
 	op := &peerv1.Op{Kind: peerv1.Op_KIND_FILL, Key: key, IfVersion: row.Version, FillStartedAt: started.UnixNano()}

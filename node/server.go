@@ -128,7 +128,7 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 		return nil, toStatus(err)
 	}
 	n := s.n
-	if d := time.Duration(n.readDelay.Load()); d > 0 {
+	if d := time.Duration(n.faults.readDelay.Load()); d > 0 {
 		if mustNotWait(ctx) {
 			return nil, errWouldBlock
 		}

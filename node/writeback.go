@@ -163,7 +163,7 @@ func (n *Node) flush(p *partition, batch int) (int, error) {
 		return 0, err
 	}
 	if n.faults.brokenFlushOrder.Load() {
-		// Test-only (Node.BreakFlushOrderForTest): marked clean before the
+		// Test-only (Hooks.BreakFlushOrder): marked clean before the
 		// write, the rows are lost if it fails.
 		if _, err := p.propose(ctx, markClean(rows), cachev1.Durability_DURABILITY_SYNC); err != nil {
 			return 0, err

@@ -12,10 +12,11 @@ import (
 // breakSwitches refuses ELCACHE_BREAK: this binary was built without the
 // test-only switches that break promises on purpose (break_on.go, built
 // with -tags elcache_break), and a self-test must never run silently
-// against a node that keeps them. Without ELCACHE_BREAK it does nothing.
-func breakSwitches(getenv func(string) string) (func(*node.Node, *slog.Logger), error) {
+// against a node that keeps them. Without ELCACHE_BREAK it does nothing:
+// the node has no Hooks.
+func breakSwitches(getenv func(string) string) (*node.Hooks, func(*slog.Logger), error) {
 	if getenv("ELCACHE_BREAK") != "" {
-		return nil, errors.New("ELCACHE_BREAK is set but this binary was built without -tags elcache_break")
+		return nil, nil, errors.New("ELCACHE_BREAK is set but this binary was built without -tags elcache_break")
 	}
-	return func(*node.Node, *slog.Logger) {}, nil
+	return nil, func(*slog.Logger) {}, nil
 }

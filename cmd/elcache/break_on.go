@@ -14,46 +14,48 @@ import (
 // this node must break on purpose, for a self-test that proves its
 // checkers catch them:
 //
-//   - lease-check: LEASE reads skip the lease check (Node.BreakLeaseForTest).
+//   - lease-check: LEASE reads skip the lease check (Hooks.BreakLease).
 //   - flush-order: the write-back flusher marks rows clean before writing
-//     them to the database (Node.BreakFlushOrderForTest).
+//     them to the database (Hooks.BreakFlushOrder).
 //   - refill-fence: refills are stored without their fence
-//     (Node.BreakRefillFenceForTest); give it to every node of the cluster.
+//     (Hooks.BreakRefillFence); give it to every node of the cluster.
 //   - replicated-ack: REPLICATED writes are acknowledged before the
-//     operating system has them (Node.BreakReplicatedForTest); give it to
+//     operating system has them (Hooks.BreakReplicated); give it to
 //     every node, and kill them all at once.
 //
 // It runs before the node starts, so that an unknown name refuses to
-// start; the returned function turns the switches on once the node is up
-// and logs a warning naming them. This file is built only with -tags
-// elcache_break; break_off.go refuses ELCACHE_BREAK otherwise.
-func breakSwitches(getenv func(string) string) (func(*node.Node, *slog.Logger), error) {
+// start. It returns the node.Hooks to set in the node's Config (nil
+// without ELCACHE_BREAK) and a function that turns the switches on once
+// the node is up and logs a warning naming them. This file is built only
+// with -tags elcache_break; break_off.go refuses ELCACHE_BREAK otherwise.
+func breakSwitches(getenv func(string) string) (*node.Hooks, func(*slog.Logger), error) {
 	var names []string
-	var switches []func(*node.Node, bool)
+	var switches []func(*node.Hooks, bool)
 	for _, name := range strings.Split(getenv("ELCACHE_BREAK"), ",") {
-		var sw func(*node.Node, bool)
+		var sw func(*node.Hooks, bool)
 		switch name = strings.TrimSpace(name); name {
 		case "":
 			continue
 		case "lease-check":
-			sw = (*node.Node).BreakLeaseForTest
+			sw = (*node.Hooks).BreakLease
 		case "flush-order":
-			sw = (*node.Node).BreakFlushOrderForTest
+			sw = (*node.Hooks).BreakFlushOrder
 		case "refill-fence":
-			sw = (*node.Node).BreakRefillFenceForTest
+			sw = (*node.Hooks).BreakRefillFence
 		case "replicated-ack":
-			sw = (*node.Node).BreakReplicatedForTest
+			sw = (*node.Hooks).BreakReplicated
 		default:
-			return nil, fmt.Errorf("ELCACHE_BREAK: unknown switch %q (valid: lease-check, flush-order, refill-fence, replicated-ack)", name)
+			return nil, nil, fmt.Errorf("ELCACHE_BREAK: unknown switch %q (valid: lease-check, flush-order, refill-fence, replicated-ack)", name)
 		}
 		names, switches = append(names, name), append(switches, sw)
 	}
-	return func(n *node.Node, log *slog.Logger) {
-		if len(switches) == 0 {
-			return
-		}
+	if len(switches) == 0 {
+		return nil, func(*slog.Logger) {}, nil
+	}
+	hooks := new(node.Hooks)
+	return hooks, func(log *slog.Logger) {
 		for _, sw := range switches {
-			sw(n, true)
+			sw(hooks, true)
 		}
 		log.Warn("BROKEN ON PURPOSE (ELCACHE_BREAK): this node breaks the promises named for a self-test; never give it real data",
 			"break", strings.Join(names, ","))

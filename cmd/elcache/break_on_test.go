@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/elcache/elcache/node"
 	"github.com/elcache/elcache/node/nodetest"
 )
 
@@ -35,23 +36,30 @@ func TestBreakSwitches(t *testing.T) {
 		}
 	})
 	t.Run("on", func(t *testing.T) {
-		apply, err := breakSwitches(env(" lease-check, flush-order,refill-fence "))
+		hooks, apply, err := breakSwitches(env(" lease-check, flush-order,refill-fence "))
 		if err != nil {
 			t.Fatal(err)
 		}
+		if hooks == nil {
+			t.Fatal("ELCACHE_BREAK set but no Hooks for the node")
+		}
+		nodetest.Start(t, func(c *node.Config) { c.Hooks = hooks })
 		var buf strings.Builder
-		apply(nodetest.Start(t).Node, slog.New(slog.NewTextHandler(&buf, nil)))
+		apply(slog.New(slog.NewTextHandler(&buf, nil)))
 		if got := buf.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "break=lease-check,flush-order,refill-fence") {
 			t.Fatalf("log = %q, want a warning naming every switch", got)
 		}
 	})
 	t.Run("none", func(t *testing.T) {
-		apply, err := breakSwitches(env(""))
+		hooks, apply, err := breakSwitches(env(""))
 		if err != nil {
 			t.Fatal(err)
 		}
+		if hooks != nil {
+			t.Fatal("without ELCACHE_BREAK the node got Hooks")
+		}
 		var buf strings.Builder
-		apply(nil, slog.New(slog.NewTextHandler(&buf, nil)))
+		apply(slog.New(slog.NewTextHandler(&buf, nil)))
 		if buf.String() != "" {
 			t.Fatalf("without ELCACHE_BREAK the switches logged %q", buf.String())
 		}

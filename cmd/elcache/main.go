@@ -47,7 +47,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "elcache: %v\n", err)
 		return 2
 	}
-	breakNode, err := breakSwitches(os.Getenv)
+	hooks, breakNode, err := breakSwitches(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "elcache: %v\n", err)
 		return 2
@@ -61,12 +61,13 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	cfg.Hooks = hooks
 	n, err := node.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "elcache: %v\n", err)
 		return 1
 	}
-	breakNode(n, cfg.Logger)
+	breakNode(cfg.Logger)
 	<-ctx.Done()
 	// A second signal during shutdown kills the process.
 	stop()

@@ -16,8 +16,10 @@ type Cluster struct {
 	t    testing.TB
 	opts []func(i int, c *node.Config)
 	size int // the bootstrap expectation of the first nodes
-	// Nodes[i] is node i, nil while it is stopped.
+	// Nodes[i] is node i, nil while it is stopped; Hooks[i] injects
+	// faults into it (Config.Hooks, a new one at each start).
 	Nodes   []*node.Node
+	Hooks   []*node.Hooks
 	Configs []node.Config
 }
 
@@ -58,6 +60,7 @@ func (c *Cluster) config(i int) node.Config {
 
 func (c *Cluster) start(cfg node.Config) int {
 	c.t.Helper()
+	cfg.Hooks = new(node.Hooks)
 	n, err := node.New(cfg)
 	if err != nil {
 		c.t.Fatalf("nodetest: start %s: %v", cfg.NodeName, err)
@@ -67,11 +70,12 @@ func (c *Cluster) start(cfg node.Config) int {
 	c.t.Cleanup(func() { n.Close() })
 	for i, old := range c.Configs {
 		if old.DataDir == cfg.DataDir {
-			c.Nodes[i], c.Configs[i] = n, cfg
+			c.Nodes[i], c.Hooks[i], c.Configs[i] = n, cfg.Hooks, cfg
 			return i
 		}
 	}
 	c.Nodes = append(c.Nodes, n)
+	c.Hooks = append(c.Hooks, cfg.Hooks)
 	c.Configs = append(c.Configs, cfg)
 	return len(c.Nodes) - 1
 }
@@ -94,7 +98,7 @@ func (c *Cluster) Add() int {
 // Kill stops node i as a crash would (no hand-off, no gossip leave).
 func (c *Cluster) Kill(i int) {
 	c.t.Helper()
-	if err := c.Nodes[i].Halt(); err != nil {
+	if err := c.Hooks[i].Halt(); err != nil {
 		c.t.Logf("nodetest: halt n%d: %v", i, err)
 	}
 	c.Nodes[i] = nil
@@ -140,32 +144,32 @@ func (c *Cluster) Partition(side ...int) {
 			if a == nil || b == nil || in[i] == in[j] {
 				continue
 			}
-			a.Block(b.ID(), b.GossipAddr())
+			c.Hooks[i].Block(b.ID(), b.GossipAddr())
 		}
 	}
 }
 
 // Pause makes node i behave like a stopped process that still answers its
-// clients (node.Node.Pause): its Raft groups freeze and every other running
+// clients (node.Hooks.Pause): its Raft groups freeze and every other running
 // node drops traffic to it. Resume ends it.
 func (c *Cluster) Pause(i int) {
 	c.Partition(i)
-	c.Nodes[i].Pause()
+	c.Hooks[i].Pause()
 }
 
 // Resume ends Pause(i) and lifts every partition.
 func (c *Cluster) Resume(i int) {
 	if c.Nodes[i] != nil {
-		c.Nodes[i].Resume()
+		c.Hooks[i].Resume()
 	}
 	c.Heal()
 }
 
 // Heal lifts every partition.
 func (c *Cluster) Heal() {
-	for _, n := range c.Nodes {
+	for i, n := range c.Nodes {
 		if n != nil {
-			n.Unblock()
+			c.Hooks[i].Unblock()
 		}
 	}
 }

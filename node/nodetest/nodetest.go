@@ -14,9 +14,11 @@ import (
 	"github.com/elcache/elcache/node"
 )
 
-// Node is a running test node.
+// Node is a running test node. Hooks injects faults into it: it is
+// Config.Hooks, which StartConfig sets when it is nil.
 type Node struct {
 	*node.Node
+	Hooks  *node.Hooks
 	Config node.Config
 }
 
@@ -58,9 +60,13 @@ func Start(t testing.TB, opts ...func(*node.Config)) *Node {
 	return StartConfig(t, cfg)
 }
 
-// StartConfig starts a node with exactly cfg and waits until it is ready.
+// StartConfig starts a node with exactly cfg (and a new Hooks if it has
+// none) and waits until it is ready.
 func StartConfig(t testing.TB, cfg node.Config) *Node {
 	t.Helper()
+	if cfg.Hooks == nil {
+		cfg.Hooks = new(node.Hooks)
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatalf("nodetest: start node: %v", err)
@@ -71,5 +77,5 @@ func StartConfig(t testing.TB, cfg node.Config) *Node {
 	if err := n.WaitReady(ctx); err != nil {
 		t.Fatalf("nodetest: node not ready: %v", err)
 	}
-	return &Node{Node: n, Config: cfg}
+	return &Node{Node: n, Hooks: cfg.Hooks, Config: cfg}
 }
