@@ -19,3 +19,15 @@ func (n *Node) LogEntryForTest(pid uint32, index uint64) (*raft.Log, error) {
 	}
 	return &l, nil
 }
+
+// FaultFreeForTest reports whether this node's fault state is the zero
+// one: no peer blocked, no pause, every promise kept, no fill hook and no
+// read delay (for the tests of node_test).
+func (n *Node) FaultFreeForTest() bool {
+	f := n.faults
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.nodes == nil && f.gossip == nil && !f.all && f.paused.Load() == nil &&
+		!f.brokenLease.Load() && !f.brokenFlushOrder.Load() && !f.brokenRefillFence.Load() &&
+		f.fillHook.Load() == nil && f.readDelay.Load() == 0
+}
