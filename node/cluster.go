@@ -485,7 +485,9 @@ func (n *Node) handOff(timeout time.Duration) {
 // Converged reports whether this node sees a settled cluster: the
 // partition map is known, every partition has a known leader (also to each
 // replica placed here), on its preferred node when that node is up, and
-// every partition led here has exactly the map's replicas as voters.
+// every partition led here has exactly the map's replicas as voters. It is
+// status for a program embedding the node (a readiness check before
+// rolling the next node, a test waiting for a cluster).
 func (n *Node) Converged() bool {
 	st, _ := n.meta.Current()
 	if st.Revision == 0 || len(st.Partitions) != int(n.cfg.Partitions) {
@@ -527,7 +529,8 @@ func (n *Node) Converged() bool {
 	return true
 }
 
-// MapVersion returns the version of the partition map this node knows.
+// MapVersion returns the version of the partition map this node knows:
+// status, like Converged; nodes that agree on it agree on placement.
 func (n *Node) MapVersion() uint64 {
 	st, _ := n.meta.Current()
 	return st.MapVersion
