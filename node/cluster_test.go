@@ -483,7 +483,7 @@ func TestClusterRebalance(t *testing.T) {
 	st = <-done
 	t.Logf("during drain: %d attempts, %d failed, longest write %v", st.ops, st.failed, st.longest.Round(time.Millisecond))
 	if st.failed != 0 {
-		t.Errorf("%d requests failed during the drain; want 0", st.failed)
+		t.Errorf("%d requests failed during the drain; want 0: %v", st.failed, st.errs)
 	}
 	checkAll(t, c, st.acked)
 }
