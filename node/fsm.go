@@ -63,8 +63,8 @@ type fsm struct {
 	expirations atomic.Uint64
 	evictions   atomic.Uint64
 
-	// idem is a hint of the idempotency keys with a record (idemSet).
-	idem *idemSet
+	// idem is a hint of the idempotency keys with a record (storage.IdemSet).
+	idem *storage.IdemSet
 
 	mu sync.Mutex
 	// appliedCh is closed and replaced whenever applied advances.
@@ -77,11 +77,11 @@ var (
 )
 
 func newFSM(part *storage.Partition, syncDB func() error, dedupWindow time.Duration, epoch uint64) (*fsm, error) {
-	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{}), idem: newIdemSet()}
+	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{}), idem: storage.NewIdemSet()}
 	f.applied.Store(part.State().Applied)
 	f.visible.Store(part.State().Applied)
 	f.epoch.Store(epoch)
-	if err := f.idem.load(part); err != nil {
+	if err := f.idem.Load(part, metaIdemPfx); err != nil {
 		return nil, fmt.Errorf("node: partition %d: idempotency records: %w", part.ID(), err)
 	}
 	return f, nil
@@ -139,7 +139,7 @@ func (f *fsm) notifyApplied() {
 }
 
 func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Command) (*peerv1.Result, error) {
-	if cmd.IdempotencyKey != "" && f.idem.mayHave(cmd.IdempotencyKey) {
+	if cmd.IdempotencyKey != "" && f.idem.MayHave(cmd.IdempotencyKey) {
 		raw, ok, err := b.GetMeta(metaIdemPfx + cmd.IdempotencyKey)
 		if err != nil {
 			return nil, err
@@ -333,7 +333,7 @@ func (f *fsm) rememberIdem(b *storage.Batch, index uint64, cmd *peerv1.Command, 
 	if err := b.PutMeta(metaIdemPfx+cmd.IdempotencyKey, raw); err != nil {
 		return err
 	}
-	f.idem.add(cmd.IdempotencyKey)
+	f.idem.Add(cmd.IdempotencyKey)
 	if err := b.PutMeta(idemTimeName(cmd.ProposedAt, cmd.IdempotencyKey), nil); err != nil {
 		return err
 	}
@@ -355,7 +355,7 @@ func (f *fsm) rememberIdem(b *storage.Batch, index uint64, cmd *peerv1.Command, 
 		if err := errors.Join(b.DeleteMeta(name), b.DeleteMeta(metaIdemPfx+key)); err != nil {
 			return err
 		}
-		f.idem.remove(key)
+		f.idem.Remove(key)
 	}
 	return nil
 }
@@ -418,7 +418,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.part.Restore(rest); err != nil {
 		return err
 	}
-	if err := f.idem.load(f.part); err != nil {
+	if err := f.idem.Load(f.part, metaIdemPfx); err != nil {
 		return fmt.Errorf("node: partition %d: idempotency records: %w", f.part.ID(), err)
 	}
 	f.applied.Store(f.part.State().Applied)

@@ -97,17 +97,14 @@ func TestFSMIdemSetFollowsRecords(t *testing.T) {
 		records := 0
 		if err := e.part.MetaNames(metaIdemPfx, func(name []byte) error {
 			records++
-			if !e.f.idem.mayHave(string(name[len(metaIdemPfx):])) {
+			if !e.f.idem.MayHave(string(name[len(metaIdemPfx):])) {
 				t.Errorf("%s: record %q missing from the set", when, name)
 			}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		held := 0
-		for _, c := range e.f.idem.n {
-			held += int(c)
-		}
+		held := e.f.idem.Len()
 		if records != want || held != want {
 			t.Errorf("%s: %d records, %d keys in the set; want %d of each", when, records, held, want)
 		}
