@@ -9,7 +9,9 @@
 //   - Entry: a stored value with version, expiry and flags (entry.go).
 //   - Partition: the per-partition state machine storage: apply batches that
 //     carry the applied Raft index, reads that never return expired entries,
-//     scans, expiry and eviction sampling (partition.go).
+//     scans, expiry and eviction sampling (partition.go), the dirty keys of
+//     write-back (dirty.go), recency (recency.go), and IdemSet, the hint of
+//     which idempotency keys have a record (idemset.go).
 //   - LogStore: a raft.LogStore and raft.StableStore for one Raft group on
 //     the same database (logstore.go). Its log lives in the node's Raft log
 //     engine: raftlog.go (layout, index, reads), raftlog_replay.go (open),
