@@ -38,6 +38,19 @@
 // and its inputs change only when the active nodes do; the memo changes
 // the cost, never the result.
 //
+// Reconciling a Raft group toward the replicas it should have is decided
+// here too (reconcile.go), one step at a time, from a plain Group (the
+// configuration's servers and suffrage, the replicas wanted, who is alive,
+// caught up or blocked), without importing raft: ReconcilePartition for a
+// partition's group (add missing replicas as non-voters, promote caught-up
+// ones, wait until every live placed replica votes, remove unplaced ones,
+// handing leadership over first when the leader itself goes, then move
+// leadership to the preferred leader); ReconcileMeta for the meta group
+// (every active or draining node holds a replica, MetaVoters of them
+// vote); Left for when a replica the map no longer places may be deleted
+// (a committed configuration leaves it out). The node gathers the facts
+// and carries the Step out with raft.
+//
 // The package imports the peer protocol, ring and internal/gossip (for
 // the member view) and nothing of the node.
 package plan
