@@ -14,10 +14,6 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// maxMetaVoters is the most voters the meta group has; other nodes hold
-// non-voting replicas, so that every node has the partition map locally.
-const maxMetaVoters = 5
-
 // controlLoop moves this node toward the cluster state: it forms the
 // cluster, and on the meta leader it writes the cluster state from the
 // gossip view; on every node it starts and stops replicas as the partition
@@ -107,7 +103,7 @@ func (n *Node) maybeBootstrap() {
 	if slices.Min(bootstrappers) != n.id {
 		return
 	}
-	voters := ids[:min(len(ids), maxMetaVoters)]
+	voters := ids[:min(len(ids), plan.MaxMetaVoters)]
 	n.log.Info("forming a new cluster", "voters", voters)
 	if err := n.meta.Bootstrap(voters); err != nil {
 		n.log.Warn("cluster bootstrap failed", "err", err)
@@ -136,71 +132,55 @@ func (n *Node) leadCluster() {
 }
 
 // reconcileMeta makes one change to the meta group's membership toward:
-// every active or draining node holds a replica, up to maxMetaVoters live
-// ones vote, failed and removed nodes hold none.
+// every active or draining node holds a replica, up to plan.MaxMetaVoters
+// live ones vote, failed and removed nodes hold none (plan.ReconcileMeta).
 func (n *Node) reconcileMeta(st *peerv1.ClusterState) {
-	f := n.meta.Raft().GetConfiguration()
+	r := n.meta.Raft()
+	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	cfg, idx := f.Configuration(), f.Index()
-	want := make(map[string]bool)
-	for _, r := range st.Nodes {
-		if r.State == peerv1.NodeRecord_STATE_ACTIVE || r.State == peerv1.NodeRecord_STATE_DRAINING {
-			want[r.Id] = true
+	want := plan.MetaMembers(st)
+	step := plan.ReconcileMeta(plan.Group{Self: n.id, Servers: servers(f.Configuration()), Want: want,
+		Alive: n.aliveSet(), CaughtUp: n.caughtUpSet(r, n.meta.Transport(), want)})
+	if step.Op != plan.Nothing {
+		n.logChange("meta: "+step.Op.String(), step.ID, carryOut(r, step, f.Index(), 2*n.cfg.Raft.ElectionTimeout))
+	}
+}
+
+// servers returns a Raft configuration as internal/plan reads it.
+func servers(cfg raft.Configuration) []plan.Server {
+	out := make([]plan.Server, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		su := plan.Staging
+		switch s.Suffrage {
+		case raft.Voter:
+			su = plan.Voter
+		case raft.Nonvoter:
+			su = plan.Nonvoter
 		}
+		out[i] = plan.Server{ID: string(s.ID), Suffrage: su}
 	}
-	alive := n.aliveSet()
-	timeout := 2 * n.cfg.Raft.ElectionTimeout
-	in := make(map[string]raft.ServerSuffrage)
-	voters := 0
-	for _, s := range cfg.Servers {
-		in[string(s.ID)] = s.Suffrage
-		if s.Suffrage == raft.Voter {
-			voters++
-		}
+	return out
+}
+
+// carryOut makes step's change to the group r leads, as a configuration
+// change with prevIndex idx, or as a leadership transfer.
+func carryOut(r *raft.Raft, step plan.Step, idx uint64, timeout time.Duration) error {
+	id, addr := raft.ServerID(step.ID), raft.ServerAddress(step.ID)
+	switch step.Op {
+	case plan.AddNonvoter:
+		return r.AddNonvoter(id, addr, idx, timeout).Error()
+	case plan.Promote:
+		return r.AddVoter(id, addr, idx, timeout).Error()
+	case plan.Remove:
+		return r.RemoveServer(id, idx, timeout).Error()
+	case plan.Demote:
+		return r.DemoteVoter(id, idx, timeout).Error()
+	case plan.HandOver, plan.MoveLeader:
+		return r.LeadershipTransferToServer(id, addr).Error()
 	}
-	for _, s := range cfg.Servers {
-		if id := string(s.ID); !want[id] && id != n.id {
-			n.logChange("meta: remove", id, n.meta.Raft().RemoveServer(s.ID, idx, timeout).Error())
-			return
-		}
-	}
-	ids := make([]string, 0, len(want))
-	for id := range want {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if _, ok := in[id]; !ok && alive[id] {
-			n.logChange("meta: add non-voter", id, n.meta.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
-			return
-		}
-	}
-	target := min(len(want), maxMetaVoters)
-	if target%2 == 0 && target > 1 {
-		target-- // an even count adds no fault tolerance
-	}
-	if voters < target {
-		for _, id := range ids {
-			if in[id] == raft.Nonvoter && alive[id] && n.caughtUp(n.meta.Raft(), n.meta.Transport(), id) {
-				n.logChange("meta: promote", id, n.meta.Raft().AddVoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
-				return
-			}
-		}
-	}
-	if voters > target {
-		// Demote a dead voter first, else the last live one that is not us.
-		var pick string
-		for _, s := range cfg.Servers {
-			if id := string(s.ID); s.Suffrage == raft.Voter && id != n.id && (pick == "" || !alive[id]) {
-				pick = id
-			}
-		}
-		if pick != "" {
-			n.logChange("meta: demote", pick, n.meta.Raft().DemoteVoter(raft.ServerID(pick), idx, timeout).Error())
-		}
-	}
+	return nil
 }
 
 func (n *Node) logChange(what, id string, err error) {
@@ -213,13 +193,7 @@ func (n *Node) logChange(what, id string, err error) {
 
 // aliveSet returns the ids of members gossip sees alive (or suspect).
 func (n *Node) aliveSet() map[string]bool {
-	out := make(map[string]bool)
-	for _, m := range n.members.Members() {
-		if m.State == gossip.Alive || m.State == gossip.Suspect {
-			out[m.ID] = true
-		}
-	}
-	return out
+	return plan.Alive(n.members.Members())
 }
 
 // reachable reports whether node id is this node or a member gossip sees
@@ -253,6 +227,16 @@ func (n *Node) caughtUp(r *raft.Raft, t *raftnet.Transport, peer string) bool {
 		return false
 	}
 	return match+catchUpSlack >= r.LastIndex()
+}
+
+// caughtUpSet returns which of ids are caught up (caughtUp) in the group r
+// leads.
+func (n *Node) caughtUpSet(r *raft.Raft, t *raftnet.Transport, ids []string) map[string]bool {
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = n.caughtUp(r, t, id)
+	}
+	return out
 }
 
 // catchUpSlack is how many entries behind the leader's last index a replica
@@ -302,7 +286,11 @@ func (n *Node) removable(p *partition) bool {
 	if f.Error() != nil {
 		return false
 	}
-	if !listed(f.Configuration(), n.id) && f.Index() <= p.raft.CommitIndex() {
+	var ids []string
+	for _, s := range f.Configuration().Servers {
+		ids = append(ids, string(s.ID))
+	}
+	if plan.Left(n.id, ids, f.Index() <= p.raft.CommitIndex()) {
 		return true
 	}
 	leader := n.leaderOf(p.id)
@@ -316,23 +304,7 @@ func (n *Node) removable(p *partition) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.Raft.HeartbeatTimeout)
 	defer cancel()
 	resp, err := c.Replicas(ctx, &peerv1.ReplicasRequest{Partition: p.id})
-	return err == nil && resp.Leader && resp.Committed && !slices.Contains(resp.Servers, n.id)
-}
-
-// isVoter reports whether id is a voter in a configuration's suffrage map
-// (raft.Voter is the zero value, so presence must be checked).
-func isVoter(in map[string]raft.ServerSuffrage, id string) bool {
-	s, ok := in[id]
-	return ok && s == raft.Voter
-}
-
-func listed(cfg raft.Configuration, id string) bool {
-	for _, s := range cfg.Servers {
-		if string(s.ID) == id {
-			return true
-		}
-	}
-	return false
+	return err == nil && resp.Leader && plan.Left(n.id, resp.Servers, resp.Committed)
 }
 
 // dropReplica stops replica p and deletes its data.
@@ -372,72 +344,32 @@ func (n *Node) reconcilePartitions(st *peerv1.ClusterState) {
 }
 
 // reconcilePartition makes at most one change to partition p's Raft
-// configuration toward the replicas want, in the safe order: add missing
-// replicas as non-voters, promote them once caught up, then remove
-// replicas no longer placed (handing leadership over first when the leader
-// itself goes), and finally move leadership to the preferred leader.
+// configuration toward the replicas want, the one plan.ReconcilePartition
+// decides: add missing replicas as non-voters, promote them once caught
+// up, then remove replicas no longer placed (handing leadership over first
+// when the leader itself goes), and finally move leadership to the
+// preferred leader.
 func (n *Node) reconcilePartition(p *partition, want []string, alive map[string]bool) {
 	f := p.raft.GetConfiguration()
-	if f.Error() != nil || len(want) == 0 {
+	if f.Error() != nil {
 		return
 	}
-	cfg, idx := f.Configuration(), f.Index()
-	timeout := 2 * n.cfg.Raft.ElectionTimeout
-	in := make(map[string]raft.ServerSuffrage, len(cfg.Servers))
-	for _, s := range cfg.Servers {
-		in[string(s.ID)] = s.Suffrage
+	g := plan.Group{Self: n.id, Servers: servers(f.Configuration()), Want: want, Alive: alive,
+		CaughtUp: n.caughtUpSet(p.raft, p.trans, want)}
+	if len(want) > 0 && !n.faults.allowNode(want[0]) {
+		g.Blocked = map[string]bool{want[0]: true}
 	}
-	for _, id := range want {
-		if _, ok := in[id]; !ok && alive[id] {
-			n.logPart(p, "add non-voter", id, p.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
-			return
-		}
-	}
-	for _, id := range want {
-		if in[id] == raft.Nonvoter && n.caughtUp(p.raft, p.trans, id) {
-			n.logPart(p, "promote", id, p.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), idx, timeout).Error())
-			return
-		}
-	}
-	for _, id := range want {
-		if !isVoter(in, id) && alive[id] {
-			return // wait until every placed replica votes before removing any
-		}
-	}
-	for _, s := range cfg.Servers {
-		id := string(s.ID)
-		if slices.Contains(want, id) {
-			continue
-		}
-		if id == n.id {
-			if to := n.transferTarget(p, want, in, alive); to != "" {
-				// Leaving (a drain, a rebalance): flush write-back
-				// entries first, so the database is current now rather
-				// than after the next leader's first flush.
-				n.flushPartition(p, 2*time.Second)
-				n.logPart(p, "hand over leadership", to, p.raft.LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(to)).Error())
-			}
-			return
-		}
-		n.logPart(p, "remove", id, p.raft.RemoveServer(s.ID, idx, timeout).Error())
+	step := plan.ReconcilePartition(g)
+	switch step.Op {
+	case plan.Nothing:
 		return
+	case plan.HandOver:
+		// Leaving (a drain, a rebalance): flush write-back entries first,
+		// so the database is current now rather than after the next
+		// leader's first flush.
+		n.flushPartition(p, 2*time.Second)
 	}
-	if pref := want[0]; pref != n.id && isVoter(in, pref) && alive[pref] && n.caughtUp(p.raft, p.trans, pref) &&
-		n.faults.allowNode(pref) {
-		n.logPart(p, "move leadership to the preferred leader", pref,
-			p.raft.LeadershipTransferToServer(raft.ServerID(pref), raft.ServerAddress(pref)).Error())
-	}
-}
-
-// transferTarget picks a live, caught-up voter among want to take over
-// leadership of p, preferring the preferred leader.
-func (n *Node) transferTarget(p *partition, want []string, in map[string]raft.ServerSuffrage, alive map[string]bool) string {
-	for _, id := range want {
-		if id != n.id && isVoter(in, id) && alive[id] && n.caughtUp(p.raft, p.trans, id) {
-			return id
-		}
-	}
-	return ""
+	n.logPart(p, step.Op.String(), step.ID, carryOut(p.raft, step, f.Index(), 2*n.cfg.Raft.ElectionTimeout))
 }
 
 func (n *Node) logPart(p *partition, what, peer string, err error) {

@@ -23,8 +23,9 @@
 //     and the refill fence (fillFence) that keeps a stale row out.
 //   - raftconfig.go: every group's Raft config (the meta group: internal/meta).
 //   - cluster.go: the controller: forming the cluster, writing the
-//     partition map, starting and removing replicas, reconciling each
-//     group's configuration, hand-off on shutdown.
+//     partition map, starting and removing replicas, carrying out each
+//     group's next configuration step (decided by internal/plan's
+//     ReconcilePartition and ReconcileMeta), hand-off on shutdown.
 //   - quorum.go: quorum contact, the leader's read lease built on it,
 //     and refusing quorum reads and writes at once on a replica cut off
 //     from its group's quorum.
@@ -52,8 +53,9 @@
 // The multiplexed Raft transport, coalesced heartbeats and pooled peer
 // connections are a package of their own, internal/raftnet.
 // Gossip membership on hashicorp/memberlist is internal/gossip.
-// The meta leader's next cluster state (node table, partition map) is a pure
-// decision, internal/plan; cluster.go proposes it.
+// The meta leader's next cluster state (node table, partition map) and each
+// group leader's next configuration step are pure decisions, internal/plan;
+// cluster.go proposes and carries them out.
 // Authentication, roles, rate limits and TLS are internal/auth (security.go).
 // Prometheus metrics (request metrics, the state collector, the /metrics
 // handler) are internal/metrics (metrics.go).
