@@ -57,6 +57,8 @@
 // group leader's next configuration step are pure decisions, internal/plan;
 // cluster.go proposes and carries them out.
 // Authentication, roles, rate limits and TLS are internal/auth (security.go).
+// Raft's hclog output reaches the node's slog logger through
+// internal/raftlog.
 // Prometheus metrics (request metrics, the state collector, the /metrics
 // handler) are internal/metrics (metrics.go).
 // The backing database client (retries, circuit breaker, its errors) is

@@ -24,6 +24,7 @@ import (
 	"github.com/elcache/elcache/internal/meta"
 	"github.com/elcache/elcache/internal/metrics"
 	"github.com/elcache/elcache/internal/plan"
+	"github.com/elcache/elcache/internal/raftlog"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
 	"github.com/elcache/elcache/node/version"
@@ -274,7 +275,7 @@ func (n *Node) open() error {
 		readIndexAt: n.readIndexAt, faults: n.faults,
 		rounds: readround.New(n.confirmTermsAt, max(cfg.Raft.ElectionTimeout, 50*time.Millisecond))}
 	metaRaft := raftConfig(n.id, cfg.Raft)
-	metaRaft.Logger = newRaftLogger(n.log, "group", "meta")
+	metaRaft.Logger = raftlog.New(n.log, "group", "meta")
 	if n.meta, err = meta.Open(n.db, cfg.DataDir, n.net.Transport(meta.GroupID), metaRaft); err != nil {
 		return err
 	}

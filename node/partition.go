@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/elcache/elcache/internal/raftlog"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
@@ -123,7 +124,7 @@ func openPartition(id uint32, d partitionDeps, bootstrap []string) (*partition, 
 
 	rc := raftConfig(d.nodeID, d.raftCfg)
 	rc.NoSnapshotRestoreOnStart = true
-	rc.Logger = newRaftLogger(d.log, "partition", id)
+	rc.Logger = raftlog.New(d.log, "partition", id)
 
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {

@@ -1,4 +1,8 @@
-package node
+// Package raftlog bridges hashicorp/raft's hclog logger into log/slog, so
+// that every Raft group of a node logs through the node's logger, with
+// raft's routine noise (elections at start-up, failed sends to a peer
+// that restarted) one level down.
+package raftlog
 
 import (
 	"bytes"
@@ -9,11 +13,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// newRaftLogger bridges hashicorp/raft's hclog output into slog: hclog
-// formats each line, and slogWriter re-emits it one level lower than raft
-// gave it, because raft reports routine events (an election at start-up, a
-// leader change) as INFO and WARN. Errors stay errors.
-func newRaftLogger(l *slog.Logger, attrs ...any) hclog.Logger {
+// New bridges hashicorp/raft's hclog output into l: hclog formats each
+// line, and the writer re-emits it one level lower than raft gave it,
+// because raft reports routine events (an election at start-up, a leader
+// change) as INFO and WARN. Errors stay errors, except those a cluster
+// sees every time a peer restarts or is cut off, which are INFO. Every
+// line carries component=raft and attrs.
+func New(l *slog.Logger, attrs ...any) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:            "raft",
 		Level:           hclog.Info,
