@@ -30,6 +30,7 @@ func testNode(tb testing.TB, opts ...func(*Config)) (*Node, cachev1.CacheClient)
 	cfg.NodeName = "test-node"
 	cfg.DataDir = tb.TempDir()
 	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.Partitions = 8
 	cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
 	cfg.Raft.ElectionTimeout = 100 * time.Millisecond
