@@ -66,6 +66,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/plan", "must not depend on node, storage, client or cmd (it is the cluster planner node uses)", []string{"/node", "/storage", "/client", "/cmd"}},
 		{"internal/metrics", "must not depend on node, storage, ring, client or cmd (it is the Prometheus metrics node serves)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/raftlog", "must not depend on any other package of the module (it is the Raft log bridge node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd", "/internal", "/proto"}},
+		{"internal/request", "must not depend on node, storage, ring, client or cmd (it is the request validation node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/backend", "must not depend on node, ring, client or cmd (it is the backing database client node uses; it may use storage/sqlstore)", []string{"/node", "/ring", "/client", "/cmd"}},
 		{"internal/bench", "must not depend on node, storage, ring or cmd (it measures a cluster through the client)", []string{"/node", "/storage", "/ring", "/cmd"}},
 	}

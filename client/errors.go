@@ -52,6 +52,10 @@ var failureErrors = map[cachev1.Failure]error{
 	cachev1.FailureRateLimited:      ErrRateLimited,
 }
 
+// serverPackages are the prefixes of the server's package errors a
+// message may start with (node's sentinels, internal/request's ErrInvalid).
+var serverPackages = []string{"node: ", "request: "}
+
 // statusError is a gRPC status mapped to the client's errors. GRPCStatus
 // keeps the original code reachable through status.FromError.
 type statusError struct {
@@ -64,8 +68,14 @@ func (e *statusError) Error() string {
 	if e.kind != nil {
 		prefix = e.kind.Error()
 		// Servers may start the message with the same words, as
-		// their package's error ("node: invalid argument: ...").
-		msg = strings.TrimPrefix(msg, "node: ")
+		// their package's error ("node: invalid argument: ...",
+		// "request: invalid argument: ...").
+		for _, pkg := range serverPackages {
+			if m, ok := strings.CutPrefix(msg, pkg); ok {
+				msg = m
+				break
+			}
+		}
 		msg = strings.TrimPrefix(msg, strings.TrimPrefix(prefix, "client: ")+": ")
 	}
 	if msg != "" {

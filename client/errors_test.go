@@ -27,6 +27,8 @@ func TestFromStatus(t *testing.T) {
 			[]error{ErrInvalidArgument}, "client: invalid argument: key is empty", codes.InvalidArgument},
 		{"server's package error", status.Error(codes.InvalidArgument, "node: invalid argument: key is empty"),
 			[]error{ErrInvalidArgument}, "client: invalid argument: key is empty", codes.InvalidArgument},
+		{"server's request error", status.Error(codes.InvalidArgument, "request: invalid argument: key is 9 bytes, over the limit of 8"),
+			[]error{ErrInvalidArgument}, "client: invalid argument: key is 9 bytes, over the limit of 8", codes.InvalidArgument},
 		{"rate limited", status.Error(codes.ResourceExhausted, "rate limit: client \"a\" is over 5 requests a second"),
 			[]error{ErrRateLimited}, "client: rate limited: rate limit: client \"a\" is over 5 requests a second", codes.ResourceExhausted},
 		{"unavailable", status.Error(codes.Unavailable, "not leader; leader is node-2"),

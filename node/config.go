@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/internal/auth"
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
 	"github.com/elcache/elcache/storage/sqlstore"
@@ -382,4 +383,34 @@ func unjoin(err error) []error {
 // three times before it would call an election.
 func heartbeatInterval(rc RaftConfig) time.Duration {
 	return rc.HeartbeatTimeout / 3
+}
+
+// requestConfig is what the node's request validator checks against: the
+// limits and the defaults of reads and writes. Writes that choose no mode
+// are WRITE_THROUGH with a backing database and CACHE_ONLY without, unless
+// DefaultWriteMode says otherwise; those that choose no durability are
+// DefaultDurability, else SYNC.
+func (c Config) requestConfig() request.Config {
+	rc := request.Config{
+		MaxKeyBytes:       c.Limits.MaxKeyBytes,
+		MaxValueBytes:     c.Limits.MaxValueBytes,
+		MaxTTL:            c.Limits.MaxTTL,
+		MaxBatch:          c.Limits.MaxBatch,
+		MaxPageSize:       c.Limits.MaxPageSize,
+		DefaultPageSize:   c.Limits.DefaultPageSize,
+		DefaultLevel:      c.DefaultConsistency,
+		DefaultMode:       cachev1.WriteMode_WRITE_MODE_CACHE_ONLY,
+		DefaultDurability: cachev1.Durability_DURABILITY_SYNC,
+		HasBackend:        c.Backend != "",
+	}
+	if c.Backend != "" {
+		rc.DefaultMode = cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH
+	}
+	if c.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
+		rc.DefaultMode = c.DefaultWriteMode
+	}
+	if c.DefaultDurability != cachev1.Durability_DURABILITY_UNSPECIFIED {
+		rc.DefaultDurability = c.DefaultDurability
+	}
+	return rc
 }

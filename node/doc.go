@@ -12,7 +12,7 @@
 //   - server.go: the cache.v1.Cache handlers.
 //   - write.go: the write path every mode ends in: the request's
 //     fingerprint, eviction victims, the proposal.
-//   - validate.go: request validation; every limit is enforced here.
+//   - internal/request: request validation; every limit is enforced there.
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
 //   - evict.go: capacity eviction and the TTL reaper.
 //   - writethrough.go: write modes against a backing database;

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/status"
@@ -13,7 +14,9 @@ import (
 // Sentinel errors. Handlers wrap them with %w and detail; failureTable is
 // the one place that turns them into gRPC status codes.
 var (
-	// ErrInvalidArgument: the request is malformed or over a limit.
+	// ErrInvalidArgument: the request is malformed or over a limit. The
+	// checks of internal/request wrap its own ErrInvalid, which maps the
+	// same way.
 	ErrInvalidArgument = errors.New("node: invalid argument")
 	// ErrNotLeader: this replica cannot serve the request at the asked level.
 	ErrNotLeader = errors.New("node: not the partition leader")
@@ -58,6 +61,7 @@ var failureTable = []struct {
 	failure cachev1.Failure
 }{
 	{ErrInvalidArgument, cachev1.FailureInvalidArgument},
+	{request.ErrInvalid, cachev1.FailureInvalidArgument},
 	{ErrBacklog, cachev1.FailureBacklog},
 	{ErrRefused, cachev1.FailureFailedPrecondition},
 	{ErrBackend, cachev1.FailureUnavailable},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/elcache/elcache/internal/request"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +22,7 @@ func TestToStatus(t *testing.T) {
 		code codes.Code
 	}{
 		{invalid("key is %d bytes", 2048), codes.InvalidArgument},
+		{request.New(request.Config{MaxKeyBytes: 8}).Key("keys[1]", []byte("123456789")), codes.InvalidArgument},
 		{fmt.Errorf("%w: partition 2: 10000 dirty keys", ErrBacklog), codes.ResourceExhausted},
 		{fmt.Errorf("%w: null value in column", ErrRefused), codes.FailedPrecondition},
 		{fmt.Errorf("%w: dial: refused", ErrBackend), codes.Unavailable},
@@ -47,14 +49,15 @@ func TestToStatus(t *testing.T) {
 	if toStatus(nil) != nil {
 		t.Error("toStatus(nil) != nil")
 	}
-	// Every sentinel says which package it comes from: node's own, and
-	// the backing database's that node re-exports from internal/backend.
+	// Every sentinel says which package it comes from: node's own, the
+	// backing database's that node re-exports from internal/backend, and
+	// internal/request's.
 	for _, s := range []struct {
 		err    error
 		prefix string
 	}{
 		{ErrInvalidArgument, "node: "}, {ErrNotLeader, "node: "}, {ErrUnavailable, "node: "}, {ErrClosed, "node: "},
-		{ErrBacklog, "node: "}, {ErrRefused, "backend: "}, {ErrBackend, "backend: "},
+		{ErrBacklog, "node: "}, {ErrRefused, "backend: "}, {ErrBackend, "backend: "}, {request.ErrInvalid, "request: "},
 	} {
 		if !strings.HasPrefix(s.err.Error(), s.prefix) {
 			t.Errorf("sentinel %q has no %s prefix", s.err, s.prefix)

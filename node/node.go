@@ -27,6 +27,7 @@ import (
 	"github.com/elcache/elcache/internal/raftlog"
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
+	"github.com/elcache/elcache/internal/request"
 	"github.com/elcache/elcache/node/version"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
@@ -60,7 +61,7 @@ type Node struct {
 	db     *storage.DB
 	ring   ring.Partitioner
 	recent *storage.Recency
-	check  validator
+	check  request.Validator
 	deps   partitionDeps
 
 	lis     net.Listener
@@ -143,15 +144,14 @@ func newNode(cfg Config, f *faults) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:    cfg,
-		log:    cfg.Logger.With("node", cfg.NodeName),
-		id:     ident.NodeID,
-		bootID: randomHex(8),
-		start:  time.Now(),
-		ring:   pr,
-		recent: storage.NewRecency(20),
-		check: validator{limits: cfg.Limits, defaultLevel: cfg.DefaultConsistency,
-			defaultWriter: cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, hasBackend: cfg.Backend != ""},
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.NodeName),
+		id:      ident.NodeID,
+		bootID:  randomHex(8),
+		start:   time.Now(),
+		ring:    pr,
+		recent:  storage.NewRecency(20),
+		check:   request.New(cfg.requestConfig()),
 		parts:   make([]*partition, cfg.Partitions),
 		faults:  f,
 		stop:    make(chan struct{}),
@@ -163,17 +163,9 @@ func newNode(cfg Config, f *faults) (*Node, error) {
 		return nil, err
 	}
 	if cfg.Backend != "" {
-		n.check.defaultWriter = cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH
 		if err := n.openBackend(); err != nil {
 			return nil, err
 		}
-	}
-	if cfg.DefaultWriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
-		n.check.defaultWriter = cfg.DefaultWriteMode
-	}
-	n.check.defaultDurability = cachev1.Durability_DURABILITY_SYNC
-	if cfg.DefaultDurability != cachev1.Durability_DURABILITY_UNSPECIFIED {
-		n.check.defaultDurability = cfg.DefaultDurability
 	}
 	scfg := storage.DefaultConfig(filepath.Join(cfg.DataDir, "db"))
 	scfg.Logger = n.log
@@ -249,7 +241,7 @@ func (n *Node) open() error {
 		RPCTimeout: max(2*cfg.Raft.ElectionTimeout, time.Second), HeartbeatInterval: heartbeatInterval(cfg.Raft), ErrorStatus: toStatus,
 		// It may have acknowledged a lease holder just before it stopped.
 		VoteAfter: n.start.Add(min(cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout))})
-	n.metrics, err = metrics.New(metrics.Config{Snapshot: n.metricsSnapshot, DefaultLevel: n.check.defaultLevel, ErrorStatus: toStatus, Logger: n.log})
+	n.metrics, err = metrics.New(metrics.Config{Snapshot: n.metricsSnapshot, DefaultLevel: cfg.DefaultConsistency, ErrorStatus: toStatus, Logger: n.log})
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func (s *cacheServer) Inline(ctx context.Context, c *cachev1.Call) (*cachev1.Cal
 	if _, err := callTimeout(c); err != nil {
 		return nil, false // the worker reports it
 	}
-	if o, err := s.n.check.readOptions(g.Get.Options); err == nil && o.level == cachev1.Consistency_CONSISTENCY_LINEARIZABLE {
+	if o, err := s.n.check.ReadOptions(g.Get.Options); err == nil && o.Level == cachev1.Consistency_CONSISTENCY_LINEARIZABLE {
 		return nil, false
 	}
 	start := time.Now()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
@@ -116,18 +117,18 @@ type replicaFacts struct {
 }
 
 // planRead decides how a replica with facts f serves a read at o's level.
-func planRead(o readOpts, f replicaFacts) readPlan {
-	switch o.level {
+func planRead(o request.Read, f replicaFacts) readPlan {
+	switch o.Level {
 	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
 		return planLinearizable(f)
 	case cachev1.Consistency_CONSISTENCY_LEASE:
 		return planLease(f)
 	case cachev1.Consistency_CONSISTENCY_BOUNDED:
-		return planBounded(f, o.maxStaleness)
+		return planBounded(f, o.MaxStaleness)
 	case cachev1.Consistency_CONSISTENCY_SESSION:
-		return planSession(f, o.tokens)
+		return planSession(f, o.Tokens)
 	default: // EVENTUAL: the replica serves what it has.
-		return readPlan{step: stepServe, level: o.level, staleness: -1}
+		return readPlan{step: stepServe, level: o.Level, staleness: -1}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
@@ -54,7 +55,7 @@ func TestPlanRead(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		o     readOpts
+		o     request.Read
 		f     replicaFacts
 		want  readPlan
 		errIs error  // for stepRefuse
@@ -62,77 +63,77 @@ func TestPlanRead(t *testing.T) {
 	}{
 		// LINEARIZABLE: refuse when cut off, confirm on a leader or with
 		// no leader known, else ask the leader for a read index.
-		{name: "lin/leader", o: readOpts{level: lin}, f: leader, want: readPlan{step: stepConfirm, level: lin}},
-		{name: "lin/leader-not-ready", o: readOpts{level: lin}, f: leaderNotReady, want: readPlan{step: stepConfirm, level: lin}},
-		{name: "lin/leader-cut-off", o: readOpts{level: lin}, f: leaderCutOff, want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
-		{name: "lin/follower", o: readOpts{level: lin}, f: follower, want: readPlan{step: stepAskLeader, level: lin}},
-		{name: "lin/no-leader", o: readOpts{level: lin}, f: orphan, want: readPlan{step: stepConfirm, level: lin}},
-		{name: "lin/no-leader-cut-off", o: readOpts{level: lin}, f: orphanCutOff, want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
+		{name: "lin/leader", o: request.Read{Level: lin}, f: leader, want: readPlan{step: stepConfirm, level: lin}},
+		{name: "lin/leader-not-ready", o: request.Read{Level: lin}, f: leaderNotReady, want: readPlan{step: stepConfirm, level: lin}},
+		{name: "lin/leader-cut-off", o: request.Read{Level: lin}, f: leaderCutOff, want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
+		{name: "lin/follower", o: request.Read{Level: lin}, f: follower, want: readPlan{step: stepAskLeader, level: lin}},
+		{name: "lin/no-leader", o: request.Read{Level: lin}, f: orphan, want: readPlan{step: stepConfirm, level: lin}},
+		{name: "lin/no-leader-cut-off", o: request.Read{Level: lin}, f: orphanCutOff, want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
 
 		// LEASE: serve under a lease with a recheck, else LINEARIZABLE.
-		{name: "lease/leader-with-lease", o: readOpts{level: lease}, f: leaderLease,
+		{name: "lease/leader-with-lease", o: request.Read{Level: lease}, f: leaderLease,
 			want: readPlan{step: stepServe, level: lease, waitIndex: 90, recheckLease: true}},
-		{name: "lease/lease-just-ended", o: readOpts{level: lease}, f: func() replicaFacts { f := leaderLease; f.now = f.leaseExpiry; return f }(),
+		{name: "lease/lease-just-ended", o: request.Read{Level: lease}, f: func() replicaFacts { f := leaderLease; f.now = f.leaseExpiry; return f }(),
 			want: readPlan{step: stepConfirm, level: lin}},
-		{name: "lease/leader-no-lease", o: readOpts{level: lease}, f: leader, want: readPlan{step: stepConfirm, level: lin}},
-		{name: "lease/leader-cut-off", o: readOpts{level: lease}, f: leaderCutOff, want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
-		{name: "lease/follower", o: readOpts{level: lease}, f: follower, want: readPlan{step: stepAskLeader, level: lin}},
-		{name: "lease/no-leader", o: readOpts{level: lease}, f: orphan, want: readPlan{step: stepConfirm, level: lin}},
-		{name: "lease/broken-switch", o: readOpts{level: lease}, f: brokenLease, want: readPlan{step: stepServe, level: lease}},
-		{name: "lease/broken-switch-not-ready", o: readOpts{level: lease}, f: func() replicaFacts { f := brokenLease; f.ready = false; return f }(),
+		{name: "lease/leader-no-lease", o: request.Read{Level: lease}, f: leader, want: readPlan{step: stepConfirm, level: lin}},
+		{name: "lease/leader-cut-off", o: request.Read{Level: lease}, f: leaderCutOff, want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
+		{name: "lease/follower", o: request.Read{Level: lease}, f: follower, want: readPlan{step: stepAskLeader, level: lin}},
+		{name: "lease/no-leader", o: request.Read{Level: lease}, f: orphan, want: readPlan{step: stepConfirm, level: lin}},
+		{name: "lease/broken-switch", o: request.Read{Level: lease}, f: brokenLease, want: readPlan{step: stepServe, level: lease}},
+		{name: "lease/broken-switch-not-ready", o: request.Read{Level: lease}, f: func() replicaFacts { f := brokenLease; f.ready = false; return f }(),
 			want: readPlan{step: stepConfirm, level: lin}},
 
 		// BOUNDED: a leader serves under its lease or a recent enough
 		// quorum contact, else confirms; a follower serves on a fresh
 		// enough leased append, else forwards, or refuses with no leader.
-		{name: "bounded/leader-lease", o: readOpts{level: bounded, maxStaleness: time.Second}, f: leaderLease,
+		{name: "bounded/leader-lease", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: leaderLease,
 			want: readPlan{step: stepServe, level: bounded, waitIndex: 90}},
-		{name: "bounded/leader-quorum-within", o: readOpts{level: bounded, maxStaleness: time.Second}, f: leaderQuorum,
+		{name: "bounded/leader-quorum-within", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: leaderQuorum,
 			want: readPlan{step: stepServe, level: bounded, waitIndex: 90, freshSince: leaderQuorum.quorumContact}},
-		{name: "bounded/leader-quorum-too-old", o: readOpts{level: bounded, maxStaleness: 100 * time.Millisecond}, f: leaderQuorum,
+		{name: "bounded/leader-quorum-too-old", o: request.Read{Level: bounded, MaxStaleness: 100 * time.Millisecond}, f: leaderQuorum,
 			want: readPlan{step: stepConfirm, level: bounded}},
-		{name: "bounded/leader-no-contact", o: readOpts{level: bounded, maxStaleness: time.Second}, f: leader,
+		{name: "bounded/leader-no-contact", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: leader,
 			want: readPlan{step: stepConfirm, level: bounded}},
-		{name: "bounded/leader-not-ready", o: readOpts{level: bounded, maxStaleness: time.Second}, f: func() replicaFacts { f := leaderLease; f.ready = false; return f }(),
+		{name: "bounded/leader-not-ready", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: func() replicaFacts { f := leaderLease; f.ready = false; return f }(),
 			want: readPlan{step: stepConfirm, level: bounded}},
-		{name: "bounded/follower-fresh", o: readOpts{level: bounded, maxStaleness: 100 * time.Millisecond}, f: follower,
+		{name: "bounded/follower-fresh", o: request.Read{Level: bounded, MaxStaleness: 100 * time.Millisecond}, f: follower,
 			want: readPlan{step: stepServe, level: bounded, waitIndex: 80, followerWait: true, freshSince: follower.freshAt}},
-		{name: "bounded/follower-at-the-bound", o: readOpts{level: bounded, maxStaleness: 50 * time.Millisecond}, f: follower,
+		{name: "bounded/follower-at-the-bound", o: request.Read{Level: bounded, MaxStaleness: 50 * time.Millisecond}, f: follower,
 			want: readPlan{step: stepServe, level: bounded, waitIndex: 80, followerWait: true, freshSince: follower.freshAt}},
-		{name: "bounded/follower-stale", o: readOpts{level: bounded, maxStaleness: time.Second}, f: followerStale,
+		{name: "bounded/follower-stale", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: followerStale,
 			want: readPlan{step: stepForward, level: bounded}},
-		{name: "bounded/follower-never-fresh", o: readOpts{level: bounded, maxStaleness: time.Hour}, f: followerNeverFresh,
+		{name: "bounded/follower-never-fresh", o: request.Read{Level: bounded, MaxStaleness: time.Hour}, f: followerNeverFresh,
 			want: readPlan{step: stepForward, level: bounded}},
-		{name: "bounded/no-leader", o: readOpts{level: bounded, maxStaleness: time.Second}, f: orphan,
+		{name: "bounded/no-leader", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: orphan,
 			want: readPlan{step: stepRefuse, level: bounded}, errIs: ErrUnavailable, errIn: "last fresh leader contact: 1.5s ago"},
-		{name: "bounded/no-leader-never-fresh", o: readOpts{level: bounded, maxStaleness: time.Second}, f: func() replicaFacts { f := orphan; f.freshAt = time.Time{}; return f }(),
+		{name: "bounded/no-leader-never-fresh", o: request.Read{Level: bounded, MaxStaleness: time.Second}, f: func() replicaFacts { f := orphan; f.freshAt = time.Time{}; return f }(),
 			want: readPlan{step: stepRefuse, level: bounded}, errIs: ErrUnavailable, errIn: "last fresh leader contact: never"},
-		{name: "bounded/no-leader-fresh", o: readOpts{level: bounded, maxStaleness: 2 * time.Second}, f: orphan,
+		{name: "bounded/no-leader-fresh", o: request.Read{Level: bounded, MaxStaleness: 2 * time.Second}, f: orphan,
 			want: readPlan{step: stepServe, level: bounded, followerWait: true, freshSince: orphan.freshAt}},
 
 		// SESSION: serve once the token's index is applied; a token of
 		// another incarnation reads LINEARIZABLE; one beyond a leader's
 		// log is refused.
-		{name: "session/no-token", o: readOpts{level: session}, f: follower, want: readPlan{step: stepServe, level: session, staleness: -1}},
-		{name: "session/leader", o: readOpts{level: session, tokens: token(7, 3, 95)}, f: leader,
+		{name: "session/no-token", o: request.Read{Level: session}, f: follower, want: readPlan{step: stepServe, level: session, staleness: -1}},
+		{name: "session/leader", o: request.Read{Level: session, Tokens: token(7, 3, 95)}, f: leader,
 			want: readPlan{step: stepServe, level: session, staleness: -1, waitIndex: 95}},
-		{name: "session/leader-token-at-log-end", o: readOpts{level: session, tokens: token(7, 3, 100)}, f: leader,
+		{name: "session/leader-token-at-log-end", o: request.Read{Level: session, Tokens: token(7, 3, 100)}, f: leader,
 			want: readPlan{step: stepServe, level: session, staleness: -1, waitIndex: 100}},
-		{name: "session/leader-token-beyond-log", o: readOpts{level: session, tokens: token(7, 3, 101)}, f: leader,
+		{name: "session/leader-token-beyond-log", o: request.Read{Level: session, Tokens: token(7, 3, 101)}, f: leader,
 			want: readPlan{step: stepRefuse, level: session, staleness: -1}, errIs: ErrInvalidArgument, errIn: "beyond the log (100)"},
-		{name: "session/follower", o: readOpts{level: session, tokens: token(7, 3, 500)}, f: follower,
+		{name: "session/follower", o: request.Read{Level: session, Tokens: token(7, 3, 500)}, f: follower,
 			want: readPlan{step: stepServe, level: session, staleness: -1, waitIndex: 500, followerWait: true}},
-		{name: "session/no-leader", o: readOpts{level: session, tokens: token(7, 3, 5)}, f: orphan,
+		{name: "session/no-leader", o: request.Read{Level: session, Tokens: token(7, 3, 5)}, f: orphan,
 			want: readPlan{step: stepServe, level: session, staleness: -1, waitIndex: 5, followerWait: true}},
-		{name: "session/other-epoch-leader", o: readOpts{level: session, tokens: token(7, 2, 5)}, f: leader, want: readPlan{step: stepConfirm, level: lin}},
-		{name: "session/other-epoch-follower", o: readOpts{level: session, tokens: token(7, 4, 5)}, f: follower, want: readPlan{step: stepAskLeader, level: lin}},
-		{name: "session/other-epoch-cut-off", o: readOpts{level: session, tokens: token(7, 2, 5)}, f: leaderCutOff,
+		{name: "session/other-epoch-leader", o: request.Read{Level: session, Tokens: token(7, 2, 5)}, f: leader, want: readPlan{step: stepConfirm, level: lin}},
+		{name: "session/other-epoch-follower", o: request.Read{Level: session, Tokens: token(7, 4, 5)}, f: follower, want: readPlan{step: stepAskLeader, level: lin}},
+		{name: "session/other-epoch-cut-off", o: request.Read{Level: session, Tokens: token(7, 2, 5)}, f: leaderCutOff,
 			want: readPlan{step: stepRefuse, level: lin}, errIs: cutOff},
 
 		// EVENTUAL: every replica serves what it has, cut off or not.
-		{name: "eventual/leader", o: readOpts{level: eventual}, f: leader, want: readPlan{step: stepServe, level: eventual, staleness: -1}},
-		{name: "eventual/follower", o: readOpts{level: eventual}, f: followerStale, want: readPlan{step: stepServe, level: eventual, staleness: -1}},
-		{name: "eventual/cut-off", o: readOpts{level: eventual}, f: orphanCutOff, want: readPlan{step: stepServe, level: eventual, staleness: -1}},
+		{name: "eventual/leader", o: request.Read{Level: eventual}, f: leader, want: readPlan{step: stepServe, level: eventual, staleness: -1}},
+		{name: "eventual/follower", o: request.Read{Level: eventual}, f: followerStale, want: readPlan{step: stepServe, level: eventual, staleness: -1}},
+		{name: "eventual/cut-off", o: request.Read{Level: eventual}, f: orphanCutOff, want: readPlan{step: stepServe, level: eventual, staleness: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,7 +170,7 @@ func TestPlanReadEveryLevel(t *testing.T) {
 		}
 		for _, leader := range []bool{true, false} {
 			f := replicaFacts{partition: 1, now: now, leader: leader, leaderKnown: true, quorumErr: cutOff}
-			plan := planRead(readOpts{level: level, maxStaleness: time.Second}, f)
+			plan := planRead(request.Read{Level: level, MaxStaleness: time.Second}, f)
 			served := plan.step == stepServe
 			wantServed := level == cachev1.Consistency_CONSISTENCY_EVENTUAL || level == cachev1.Consistency_CONSISTENCY_SESSION
 			if served != wantServed {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/elcache/elcache/internal/raftnet"
 	"github.com/elcache/elcache/internal/readround"
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/hashicorp/raft"
@@ -66,7 +67,7 @@ type readProof struct {
 // satisfying isNotLeader means another replica (the leader) should serve
 // the read. planRead (readplan.go) decides; readReady gathers the facts
 // and carries the decision out.
-func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error) {
+func (p *partition) readReady(ctx context.Context, o request.Read) (readProof, error) {
 	f := p.facts(o)
 	plan := planRead(o, f)
 	proof := readProof{level: plan.level, staleness: plan.staleness}
@@ -80,7 +81,7 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 	case stepAskLeader:
 		return proof, p.askLeader(ctx)
 	}
-	bounded := o.level == cachev1.Consistency_CONSISTENCY_BOUNDED
+	bounded := o.Level == cachev1.Consistency_CONSISTENCY_BOUNDED
 	if plan.followerWait {
 		if err := p.waitFollower(ctx, plan.waitIndex); err != nil {
 			if !bounded || ctx.Err() != nil {
@@ -95,7 +96,7 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 	}
 	if !plan.freshSince.IsZero() {
 		proof.staleness = time.Since(plan.freshSince)
-		if bounded && proof.staleness > o.maxStaleness {
+		if bounded && proof.staleness > o.MaxStaleness {
 			// The wait took the proof past the bound.
 			return p.boundedMiss(ctx, o, f)
 		}
@@ -116,13 +117,13 @@ func (p *partition) readReady(ctx context.Context, o readOpts) (readProof, error
 // boundedMiss carries out a BOUNDED read whose bound this replica proved
 // and then lost while it waited to apply: a leader confirms with a round,
 // a follower sends the read to the leader, or fails with no leader known.
-func (p *partition) boundedMiss(ctx context.Context, o readOpts, f replicaFacts) (readProof, error) {
+func (p *partition) boundedMiss(ctx context.Context, o request.Read, f replicaFacts) (readProof, error) {
 	proof := readProof{level: cachev1.Consistency_CONSISTENCY_BOUNDED}
 	if f.leader {
 		return proof, p.readIndex(ctx)
 	}
 	f.now, f.leaderKnown = time.Now(), p.leader() != ""
-	if miss := boundedMiss(f, o.maxStaleness); miss.step == stepRefuse {
+	if miss := boundedMiss(f, o.MaxStaleness); miss.step == stepRefuse {
 		return proof, miss.err
 	}
 	return proof, p.notLeader()
@@ -130,9 +131,9 @@ func (p *partition) boundedMiss(ctx context.Context, o readOpts, f replicaFacts)
 
 // facts gathers what planRead needs to decide a read at o's level, and
 // nothing more: an EVENTUAL read reads no raft state at all.
-func (p *partition) facts(o readOpts) replicaFacts {
+func (p *partition) facts(o request.Read) replicaFacts {
 	f := replicaFacts{partition: p.id}
-	switch o.level {
+	switch o.Level {
 	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE:
 		p.linearizableFacts(&f)
 	case cachev1.Consistency_CONSISTENCY_LEASE:
@@ -161,7 +162,7 @@ func (p *partition) facts(o readOpts) replicaFacts {
 		f.leaderKnown = p.leader() != ""
 	case cachev1.Consistency_CONSISTENCY_SESSION:
 		f.epoch = p.fsm.epoch.Load()
-		for _, t := range o.tokens {
+		for _, t := range o.Tokens {
 			if t.GetPartition() != p.id {
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
@@ -208,7 +209,7 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 // missed resolves a read miss on local replica p when the node has a
 // backing database: the leader refills; another replica hands the read to
 // the leader.
-func (n *Node) missed(ctx context.Context, p *partition, key []byte, o readOpts, resp *cachev1.GetResponse) (*cachev1.GetResponse, error) {
+func (n *Node) missed(ctx context.Context, p *partition, key []byte, o request.Read, resp *cachev1.GetResponse) (*cachev1.GetResponse, error) {
 	if n.backend == nil || resp.Found {
 		return resp, nil
 	}
@@ -223,7 +224,7 @@ func (n *Node) missed(ctx context.Context, p *partition, key []byte, o readOpts,
 	}
 	e, ok, err := n.refill(ctx, p, key)
 	if err != nil {
-		if o.allowStale && errors.Is(err, ErrBackend) {
+		if o.AllowStale && errors.Is(err, ErrBackend) {
 			// The expired value the cache still holds, if any, marked.
 			if old, found, lerr := p.store.Lookup(key); lerr == nil && found && !old.Tombstone() {
 				resp.Found, resp.Entry, resp.Meta.Stale = true, entryProto(old, false), true

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
@@ -120,10 +121,10 @@ func pause(ctx context.Context) error {
 
 // Get reads one key.
 func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev1.GetResponse, error) {
-	if err := s.n.check.key("key", req.Key); err != nil {
+	if err := s.n.check.Key("key", req.Key); err != nil {
 		return nil, toStatus(err)
 	}
-	o, err := s.n.check.readOptions(req.Options)
+	o, err := s.n.check.ReadOptions(req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -138,7 +139,7 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.level),
+	return serveRead(ctx, n, n.ring.Partition(req.Key), needsLeader(o.Level),
 		func(p *partition) (*cachev1.GetResponse, error) {
 			resp, err := readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
 				return n.get(ctx, p, req.Key, proof)
@@ -155,7 +156,7 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 // p ready, reads, and checks the proof again before the reply. A LEASE
 // read whose lease lapsed while it read (a pause, a lost quorum) is read
 // again as LINEARIZABLE.
-func readLocal[T any](ctx context.Context, p *partition, o readOpts, read func(readProof) (T, error)) (T, error) {
+func readLocal[T any](ctx context.Context, p *partition, o request.Read, read func(readProof) (T, error)) (T, error) {
 	var zero T
 	proof, err := p.readReady(ctx, o)
 	if err != nil {
@@ -168,7 +169,7 @@ func readLocal[T any](ctx context.Context, p *partition, o readOpts, read func(r
 	if proof.recheck() == nil {
 		return out, nil
 	}
-	o.level = cachev1.Consistency_CONSISTENCY_LINEARIZABLE
+	o.Level = cachev1.Consistency_CONSISTENCY_LINEARIZABLE
 	if proof, err = p.readReady(ctx, o); err != nil {
 		return zero, err
 	}
@@ -220,14 +221,14 @@ func expireAt(now time.Time, ttl time.Duration) int64 {
 // Put writes one key.
 func (s *cacheServer) Put(ctx context.Context, req *cachev1.PutRequest) (*cachev1.PutResponse, error) {
 	n := s.n
-	w, err := n.check.write(req.Key, req.Value, req.Options)
+	w, err := n.check.Write(req.Key, req.Value, req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return serve(ctx, n, n.ring.Partition(req.Key), true,
 		func(p *partition) (*cachev1.PutResponse, error) {
 			now := time.Now()
-			op := &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: req.Key, Value: req.Value, ExpireAt: expireAt(now, w.ttl)}
+			op := &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: req.Key, Value: req.Value, ExpireAt: expireAt(now, w.TTL)}
 			res, err := n.modeWrite(ctx, p, now, w, []*peerv1.Op{op})
 			if err != nil {
 				return nil, err
@@ -247,21 +248,21 @@ func (s *cacheServer) Put(ctx context.Context, req *cachev1.PutRequest) (*cachev
 // durability this node resolved for it (w), so that the leader commits
 // the write as durably as this node would have, whatever its own default.
 // It returns o itself when nothing changes.
-func forwardOptions(o *cachev1.WriteOptions, w writeOpts) *cachev1.WriteOptions {
-	if o.GetDurability() == w.durability {
+func forwardOptions(o *cachev1.WriteOptions, w request.Write) *cachev1.WriteOptions {
+	if o.GetDurability() == w.Durability {
 		return o
 	}
 	out := &cachev1.WriteOptions{}
 	if o != nil {
 		out = proto.Clone(o).(*cachev1.WriteOptions)
 	}
-	out.Durability = w.durability
+	out.Durability = w.Durability
 	return out
 }
 
 // writeMeta describes a write committed on p, led here, with options w.
-func (n *Node) writeMeta(p *partition, res *peerv1.Result, w writeOpts) *cachev1.WriteMeta {
-	m := p.writeMeta(n.cfg.NodeName, res, w.mode, w.durability)
+func (n *Node) writeMeta(p *partition, res *peerv1.Result, w request.Write) *cachev1.WriteMeta {
+	m := p.writeMeta(n.cfg.NodeName, res, w.Mode, w.Durability)
 	m.Leader = n.hint(p.id)
 	return m
 }
@@ -269,14 +270,14 @@ func (n *Node) writeMeta(p *partition, res *peerv1.Result, w writeOpts) *cachev1
 // Delete removes one key.
 func (s *cacheServer) Delete(ctx context.Context, req *cachev1.DeleteRequest) (*cachev1.DeleteResponse, error) {
 	n := s.n
-	if err := n.check.key("key", req.Key); err != nil {
+	if err := n.check.Key("key", req.Key); err != nil {
 		return nil, toStatus(err)
 	}
-	w, err := n.check.writeOptions(req.Options)
+	w, err := n.check.WriteOptions(req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if w.ttl != 0 {
+	if w.TTL != 0 {
 		return nil, toStatus(invalid("options.ttl is not valid on Delete"))
 	}
 	return serve(ctx, n, n.ring.Partition(req.Key), true,
@@ -299,18 +300,18 @@ func (s *cacheServer) Delete(ctx context.Context, req *cachev1.DeleteRequest) (*
 // CompareAndSet writes a key if its current state matches.
 func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAndSetRequest) (*cachev1.CompareAndSetResponse, error) {
 	n := s.n
-	w, err := n.check.write(req.Key, req.Value, req.Options)
+	w, err := n.check.Write(req.Key, req.Value, req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	op := &peerv1.Op{Kind: peerv1.Op_KIND_CAS, Key: req.Key, Value: req.Value}
-	switch w.mode {
+	switch w.Mode {
 	case cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
 		op.Flags = uint32(storage.FlagDirty)
 	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
 		// The comparison is against the cache, which in these modes may
 		// not hold the key at all.
-		return nil, toStatus(invalid("CompareAndSet supports options.mode CACHE_ONLY and WRITE_BACK, not %v", w.mode))
+		return nil, toStatus(invalid("CompareAndSet supports options.mode CACHE_ONLY and WRITE_BACK, not %v", w.Mode))
 	}
 	switch x := req.Expect.(type) {
 	case *cachev1.CompareAndSetRequest_ExpectedVersion:
@@ -319,7 +320,7 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 		}
 		op.Expect = &peerv1.Op_ExpectedVersion{ExpectedVersion: x.ExpectedVersion}
 	case *cachev1.CompareAndSetRequest_ExpectedValue:
-		if err := n.check.value("expected_value", x.ExpectedValue); err != nil {
+		if err := n.check.Value("expected_value", x.ExpectedValue); err != nil {
 			return nil, toStatus(err)
 		}
 		op.Expect = &peerv1.Op_ExpectedValue{ExpectedValue: x.ExpectedValue}
@@ -334,13 +335,13 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 	return serve(ctx, n, n.ring.Partition(req.Key), true,
 		func(p *partition) (*cachev1.CompareAndSetResponse, error) {
 			now := time.Now()
-			op.ExpireAt = expireAt(now, w.ttl)
-			if w.mode == cachev1.WriteMode_WRITE_MODE_WRITE_BACK {
+			op.ExpireAt = expireAt(now, w.TTL)
+			if w.Mode == cachev1.WriteMode_WRITE_MODE_WRITE_BACK {
 				if err := n.awaitBacklog(ctx, p); err != nil {
 					return nil, err
 				}
 			}
-			res, err := n.write(ctx, p, now, w.idemKey, w.durability, []*peerv1.Op{op})
+			res, err := n.write(ctx, p, now, w.IdempotencyKey, w.Durability, []*peerv1.Op{op})
 			if err != nil {
 				return nil, err
 			}
@@ -361,15 +362,15 @@ func (s *cacheServer) CompareAndSet(ctx context.Context, req *cachev1.CompareAnd
 // MultiGet reads many keys, each at the requested level on its partition.
 func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest) (*cachev1.MultiGetResponse, error) {
 	n := s.n
-	if err := n.check.batchLen("keys", len(req.Keys)); err != nil {
+	if err := n.check.BatchLen("keys", len(req.Keys)); err != nil {
 		return nil, toStatus(err)
 	}
 	for i, k := range req.Keys {
-		if err := n.check.key(fmt.Sprintf("keys[%d]", i), k); err != nil {
+		if err := n.check.Key(fmt.Sprintf("keys[%d]", i), k); err != nil {
 			return nil, toStatus(err)
 		}
 	}
-	o, err := n.check.readOptions(req.Options)
+	o, err := n.check.ReadOptions(req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -384,7 +385,7 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 		for j, i := range idx {
 			keys[j] = req.Keys[i]
 		}
-		res, err := serveRead(ctx, n, pid, needsLeader(o.level),
+		res, err := serveRead(ctx, n, pid, needsLeader(o.Level),
 			func(p *partition) ([]*cachev1.GetResponse, error) {
 				rs, err := readLocal(ctx, p, o, func(proof readProof) ([]*cachev1.GetResponse, error) {
 					rs := make([]*cachev1.GetResponse, len(keys))
@@ -476,10 +477,10 @@ func eachGroup(groups map[uint32][]int, fn func(pid uint32, idx []int) error) er
 // partitions in parallel.
 func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest) (*cachev1.MultiPutResponse, error) {
 	n := s.n
-	if err := n.check.batchLen("entries", len(req.Entries)); err != nil {
+	if err := n.check.BatchLen("entries", len(req.Entries)); err != nil {
 		return nil, toStatus(err)
 	}
-	w, err := n.check.writeOptions(req.Options)
+	w, err := n.check.WriteOptions(req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -488,14 +489,14 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 		if kv == nil {
 			return nil, toStatus(invalid("entries[%d] is empty", i))
 		}
-		if err := n.check.key(fmt.Sprintf("entries[%d].key", i), kv.Key); err != nil {
+		if err := n.check.Key(fmt.Sprintf("entries[%d].key", i), kv.Key); err != nil {
 			return nil, toStatus(err)
 		}
-		if err := n.check.value(fmt.Sprintf("entries[%d].value", i), kv.Value); err != nil {
+		if err := n.check.Value(fmt.Sprintf("entries[%d].value", i), kv.Value); err != nil {
 			return nil, toStatus(err)
 		}
 		if kv.Ttl != nil {
-			if _, err = n.check.ttl(fmt.Sprintf("entries[%d].ttl", i), kv.Ttl); err != nil {
+			if _, err = n.check.TTL(fmt.Sprintf("entries[%d].ttl", i), kv.Ttl); err != nil {
 				return nil, toStatus(err)
 			}
 		}
@@ -513,21 +514,21 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 				now := time.Now()
 				ops := make([]*peerv1.Op, len(entries))
 				for j, kv := range entries {
-					ttl := w.ttl
+					ttl := w.TTL
 					if kv.Ttl != nil {
 						ttl = kv.Ttl.AsDuration()
 					}
 					ops[j] = &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: kv.Key, Value: kv.Value, ExpireAt: expireAt(now, ttl)}
 				}
 				idem := ""
-				if w.idemKey != "" {
+				if w.IdempotencyKey != "" {
 					// One request becomes one command per partition; each
 					// needs its own record. The suffix is the same whichever
 					// node runs the command.
-					idem = fmt.Sprintf("%s/%d", w.idemKey, pid)
+					idem = fmt.Sprintf("%s/%d", w.IdempotencyKey, pid)
 				}
 				pw := w
-				pw.idemKey = idem
+				pw.IdempotencyKey = idem
 				res, err := n.modeWrite(ctx, p, now, pw, ops)
 				if err != nil {
 					return nil, err
@@ -580,14 +581,14 @@ func decodeCursor(c []byte, partitions uint32) (uint32, []byte, error) {
 // Scan pages through the keyspace in (partition, key) order.
 func (s *cacheServer) Scan(ctx context.Context, req *cachev1.ScanRequest) (*cachev1.ScanResponse, error) {
 	n := s.n
-	size, err := n.check.pageSize(req.PageSize)
+	size, err := n.check.PageSize(req.PageSize)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	if len(req.Prefix) > n.cfg.Limits.MaxKeyBytes {
 		return nil, toStatus(invalid("prefix is %d bytes, over the key limit of %d", len(req.Prefix), n.cfg.Limits.MaxKeyBytes))
 	}
-	o, err := n.check.readOptions(req.Options)
+	o, err := n.check.ReadOptions(req.Options)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -600,7 +601,7 @@ func (s *cacheServer) Scan(ctx context.Context, req *cachev1.ScanRequest) (*cach
 	// forwarded it walks the partitions.
 	single := isForwarded(ctx)
 	for ; pid < n.ring.Count(); pid, after = pid+1, nil {
-		page, err := serveRead(ctx, n, pid, needsLeader(o.level),
+		page, err := serveRead(ctx, n, pid, needsLeader(o.Level),
 			func(p *partition) (scanPage, error) {
 				return readLocal(ctx, p, o, func(readProof) (scanPage, error) {
 					es, more, err := p.store.Scan(storage.ScanOptions{After: after, Prefix: req.Prefix,

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
@@ -26,7 +27,7 @@ var ErrBacklog = errors.New("node: write-back backlog full")
 // writeBack is WRITE_BACK: once partition p's backlog has room, the puts
 // and deletes are stored marked dirty (a delete as a dirty tombstone), for
 // the flusher to write to the database.
-func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w writeOpts, ops []*peerv1.Op) (*peerv1.Result, error) {
+func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w request.Write, ops []*peerv1.Op) (*peerv1.Result, error) {
 	if err := n.awaitBacklog(ctx, p); err != nil {
 		return nil, err
 	}
@@ -39,7 +40,7 @@ func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w wri
 		}
 		marked[i] = c
 	}
-	return n.writeFP(ctx, p, now, w.idemKey, w.durability, marked, requestFingerprint(w.idemKey, ops))
+	return n.writeFP(ctx, p, now, w.IdempotencyKey, w.Durability, marked, requestFingerprint(w.IdempotencyKey, ops))
 }
 
 // awaitBacklog waits while partition p's write-back backlog is full, until

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage/sqlstore"
@@ -27,22 +28,22 @@ import (
 // Refills and the fence that guards them are in refill.go.
 
 // modeWrite applies puts and deletes (KIND_PUT and KIND_DELETE ops, all of
-// partition p) in write mode w.mode, and returns one result per op.
-func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w writeOpts, ops []*peerv1.Op) (*peerv1.Result, error) {
-	switch w.mode {
+// partition p) in write mode w.Mode, and returns one result per op.
+func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w request.Write, ops []*peerv1.Op) (*peerv1.Result, error) {
+	switch w.Mode {
 	case cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
 		return n.writeBack(ctx, p, now, w, ops)
 	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
 		return n.writeToDatabase(ctx, p, now, w, ops)
 	default:
-		return n.write(ctx, p, now, w.idemKey, w.durability, ops)
+		return n.write(ctx, p, now, w.IdempotencyKey, w.Durability, ops)
 	}
 }
 
 // writeToDatabase is WRITE_THROUGH and WRITE_AROUND: fence, write the
 // rows, and (write-through) store the values. Its commands are SYNC
-// (syncOnly).
-func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time, w writeOpts, ops []*peerv1.Op) (*peerv1.Result, error) {
+// (request.SyncOnly).
+func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time, w request.Write, ops []*peerv1.Op) (*peerv1.Result, error) {
 	fences := make([]*peerv1.Op, len(ops))
 	fenceUntil := now.Add(fenceTTL).UnixNano()
 	for i, op := range ops {
@@ -51,19 +52,19 @@ func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time,
 	// A retry under the same idempotency key gets the first attempt's
 	// versions back and writes the same rows again: a no-op in the
 	// database if they are there.
-	res, err := n.writeFP(ctx, p, now, w.idemKey, cachev1.Durability_DURABILITY_SYNC, fences, requestFingerprint(w.idemKey, ops))
+	res, err := n.writeFP(ctx, p, now, w.IdempotencyKey, cachev1.Durability_DURABILITY_SYNC, fences, requestFingerprint(w.IdempotencyKey, ops))
 	if err != nil {
 		return nil, err
 	}
 	rows := make([]sqlstore.Row, len(ops))
 	for i, op := range ops {
 		rows[i] = sqlstore.Row{Key: op.Key, Value: op.Value, Version: res.Ops[i].Version,
-			Deleted: op.Kind == peerv1.Op_KIND_DELETE, IdempotencyKey: w.idemKey}
+			Deleted: op.Kind == peerv1.Op_KIND_DELETE, IdempotencyKey: w.IdempotencyKey}
 	}
 	if err := n.backend.Write(ctx, rows); err != nil {
 		return nil, fmt.Errorf("partition %d: %w", p.id, err)
 	}
-	if w.mode == cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH {
+	if w.Mode == cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH {
 		var fills []*peerv1.Op
 		for i, op := range ops {
 			if op.Kind == peerv1.Op_KIND_PUT {
