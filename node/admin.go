@@ -154,7 +154,7 @@ func (s *adminServer) Backup(req *cachev1.BackupRequest, stream cachev1.Admin_Ba
 		return toStatus(invalid("partition %d: the cluster has partitions 0 to %d", req.Partition, n.ring.Count()-1))
 	}
 	ctx := stream.Context()
-	p, f := n.routeFacts(ctx, req.Partition, true)
+	p, f := n.routeFacts(req.Partition, true)
 	if !f.leads {
 		return n.status(&notLeaderError{partition: req.Partition, leader: n.leaderOf(req.Partition)})
 	}

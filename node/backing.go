@@ -37,6 +37,6 @@ func (n *Node) openBackend() error {
 		store.Close()
 		return fmt.Errorf("node: backing database: %w", err)
 	}
-	n.backend = client
+	n.backend, n.backendCfg = client, client.Config()
 	return nil
 }

@@ -33,11 +33,6 @@ var errLeaderHere = errors.New("node: this node leads the partition now")
 // again.
 const forwardBackoff = 20 * time.Millisecond
 
-func isForwarded(ctx context.Context) bool {
-	md, ok := metadata.FromIncomingContext(ctx)
-	return ok && len(md.Get(forwardedKey)) > 0
-}
-
 // status maps err to a gRPC status through the one table (toStatus) and
 // adds a LeaderHint detail where the request did not run here: naming the
 // leader for a not-leader error, so that the caller can go to it

@@ -94,6 +94,8 @@ type Node struct {
 
 	// backend is the backing database, nil for a pure cache.
 	backend *dbclient.Client
+	// backendCfg is the backing database client's config, defaults filled in.
+	backendCfg BackendConfig
 
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	adminHTTP *http.Server  // the profiler, when Config.AdminAddr is set

@@ -37,11 +37,10 @@ func (s *cacheServer) Refuse(ctx context.Context, c *cachev1.Call) (*cachev1.Cal
 // errWouldBlock: the call would have to wait; run it where it may.
 var errWouldBlock = errors.New("node: the call would wait")
 
-// mustNotWait reports whether ctx is a pipelined call's on the receiving
-// goroutine (Inline): anything that would wait (a quorum round, applying an
-// index, the database, forwarding) returns errWouldBlock instead.
-func mustNotWait(ctx context.Context) bool {
-	return pipeline.MustNotWait(ctx)
+// InlineContext marks the context of a stream's Inline calls (noWaitKey,
+// route.go): once per stream, not per call.
+func (s *cacheServer) InlineContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noWaitKey{}, true)
 }
 
 // Inline runs c at once if it is a Get this replica can answer without

@@ -169,7 +169,7 @@ func (n *Node) load(p *partition, key []byte, c *fillCall) {
 		p.fills.mu.Unlock()
 		close(c.done)
 	}()
-	cfg := n.backend.Config()
+	cfg := n.backendCfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.LoadTimeout)
 	defer cancel()
 	started := time.Now()

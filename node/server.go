@@ -3,12 +3,10 @@ package node
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -24,99 +22,6 @@ import (
 type cacheServer struct {
 	cachev1.UnimplementedCacheServer
 	n *Node
-}
-
-// needsLeader reports whether a read at level must be served by the
-// partition leader: only LEASE reads do. A local follower tries the other
-// levels first (reads.go) and hands the read to the leader when it cannot
-// prove what the level needs.
-func needsLeader(level cachev1.Consistency) bool {
-	return level == cachev1.Consistency_CONSISTENCY_LEASE
-}
-
-// routeFacts gathers what planRoute needs for a request for pid, and
-// returns this node's replica of it, if any.
-func (n *Node) routeFacts(ctx context.Context, pid uint32, leaderOnly bool) (*partition, routeFacts) {
-	f := routeFacts{leaderOnly: leaderOnly, forwarded: isForwarded(ctx), mustNotWait: mustNotWait(ctx)}
-	p := n.part(pid)
-	if p != nil {
-		f.hosted, f.displaced = true, p.displaced.Load()
-		f.leads = p.raft.State() == raft.Leader
-		f.leaderKnown = f.leads || p.leader() != ""
-	}
-	return p, f
-}
-
-// serve runs a request for partition pid on this node's replica when it
-// may serve it, and otherwise forwards it (once) to the partition's leader.
-func serve[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
-	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
-	return serveOp(ctx, n, pid, leaderOnly, false, local, remote)
-}
-
-// serveRead is serve for reads, which may be sent again after any
-// connection failure.
-func serveRead[T any](ctx context.Context, n *Node, pid uint32, leaderOnly bool,
-	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
-	return serveOp(ctx, n, pid, leaderOnly, true, local, remote)
-}
-
-// serveOp carries out planRoute and planRetry (route.go).
-func serveOp[T any](ctx context.Context, n *Node, pid uint32, leaderOnly, read bool,
-	local func(*partition) (T, error), remote func(context.Context, cachev1.CacheClient) (T, error)) (T, error) {
-	var zero T
-	deadline := time.Now().Add(max(4*n.cfg.Raft.ElectionTimeout, 2*time.Second))
-	for {
-		p, f := n.routeFacts(ctx, pid, leaderOnly)
-		if planRoute(f) == routeLocal {
-			resp, err := local(p)
-			if err == nil {
-				return resp, nil
-			}
-			switch planRetry(err, f.forwarded, f.mustNotWait) {
-			case retryAnswer:
-				if errors.Is(err, errWouldBlock) {
-					return zero, err
-				}
-				return resp, n.status(err)
-			case retryPause:
-				if werr := pause(ctx); werr != nil {
-					return zero, n.status(err)
-				}
-				continue
-			}
-			f.triedLocal = true
-		}
-		switch planRoute(f) {
-		case routeRefuse:
-			return zero, n.status(&notLeaderError{partition: pid, leader: n.leaderOf(pid)})
-		case routeWouldBlock:
-			return zero, errWouldBlock
-		}
-		resp, err := forward(ctx, n, pid, read, remote)
-		if errors.Is(err, errLeaderHere) && time.Now().Before(deadline) {
-			// This node became the leader while the request was looking
-			// for one: serve it here.
-			if werr := pause(ctx); werr != nil {
-				return zero, n.status(werr)
-			}
-			continue
-		}
-		if errors.Is(err, errLeaderHere) {
-			return zero, n.status(&notLeaderError{partition: pid, leader: n.id})
-		}
-		return resp, err
-	}
-}
-
-// pause waits a forwarding backoff, or until ctx ends.
-func pause(ctx context.Context) error {
-	select {
-	case <-time.After(forwardBackoff):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Get reads one key.
@@ -144,8 +49,8 @@ func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev
 			resp, err := readLocal(ctx, p, o, func(proof readProof) (*cachev1.GetResponse, error) {
 				return n.get(ctx, p, req.Key, proof)
 			})
-			if err != nil {
-				return nil, err
+			if err != nil || resp.Found {
+				return resp, err
 			}
 			return n.missed(ctx, p, req.Key, o, resp)
 		},
@@ -402,6 +307,9 @@ func (s *cacheServer) MultiGet(ctx context.Context, req *cachev1.MultiGetRequest
 					return nil, err
 				}
 				for j, r := range rs {
+					if r.Found {
+						continue
+					}
 					if rs[j], err = n.missed(ctx, p, keys[j], o, r); err != nil {
 						return nil, err
 					}

@@ -9,16 +9,30 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 )
 
-// The write path every write mode ends in: the request's fingerprint (so
-// that a retry under the same idempotency key can be told from another
-// request), eviction victims when the node is over its capacity, and the
-// proposal to the partition's Raft group (partition.propose). The write
-// modes decide what to propose: writethrough.go, writeback.go; plain
-// CACHE_ONLY writes come straight here from server.go.
+// The write path: modeWrite sends a write to its mode (writethrough.go,
+// writeback.go; CACHE_ONLY writes go straight on), and every mode ends in
+// write: the request's fingerprint (so that a retry under the same
+// idempotency key can be told from another request), eviction victims
+// when the node is over its capacity, and the proposal to the partition's
+// Raft group (partition.propose).
+
+// modeWrite applies puts and deletes (KIND_PUT and KIND_DELETE ops, all of
+// partition p) in write mode w.Mode, and returns one result per op.
+func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w request.Write, ops []*peerv1.Op) (*peerv1.Result, error) {
+	switch w.Mode {
+	case cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
+		return n.writeBack(ctx, p, now, w, ops)
+	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
+		return n.writeToDatabase(ctx, p, now, w, ops)
+	default:
+		return n.write(ctx, p, now, w.IdempotencyKey, w.Durability, ops)
+	}
+}
 
 // write proposes ops on p at durability d, adding eviction victims when
 // the node is over its capacity so that writes pay for the space they

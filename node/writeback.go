@@ -46,7 +46,7 @@ func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w req
 // awaitBacklog waits while partition p's write-back backlog is full, until
 // ctx ends.
 func (n *Node) awaitBacklog(ctx context.Context, p *partition) error {
-	limit := n.backend.Config().MaxDirty
+	limit := n.backendCfg.MaxDirty
 	if p.store.State().Dirty < limit {
 		return nil
 	}
@@ -92,7 +92,7 @@ func (r *refusedRows) count() int {
 // database, in batches, and marks them clean through Raft.
 func (n *Node) flushLoop() {
 	defer n.wg.Done()
-	cfg := n.backend.Config()
+	cfg := n.backendCfg
 	t := time.NewTicker(cfg.FlushInterval)
 	defer t.Stop()
 	for {
@@ -245,7 +245,7 @@ func (n *Node) flushPartition(p *partition, timeout time.Duration) {
 		return
 	}
 	deadline := time.Now().Add(timeout)
-	batch := n.backend.Config().FlushBatch
+	batch := n.backendCfg.FlushBatch
 	for p.ready() && p.store.State().Dirty > 0 && time.Now().Before(deadline) {
 		if _, err := n.flush(p, batch); err != nil {
 			p.log.Warn("write-back flush before leaving failed", "err", err)

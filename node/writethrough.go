@@ -14,7 +14,8 @@ import (
 // Write modes against the backing database (DESIGN.md "In front of a
 // database"). Every database row carries the version of the cache write
 // that produced it, a Raft index of the key's partition, so rows only move
-// forward and replays are no-ops. modeWrite hands a write to its mode:
+// forward and replays are no-ops. modeWrite (write.go) hands a write to
+// its mode:
 //
 //   - WRITE_THROUGH: fence the key (INVALIDATE at index v: readers miss,
 //     refills of older rows are refused), write the row at version v, then
@@ -26,19 +27,6 @@ import (
 //     writeback.go).
 //
 // Refills and the fence that guards them are in refill.go.
-
-// modeWrite applies puts and deletes (KIND_PUT and KIND_DELETE ops, all of
-// partition p) in write mode w.Mode, and returns one result per op.
-func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w request.Write, ops []*peerv1.Op) (*peerv1.Result, error) {
-	switch w.Mode {
-	case cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
-		return n.writeBack(ctx, p, now, w, ops)
-	case cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH, cachev1.WriteMode_WRITE_MODE_WRITE_AROUND:
-		return n.writeToDatabase(ctx, p, now, w, ops)
-	default:
-		return n.write(ctx, p, now, w.IdempotencyKey, w.Durability, ops)
-	}
-}
 
 // writeToDatabase is WRITE_THROUGH and WRITE_AROUND: fence, write the
 // rows, and (write-through) store the values. Its commands are SYNC

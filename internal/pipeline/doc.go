@@ -15,8 +15,8 @@
 //     pass 512 results or about 1 MiB of values. Batches grow with load and
 //     add no delay when the server is idle.
 //   - What runs inline: every call is first offered to Handler.Refuse and
-//     then to Handler.Inline on the goroutine that received it, with a
-//     context for which MustNotWait is true; the results of one received
+//     then to Handler.Inline on the goroutine that received it, with the
+//     context Handler.InlineContext made for the stream; the results of one received
 //     message answered there go back together in one message. The other
 //     calls go to Handler.Run on a pool of workers that grows while every
 //     worker is busy.

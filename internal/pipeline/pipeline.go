@@ -32,22 +32,15 @@ type Handler interface {
 	// Refuse returns the result of a call the stream's caller may not
 	// make (authorization, rate limits), and true; or false to let it run.
 	Refuse(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool)
+	// InlineContext returns the context Inline gets for every call of a
+	// stream whose context is ctx; Serve asks once per stream. The handler
+	// marks it so that its code knows it must not wait.
+	InlineContext(ctx context.Context) context.Context
 	// Inline runs c at once if it can without waiting, and reports
-	// whether it did. ctx is marked MustNotWait.
+	// whether it did. ctx is InlineContext's.
 	Inline(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool)
 	// Run runs c to its result, which carries c's id; it may wait.
 	Run(ctx context.Context, c *cachev1.Call) *cachev1.CallResult
-}
-
-// noWaitKey marks the context of Handler.Inline.
-type noWaitKey struct{}
-
-// MustNotWait reports whether ctx is the context of a call offered to
-// Handler.Inline: anything that would wait must give up instead, and the
-// call goes to Handler.Run.
-func MustNotWait(ctx context.Context) bool {
-	v, _ := ctx.Value(noWaitKey{}).(bool)
-	return v
 }
 
 // Serve runs the calls of stream through h until the client closes its
@@ -59,7 +52,7 @@ func Serve(stream cachev1.Cache_PipelineServer, h Handler, log *slog.Logger) err
 	inFlight := make(chan struct{}, window)
 	sent := make(chan error, 1)
 	go func() { sent <- send(stream, results) }()
-	inlineCtx := context.WithValue(ctx, noWaitKey{}, true)
+	inlineCtx := h.InlineContext(ctx)
 
 	// Calls run on a pool of workers that grows while every worker is
 	// busy: a worker's stack stays grown between calls, where a goroutine

@@ -32,7 +32,8 @@ type memCache struct {
 	offered func(n int64)
 	// seen counts the calls offered to Refuse.
 	seen atomic.Int64
-	// wrongCtx counts Inline calls without MustNotWait and Run calls with.
+	// wrongCtx counts Inline calls without the inline mark and Run calls
+	// with it.
 	wrongCtx atomic.Int64
 	// served receives what Serve returned, for each stream.
 	served chan error
@@ -84,8 +85,17 @@ func (m *memCache) Refuse(_ context.Context, c *cachev1.Call) (*cachev1.CallResu
 	return nil, false
 }
 
+// inlineKey marks the context of Inline calls.
+type inlineKey struct{}
+
+func inlined(ctx context.Context) bool { v, _ := ctx.Value(inlineKey{}).(bool); return v }
+
+func (m *memCache) InlineContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, inlineKey{}, true)
+}
+
 func (m *memCache) Inline(ctx context.Context, c *cachev1.Call) (*cachev1.CallResult, bool) {
-	if !MustNotWait(ctx) {
+	if !inlined(ctx) {
 		m.wrongCtx.Add(1)
 	}
 	g, ok := c.Request.(*cachev1.Call_Get)
@@ -96,7 +106,7 @@ func (m *memCache) Inline(ctx context.Context, c *cachev1.Call) (*cachev1.CallRe
 }
 
 func (m *memCache) Run(ctx context.Context, c *cachev1.Call) *cachev1.CallResult {
-	if MustNotWait(ctx) {
+	if inlined(ctx) {
 		m.wrongCtx.Add(1)
 	}
 	if m.hold != nil {
@@ -142,7 +152,7 @@ func serve(t *testing.T, m *memCache) cachev1.CacheClient {
 		srv.Stop()
 		<-stopped
 		if n := m.wrongCtx.Load(); n > 0 {
-			t.Errorf("%d calls ran with the wrong MustNotWait", n)
+			t.Errorf("%d calls ran with the wrong context (inline mark)", n)
 		}
 	})
 	return cachev1.NewCacheClient(conn)

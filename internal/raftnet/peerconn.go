@@ -178,3 +178,8 @@ func (p peerCredentials) GetRequestMetadata(context.Context, ...string) (map[str
 func (p peerCredentials) RequireTransportSecurity() bool { return false }
 
 var _ credentials.PerRPCCredentials = peerCredentials{}
+
+// Conn returns the pooled connection to nodeID for class.
+func (rn *Net) Conn(nodeID string, class Class) (*grpc.ClientConn, error) {
+	return rn.conns.get(nodeID, class)
+}

@@ -236,11 +236,6 @@ func (rn *Net) Transport(group uint64) *Transport {
 	return t
 }
 
-// Conn returns the pooled connection to nodeID for class.
-func (rn *Net) Conn(nodeID string, class Class) (*grpc.ClientConn, error) {
-	return rn.conns.get(nodeID, class)
-}
-
 // Close closes every group transport and every connection. Incoming Raft
 // RPCs then fail with NotFound. It is idempotent.
 func (rn *Net) Close() error {
