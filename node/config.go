@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elcache/elcache/internal/auth"
+	"github.com/elcache/elcache/internal/metrics"
 	"github.com/elcache/elcache/internal/request"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
@@ -275,7 +276,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MetricsAddr != "" {
-		if err := checkListenAddr(c.MetricsAddr); err != nil {
+		if err := metrics.CheckListenAddr(c.MetricsAddr); err != nil {
 			bad("MetricsAddr %q: %v", c.MetricsAddr, err)
 		}
 	}
@@ -296,7 +297,7 @@ func (c Config) Validate() error {
 		bad("RateLimit (%g) and RateBurst (%d) must not be negative", c.RateLimit, c.RateBurst)
 	}
 	if c.AdminAddr != "" {
-		if err := checkListenAddr(c.AdminAddr); err != nil {
+		if err := metrics.CheckListenAddr(c.AdminAddr); err != nil {
 			bad("AdminAddr %q: %v", c.AdminAddr, err)
 		}
 	}

@@ -59,8 +59,8 @@
 // Operations:
 //
 //   - security.go: Role, Token and TLSFiles, and the guard's adapters.
-//   - metrics.go: the state a scrape of /metrics reads, and the listener.
-//   - adminhttp.go: the pprof listener and the HTTP serving both share.
+//   - metrics.go: the state a scrape of /metrics reads, and the /metrics
+//     and profiler listeners.
 //   - hooks.go: Hooks, fault injection for tests (Config.Hooks).
 //
 // Parts with a life of their own are packages under internal/, each behind
@@ -71,6 +71,6 @@
 // as pure decisions), readround (leadership rounds), request (validation:
 // every limit is enforced there), pipeline (the Pipeline stream engine),
 // auth (authentication, roles, rate limits, TLS), backend (the backing
-// database client: retries, circuit breaker), metrics (Prometheus) and
+// database client: retries, circuit breaker), metrics (Prometheus, the operator HTTP listeners) and
 // raftlog (raft's log output into slog).
 package node

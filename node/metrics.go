@@ -1,9 +1,6 @@
 package node
 
 import (
-	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/sony/gobreaker/v2"
 
@@ -75,7 +72,7 @@ func (n *Node) startMetrics() error {
 		return nil
 	}
 	var err error
-	n.metricsHTTP, n.metricsAddr, err = n.serveHTTP("metrics", n.cfg.MetricsAddr, n.metrics.Handler())
+	n.metricsHTTP, n.metricsAddr, err = metrics.Serve("metrics", n.cfg.MetricsAddr, n.metrics.Handler(), n.log)
 	return err
 }
 
@@ -83,15 +80,18 @@ func (n *Node) startMetrics() error {
 // Config.MetricsAddr is not set.
 func (n *Node) MetricsAddr() string { return n.metricsAddr }
 
-// checkListenAddr checks an HTTP listen address (Config.MetricsAddr,
-// Config.AdminAddr): host:port, host optional.
-func checkListenAddr(s string) error {
-	_, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return err
+// startAdminHTTP serves the Go profiler under /debug/pprof/ on
+// Config.AdminAddr, when it is set. Profiles show the process's internals:
+// bind the address to a private interface.
+func (n *Node) startAdminHTTP() error {
+	if n.cfg.AdminAddr == "" {
+		return nil
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("bad port %q", port)
-	}
-	return nil
+	var err error
+	n.adminHTTP, n.adminAddr, err = metrics.Serve("admin", n.cfg.AdminAddr, metrics.ProfilerHandler(), n.log)
+	return err
 }
+
+// AdminAddr returns the address the profiler listens on, or "" when
+// Config.AdminAddr is not set.
+func (n *Node) AdminAddr() string { return n.adminAddr }

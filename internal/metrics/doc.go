@@ -1,5 +1,6 @@
 // Package metrics holds an elcache node's Prometheus metrics
-// (docs/operations.md "Metrics") and serves them at /metrics.
+// (docs/operations.md "Metrics") and serves them at /metrics; it also
+// serves the Go profiler on the operator's admin address (http.go).
 //
 // Request metrics are counted as requests finish: the Cache service's
 // RPCs by a unary interceptor, pipelined calls one by one (ObserveCall),
