@@ -1,7 +1,6 @@
 package node
 
 import (
-
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/elcache/elcache/internal/gossip"
