@@ -116,13 +116,23 @@ func (n *Node) updateBook() {
 // resolve returns the gRPC address of a node.
 func (n *Node) resolve(id string) (string, bool) {
 	if id == n.id {
-		return n.Addr(), true
+		return n.addr, true
 	}
 	v, ok := n.book.Load(id)
 	if !ok {
 		return "", false
 	}
 	return v.(string), true
+}
+
+// hintAt is the leader hint of an answer this node's replica p served.
+// When p leads, the leader is this node, at its own address.
+func (n *Node) hintAt(p *partition) *cachev1.LeaderHint {
+	if p.raft.State() != raft.Leader {
+		return n.hint(p.id)
+	}
+	st, _ := n.meta.Current()
+	return &cachev1.LeaderHint{Partition: p.id, NodeId: n.id, Address: n.addr, MapVersion: st.MapVersion}
 }
 
 // hint describes partition pid's leader as known here.

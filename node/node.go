@@ -65,6 +65,7 @@ type Node struct {
 	deps   partitionDeps
 
 	lis     net.Listener
+	addr    string // the gRPC address other nodes and clients dial (Addr)
 	srv     *grpc.Server
 	health  *health.Server
 	net     *raftnet.Net
@@ -229,6 +230,10 @@ func (n *Node) open() error {
 		return fmt.Errorf("node: listen %s: %w", cfg.GRPCAddr, err)
 	}
 	n.lis = lis
+	n.addr = lis.Addr().String()
+	if n.cfg.AdvertiseAddr != "" {
+		n.addr = n.cfg.AdvertiseAddr
+	}
 	n.guard = auth.NewGuard(cfg.Tokens, cfg.RateLimit, cfg.RateBurst)
 	serverOpts := []grpc.ServerOption{}
 	var peerTLS *tls.Config
@@ -437,12 +442,7 @@ func (n *Node) hosted() []*partition {
 
 // Addr returns the gRPC address of this node: the advertised one, else
 // the one the server listens on.
-func (n *Node) Addr() string {
-	if n.cfg.AdvertiseAddr != "" {
-		return n.cfg.AdvertiseAddr
-	}
-	return n.lis.Addr().String()
-}
+func (n *Node) Addr() string { return n.addr }
 
 // GossipAddr returns the address gossip listens on.
 func (n *Node) GossipAddr() string { return n.members.Addr() }

@@ -122,14 +122,6 @@ func mustNotWait(ctx context.Context) bool {
 	return v
 }
 
-// needsLeader reports whether a read at level must be served by the
-// partition leader: only LEASE reads do. A local follower tries the other
-// levels first (reads.go) and hands the read to the leader when it cannot
-// prove what the level needs.
-func needsLeader(level cachev1.Consistency) bool {
-	return level == cachev1.Consistency_CONSISTENCY_LEASE
-}
-
 // routeFacts gathers what planRoute needs for a request for pid, and
 // returns this node's replica of it, if any. What the request's context
 // says (forwarded, must not wait) matters only to a request that does not

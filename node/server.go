@@ -24,6 +24,14 @@ type cacheServer struct {
 	n *Node
 }
 
+// needsLeader reports whether a read at level must be served by the
+// partition leader: only LEASE reads do. A local follower tries the other
+// levels first (reads.go) and hands the read to the leader when it cannot
+// prove what the level needs.
+func needsLeader(level cachev1.Consistency) bool {
+	return level == cachev1.Consistency_CONSISTENCY_LEASE
+}
+
 // Get reads one key.
 func (s *cacheServer) Get(ctx context.Context, req *cachev1.GetRequest) (*cachev1.GetResponse, error) {
 	if err := s.n.check.Key("key", req.Key); err != nil {
@@ -84,7 +92,7 @@ func readLocal[T any](ctx context.Context, p *partition, o request.Read, read fu
 // get reads key from a partition that is ready to serve with proof.
 func (n *Node) get(ctx context.Context, p *partition, key []byte, proof readProof) (*cachev1.GetResponse, error) {
 	meta := p.readMeta(n.cfg.NodeName, proof)
-	meta.Leader = n.hint(p.id)
+	meta.Leader = n.hintAt(p)
 	e, ok, err := p.store.Get(key, time.Now().UnixNano())
 	if err != nil {
 		return nil, err
@@ -168,7 +176,7 @@ func forwardOptions(o *cachev1.WriteOptions, w request.Write) *cachev1.WriteOpti
 // writeMeta describes a write committed on p, led here, with options w.
 func (n *Node) writeMeta(p *partition, res *peerv1.Result, w request.Write) *cachev1.WriteMeta {
 	m := p.writeMeta(n.cfg.NodeName, res, w.Mode, w.Durability)
-	m.Leader = n.hint(p.id)
+	m.Leader = n.hintAt(p)
 	return m
 }
 

@@ -38,31 +38,24 @@ func (n *Node) modeWrite(ctx context.Context, p *partition, now time.Time, w req
 // the node is over its capacity so that writes pay for the space they
 // take.
 func (n *Node) write(ctx context.Context, p *partition, now time.Time, idemKey string, d cachev1.Durability, ops []*peerv1.Op) (*peerv1.Result, error) {
-	return n.writeFP(ctx, p, now, idemKey, d, ops, requestFingerprint(idemKey, ops))
+	return n.writeAsked(ctx, p, now, idemKey, d, ops, ops)
 }
 
-// requestFingerprint is the fingerprint of a request with an idempotency
-// key; without one there is nothing to compare retries with.
-func requestFingerprint(idemKey string, ops []*peerv1.Op) uint64 {
-	if idemKey == "" {
-		return 0
-	}
-	return fingerprint(ops)
-}
-
-// writeFP is write with the fingerprint of the client's request given: the
-// ops proposed may differ from what the client asked for (write modes).
-// The durability is not part of the fingerprint: a retry that asks for
+// writeAsked is write of ops for a client that asked for asked: the ops
+// proposed may differ from what the client asked for (write modes), and
+// a request with an idempotency key carries the fingerprint of what it
+// asked for, so that a retry can be told from another request. The
+// durability is not part of the fingerprint: a retry that asks for
 // another one is still the same request. Eviction victims ride in the
 // command at its durability; losing them with it loses nothing.
-func (n *Node) writeFP(ctx context.Context, p *partition, now time.Time, idemKey string, d cachev1.Durability, ops []*peerv1.Op, fp uint64) (*peerv1.Result, error) {
+func (n *Node) writeAsked(ctx context.Context, p *partition, now time.Time, idemKey string, d cachev1.Durability, ops, asked []*peerv1.Op) (*peerv1.Result, error) {
 	var incoming uint64
 	for _, op := range ops {
 		incoming += uint64(len(op.Key) + len(op.Value))
 	}
 	cmd := &peerv1.Command{ProposedAt: now.UnixNano(), IdempotencyKey: idemKey, Ops: ops}
 	if idemKey != "" {
-		cmd.Fingerprint = fp
+		cmd.Fingerprint = fingerprint(asked)
 	}
 	cmd.Ops = append(cmd.Ops, n.victims(p, incoming)...)
 	res, err := p.propose(ctx, cmd, d)

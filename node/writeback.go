@@ -40,7 +40,7 @@ func (n *Node) writeBack(ctx context.Context, p *partition, now time.Time, w req
 		}
 		marked[i] = c
 	}
-	return n.writeFP(ctx, p, now, w.IdempotencyKey, w.Durability, marked, requestFingerprint(w.IdempotencyKey, ops))
+	return n.writeAsked(ctx, p, now, w.IdempotencyKey, w.Durability, marked, ops)
 }
 
 // awaitBacklog waits while partition p's write-back backlog is full, until

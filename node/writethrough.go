@@ -40,7 +40,7 @@ func (n *Node) writeToDatabase(ctx context.Context, p *partition, now time.Time,
 	// A retry under the same idempotency key gets the first attempt's
 	// versions back and writes the same rows again: a no-op in the
 	// database if they are there.
-	res, err := n.writeFP(ctx, p, now, w.IdempotencyKey, cachev1.Durability_DURABILITY_SYNC, fences, requestFingerprint(w.IdempotencyKey, ops))
+	res, err := n.writeAsked(ctx, p, now, w.IdempotencyKey, cachev1.Durability_DURABILITY_SYNC, fences, ops)
 	if err != nil {
 		return nil, err
 	}
