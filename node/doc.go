@@ -21,14 +21,15 @@
 //
 // Requests:
 //
-//   - server.go: the cache.v1.Cache handlers.
+//   - server.go: the cache.v1.Cache handlers and the metadata of their
+//     answers.
 //   - route.go: request routing as pure decisions (planRoute, planRetry):
 //     try the local replica, forward to the leader, refuse a forwarded
 //     request, or hand a pipelined call back to run where it may wait.
 //   - forward.go: forwarding requests to partition leaders, and the status
 //     of an error with the leader hint it carries.
 //   - leaders.go: what this node knows about other nodes: their addresses
-//     (the book), the partitions they lead, the leader hint of an answer.
+//     (the book), the partitions they lead, leader hints.
 //   - pipeline.go: the Pipeline stream's Handler: refusals, reads answered
 //     inline, calls run as their unary RPCs.
 //   - errors.go: sentinel errors and the one mapping to gRPC status codes.
@@ -41,9 +42,8 @@
 //     from what a replica knows, serve here, confirm leadership, ask the
 //     leader for a read index, forward, or refuse with a reason.
 //   - reads.go: gathering a replica's facts for a read and carrying out
-//     planRead's decision: waits, leases, read indexes.
-//   - readround.go: the peer call and the ConfirmTerms answer of leadership
-//     rounds, the quorum round of linearizable reads.
+//     planRead's decision: waits, leases, read indexes; the peer calls and
+//     answers of read indexes and leadership rounds.
 //
 // Writes and the database behind the cache:
 //

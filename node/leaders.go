@@ -125,16 +125,6 @@ func (n *Node) resolve(id string) (string, bool) {
 	return v.(string), true
 }
 
-// hintAt is the leader hint of an answer this node's replica p served.
-// When p leads, the leader is this node, at its own address.
-func (n *Node) hintAt(p *partition) *cachev1.LeaderHint {
-	if p.raft.State() != raft.Leader {
-		return n.hint(p.id)
-	}
-	st, _ := n.meta.Current()
-	return &cachev1.LeaderHint{Partition: p.id, NodeId: n.id, Address: n.addr, MapVersion: st.MapVersion}
-}
-
 // hint describes partition pid's leader as known here.
 func (n *Node) hint(pid uint32) *cachev1.LeaderHint {
 	h := &cachev1.LeaderHint{Partition: pid, NodeId: n.leaderOf(pid)}

@@ -14,6 +14,7 @@ import (
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
+	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -178,6 +179,16 @@ func (n *Node) writeMeta(p *partition, res *peerv1.Result, w request.Write) *cac
 	m := p.writeMeta(n.cfg.NodeName, res, w.Mode, w.Durability)
 	m.Leader = n.hintAt(p)
 	return m
+}
+
+// hintAt is the leader hint of an answer this node's replica p served.
+// When p leads, the leader is this node, at its own address.
+func (n *Node) hintAt(p *partition) *cachev1.LeaderHint {
+	if p.raft.State() != raft.Leader {
+		return n.hint(p.id)
+	}
+	st, _ := n.meta.Current()
+	return &cachev1.LeaderHint{Partition: p.id, NodeId: n.id, Address: n.addr, MapVersion: st.MapVersion}
 }
 
 // Delete removes one key.
