@@ -87,7 +87,7 @@ func (p *partition) readReady(ctx context.Context, o request.Read) (readProof, e
 			if !bounded || ctx.Err() != nil {
 				return proof, err
 			}
-			return p.boundedMiss(ctx, o, f)
+			return p.boundedLost(ctx, o, f)
 		}
 	} else if plan.waitIndex > 0 {
 		if err := p.fsm.waitApplied(ctx, plan.waitIndex); err != nil {
@@ -98,7 +98,7 @@ func (p *partition) readReady(ctx context.Context, o request.Read) (readProof, e
 		proof.staleness = time.Since(plan.freshSince)
 		if bounded && proof.staleness > o.MaxStaleness {
 			// The wait took the proof past the bound.
-			return p.boundedMiss(ctx, o, f)
+			return p.boundedLost(ctx, o, f)
 		}
 	}
 	if plan.recheckLease {
@@ -114,10 +114,10 @@ func (p *partition) readReady(ctx context.Context, o request.Read) (readProof, e
 	return proof, nil
 }
 
-// boundedMiss carries out a BOUNDED read whose bound this replica proved
+// boundedLost carries out a BOUNDED read whose bound this replica proved
 // and then lost while it waited to apply: a leader confirms with a round,
 // a follower sends the read to the leader, or fails with no leader known.
-func (p *partition) boundedMiss(ctx context.Context, o request.Read, f replicaFacts) (readProof, error) {
+func (p *partition) boundedLost(ctx context.Context, o request.Read, f replicaFacts) (readProof, error) {
 	proof := readProof{level: cachev1.Consistency_CONSISTENCY_BOUNDED}
 	if f.leader {
 		return proof, p.readIndex(ctx)

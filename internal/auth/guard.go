@@ -137,7 +137,7 @@ func (g *Guard) allow(c Caller) error {
 	ok := b.take(time.Now(), g.limit, g.burst)
 	g.mu.Unlock()
 	if !ok {
-		return status.Errorf(codes.ResourceExhausted, "rate limit: client %q is over %g requests a second (burst %g); slow down and retry", c.Name, g.limit, g.burst)
+		return status.Errorf(codes.ResourceExhausted, cachev1.RateLimitPrefix+": client %q is over %g requests a second (burst %g); slow down and retry", c.Name, g.limit, g.burst)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 func Serve(what, addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("node: %s address: %w", what, err)
+		return nil, "", fmt.Errorf("metrics: %s address: %w", what, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
