@@ -23,6 +23,8 @@
 //
 //   - server.go: the cache.v1.Cache handlers and the metadata of their
 //     answers.
+//   - mutate.go: Mutate, read-modify-write in one Raft command: the pure
+//     decision (mutate) every replica takes as it applies the command.
 //   - route.go: request routing as pure decisions (planRoute, planRetry):
 //     try the local replica, forward to the leader, refuse a forwarded
 //     request, or hand a pipelined call back to run where it may wait.

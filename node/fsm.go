@@ -271,6 +271,8 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, idemKey s
 			f.evictions.Add(1)
 		}
 		return &peerv1.OpResult{Ok: true}, nil
+	case peerv1.Op_KIND_MUTATE:
+		return f.applyMutate(b, index, now, idemKey, op)
 	case peerv1.Op_KIND_LEADER_NOOP:
 		if f.epoch.Load() == 0 && op.Epoch != 0 {
 			if err := b.PutMeta(metaEpoch, binary.BigEndian.AppendUint64(nil, op.Epoch)); err != nil {

@@ -80,6 +80,9 @@ func fingerprint(ops []*peerv1.Op) uint64 {
 	for _, op := range ops {
 		c := proto.Clone(op).(*peerv1.Op)
 		c.ExpireAt = 0
+		if c.Mutation != nil {
+			c.Mutation.ExpireAt = 0
+		}
 		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
 		h.Write(b)

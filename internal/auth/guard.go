@@ -78,7 +78,7 @@ func methodRole(fullMethod string) Role {
 	switch service {
 	case cachev1.Cache_ServiceDesc.ServiceName:
 		switch method {
-		case "Put", "Delete", "CompareAndSet", "MultiPut":
+		case "Put", "Delete", "CompareAndSet", "MultiPut", "Mutate":
 			return RoleWrite
 		}
 		return RoleRead // reads, Stats, Topology; Pipeline checks each call

@@ -32,6 +32,8 @@ func RequestLabels(req any, defaultLevel cachev1.Consistency) (op, level string)
 		return "compare_and_set", "write"
 	case *cachev1.MultiPutRequest:
 		return "multi_put", "write"
+	case *cachev1.MutateRequest:
+		return "mutate", "write"
 	}
 	return "", ""
 }

@@ -279,6 +279,235 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_cache_v1_cache_proto_rawDescGZIP(), []int{3}
 }
 
+// When the mutation applies. If the condition does not hold nothing
+// changes and applied is false.
+type MutateRequest_Condition int32
+
+const (
+	MutateRequest_CONDITION_ALWAYS MutateRequest_Condition = 0
+	// Only if the key holds a live value (Redis XX).
+	MutateRequest_CONDITION_EXISTS MutateRequest_Condition = 1
+	// Only if it does not (Redis NX).
+	MutateRequest_CONDITION_ABSENT MutateRequest_Condition = 2
+)
+
+// Enum value maps for MutateRequest_Condition.
+var (
+	MutateRequest_Condition_name = map[int32]string{
+		0: "CONDITION_ALWAYS",
+		1: "CONDITION_EXISTS",
+		2: "CONDITION_ABSENT",
+	}
+	MutateRequest_Condition_value = map[string]int32{
+		"CONDITION_ALWAYS": 0,
+		"CONDITION_EXISTS": 1,
+		"CONDITION_ABSENT": 2,
+	}
+)
+
+func (x MutateRequest_Condition) Enum() *MutateRequest_Condition {
+	p := new(MutateRequest_Condition)
+	*p = x
+	return p
+}
+
+func (x MutateRequest_Condition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MutateRequest_Condition) Descriptor() protoreflect.EnumDescriptor {
+	return file_cache_v1_cache_proto_enumTypes[4].Descriptor()
+}
+
+func (MutateRequest_Condition) Type() protoreflect.EnumType {
+	return &file_cache_v1_cache_proto_enumTypes[4]
+}
+
+func (x MutateRequest_Condition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MutateRequest_Condition.Descriptor instead.
+func (MutateRequest_Condition) EnumDescriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{15, 0}
+}
+
+type ExpiryChange_Action int32
+
+const (
+	// As Redis does: a set clears the expiry; every other change keeps it.
+	ExpiryChange_ACTION_DEFAULT ExpiryChange_Action = 0
+	ExpiryChange_ACTION_KEEP    ExpiryChange_Action = 1
+	// No expiry.
+	ExpiryChange_ACTION_PERSIST ExpiryChange_Action = 2
+	// Expire at the instant at.
+	ExpiryChange_ACTION_AT ExpiryChange_Action = 3
+	// Expire after the duration after, on the leader's clock.
+	ExpiryChange_ACTION_AFTER ExpiryChange_Action = 4
+)
+
+// Enum value maps for ExpiryChange_Action.
+var (
+	ExpiryChange_Action_name = map[int32]string{
+		0: "ACTION_DEFAULT",
+		1: "ACTION_KEEP",
+		2: "ACTION_PERSIST",
+		3: "ACTION_AT",
+		4: "ACTION_AFTER",
+	}
+	ExpiryChange_Action_value = map[string]int32{
+		"ACTION_DEFAULT": 0,
+		"ACTION_KEEP":    1,
+		"ACTION_PERSIST": 2,
+		"ACTION_AT":      3,
+		"ACTION_AFTER":   4,
+	}
+)
+
+func (x ExpiryChange_Action) Enum() *ExpiryChange_Action {
+	p := new(ExpiryChange_Action)
+	*p = x
+	return p
+}
+
+func (x ExpiryChange_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExpiryChange_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_cache_v1_cache_proto_enumTypes[5].Descriptor()
+}
+
+func (ExpiryChange_Action) Type() protoreflect.EnumType {
+	return &file_cache_v1_cache_proto_enumTypes[5]
+}
+
+func (x ExpiryChange_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExpiryChange_Action.Descriptor instead.
+func (ExpiryChange_Action) EnumDescriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{17, 0}
+}
+
+// A condition on the current expiry (Redis EXPIRE NX/XX/GT/LT); no
+// expiry counts as an infinite one. If it does not hold nothing changes.
+type ExpiryChange_Only int32
+
+const (
+	ExpiryChange_ONLY_ALWAYS     ExpiryChange_Only = 0
+	ExpiryChange_ONLY_NO_EXPIRY  ExpiryChange_Only = 1
+	ExpiryChange_ONLY_HAS_EXPIRY ExpiryChange_Only = 2
+	ExpiryChange_ONLY_LATER      ExpiryChange_Only = 3
+	ExpiryChange_ONLY_EARLIER    ExpiryChange_Only = 4
+)
+
+// Enum value maps for ExpiryChange_Only.
+var (
+	ExpiryChange_Only_name = map[int32]string{
+		0: "ONLY_ALWAYS",
+		1: "ONLY_NO_EXPIRY",
+		2: "ONLY_HAS_EXPIRY",
+		3: "ONLY_LATER",
+		4: "ONLY_EARLIER",
+	}
+	ExpiryChange_Only_value = map[string]int32{
+		"ONLY_ALWAYS":     0,
+		"ONLY_NO_EXPIRY":  1,
+		"ONLY_HAS_EXPIRY": 2,
+		"ONLY_LATER":      3,
+		"ONLY_EARLIER":    4,
+	}
+)
+
+func (x ExpiryChange_Only) Enum() *ExpiryChange_Only {
+	p := new(ExpiryChange_Only)
+	*p = x
+	return p
+}
+
+func (x ExpiryChange_Only) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExpiryChange_Only) Descriptor() protoreflect.EnumDescriptor {
+	return file_cache_v1_cache_proto_enumTypes[6].Descriptor()
+}
+
+func (ExpiryChange_Only) Type() protoreflect.EnumType {
+	return &file_cache_v1_cache_proto_enumTypes[6]
+}
+
+func (x ExpiryChange_Only) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExpiryChange_Only.Descriptor instead.
+func (ExpiryChange_Only) EnumDescriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{17, 1}
+}
+
+// Why the change was refused (applied is false); nothing was stored.
+type MutateResponse_Refusal int32
+
+const (
+	MutateResponse_REFUSAL_NONE MutateResponse_Refusal = 0
+	// incr_by: the value is not a base-10 int64.
+	MutateResponse_REFUSAL_NOT_INTEGER MutateResponse_Refusal = 1
+	// incr_by_float: the value is not a number.
+	MutateResponse_REFUSAL_NOT_FLOAT MutateResponse_Refusal = 2
+	// The increment overflows, or would make the number infinite or NaN.
+	MutateResponse_REFUSAL_OVERFLOW MutateResponse_Refusal = 3
+	// The value would be over the node's value size limit.
+	MutateResponse_REFUSAL_TOO_LARGE MutateResponse_Refusal = 4
+)
+
+// Enum value maps for MutateResponse_Refusal.
+var (
+	MutateResponse_Refusal_name = map[int32]string{
+		0: "REFUSAL_NONE",
+		1: "REFUSAL_NOT_INTEGER",
+		2: "REFUSAL_NOT_FLOAT",
+		3: "REFUSAL_OVERFLOW",
+		4: "REFUSAL_TOO_LARGE",
+	}
+	MutateResponse_Refusal_value = map[string]int32{
+		"REFUSAL_NONE":        0,
+		"REFUSAL_NOT_INTEGER": 1,
+		"REFUSAL_NOT_FLOAT":   2,
+		"REFUSAL_OVERFLOW":    3,
+		"REFUSAL_TOO_LARGE":   4,
+	}
+)
+
+func (x MutateResponse_Refusal) Enum() *MutateResponse_Refusal {
+	p := new(MutateResponse_Refusal)
+	*p = x
+	return p
+}
+
+func (x MutateResponse_Refusal) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MutateResponse_Refusal) Descriptor() protoreflect.EnumDescriptor {
+	return file_cache_v1_cache_proto_enumTypes[7].Descriptor()
+}
+
+func (MutateResponse_Refusal) Type() protoreflect.EnumType {
+	return &file_cache_v1_cache_proto_enumTypes[7]
+}
+
+func (x MutateResponse_Refusal) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MutateResponse_Refusal.Descriptor instead.
+func (MutateResponse_Refusal) EnumDescriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{18, 0}
+}
+
 // SessionToken is a causal position in one partition: a replica that has
 // applied index within epoch has seen every write the token stands for.
 type SessionToken struct {
@@ -1399,6 +1628,445 @@ func (x *CompareAndSetResponse) GetMeta() *WriteMeta {
 	return nil
 }
 
+type MutateRequest struct {
+	state     protoimpl.MessageState  `protogen:"open.v1"`
+	Key       []byte                  `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Condition MutateRequest_Condition `protobuf:"varint,2,opt,name=condition,proto3,enum=elcache.cache.v1.MutateRequest_Condition" json:"condition,omitempty"`
+	// The change to the value. None: the value stays as it is (an expiry
+	// change), and a missing key stays missing.
+	//
+	// Types that are valid to be assigned to Change:
+	//
+	//	*MutateRequest_Set
+	//	*MutateRequest_IncrBy
+	//	*MutateRequest_IncrByFloat
+	//	*MutateRequest_Append
+	//	*MutateRequest_SetRange
+	//	*MutateRequest_Delete
+	Change isMutateRequest_Change `protobuf_oneof:"change"`
+	Expiry *ExpiryChange          `protobuf:"bytes,9,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	// Return the value the key held before (previous).
+	ReturnPrevious bool `protobuf:"varint,10,opt,name=return_previous,json=returnPrevious,proto3" json:"return_previous,omitempty"`
+	// Mode (CACHE_ONLY or WRITE_BACK), durability and idempotency key; ttl
+	// must be unset (expiry says what happens to the expiry).
+	Options       *WriteOptions `protobuf:"bytes,11,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MutateRequest) Reset() {
+	*x = MutateRequest{}
+	mi := &file_cache_v1_cache_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MutateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MutateRequest) ProtoMessage() {}
+
+func (x *MutateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
+func (*MutateRequest) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MutateRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *MutateRequest) GetCondition() MutateRequest_Condition {
+	if x != nil {
+		return x.Condition
+	}
+	return MutateRequest_CONDITION_ALWAYS
+}
+
+func (x *MutateRequest) GetChange() isMutateRequest_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *MutateRequest) GetSet() []byte {
+	if x != nil {
+		if x, ok := x.Change.(*MutateRequest_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *MutateRequest) GetIncrBy() int64 {
+	if x != nil {
+		if x, ok := x.Change.(*MutateRequest_IncrBy); ok {
+			return x.IncrBy
+		}
+	}
+	return 0
+}
+
+func (x *MutateRequest) GetIncrByFloat() float64 {
+	if x != nil {
+		if x, ok := x.Change.(*MutateRequest_IncrByFloat); ok {
+			return x.IncrByFloat
+		}
+	}
+	return 0
+}
+
+func (x *MutateRequest) GetAppend() []byte {
+	if x != nil {
+		if x, ok := x.Change.(*MutateRequest_Append); ok {
+			return x.Append
+		}
+	}
+	return nil
+}
+
+func (x *MutateRequest) GetSetRange() *SetRange {
+	if x != nil {
+		if x, ok := x.Change.(*MutateRequest_SetRange); ok {
+			return x.SetRange
+		}
+	}
+	return nil
+}
+
+func (x *MutateRequest) GetDelete() bool {
+	if x != nil {
+		if x, ok := x.Change.(*MutateRequest_Delete); ok {
+			return x.Delete
+		}
+	}
+	return false
+}
+
+func (x *MutateRequest) GetExpiry() *ExpiryChange {
+	if x != nil {
+		return x.Expiry
+	}
+	return nil
+}
+
+func (x *MutateRequest) GetReturnPrevious() bool {
+	if x != nil {
+		return x.ReturnPrevious
+	}
+	return false
+}
+
+func (x *MutateRequest) GetOptions() *WriteOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type isMutateRequest_Change interface {
+	isMutateRequest_Change()
+}
+
+type MutateRequest_Set struct {
+	// Replace the value.
+	Set []byte `protobuf:"bytes,3,opt,name=set,proto3,oneof"`
+}
+
+type MutateRequest_IncrBy struct {
+	// Add to the value read as a base-10 int64 (a missing key counts as
+	// 0). A value that is not such an integer, or a sum that overflows,
+	// is refused.
+	IncrBy int64 `protobuf:"varint,4,opt,name=incr_by,json=incrBy,proto3,oneof"`
+}
+
+type MutateRequest_IncrByFloat struct {
+	// Add to the value read as a decimal floating-point number (a missing
+	// key counts as 0); the result is stored in its shortest exact text.
+	IncrByFloat float64 `protobuf:"fixed64,5,opt,name=incr_by_float,json=incrByFloat,proto3,oneof"`
+}
+
+type MutateRequest_Append struct {
+	// Append to the value (a missing key counts as empty).
+	Append []byte `protobuf:"bytes,6,opt,name=append,proto3,oneof"`
+}
+
+type MutateRequest_SetRange struct {
+	// Overwrite the value from an offset, padding with zero bytes.
+	SetRange *SetRange `protobuf:"bytes,7,opt,name=set_range,json=setRange,proto3,oneof"`
+}
+
+type MutateRequest_Delete struct {
+	// Remove the key.
+	Delete bool `protobuf:"varint,8,opt,name=delete,proto3,oneof"`
+}
+
+func (*MutateRequest_Set) isMutateRequest_Change() {}
+
+func (*MutateRequest_IncrBy) isMutateRequest_Change() {}
+
+func (*MutateRequest_IncrByFloat) isMutateRequest_Change() {}
+
+func (*MutateRequest_Append) isMutateRequest_Change() {}
+
+func (*MutateRequest_SetRange) isMutateRequest_Change() {}
+
+func (*MutateRequest_Delete) isMutateRequest_Change() {}
+
+// SetRange is the change of Redis SETRANGE.
+type SetRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRange) Reset() {
+	*x = SetRange{}
+	mi := &file_cache_v1_cache_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRange) ProtoMessage() {}
+
+func (x *SetRange) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRange.ProtoReflect.Descriptor instead.
+func (*SetRange) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SetRange) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SetRange) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// ExpiryChange says what a mutation does to the key's expiry.
+type ExpiryChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        ExpiryChange_Action    `protobuf:"varint,1,opt,name=action,proto3,enum=elcache.cache.v1.ExpiryChange_Action" json:"action,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	After         *durationpb.Duration   `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Only          ExpiryChange_Only      `protobuf:"varint,4,opt,name=only,proto3,enum=elcache.cache.v1.ExpiryChange_Only" json:"only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpiryChange) Reset() {
+	*x = ExpiryChange{}
+	mi := &file_cache_v1_cache_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpiryChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpiryChange) ProtoMessage() {}
+
+func (x *ExpiryChange) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpiryChange.ProtoReflect.Descriptor instead.
+func (*ExpiryChange) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExpiryChange) GetAction() ExpiryChange_Action {
+	if x != nil {
+		return x.Action
+	}
+	return ExpiryChange_ACTION_DEFAULT
+}
+
+func (x *ExpiryChange) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *ExpiryChange) GetAfter() *durationpb.Duration {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *ExpiryChange) GetOnly() ExpiryChange_Only {
+	if x != nil {
+		return x.Only
+	}
+	return ExpiryChange_ONLY_ALWAYS
+}
+
+type MutateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conditions held and the change was made.
+	Applied bool `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
+	// The key held a live value before.
+	Existed bool `protobuf:"varint,2,opt,name=existed,proto3" json:"existed,omitempty"`
+	// The value before, when return_previous and existed.
+	Previous []byte `protobuf:"bytes,3,opt,name=previous,proto3" json:"previous,omitempty"`
+	// The value after an applied increment (incr_by, incr_by_float), as
+	// text.
+	Value []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// The length of the value after the mutation (0 when there is none).
+	Length uint64 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	// The key's version after the mutation (0 when it has none).
+	Version uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// The key's expiry after the mutation; absent when it has none.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Refused       MutateResponse_Refusal `protobuf:"varint,8,opt,name=refused,proto3,enum=elcache.cache.v1.MutateResponse_Refusal" json:"refused,omitempty"`
+	Meta          *WriteMeta             `protobuf:"bytes,9,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MutateResponse) Reset() {
+	*x = MutateResponse{}
+	mi := &file_cache_v1_cache_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MutateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MutateResponse) ProtoMessage() {}
+
+func (x *MutateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
+func (*MutateResponse) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MutateResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+func (x *MutateResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+func (x *MutateResponse) GetPrevious() []byte {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+func (x *MutateResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *MutateResponse) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *MutateResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *MutateResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *MutateResponse) GetRefused() MutateResponse_Refusal {
+	if x != nil {
+		return x.Refused
+	}
+	return MutateResponse_REFUSAL_NONE
+}
+
+func (x *MutateResponse) GetMeta() *WriteMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 type MultiGetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Keys          [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
@@ -1409,7 +2077,7 @@ type MultiGetRequest struct {
 
 func (x *MultiGetRequest) Reset() {
 	*x = MultiGetRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[15]
+	mi := &file_cache_v1_cache_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +2089,7 @@ func (x *MultiGetRequest) String() string {
 func (*MultiGetRequest) ProtoMessage() {}
 
 func (x *MultiGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[15]
+	mi := &file_cache_v1_cache_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +2102,7 @@ func (x *MultiGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiGetRequest.ProtoReflect.Descriptor instead.
 func (*MultiGetRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{15}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MultiGetRequest) GetKeys() [][]byte {
@@ -1461,7 +2129,7 @@ type MultiGetResponse struct {
 
 func (x *MultiGetResponse) Reset() {
 	*x = MultiGetResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[16]
+	mi := &file_cache_v1_cache_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +2141,7 @@ func (x *MultiGetResponse) String() string {
 func (*MultiGetResponse) ProtoMessage() {}
 
 func (x *MultiGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[16]
+	mi := &file_cache_v1_cache_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +2154,7 @@ func (x *MultiGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiGetResponse.ProtoReflect.Descriptor instead.
 func (*MultiGetResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{16}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MultiGetResponse) GetResults() []*GetResponse {
@@ -1508,7 +2176,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_cache_v1_cache_proto_msgTypes[17]
+	mi := &file_cache_v1_cache_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +2188,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[17]
+	mi := &file_cache_v1_cache_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +2201,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{17}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -1567,7 +2235,7 @@ type MultiPutRequest struct {
 
 func (x *MultiPutRequest) Reset() {
 	*x = MultiPutRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[18]
+	mi := &file_cache_v1_cache_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +2247,7 @@ func (x *MultiPutRequest) String() string {
 func (*MultiPutRequest) ProtoMessage() {}
 
 func (x *MultiPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[18]
+	mi := &file_cache_v1_cache_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +2260,7 @@ func (x *MultiPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiPutRequest.ProtoReflect.Descriptor instead.
 func (*MultiPutRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{18}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MultiPutRequest) GetEntries() []*KeyValue {
@@ -1619,7 +2287,7 @@ type MultiPutResponse struct {
 
 func (x *MultiPutResponse) Reset() {
 	*x = MultiPutResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[19]
+	mi := &file_cache_v1_cache_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +2299,7 @@ func (x *MultiPutResponse) String() string {
 func (*MultiPutResponse) ProtoMessage() {}
 
 func (x *MultiPutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[19]
+	mi := &file_cache_v1_cache_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +2312,7 @@ func (x *MultiPutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiPutResponse.ProtoReflect.Descriptor instead.
 func (*MultiPutResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{19}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MultiPutResponse) GetResults() []*PutResponse {
@@ -1671,7 +2339,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[20]
+	mi := &file_cache_v1_cache_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +2351,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[20]
+	mi := &file_cache_v1_cache_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +2364,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{20}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ScanRequest) GetCursor() []byte {
@@ -1745,7 +2413,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[21]
+	mi := &file_cache_v1_cache_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +2425,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[21]
+	mi := &file_cache_v1_cache_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2438,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{21}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ScanResponse) GetEntries() []*Entry {
@@ -1795,7 +2463,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[22]
+	mi := &file_cache_v1_cache_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +2475,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[22]
+	mi := &file_cache_v1_cache_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +2488,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{22}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{26}
 }
 
 type PartitionStats struct {
@@ -1839,7 +2507,7 @@ type PartitionStats struct {
 
 func (x *PartitionStats) Reset() {
 	*x = PartitionStats{}
-	mi := &file_cache_v1_cache_proto_msgTypes[23]
+	mi := &file_cache_v1_cache_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2519,7 @@ func (x *PartitionStats) String() string {
 func (*PartitionStats) ProtoMessage() {}
 
 func (x *PartitionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[23]
+	mi := &file_cache_v1_cache_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2532,7 @@ func (x *PartitionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionStats.ProtoReflect.Descriptor instead.
 func (*PartitionStats) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{23}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PartitionStats) GetPartition() uint32 {
@@ -1959,7 +2627,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[24]
+	mi := &file_cache_v1_cache_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2639,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[24]
+	mi := &file_cache_v1_cache_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2652,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{24}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StatsResponse) GetNodeName() string {
@@ -2142,7 +2810,7 @@ type TopologyRequest struct {
 
 func (x *TopologyRequest) Reset() {
 	*x = TopologyRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[25]
+	mi := &file_cache_v1_cache_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2822,7 @@ func (x *TopologyRequest) String() string {
 func (*TopologyRequest) ProtoMessage() {}
 
 func (x *TopologyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[25]
+	mi := &file_cache_v1_cache_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2835,7 @@ func (x *TopologyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopologyRequest.ProtoReflect.Descriptor instead.
 func (*TopologyRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{25}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{29}
 }
 
 type Topology struct {
@@ -2183,7 +2851,7 @@ type Topology struct {
 
 func (x *Topology) Reset() {
 	*x = Topology{}
-	mi := &file_cache_v1_cache_proto_msgTypes[26]
+	mi := &file_cache_v1_cache_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2863,7 @@ func (x *Topology) String() string {
 func (*Topology) ProtoMessage() {}
 
 func (x *Topology) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[26]
+	mi := &file_cache_v1_cache_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2876,7 @@ func (x *Topology) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topology.ProtoReflect.Descriptor instead.
 func (*Topology) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{26}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Topology) GetMapVersion() uint64 {
@@ -2253,7 +2921,7 @@ type TopologyNode struct {
 
 func (x *TopologyNode) Reset() {
 	*x = TopologyNode{}
-	mi := &file_cache_v1_cache_proto_msgTypes[27]
+	mi := &file_cache_v1_cache_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2933,7 @@ func (x *TopologyNode) String() string {
 func (*TopologyNode) ProtoMessage() {}
 
 func (x *TopologyNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[27]
+	mi := &file_cache_v1_cache_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2946,7 @@ func (x *TopologyNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopologyNode.ProtoReflect.Descriptor instead.
 func (*TopologyNode) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{27}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TopologyNode) GetId() string {
@@ -2322,7 +2990,7 @@ type PartitionRoute struct {
 
 func (x *PartitionRoute) Reset() {
 	*x = PartitionRoute{}
-	mi := &file_cache_v1_cache_proto_msgTypes[28]
+	mi := &file_cache_v1_cache_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +3002,7 @@ func (x *PartitionRoute) String() string {
 func (*PartitionRoute) ProtoMessage() {}
 
 func (x *PartitionRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[28]
+	mi := &file_cache_v1_cache_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +3015,7 @@ func (x *PartitionRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRoute.ProtoReflect.Descriptor instead.
 func (*PartitionRoute) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{28}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PartitionRoute) GetPartition() uint32 {
@@ -2380,7 +3048,7 @@ type PipelineRequest struct {
 
 func (x *PipelineRequest) Reset() {
 	*x = PipelineRequest{}
-	mi := &file_cache_v1_cache_proto_msgTypes[29]
+	mi := &file_cache_v1_cache_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +3060,7 @@ func (x *PipelineRequest) String() string {
 func (*PipelineRequest) ProtoMessage() {}
 
 func (x *PipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[29]
+	mi := &file_cache_v1_cache_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +3073,7 @@ func (x *PipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRequest.ProtoReflect.Descriptor instead.
 func (*PipelineRequest) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{29}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PipelineRequest) GetCalls() []*Call {
@@ -2438,7 +3106,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_cache_v1_cache_proto_msgTypes[30]
+	mi := &file_cache_v1_cache_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +3118,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[30]
+	mi := &file_cache_v1_cache_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +3131,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{30}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Call) GetId() uint64 {
@@ -2590,7 +3258,7 @@ type PipelineResponse struct {
 
 func (x *PipelineResponse) Reset() {
 	*x = PipelineResponse{}
-	mi := &file_cache_v1_cache_proto_msgTypes[31]
+	mi := &file_cache_v1_cache_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +3270,7 @@ func (x *PipelineResponse) String() string {
 func (*PipelineResponse) ProtoMessage() {}
 
 func (x *PipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[31]
+	mi := &file_cache_v1_cache_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +3283,7 @@ func (x *PipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineResponse.ProtoReflect.Descriptor instead.
 func (*PipelineResponse) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{31}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PipelineResponse) GetResults() []*CallResult {
@@ -2647,7 +3315,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_cache_v1_cache_proto_msgTypes[32]
+	mi := &file_cache_v1_cache_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +3327,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[32]
+	mi := &file_cache_v1_cache_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +3340,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{32}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CallResult) GetId() uint64 {
@@ -2806,7 +3474,7 @@ type CallError struct {
 
 func (x *CallError) Reset() {
 	*x = CallError{}
-	mi := &file_cache_v1_cache_proto_msgTypes[33]
+	mi := &file_cache_v1_cache_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +3486,7 @@ func (x *CallError) String() string {
 func (*CallError) ProtoMessage() {}
 
 func (x *CallError) ProtoReflect() protoreflect.Message {
-	mi := &file_cache_v1_cache_proto_msgTypes[33]
+	mi := &file_cache_v1_cache_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +3499,7 @@ func (x *CallError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallError.ProtoReflect.Descriptor instead.
 func (*CallError) Descriptor() ([]byte, []int) {
-	return file_cache_v1_cache_proto_rawDescGZIP(), []int{33}
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CallError) GetCode() int32 {
@@ -2948,7 +3616,63 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x15CompareAndSetResponse\x12\x18\n" +
 	"\aswapped\x18\x01 \x01(\bR\aswapped\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12/\n" +
-	"\x04meta\x18\x03 \x01(\v2\x1b.elcache.cache.v1.WriteMetaR\x04meta\"^\n" +
+	"\x04meta\x18\x03 \x01(\v2\x1b.elcache.cache.v1.WriteMetaR\x04meta\"\xa2\x04\n" +
+	"\rMutateRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12G\n" +
+	"\tcondition\x18\x02 \x01(\x0e2).elcache.cache.v1.MutateRequest.ConditionR\tcondition\x12\x12\n" +
+	"\x03set\x18\x03 \x01(\fH\x00R\x03set\x12\x19\n" +
+	"\aincr_by\x18\x04 \x01(\x03H\x00R\x06incrBy\x12$\n" +
+	"\rincr_by_float\x18\x05 \x01(\x01H\x00R\vincrByFloat\x12\x18\n" +
+	"\x06append\x18\x06 \x01(\fH\x00R\x06append\x129\n" +
+	"\tset_range\x18\a \x01(\v2\x1a.elcache.cache.v1.SetRangeH\x00R\bsetRange\x12\x18\n" +
+	"\x06delete\x18\b \x01(\bH\x00R\x06delete\x126\n" +
+	"\x06expiry\x18\t \x01(\v2\x1e.elcache.cache.v1.ExpiryChangeR\x06expiry\x12'\n" +
+	"\x0freturn_previous\x18\n" +
+	" \x01(\bR\x0ereturnPrevious\x128\n" +
+	"\aoptions\x18\v \x01(\v2\x1e.elcache.cache.v1.WriteOptionsR\aoptions\"M\n" +
+	"\tCondition\x12\x14\n" +
+	"\x10CONDITION_ALWAYS\x10\x00\x12\x14\n" +
+	"\x10CONDITION_EXISTS\x10\x01\x12\x14\n" +
+	"\x10CONDITION_ABSENT\x10\x02B\b\n" +
+	"\x06change\"8\n" +
+	"\bSetRange\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xab\x03\n" +
+	"\fExpiryChange\x12=\n" +
+	"\x06action\x18\x01 \x01(\x0e2%.elcache.cache.v1.ExpiryChange.ActionR\x06action\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12/\n" +
+	"\x05after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05after\x127\n" +
+	"\x04only\x18\x04 \x01(\x0e2#.elcache.cache.v1.ExpiryChange.OnlyR\x04only\"b\n" +
+	"\x06Action\x12\x12\n" +
+	"\x0eACTION_DEFAULT\x10\x00\x12\x0f\n" +
+	"\vACTION_KEEP\x10\x01\x12\x12\n" +
+	"\x0eACTION_PERSIST\x10\x02\x12\r\n" +
+	"\tACTION_AT\x10\x03\x12\x10\n" +
+	"\fACTION_AFTER\x10\x04\"b\n" +
+	"\x04Only\x12\x0f\n" +
+	"\vONLY_ALWAYS\x10\x00\x12\x12\n" +
+	"\x0eONLY_NO_EXPIRY\x10\x01\x12\x13\n" +
+	"\x0fONLY_HAS_EXPIRY\x10\x02\x12\x0e\n" +
+	"\n" +
+	"ONLY_LATER\x10\x03\x12\x10\n" +
+	"\fONLY_EARLIER\x10\x04\"\xd2\x03\n" +
+	"\x0eMutateResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x18\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\x12\x1a\n" +
+	"\bprevious\x18\x03 \x01(\fR\bprevious\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x16\n" +
+	"\x06length\x18\x05 \x01(\x04R\x06length\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12B\n" +
+	"\arefused\x18\b \x01(\x0e2(.elcache.cache.v1.MutateResponse.RefusalR\arefused\x12/\n" +
+	"\x04meta\x18\t \x01(\v2\x1b.elcache.cache.v1.WriteMetaR\x04meta\"x\n" +
+	"\aRefusal\x12\x10\n" +
+	"\fREFUSAL_NONE\x10\x00\x12\x17\n" +
+	"\x13REFUSAL_NOT_INTEGER\x10\x01\x12\x15\n" +
+	"\x11REFUSAL_NOT_FLOAT\x10\x02\x12\x14\n" +
+	"\x10REFUSAL_OVERFLOW\x10\x03\x12\x15\n" +
+	"\x11REFUSAL_TOO_LARGE\x10\x04\"^\n" +
 	"\x0fMultiGetRequest\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\x127\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1d.elcache.cache.v1.ReadOptionsR\aoptions\"K\n" +
@@ -3083,12 +3807,13 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\vROLE_LEADER\x10\x01\x12\x11\n" +
 	"\rROLE_FOLLOWER\x10\x02\x12\x12\n" +
 	"\x0eROLE_CANDIDATE\x10\x03\x12\x11\n" +
-	"\rROLE_NONVOTER\x10\x042\xe9\x06\n" +
+	"\rROLE_NONVOTER\x10\x042\xb6\a\n" +
 	"\x05Cache\x12B\n" +
 	"\x03Get\x12\x1c.elcache.cache.v1.GetRequest\x1a\x1d.elcache.cache.v1.GetResponse\x12B\n" +
 	"\x03Put\x12\x1c.elcache.cache.v1.PutRequest\x1a\x1d.elcache.cache.v1.PutResponse\x12K\n" +
 	"\x06Delete\x12\x1f.elcache.cache.v1.DeleteRequest\x1a .elcache.cache.v1.DeleteResponse\x12`\n" +
-	"\rCompareAndSet\x12&.elcache.cache.v1.CompareAndSetRequest\x1a'.elcache.cache.v1.CompareAndSetResponse\x12Q\n" +
+	"\rCompareAndSet\x12&.elcache.cache.v1.CompareAndSetRequest\x1a'.elcache.cache.v1.CompareAndSetResponse\x12K\n" +
+	"\x06Mutate\x12\x1f.elcache.cache.v1.MutateRequest\x1a .elcache.cache.v1.MutateResponse\x12Q\n" +
 	"\bMultiGet\x12!.elcache.cache.v1.MultiGetRequest\x1a\".elcache.cache.v1.MultiGetResponse\x12Q\n" +
 	"\bMultiPut\x12!.elcache.cache.v1.MultiPutRequest\x1a\".elcache.cache.v1.MultiPutResponse\x12E\n" +
 	"\x04Scan\x12\x1d.elcache.cache.v1.ScanRequest\x1a\x1e.elcache.cache.v1.ScanResponse\x12H\n" +
@@ -3109,135 +3834,156 @@ func file_cache_v1_cache_proto_rawDescGZIP() []byte {
 	return file_cache_v1_cache_proto_rawDescData
 }
 
-var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cache_v1_cache_proto_goTypes = []any{
 	(Consistency)(0),              // 0: elcache.cache.v1.Consistency
 	(WriteMode)(0),                // 1: elcache.cache.v1.WriteMode
 	(Durability)(0),               // 2: elcache.cache.v1.Durability
 	(Role)(0),                     // 3: elcache.cache.v1.Role
-	(*SessionToken)(nil),          // 4: elcache.cache.v1.SessionToken
-	(*ReadOptions)(nil),           // 5: elcache.cache.v1.ReadOptions
-	(*WriteOptions)(nil),          // 6: elcache.cache.v1.WriteOptions
-	(*ReadMeta)(nil),              // 7: elcache.cache.v1.ReadMeta
-	(*WriteMeta)(nil),             // 8: elcache.cache.v1.WriteMeta
-	(*LeaderHint)(nil),            // 9: elcache.cache.v1.LeaderHint
-	(*Entry)(nil),                 // 10: elcache.cache.v1.Entry
-	(*GetRequest)(nil),            // 11: elcache.cache.v1.GetRequest
-	(*GetResponse)(nil),           // 12: elcache.cache.v1.GetResponse
-	(*PutRequest)(nil),            // 13: elcache.cache.v1.PutRequest
-	(*PutResponse)(nil),           // 14: elcache.cache.v1.PutResponse
-	(*DeleteRequest)(nil),         // 15: elcache.cache.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 16: elcache.cache.v1.DeleteResponse
-	(*CompareAndSetRequest)(nil),  // 17: elcache.cache.v1.CompareAndSetRequest
-	(*CompareAndSetResponse)(nil), // 18: elcache.cache.v1.CompareAndSetResponse
-	(*MultiGetRequest)(nil),       // 19: elcache.cache.v1.MultiGetRequest
-	(*MultiGetResponse)(nil),      // 20: elcache.cache.v1.MultiGetResponse
-	(*KeyValue)(nil),              // 21: elcache.cache.v1.KeyValue
-	(*MultiPutRequest)(nil),       // 22: elcache.cache.v1.MultiPutRequest
-	(*MultiPutResponse)(nil),      // 23: elcache.cache.v1.MultiPutResponse
-	(*ScanRequest)(nil),           // 24: elcache.cache.v1.ScanRequest
-	(*ScanResponse)(nil),          // 25: elcache.cache.v1.ScanResponse
-	(*StatsRequest)(nil),          // 26: elcache.cache.v1.StatsRequest
-	(*PartitionStats)(nil),        // 27: elcache.cache.v1.PartitionStats
-	(*StatsResponse)(nil),         // 28: elcache.cache.v1.StatsResponse
-	(*TopologyRequest)(nil),       // 29: elcache.cache.v1.TopologyRequest
-	(*Topology)(nil),              // 30: elcache.cache.v1.Topology
-	(*TopologyNode)(nil),          // 31: elcache.cache.v1.TopologyNode
-	(*PartitionRoute)(nil),        // 32: elcache.cache.v1.PartitionRoute
-	(*PipelineRequest)(nil),       // 33: elcache.cache.v1.PipelineRequest
-	(*Call)(nil),                  // 34: elcache.cache.v1.Call
-	(*PipelineResponse)(nil),      // 35: elcache.cache.v1.PipelineResponse
-	(*CallResult)(nil),            // 36: elcache.cache.v1.CallResult
-	(*CallError)(nil),             // 37: elcache.cache.v1.CallError
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 40: google.protobuf.Any
+	(MutateRequest_Condition)(0),  // 4: elcache.cache.v1.MutateRequest.Condition
+	(ExpiryChange_Action)(0),      // 5: elcache.cache.v1.ExpiryChange.Action
+	(ExpiryChange_Only)(0),        // 6: elcache.cache.v1.ExpiryChange.Only
+	(MutateResponse_Refusal)(0),   // 7: elcache.cache.v1.MutateResponse.Refusal
+	(*SessionToken)(nil),          // 8: elcache.cache.v1.SessionToken
+	(*ReadOptions)(nil),           // 9: elcache.cache.v1.ReadOptions
+	(*WriteOptions)(nil),          // 10: elcache.cache.v1.WriteOptions
+	(*ReadMeta)(nil),              // 11: elcache.cache.v1.ReadMeta
+	(*WriteMeta)(nil),             // 12: elcache.cache.v1.WriteMeta
+	(*LeaderHint)(nil),            // 13: elcache.cache.v1.LeaderHint
+	(*Entry)(nil),                 // 14: elcache.cache.v1.Entry
+	(*GetRequest)(nil),            // 15: elcache.cache.v1.GetRequest
+	(*GetResponse)(nil),           // 16: elcache.cache.v1.GetResponse
+	(*PutRequest)(nil),            // 17: elcache.cache.v1.PutRequest
+	(*PutResponse)(nil),           // 18: elcache.cache.v1.PutResponse
+	(*DeleteRequest)(nil),         // 19: elcache.cache.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 20: elcache.cache.v1.DeleteResponse
+	(*CompareAndSetRequest)(nil),  // 21: elcache.cache.v1.CompareAndSetRequest
+	(*CompareAndSetResponse)(nil), // 22: elcache.cache.v1.CompareAndSetResponse
+	(*MutateRequest)(nil),         // 23: elcache.cache.v1.MutateRequest
+	(*SetRange)(nil),              // 24: elcache.cache.v1.SetRange
+	(*ExpiryChange)(nil),          // 25: elcache.cache.v1.ExpiryChange
+	(*MutateResponse)(nil),        // 26: elcache.cache.v1.MutateResponse
+	(*MultiGetRequest)(nil),       // 27: elcache.cache.v1.MultiGetRequest
+	(*MultiGetResponse)(nil),      // 28: elcache.cache.v1.MultiGetResponse
+	(*KeyValue)(nil),              // 29: elcache.cache.v1.KeyValue
+	(*MultiPutRequest)(nil),       // 30: elcache.cache.v1.MultiPutRequest
+	(*MultiPutResponse)(nil),      // 31: elcache.cache.v1.MultiPutResponse
+	(*ScanRequest)(nil),           // 32: elcache.cache.v1.ScanRequest
+	(*ScanResponse)(nil),          // 33: elcache.cache.v1.ScanResponse
+	(*StatsRequest)(nil),          // 34: elcache.cache.v1.StatsRequest
+	(*PartitionStats)(nil),        // 35: elcache.cache.v1.PartitionStats
+	(*StatsResponse)(nil),         // 36: elcache.cache.v1.StatsResponse
+	(*TopologyRequest)(nil),       // 37: elcache.cache.v1.TopologyRequest
+	(*Topology)(nil),              // 38: elcache.cache.v1.Topology
+	(*TopologyNode)(nil),          // 39: elcache.cache.v1.TopologyNode
+	(*PartitionRoute)(nil),        // 40: elcache.cache.v1.PartitionRoute
+	(*PipelineRequest)(nil),       // 41: elcache.cache.v1.PipelineRequest
+	(*Call)(nil),                  // 42: elcache.cache.v1.Call
+	(*PipelineResponse)(nil),      // 43: elcache.cache.v1.PipelineResponse
+	(*CallResult)(nil),            // 44: elcache.cache.v1.CallResult
+	(*CallError)(nil),             // 45: elcache.cache.v1.CallError
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 48: google.protobuf.Any
 }
 var file_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: elcache.cache.v1.ReadOptions.consistency:type_name -> elcache.cache.v1.Consistency
-	38, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
-	4,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
+	46, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	8,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
 	1,  // 3: elcache.cache.v1.WriteOptions.mode:type_name -> elcache.cache.v1.WriteMode
-	38, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
+	46, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
 	2,  // 5: elcache.cache.v1.WriteOptions.durability:type_name -> elcache.cache.v1.Durability
 	3,  // 6: elcache.cache.v1.ReadMeta.role:type_name -> elcache.cache.v1.Role
 	0,  // 7: elcache.cache.v1.ReadMeta.consistency:type_name -> elcache.cache.v1.Consistency
-	38, // 8: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
-	4,  // 9: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
-	9,  // 10: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
-	4,  // 11: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
+	46, // 8: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
+	8,  // 9: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
+	13, // 10: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
+	8,  // 11: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
 	1,  // 12: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
-	9,  // 13: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
+	13, // 13: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
 	2,  // 14: elcache.cache.v1.WriteMeta.durability:type_name -> elcache.cache.v1.Durability
-	39, // 15: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 16: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	10, // 17: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
-	7,  // 18: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
-	6,  // 19: elcache.cache.v1.PutRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	8,  // 20: elcache.cache.v1.PutResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	6,  // 21: elcache.cache.v1.DeleteRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	8,  // 22: elcache.cache.v1.DeleteResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	6,  // 23: elcache.cache.v1.CompareAndSetRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	8,  // 24: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
-	5,  // 25: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	12, // 26: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
-	38, // 27: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
-	21, // 28: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
-	6,  // 29: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
-	14, // 30: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
-	5,  // 31: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
-	10, // 32: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
-	3,  // 33: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
-	38, // 34: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	38, // 35: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
-	27, // 36: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
-	31, // 37: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
-	32, // 38: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
-	34, // 39: elcache.cache.v1.PipelineRequest.calls:type_name -> elcache.cache.v1.Call
-	38, // 40: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
-	11, // 41: elcache.cache.v1.Call.get:type_name -> elcache.cache.v1.GetRequest
-	13, // 42: elcache.cache.v1.Call.put:type_name -> elcache.cache.v1.PutRequest
-	15, // 43: elcache.cache.v1.Call.delete:type_name -> elcache.cache.v1.DeleteRequest
-	17, // 44: elcache.cache.v1.Call.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetRequest
-	19, // 45: elcache.cache.v1.Call.multi_get:type_name -> elcache.cache.v1.MultiGetRequest
-	22, // 46: elcache.cache.v1.Call.multi_put:type_name -> elcache.cache.v1.MultiPutRequest
-	36, // 47: elcache.cache.v1.PipelineResponse.results:type_name -> elcache.cache.v1.CallResult
-	37, // 48: elcache.cache.v1.CallResult.error:type_name -> elcache.cache.v1.CallError
-	12, // 49: elcache.cache.v1.CallResult.get:type_name -> elcache.cache.v1.GetResponse
-	14, // 50: elcache.cache.v1.CallResult.put:type_name -> elcache.cache.v1.PutResponse
-	16, // 51: elcache.cache.v1.CallResult.delete:type_name -> elcache.cache.v1.DeleteResponse
-	18, // 52: elcache.cache.v1.CallResult.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetResponse
-	20, // 53: elcache.cache.v1.CallResult.multi_get:type_name -> elcache.cache.v1.MultiGetResponse
-	23, // 54: elcache.cache.v1.CallResult.multi_put:type_name -> elcache.cache.v1.MultiPutResponse
-	40, // 55: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
-	11, // 56: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
-	13, // 57: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
-	15, // 58: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
-	17, // 59: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
-	19, // 60: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
-	22, // 61: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
-	24, // 62: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
-	26, // 63: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
-	29, // 64: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
-	29, // 65: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
-	33, // 66: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
-	12, // 67: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
-	14, // 68: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
-	16, // 69: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
-	18, // 70: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
-	20, // 71: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
-	23, // 72: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
-	25, // 73: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
-	28, // 74: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
-	30, // 75: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
-	30, // 76: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
-	35, // 77: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
-	67, // [67:78] is the sub-list for method output_type
-	56, // [56:67] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	47, // 15: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 16: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	14, // 17: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
+	11, // 18: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
+	10, // 19: elcache.cache.v1.PutRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	12, // 20: elcache.cache.v1.PutResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	10, // 21: elcache.cache.v1.DeleteRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	12, // 22: elcache.cache.v1.DeleteResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	10, // 23: elcache.cache.v1.CompareAndSetRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	12, // 24: elcache.cache.v1.CompareAndSetResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	4,  // 25: elcache.cache.v1.MutateRequest.condition:type_name -> elcache.cache.v1.MutateRequest.Condition
+	24, // 26: elcache.cache.v1.MutateRequest.set_range:type_name -> elcache.cache.v1.SetRange
+	25, // 27: elcache.cache.v1.MutateRequest.expiry:type_name -> elcache.cache.v1.ExpiryChange
+	10, // 28: elcache.cache.v1.MutateRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	5,  // 29: elcache.cache.v1.ExpiryChange.action:type_name -> elcache.cache.v1.ExpiryChange.Action
+	47, // 30: elcache.cache.v1.ExpiryChange.at:type_name -> google.protobuf.Timestamp
+	46, // 31: elcache.cache.v1.ExpiryChange.after:type_name -> google.protobuf.Duration
+	6,  // 32: elcache.cache.v1.ExpiryChange.only:type_name -> elcache.cache.v1.ExpiryChange.Only
+	47, // 33: elcache.cache.v1.MutateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 34: elcache.cache.v1.MutateResponse.refused:type_name -> elcache.cache.v1.MutateResponse.Refusal
+	12, // 35: elcache.cache.v1.MutateResponse.meta:type_name -> elcache.cache.v1.WriteMeta
+	9,  // 36: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	16, // 37: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
+	46, // 38: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
+	29, // 39: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
+	10, // 40: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
+	18, // 41: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
+	9,  // 42: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
+	14, // 43: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
+	3,  // 44: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
+	46, // 45: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	46, // 46: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
+	35, // 47: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
+	39, // 48: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
+	40, // 49: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
+	42, // 50: elcache.cache.v1.PipelineRequest.calls:type_name -> elcache.cache.v1.Call
+	46, // 51: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
+	15, // 52: elcache.cache.v1.Call.get:type_name -> elcache.cache.v1.GetRequest
+	17, // 53: elcache.cache.v1.Call.put:type_name -> elcache.cache.v1.PutRequest
+	19, // 54: elcache.cache.v1.Call.delete:type_name -> elcache.cache.v1.DeleteRequest
+	21, // 55: elcache.cache.v1.Call.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetRequest
+	27, // 56: elcache.cache.v1.Call.multi_get:type_name -> elcache.cache.v1.MultiGetRequest
+	30, // 57: elcache.cache.v1.Call.multi_put:type_name -> elcache.cache.v1.MultiPutRequest
+	44, // 58: elcache.cache.v1.PipelineResponse.results:type_name -> elcache.cache.v1.CallResult
+	45, // 59: elcache.cache.v1.CallResult.error:type_name -> elcache.cache.v1.CallError
+	16, // 60: elcache.cache.v1.CallResult.get:type_name -> elcache.cache.v1.GetResponse
+	18, // 61: elcache.cache.v1.CallResult.put:type_name -> elcache.cache.v1.PutResponse
+	20, // 62: elcache.cache.v1.CallResult.delete:type_name -> elcache.cache.v1.DeleteResponse
+	22, // 63: elcache.cache.v1.CallResult.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetResponse
+	28, // 64: elcache.cache.v1.CallResult.multi_get:type_name -> elcache.cache.v1.MultiGetResponse
+	31, // 65: elcache.cache.v1.CallResult.multi_put:type_name -> elcache.cache.v1.MultiPutResponse
+	48, // 66: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
+	15, // 67: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
+	17, // 68: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
+	19, // 69: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
+	21, // 70: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
+	23, // 71: elcache.cache.v1.Cache.Mutate:input_type -> elcache.cache.v1.MutateRequest
+	27, // 72: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
+	30, // 73: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
+	32, // 74: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
+	34, // 75: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
+	37, // 76: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
+	37, // 77: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
+	41, // 78: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
+	16, // 79: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
+	18, // 80: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
+	20, // 81: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
+	22, // 82: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
+	26, // 83: elcache.cache.v1.Cache.Mutate:output_type -> elcache.cache.v1.MutateResponse
+	28, // 84: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
+	31, // 85: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
+	33, // 86: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
+	36, // 87: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
+	38, // 88: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
+	38, // 89: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
+	43, // 90: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
+	79, // [79:91] is the sub-list for method output_type
+	67, // [67:79] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_cache_v1_cache_proto_init() }
@@ -3250,7 +3996,15 @@ func file_cache_v1_cache_proto_init() {
 		(*CompareAndSetRequest_ExpectedValue)(nil),
 		(*CompareAndSetRequest_ExpectAbsent)(nil),
 	}
-	file_cache_v1_cache_proto_msgTypes[30].OneofWrappers = []any{
+	file_cache_v1_cache_proto_msgTypes[15].OneofWrappers = []any{
+		(*MutateRequest_Set)(nil),
+		(*MutateRequest_IncrBy)(nil),
+		(*MutateRequest_IncrByFloat)(nil),
+		(*MutateRequest_Append)(nil),
+		(*MutateRequest_SetRange)(nil),
+		(*MutateRequest_Delete)(nil),
+	}
+	file_cache_v1_cache_proto_msgTypes[34].OneofWrappers = []any{
 		(*Call_Get)(nil),
 		(*Call_Put)(nil),
 		(*Call_Delete)(nil),
@@ -3258,7 +4012,7 @@ func file_cache_v1_cache_proto_init() {
 		(*Call_MultiGet)(nil),
 		(*Call_MultiPut)(nil),
 	}
-	file_cache_v1_cache_proto_msgTypes[32].OneofWrappers = []any{
+	file_cache_v1_cache_proto_msgTypes[36].OneofWrappers = []any{
 		(*CallResult_Get)(nil),
 		(*CallResult_Put)(nil),
 		(*CallResult_Delete)(nil),
@@ -3271,8 +4025,8 @@ func file_cache_v1_cache_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cache_v1_cache_proto_rawDesc), len(file_cache_v1_cache_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   34,
+			NumEnums:      8,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Cache_Put_FullMethodName           = "/elcache.cache.v1.Cache/Put"
 	Cache_Delete_FullMethodName        = "/elcache.cache.v1.Cache/Delete"
 	Cache_CompareAndSet_FullMethodName = "/elcache.cache.v1.Cache/CompareAndSet"
+	Cache_Mutate_FullMethodName        = "/elcache.cache.v1.Cache/Mutate"
 	Cache_MultiGet_FullMethodName      = "/elcache.cache.v1.Cache/MultiGet"
 	Cache_MultiPut_FullMethodName      = "/elcache.cache.v1.Cache/MultiPut"
 	Cache_Scan_FullMethodName          = "/elcache.cache.v1.Cache/Scan"
@@ -54,6 +55,15 @@ type CacheClient interface {
 	// CompareAndSet writes a key only if its current state matches the
 	// expectation (a version, a value, or absence).
 	CompareAndSet(ctx context.Context, in *CompareAndSetRequest, opts ...grpc.CallOption) (*CompareAndSetResponse, error)
+	// Mutate changes one key as a function of its current state (increment,
+	// append, overwrite a range, set or delete under a condition, change the
+	// expiry under a condition) in one Raft command: the leader proposes the
+	// change and every replica evaluates it against the key as it applies,
+	// so concurrent mutations and writes of a key never lose each other. It
+	// serves the Redis listener's read-modify-write commands. Modes
+	// CACHE_ONLY and WRITE_BACK only: with WRITE_THROUGH or WRITE_AROUND the
+	// database, not the cache, holds the current value.
+	Mutate(ctx context.Context, in *MutateRequest, opts ...grpc.CallOption) (*MutateResponse, error)
 	// MultiGet reads up to 1000 keys. Each key is read at the requested level
 	// on its own partition; there is no cross-partition snapshot.
 	MultiGet(ctx context.Context, in *MultiGetRequest, opts ...grpc.CallOption) (*MultiGetResponse, error)
@@ -124,6 +134,16 @@ func (c *cacheClient) CompareAndSet(ctx context.Context, in *CompareAndSetReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompareAndSetResponse)
 	err := c.cc.Invoke(ctx, Cache_CompareAndSet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cacheClient) Mutate(ctx context.Context, in *MutateRequest, opts ...grpc.CallOption) (*MutateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MutateResponse)
+	err := c.cc.Invoke(ctx, Cache_Mutate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +249,15 @@ type CacheServer interface {
 	// CompareAndSet writes a key only if its current state matches the
 	// expectation (a version, a value, or absence).
 	CompareAndSet(context.Context, *CompareAndSetRequest) (*CompareAndSetResponse, error)
+	// Mutate changes one key as a function of its current state (increment,
+	// append, overwrite a range, set or delete under a condition, change the
+	// expiry under a condition) in one Raft command: the leader proposes the
+	// change and every replica evaluates it against the key as it applies,
+	// so concurrent mutations and writes of a key never lose each other. It
+	// serves the Redis listener's read-modify-write commands. Modes
+	// CACHE_ONLY and WRITE_BACK only: with WRITE_THROUGH or WRITE_AROUND the
+	// database, not the cache, holds the current value.
+	Mutate(context.Context, *MutateRequest) (*MutateResponse, error)
 	// MultiGet reads up to 1000 keys. Each key is read at the requested level
 	// on its own partition; there is no cross-partition snapshot.
 	MultiGet(context.Context, *MultiGetRequest) (*MultiGetResponse, error)
@@ -276,6 +305,9 @@ func (UnimplementedCacheServer) Delete(context.Context, *DeleteRequest) (*Delete
 }
 func (UnimplementedCacheServer) CompareAndSet(context.Context, *CompareAndSetRequest) (*CompareAndSetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CompareAndSet not implemented")
+}
+func (UnimplementedCacheServer) Mutate(context.Context, *MutateRequest) (*MutateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Mutate not implemented")
 }
 func (UnimplementedCacheServer) MultiGet(context.Context, *MultiGetRequest) (*MultiGetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method MultiGet not implemented")
@@ -387,6 +419,24 @@ func _Cache_CompareAndSet_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CacheServer).CompareAndSet(ctx, req.(*CompareAndSetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cache_Mutate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MutateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CacheServer).Mutate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cache_Mutate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CacheServer).Mutate(ctx, req.(*MutateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -521,6 +571,10 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompareAndSet",
 			Handler:    _Cache_CompareAndSet_Handler,
+		},
+		{
+			MethodName: "Mutate",
+			Handler:    _Cache_Mutate_Handler,
 		},
 		{
 			MethodName: "MultiGet",

@@ -64,21 +64,25 @@ const (
 	// expiring at expire_at: write-around and write-through fence the key
 	// before they write the database at that version.
 	Op_KIND_INVALIDATE Op_Kind = 9
+	// Change key by mutation, evaluated against its state as the op
+	// applies (cache.v1 Mutate). Flags as for PUT.
+	Op_KIND_MUTATE Op_Kind = 10
 )
 
 // Enum value maps for Op_Kind.
 var (
 	Op_Kind_name = map[int32]string{
-		0: "KIND_UNSPECIFIED",
-		1: "KIND_PUT",
-		2: "KIND_DELETE",
-		3: "KIND_CAS",
-		4: "KIND_EXPIRE",
-		5: "KIND_EVICT",
-		6: "KIND_LEADER_NOOP",
-		7: "KIND_FILL",
-		8: "KIND_MARK_CLEAN",
-		9: "KIND_INVALIDATE",
+		0:  "KIND_UNSPECIFIED",
+		1:  "KIND_PUT",
+		2:  "KIND_DELETE",
+		3:  "KIND_CAS",
+		4:  "KIND_EXPIRE",
+		5:  "KIND_EVICT",
+		6:  "KIND_LEADER_NOOP",
+		7:  "KIND_FILL",
+		8:  "KIND_MARK_CLEAN",
+		9:  "KIND_INVALIDATE",
+		10: "KIND_MUTATE",
 	}
 	Op_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -91,6 +95,7 @@ var (
 		"KIND_FILL":        7,
 		"KIND_MARK_CLEAN":  8,
 		"KIND_INVALIDATE":  9,
+		"KIND_MUTATE":      10,
 	}
 )
 
@@ -213,7 +218,8 @@ type Op struct {
 	Epoch     uint64      `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// FILL: the leader's clock when the load from the database began (Unix
 	// nanoseconds); a fill older than the fill deadline is refused.
-	FillStartedAt int64 `protobuf:"varint,11,opt,name=fill_started_at,json=fillStartedAt,proto3" json:"fill_started_at,omitempty"`
+	FillStartedAt int64     `protobuf:"varint,11,opt,name=fill_started_at,json=fillStartedAt,proto3" json:"fill_started_at,omitempty"`
+	Mutation      *Mutation `protobuf:"bytes,12,opt,name=mutation,proto3" json:"mutation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +344,13 @@ func (x *Op) GetFillStartedAt() int64 {
 	return 0
 }
 
+func (x *Op) GetMutation() *Mutation {
+	if x != nil {
+		return x.Mutation
+	}
+	return nil
+}
+
 type isOp_Expect interface {
 	isOp_Expect()
 }
@@ -360,6 +373,215 @@ func (*Op_ExpectedValue) isOp_Expect() {}
 
 func (*Op_ExpectAbsent) isOp_Expect() {}
 
+// Mutation is a MUTATE op: cache.v1.MutateRequest with its times resolved
+// by the leader.
+type Mutation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cache.v1.MutateRequest.Condition.
+	Condition int32 `protobuf:"varint,1,opt,name=condition,proto3" json:"condition,omitempty"`
+	// Types that are valid to be assigned to Change:
+	//
+	//	*Mutation_Set
+	//	*Mutation_IncrBy
+	//	*Mutation_IncrByFloat
+	//	*Mutation_Append
+	//	*Mutation_SetRange
+	//	*Mutation_Delete
+	Change         isMutation_Change `protobuf_oneof:"change"`
+	SetRangeOffset uint64            `protobuf:"varint,8,opt,name=set_range_offset,json=setRangeOffset,proto3" json:"set_range_offset,omitempty"`
+	// cache.v1.ExpiryChange.Action: AT and AFTER arrive as AT with
+	// expire_at (Unix nanoseconds; 0 never).
+	ExpiryAction int32 `protobuf:"varint,9,opt,name=expiry_action,json=expiryAction,proto3" json:"expiry_action,omitempty"`
+	ExpireAt     int64 `protobuf:"varint,10,opt,name=expire_at,json=expireAt,proto3" json:"expire_at,omitempty"`
+	// cache.v1.ExpiryChange.Only.
+	ExpiryOnly int32 `protobuf:"varint,11,opt,name=expiry_only,json=expiryOnly,proto3" json:"expiry_only,omitempty"`
+	// The largest value the result may have: the leader's limit.
+	MaxValueBytes  uint64 `protobuf:"varint,12,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
+	ReturnPrevious bool   `protobuf:"varint,13,opt,name=return_previous,json=returnPrevious,proto3" json:"return_previous,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Mutation) Reset() {
+	*x = Mutation{}
+	mi := &file_peer_v1_command_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mutation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mutation) ProtoMessage() {}
+
+func (x *Mutation) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_v1_command_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
+func (*Mutation) Descriptor() ([]byte, []int) {
+	return file_peer_v1_command_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Mutation) GetCondition() int32 {
+	if x != nil {
+		return x.Condition
+	}
+	return 0
+}
+
+func (x *Mutation) GetChange() isMutation_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *Mutation) GetSet() []byte {
+	if x != nil {
+		if x, ok := x.Change.(*Mutation_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *Mutation) GetIncrBy() int64 {
+	if x != nil {
+		if x, ok := x.Change.(*Mutation_IncrBy); ok {
+			return x.IncrBy
+		}
+	}
+	return 0
+}
+
+func (x *Mutation) GetIncrByFloat() float64 {
+	if x != nil {
+		if x, ok := x.Change.(*Mutation_IncrByFloat); ok {
+			return x.IncrByFloat
+		}
+	}
+	return 0
+}
+
+func (x *Mutation) GetAppend() []byte {
+	if x != nil {
+		if x, ok := x.Change.(*Mutation_Append); ok {
+			return x.Append
+		}
+	}
+	return nil
+}
+
+func (x *Mutation) GetSetRange() []byte {
+	if x != nil {
+		if x, ok := x.Change.(*Mutation_SetRange); ok {
+			return x.SetRange
+		}
+	}
+	return nil
+}
+
+func (x *Mutation) GetDelete() bool {
+	if x != nil {
+		if x, ok := x.Change.(*Mutation_Delete); ok {
+			return x.Delete
+		}
+	}
+	return false
+}
+
+func (x *Mutation) GetSetRangeOffset() uint64 {
+	if x != nil {
+		return x.SetRangeOffset
+	}
+	return 0
+}
+
+func (x *Mutation) GetExpiryAction() int32 {
+	if x != nil {
+		return x.ExpiryAction
+	}
+	return 0
+}
+
+func (x *Mutation) GetExpireAt() int64 {
+	if x != nil {
+		return x.ExpireAt
+	}
+	return 0
+}
+
+func (x *Mutation) GetExpiryOnly() int32 {
+	if x != nil {
+		return x.ExpiryOnly
+	}
+	return 0
+}
+
+func (x *Mutation) GetMaxValueBytes() uint64 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *Mutation) GetReturnPrevious() bool {
+	if x != nil {
+		return x.ReturnPrevious
+	}
+	return false
+}
+
+type isMutation_Change interface {
+	isMutation_Change()
+}
+
+type Mutation_Set struct {
+	Set []byte `protobuf:"bytes,2,opt,name=set,proto3,oneof"`
+}
+
+type Mutation_IncrBy struct {
+	IncrBy int64 `protobuf:"varint,3,opt,name=incr_by,json=incrBy,proto3,oneof"`
+}
+
+type Mutation_IncrByFloat struct {
+	IncrByFloat float64 `protobuf:"fixed64,4,opt,name=incr_by_float,json=incrByFloat,proto3,oneof"`
+}
+
+type Mutation_Append struct {
+	Append []byte `protobuf:"bytes,5,opt,name=append,proto3,oneof"`
+}
+
+type Mutation_SetRange struct {
+	SetRange []byte `protobuf:"bytes,6,opt,name=set_range,json=setRange,proto3,oneof"`
+}
+
+type Mutation_Delete struct {
+	Delete bool `protobuf:"varint,7,opt,name=delete,proto3,oneof"`
+}
+
+func (*Mutation_Set) isMutation_Change() {}
+
+func (*Mutation_IncrBy) isMutation_Change() {}
+
+func (*Mutation_IncrByFloat) isMutation_Change() {}
+
+func (*Mutation_Append) isMutation_Change() {}
+
+func (*Mutation_SetRange) isMutation_Change() {}
+
+func (*Mutation_Delete) isMutation_Change() {}
+
 // Result is the outcome of a Command, one OpResult per Op.
 type Result struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -376,7 +598,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_peer_v1_command_proto_msgTypes[2]
+	mi := &file_peer_v1_command_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +610,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_command_proto_msgTypes[2]
+	mi := &file_peer_v1_command_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +623,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_peer_v1_command_proto_rawDescGZIP(), []int{2}
+	return file_peer_v1_command_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Result) GetOps() []*OpResult {
@@ -446,14 +668,24 @@ type OpResult struct {
 	Ok bool `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// The version after the op (PUT/CAS success) or the current version
 	// (CAS failure; 0 when absent).
-	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// MUTATE only: the key was live before; its value before (when asked);
+	// the value after an increment; the length of the value after; the
+	// expiry after (Unix nanoseconds); why it was refused
+	// (cache.v1.MutateResponse.Refusal).
+	Existed       bool   `protobuf:"varint,3,opt,name=existed,proto3" json:"existed,omitempty"`
+	Previous      []byte `protobuf:"bytes,4,opt,name=previous,proto3" json:"previous,omitempty"`
+	Value         []byte `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	Length        uint64 `protobuf:"varint,6,opt,name=length,proto3" json:"length,omitempty"`
+	ExpireAt      int64  `protobuf:"varint,7,opt,name=expire_at,json=expireAt,proto3" json:"expire_at,omitempty"`
+	Refused       int32  `protobuf:"varint,8,opt,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_peer_v1_command_proto_msgTypes[3]
+	mi := &file_peer_v1_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +697,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_v1_command_proto_msgTypes[3]
+	mi := &file_peer_v1_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +710,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_peer_v1_command_proto_rawDescGZIP(), []int{3}
+	return file_peer_v1_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *OpResult) GetOk() bool {
@@ -495,6 +727,48 @@ func (x *OpResult) GetVersion() uint64 {
 	return 0
 }
 
+func (x *OpResult) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+func (x *OpResult) GetPrevious() []byte {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+func (x *OpResult) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *OpResult) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *OpResult) GetExpireAt() int64 {
+	if x != nil {
+		return x.ExpireAt
+	}
+	return 0
+}
+
+func (x *OpResult) GetRefused() int32 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
 var File_peer_v1_command_proto protoreflect.FileDescriptor
 
 const file_peer_v1_command_proto_rawDesc = "" +
@@ -505,7 +779,7 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"proposedAt\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12%\n" +
 	"\x03ops\x18\x03 \x03(\v2\x13.elcache.peer.v1.OpR\x03ops\x12 \n" +
-	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\"\xad\x04\n" +
+	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\"\xf5\x04\n" +
 	"\x02Op\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.elcache.peer.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -519,7 +793,8 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"if_version\x18\t \x01(\x04R\tifVersion\x12\x14\n" +
 	"\x05epoch\x18\n" +
 	" \x01(\x04R\x05epoch\x12&\n" +
-	"\x0ffill_started_at\x18\v \x01(\x03R\rfillStartedAt\"\xb9\x01\n" +
+	"\x0ffill_started_at\x18\v \x01(\x03R\rfillStartedAt\x125\n" +
+	"\bmutation\x18\f \x01(\v2\x19.elcache.peer.v1.MutationR\bmutation\"\xca\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bKIND_PUT\x10\x01\x12\x0f\n" +
@@ -531,17 +806,42 @@ const file_peer_v1_command_proto_rawDesc = "" +
 	"\x10KIND_LEADER_NOOP\x10\x06\x12\r\n" +
 	"\tKIND_FILL\x10\a\x12\x13\n" +
 	"\x0fKIND_MARK_CLEAN\x10\b\x12\x13\n" +
-	"\x0fKIND_INVALIDATE\x10\tB\b\n" +
-	"\x06expect\"\xc4\x01\n" +
+	"\x0fKIND_INVALIDATE\x10\t\x12\x0f\n" +
+	"\vKIND_MUTATE\x10\n" +
+	"B\b\n" +
+	"\x06expect\"\xb8\x03\n" +
+	"\bMutation\x12\x1c\n" +
+	"\tcondition\x18\x01 \x01(\x05R\tcondition\x12\x12\n" +
+	"\x03set\x18\x02 \x01(\fH\x00R\x03set\x12\x19\n" +
+	"\aincr_by\x18\x03 \x01(\x03H\x00R\x06incrBy\x12$\n" +
+	"\rincr_by_float\x18\x04 \x01(\x01H\x00R\vincrByFloat\x12\x18\n" +
+	"\x06append\x18\x05 \x01(\fH\x00R\x06append\x12\x1d\n" +
+	"\tset_range\x18\x06 \x01(\fH\x00R\bsetRange\x12\x18\n" +
+	"\x06delete\x18\a \x01(\bH\x00R\x06delete\x12(\n" +
+	"\x10set_range_offset\x18\b \x01(\x04R\x0esetRangeOffset\x12#\n" +
+	"\rexpiry_action\x18\t \x01(\x05R\fexpiryAction\x12\x1b\n" +
+	"\texpire_at\x18\n" +
+	" \x01(\x03R\bexpireAt\x12\x1f\n" +
+	"\vexpiry_only\x18\v \x01(\x05R\n" +
+	"expiryOnly\x12&\n" +
+	"\x0fmax_value_bytes\x18\f \x01(\x04R\rmaxValueBytes\x12'\n" +
+	"\x0freturn_previous\x18\r \x01(\bR\x0ereturnPreviousB\b\n" +
+	"\x06change\"\xc4\x01\n" +
 	"\x06Result\x12+\n" +
 	"\x03ops\x18\x01 \x03(\v2\x19.elcache.peer.v1.OpResultR\x03ops\x12\"\n" +
 	"\fdeduplicated\x18\x02 \x01(\bR\fdeduplicated\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x04R\x05index\x12 \n" +
 	"\vfingerprint\x18\x04 \x01(\x04R\vfingerprint\x121\n" +
-	"\x14idempotency_conflict\x18\x05 \x01(\bR\x13idempotencyConflict\"4\n" +
+	"\x14idempotency_conflict\x18\x05 \x01(\bR\x13idempotencyConflict\"\xcf\x01\n" +
 	"\bOpResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversionB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x18\n" +
+	"\aexisted\x18\x03 \x01(\bR\aexisted\x12\x1a\n" +
+	"\bprevious\x18\x04 \x01(\fR\bprevious\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value\x12\x16\n" +
+	"\x06length\x18\x06 \x01(\x04R\x06length\x12\x1b\n" +
+	"\texpire_at\x18\a \x01(\x03R\bexpireAt\x12\x18\n" +
+	"\arefused\x18\b \x01(\x05R\arefusedB1Z/github.com/elcache/elcache/proto/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_peer_v1_command_proto_rawDescOnce sync.Once
@@ -556,23 +856,25 @@ func file_peer_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_peer_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_peer_v1_command_proto_goTypes = []any{
 	(Op_Kind)(0),     // 0: elcache.peer.v1.Op.Kind
 	(*Command)(nil),  // 1: elcache.peer.v1.Command
 	(*Op)(nil),       // 2: elcache.peer.v1.Op
-	(*Result)(nil),   // 3: elcache.peer.v1.Result
-	(*OpResult)(nil), // 4: elcache.peer.v1.OpResult
+	(*Mutation)(nil), // 3: elcache.peer.v1.Mutation
+	(*Result)(nil),   // 4: elcache.peer.v1.Result
+	(*OpResult)(nil), // 5: elcache.peer.v1.OpResult
 }
 var file_peer_v1_command_proto_depIdxs = []int32{
 	2, // 0: elcache.peer.v1.Command.ops:type_name -> elcache.peer.v1.Op
 	0, // 1: elcache.peer.v1.Op.kind:type_name -> elcache.peer.v1.Op.Kind
-	4, // 2: elcache.peer.v1.Result.ops:type_name -> elcache.peer.v1.OpResult
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 2: elcache.peer.v1.Op.mutation:type_name -> elcache.peer.v1.Mutation
+	5, // 3: elcache.peer.v1.Result.ops:type_name -> elcache.peer.v1.OpResult
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_peer_v1_command_proto_init() }
@@ -585,13 +887,21 @@ func file_peer_v1_command_proto_init() {
 		(*Op_ExpectedValue)(nil),
 		(*Op_ExpectAbsent)(nil),
 	}
+	file_peer_v1_command_proto_msgTypes[2].OneofWrappers = []any{
+		(*Mutation_Set)(nil),
+		(*Mutation_IncrBy)(nil),
+		(*Mutation_IncrByFloat)(nil),
+		(*Mutation_Append)(nil),
+		(*Mutation_SetRange)(nil),
+		(*Mutation_Delete)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_v1_command_proto_rawDesc), len(file_peer_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
