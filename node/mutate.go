@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/elcache/elcache/storage"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
+	"github.com/elcache/elcache/storage"
 )
 
 // Mutate changes one key as a function of its current state, in one Raft
