@@ -155,7 +155,19 @@ func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Com
 		}
 	}
 	res := &peerv1.Result{Index: index, Fingerprint: cmd.Fingerprint, Ops: make([]*peerv1.OpResult, len(cmd.Ops))}
+	group, hold, err := casGroup(b, cmd.ProposedAt, cmd.Ops)
+	if err != nil {
+		return nil, err
+	}
 	for i, op := range cmd.Ops {
+		if group && op.Kind == peerv1.Op_KIND_CAS {
+			if !hold {
+				res.Ops[i] = &peerv1.OpResult{}
+				continue
+			}
+			op = proto.Clone(op).(*peerv1.Op)
+			op.Kind, op.Expect = peerv1.Op_KIND_PUT, nil
+		}
 		r, err := f.applyOp(b, index, term, cmd.ProposedAt, cmd.IdempotencyKey, op)
 		if err != nil {
 			return nil, err
@@ -224,16 +236,7 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, idemKey s
 			return nil, err
 		}
 		live := live(cur, ok, now)
-		var match bool
-		switch x := op.Expect.(type) {
-		case *peerv1.Op_ExpectedVersion:
-			match = live && cur.Version == x.ExpectedVersion
-		case *peerv1.Op_ExpectedValue:
-			match = live && bytes.Equal(cur.Value, x.ExpectedValue)
-		case *peerv1.Op_ExpectAbsent:
-			match = !live
-		}
-		if match {
+		if casHolds(cur, live, op) {
 			return put()
 		}
 		r := &peerv1.OpResult{}
@@ -287,6 +290,48 @@ func (f *fsm) applyOp(b *storage.Batch, index, term uint64, now int64, idemKey s
 		// every replica.
 		return &peerv1.OpResult{}, nil
 	}
+}
+
+// casGroup reports whether ops hold several CAS ops (group), which hold
+// all or none, and whether every one of them holds against the state
+// before the command (hold).
+func casGroup(b *storage.Batch, now int64, ops []*peerv1.Op) (group, hold bool, err error) {
+	n := 0
+	for _, op := range ops {
+		if op.Kind == peerv1.Op_KIND_CAS {
+			n++
+		}
+	}
+	if n < 2 {
+		return false, false, nil
+	}
+	for _, op := range ops {
+		if op.Kind != peerv1.Op_KIND_CAS {
+			continue
+		}
+		cur, ok, err := b.Get(op.Key)
+		if err != nil {
+			return true, false, err
+		}
+		if !casHolds(cur, live(cur, ok, now), op) {
+			return true, false, nil
+		}
+	}
+	return true, true, nil
+}
+
+// casHolds reports whether a CAS op's expectation holds against the
+// key's entry cur (live: cur is a live value).
+func casHolds(cur storage.Entry, live bool, op *peerv1.Op) bool {
+	switch x := op.Expect.(type) {
+	case *peerv1.Op_ExpectedVersion:
+		return live && cur.Version == x.ExpectedVersion
+	case *peerv1.Op_ExpectedValue:
+		return live && bytes.Equal(cur.Value, x.ExpectedValue)
+	case *peerv1.Op_ExpectAbsent:
+		return !live
+	}
+	return false
 }
 
 // live reports whether a stored entry (ok: one was found) is a live value

@@ -217,6 +217,8 @@ func expiryAllowed(only cachev1.ExpiryChange_Only, live bool, cur, next int64) b
 		return live && inf(next) > inf(cur)
 	case cachev1.ExpiryChange_ONLY_EARLIER:
 		return live && inf(next) < inf(cur)
+	case cachev1.ExpiryChange_ONLY_EARLIER_HAS_EXPIRY:
+		return live && cur != 0 && next < cur
 	}
 	return true
 }

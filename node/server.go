@@ -430,6 +430,11 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 		pid := n.ring.Partition(kv.Key)
 		groups[pid] = append(groups[pid], i)
 	}
+	if req.OnlyIfAbsent {
+		if err := onlyIfAbsentValid(w, len(groups)); err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	out := &cachev1.MultiPutResponse{Results: make([]*cachev1.PutResponse, len(req.Entries))}
 	err = eachGroup(groups, func(pid uint32, idx []int) error {
 		entries := make([]*cachev1.KeyValue, len(idx))
@@ -446,6 +451,10 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 						ttl = kv.Ttl.AsDuration()
 					}
 					ops[j] = &peerv1.Op{Kind: peerv1.Op_KIND_PUT, Key: kv.Key, Value: kv.Value, ExpireAt: expireAt(now, ttl)}
+					if req.OnlyIfAbsent {
+						// The CAS ops of a command hold all or none (fsm.go).
+						ops[j].Kind, ops[j].Expect = peerv1.Op_KIND_CAS, &peerv1.Op_ExpectAbsent{ExpectAbsent: true}
+					}
 				}
 				idem := ""
 				if w.IdempotencyKey != "" {
@@ -469,7 +478,7 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 				return rs, nil
 			},
 			func(ctx context.Context, c cachev1.CacheClient) ([]*cachev1.PutResponse, error) {
-				resp, err := c.MultiPut(ctx, &cachev1.MultiPutRequest{Entries: entries, Options: forwardOptions(req.Options, w)})
+				resp, err := c.MultiPut(ctx, &cachev1.MultiPutRequest{Entries: entries, Options: forwardOptions(req.Options, w), OnlyIfAbsent: req.OnlyIfAbsent})
 				return forwardedResults("MultiPut", resp.GetResults(), len(entries), err)
 			})
 		return place(out.Results, res, idx, err)
@@ -482,6 +491,20 @@ func (s *cacheServer) MultiPut(ctx context.Context, req *cachev1.MultiPutRequest
 
 // Scan cursor: format byte, partition (u32), then the last key returned.
 const cursorFormat byte = 1
+
+// onlyIfAbsentValid checks a MultiPut with only_if_absent, whose keys
+// fall in partitions partitions: all or none is one Raft command, so one
+// partition; and the cache must hold the current values.
+func onlyIfAbsentValid(w request.Write, partitions int) error {
+	if partitions != 1 {
+		return invalid("only_if_absent needs every key in one partition; these keys are in %d", partitions)
+	}
+	switch w.Mode {
+	case cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
+		return nil
+	}
+	return invalid("only_if_absent supports options.mode CACHE_ONLY and WRITE_BACK, not %v", w.Mode)
+}
 
 func encodeCursor(partition uint32, key []byte) []byte {
 	b := append([]byte{cursorFormat}, binary.BigEndian.AppendUint32(nil, partition)...)

@@ -401,6 +401,8 @@ const (
 	ExpiryChange_ONLY_HAS_EXPIRY ExpiryChange_Only = 2
 	ExpiryChange_ONLY_LATER      ExpiryChange_Only = 3
 	ExpiryChange_ONLY_EARLIER    ExpiryChange_Only = 4
+	// Earlier than now's, and the key has an expiry (Redis XX LT).
+	ExpiryChange_ONLY_EARLIER_HAS_EXPIRY ExpiryChange_Only = 5
 )
 
 // Enum value maps for ExpiryChange_Only.
@@ -411,13 +413,15 @@ var (
 		2: "ONLY_HAS_EXPIRY",
 		3: "ONLY_LATER",
 		4: "ONLY_EARLIER",
+		5: "ONLY_EARLIER_HAS_EXPIRY",
 	}
 	ExpiryChange_Only_value = map[string]int32{
-		"ONLY_ALWAYS":     0,
-		"ONLY_NO_EXPIRY":  1,
-		"ONLY_HAS_EXPIRY": 2,
-		"ONLY_LATER":      3,
-		"ONLY_EARLIER":    4,
+		"ONLY_ALWAYS":             0,
+		"ONLY_NO_EXPIRY":          1,
+		"ONLY_HAS_EXPIRY":         2,
+		"ONLY_LATER":              3,
+		"ONLY_EARLIER":            4,
+		"ONLY_EARLIER_HAS_EXPIRY": 5,
 	}
 )
 
@@ -2226,9 +2230,14 @@ func (x *KeyValue) GetTtl() *durationpb.Duration {
 }
 
 type MultiPutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*KeyValue            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	Options       *WriteOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*KeyValue            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Options *WriteOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	// Store the entries only if none of their keys holds a live value: all
+	// or none (Redis MSETNX). Every key must be in one partition, and the
+	// mode CACHE_ONLY or WRITE_BACK. A result's version is 0 when nothing
+	// was stored.
+	OnlyIfAbsent  bool `protobuf:"varint,3,opt,name=only_if_absent,json=onlyIfAbsent,proto3" json:"only_if_absent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2275,6 +2284,13 @@ func (x *MultiPutRequest) GetOptions() *WriteOptions {
 		return x.Options
 	}
 	return nil
+}
+
+func (x *MultiPutRequest) GetOnlyIfAbsent() bool {
+	if x != nil {
+		return x.OnlyIfAbsent
+	}
+	return false
 }
 
 type MultiPutResponse struct {
@@ -3637,7 +3653,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x06change\"8\n" +
 	"\bSetRange\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xab\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xc8\x03\n" +
 	"\fExpiryChange\x12=\n" +
 	"\x06action\x18\x01 \x01(\x0e2%.elcache.cache.v1.ExpiryChange.ActionR\x06action\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12/\n" +
@@ -3648,14 +3664,15 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\vACTION_KEEP\x10\x01\x12\x12\n" +
 	"\x0eACTION_PERSIST\x10\x02\x12\r\n" +
 	"\tACTION_AT\x10\x03\x12\x10\n" +
-	"\fACTION_AFTER\x10\x04\"b\n" +
+	"\fACTION_AFTER\x10\x04\"\x7f\n" +
 	"\x04Only\x12\x0f\n" +
 	"\vONLY_ALWAYS\x10\x00\x12\x12\n" +
 	"\x0eONLY_NO_EXPIRY\x10\x01\x12\x13\n" +
 	"\x0fONLY_HAS_EXPIRY\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ONLY_LATER\x10\x03\x12\x10\n" +
-	"\fONLY_EARLIER\x10\x04\"\xd2\x03\n" +
+	"\fONLY_EARLIER\x10\x04\x12\x1b\n" +
+	"\x17ONLY_EARLIER_HAS_EXPIRY\x10\x05\"\xd2\x03\n" +
 	"\x0eMutateResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x18\n" +
 	"\aexisted\x18\x02 \x01(\bR\aexisted\x12\x1a\n" +
@@ -3681,10 +3698,11 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x81\x01\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xa7\x01\n" +
 	"\x0fMultiPutRequest\x124\n" +
 	"\aentries\x18\x01 \x03(\v2\x1a.elcache.cache.v1.KeyValueR\aentries\x128\n" +
-	"\aoptions\x18\x02 \x01(\v2\x1e.elcache.cache.v1.WriteOptionsR\aoptions\"K\n" +
+	"\aoptions\x18\x02 \x01(\v2\x1e.elcache.cache.v1.WriteOptionsR\aoptions\x12$\n" +
+	"\x0eonly_if_absent\x18\x03 \x01(\bR\fonlyIfAbsent\"K\n" +
 	"\x10MultiPutResponse\x127\n" +
 	"\aresults\x18\x01 \x03(\v2\x1d.elcache.cache.v1.PutResponseR\aresults\"\xb0\x01\n" +
 	"\vScanRequest\x12\x16\n" +

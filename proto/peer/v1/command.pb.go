@@ -36,7 +36,10 @@ const (
 	// this index, the op's flags, expiring at expire_at when clean) instead
 	// of nothing: a fence for refills, or (dirty) a write-back delete.
 	Op_KIND_DELETE Op_Kind = 2
-	// Store key = value if the expectation holds.
+	// Store key = value if the expectation holds. The CAS ops of one
+	// command hold all or none: when a command has several, each is
+	// checked against the state before the command, and either all are
+	// stored (in order) or none is.
 	Op_KIND_CAS Op_Kind = 3
 	// Remove key if it still has if_version and has expired at proposed_at.
 	// A non-zero expire_at leaves a clean tombstone with the removed
