@@ -149,10 +149,11 @@ bench-compare-deps: deps ## Install what bench-compare needs beyond deps (etcd),
 bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 5 min); report in bench-results/.
 	$(GO) test -tags benchcompare -count=1 -v -run '^TestCompare$$' -timeout 30m ./cmd/elcache-bench -args -out $(abspath $(BENCH_OUT)) $(BENCH_ARGS)
 
-fuzz: ## Fuzz request validation and stored-entry decoding for 30s each.
+fuzz: ## Fuzz request validation, stored-entry decoding and the RESP reader for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./node
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./storage
 	$(GO) test -run '^$$' -fuzz FuzzDecodeLog -fuzztime 30s ./storage
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 30s ./internal/resp
 
 tools: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install the pinned code generators into bin/tools.
 
