@@ -69,6 +69,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/request", "must not depend on node, storage, ring, client or cmd (it is the request validation node uses)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/backend", "must not depend on node, ring, client or cmd (it is the backing database client node uses; it may use storage/sqlstore)", []string{"/node", "/ring", "/client", "/cmd"}},
 		{"internal/bench", "must not depend on node, storage, ring or cmd (it measures a cluster through the client)", []string{"/node", "/storage", "/ring", "/cmd"}},
+		{"internal/respserver", "must not depend on node, storage, ring, client or cmd (it is the Redis listener node serves; it calls the node through an interface)", []string{"/node", "/storage", "/ring", "/client", "/cmd"}},
 		{"internal/resp", "must not depend on any other package of the module (it is the Redis wire protocol the Redis listener speaks)", []string{"/"}},
 	}
 	for _, rule := range forbidden {

@@ -17,6 +17,26 @@ import (
 	"github.com/elcache/elcache/storage/sqlstore"
 )
 
+// RESPConfig configures the Redis-protocol listener.
+type RESPConfig struct {
+	// Addr, when set, serves RESP2 and RESP3 on it (host:port).
+	Addr string
+	// Consistency is the read level of a new connection (UNSPECIFIED: the
+	// node's DefaultConsistency), MaxStaleness its bound when BOUNDED. A
+	// connection changes its own with ELCACHE.CONSISTENCY.
+	Consistency  cachev1.Consistency
+	MaxStaleness time.Duration
+	// WriteMode is the write mode of a new connection (UNSPECIFIED: the
+	// node's DefaultWriteMode); ELCACHE.WRITEMODE changes it. The
+	// read-modify-write commands (INCR, APPEND, SET NX...) need CACHE_ONLY
+	// or WRITE_BACK.
+	WriteMode cachev1.WriteMode
+	// Timeout bounds one command (0: 10s); MaxConns the connections open
+	// at once (0: 10000).
+	Timeout  time.Duration
+	MaxConns int
+}
+
 // Limits bound what a request may carry. Every limit is enforced with an
 // InvalidArgument error naming the field and the limit.
 type Limits struct {
@@ -118,6 +138,8 @@ type Config struct {
 	// log: SYNC writes that arrive meanwhile share the next one (0 means
 	// the default, 1 ms; at most 10 ms).
 	LogSyncGap time.Duration
+	// RESP configures the Redis-protocol listener (docs/redis.md).
+	RESP RESPConfig
 	// MetricsAddr, when set, serves Prometheus metrics over HTTP at
 	// /metrics (docs/operations.md "Metrics").
 	MetricsAddr string
@@ -274,6 +296,26 @@ func (c Config) Validate() error {
 		for _, e := range unjoin(err) {
 			bad("Backing: %v", e)
 		}
+	}
+	if c.RESP.Addr != "" {
+		if err := metrics.CheckListenAddr(c.RESP.Addr); err != nil {
+			bad("RESP.Addr %q: %v", c.RESP.Addr, err)
+		}
+	}
+	if _, ok := cachev1.Consistency_name[int32(c.RESP.Consistency)]; !ok {
+		bad("RESP.Consistency: unknown value %d", c.RESP.Consistency)
+	}
+	if c.RESP.Consistency == cachev1.Consistency_CONSISTENCY_BOUNDED && c.RESP.MaxStaleness <= 0 {
+		bad("RESP.MaxStaleness must be positive with RESP.Consistency BOUNDED")
+	}
+	if _, ok := cachev1.WriteMode_name[int32(c.RESP.WriteMode)]; !ok {
+		bad("RESP.WriteMode: unknown value %d", c.RESP.WriteMode)
+	} else if c.Backend == "" && c.RESP.WriteMode != cachev1.WriteMode_WRITE_MODE_UNSPECIFIED &&
+		c.RESP.WriteMode != cachev1.WriteMode_WRITE_MODE_CACHE_ONLY {
+		bad("RESP.WriteMode %v needs a Backend", c.RESP.WriteMode)
+	}
+	if c.RESP.Timeout < 0 || c.RESP.MaxConns < 0 {
+		bad("RESP.Timeout and RESP.MaxConns must not be negative")
 	}
 	if c.MetricsAddr != "" {
 		if err := metrics.CheckListenAddr(c.MetricsAddr); err != nil {

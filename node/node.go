@@ -26,6 +26,7 @@ import (
 	"github.com/elcache/elcache/internal/plan"
 	"github.com/elcache/elcache/internal/raftlog"
 	"github.com/elcache/elcache/internal/raftnet"
+	"github.com/elcache/elcache/internal/respserver"
 	"github.com/elcache/elcache/internal/readround"
 	"github.com/elcache/elcache/internal/request"
 	"github.com/elcache/elcache/node/version"
@@ -101,6 +102,11 @@ type Node struct {
 	serveDone chan struct{} // closed when the gRPC server has stopped
 	adminHTTP *http.Server  // the profiler, when Config.AdminAddr is set
 	adminAddr string        // where adminHTTP listens
+	// resp serves the Redis protocol on Config.RESP.Addr, at respAddr;
+	// respDone closes when its Serve returns.
+	resp     *respserver.Server
+	respAddr string
+	respDone chan struct{}
 	// metricsHTTP serves /metrics on Config.MetricsAddr, at metricsAddr.
 	metricsHTTP *http.Server
 	metricsAddr string
@@ -196,6 +202,9 @@ func newNode(cfg Config, f *faults) (*Node, error) {
 		return nil, errors.Join(err, n.shutdown())
 	}
 	if err := n.startMetrics(); err != nil {
+		return nil, errors.Join(err, n.shutdown())
+	}
+	if err := n.startRESP(); err != nil {
 		return nil, errors.Join(err, n.shutdown())
 	}
 	n.serveDone = make(chan struct{})
@@ -457,6 +466,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.faults.resume() // a paused node's log writes would block shutdown
 		n.health.Shutdown()
+		n.stopRESP()
 		// Write-back entries are replicated, so the next leaders would
 		// flush them; flushing here keeps the database current sooner.
 		n.flushAll(5 * time.Second)
@@ -502,6 +512,7 @@ func (n *Node) closeGroups() error {
 // shutdown closes what open started, in reverse order. Closing twice is
 // harmless.
 func (n *Node) shutdown() error {
+	n.stopRESP()
 	if n.adminHTTP != nil {
 		n.adminHTTP.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/elcache/elcache/internal/respserver"
 	"github.com/elcache/elcache/node"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/storage/sqlstore"
@@ -157,6 +158,35 @@ func settings() []setting {
 			},
 			func(c *node.Config) string { return strconv.Itoa(c.RateBurst) }},
 		str("admin-addr", "HTTP address for the Go profiler, /debug/pprof/, with block and mutex profiles sampled (empty: off; keep it private)", func(c *node.Config) *string { return &c.AdminAddr }),
+		str("resp-addr", "address for the Redis protocol (RESP2 and RESP3: redis-cli, redis-benchmark, any Redis client), e.g. 0.0.0.0:6379 (empty: off)",
+			func(c *node.Config) *string { return &c.RESP.Addr }),
+		{"resp-consistency", "read level of a new Redis connection: linearizable, lease, bounded, session or eventual (default: --default-consistency); ELCACHE.CONSISTENCY changes a connection's",
+			func(c *node.Config, v string) error {
+				l, err := respserver.ParseLevel(v)
+				c.RESP.Consistency = l
+				return err
+			},
+			func(c *node.Config) string {
+				if c.RESP.Consistency == cachev1.Consistency_CONSISTENCY_UNSPECIFIED {
+					return ""
+				}
+				return strings.ToLower(strings.TrimPrefix(c.RESP.Consistency.String(), "CONSISTENCY_"))
+			}},
+		dur("resp-max-staleness", "staleness bound of a new Redis connection's reads when --resp-consistency is bounded",
+			func(c *node.Config) *time.Duration { return &c.RESP.MaxStaleness }),
+		{"resp-write-mode", "write mode of a new Redis connection: none (cache only), through, back or around (default: --default-write-mode); INCR, APPEND, SET NX and the other read-modify-write commands need none or back",
+			func(c *node.Config, v string) error {
+				m, err := respserver.ParseMode(v)
+				c.RESP.WriteMode = m
+				return err
+			},
+			func(c *node.Config) string {
+				if c.RESP.WriteMode == cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
+					return ""
+				}
+				return map[cachev1.WriteMode]string{cachev1.WriteMode_WRITE_MODE_CACHE_ONLY: "none", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH: "through",
+					cachev1.WriteMode_WRITE_MODE_WRITE_BACK: "back", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND: "around"}[c.RESP.WriteMode]
+			}},
 		str("metrics-addr", "HTTP address for Prometheus metrics at /metrics (empty: off)", func(c *node.Config) *string { return &c.MetricsAddr }),
 		{"partitions", "number of partitions, fixed when the data directory is created",
 			func(c *node.Config, v string) error {

@@ -1,0 +1,277 @@
+package respserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/elcache/elcache/internal/auth"
+	"github.com/elcache/elcache/internal/resp"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+)
+
+// maxBatch is the most pipelined commands run concurrently at once.
+const maxBatch = 256
+
+// conn is one client connection and its state.
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	r       *resp.Reader
+	w       *resp.Writer
+	id      int64
+	created time.Time
+	addr    string
+
+	// Set by commands that run alone (never in a concurrent batch).
+	name   string
+	caller auth.Caller
+	authed bool
+	quit   bool
+	lib    string
+
+	// mu guards what concurrent commands of a batch share.
+	mu        sync.Mutex
+	level     cachev1.Consistency
+	staleness time.Duration
+	mode      cachev1.WriteMode
+	tokens    map[uint32]*cachev1.SessionToken
+	lastMeta  *cachev1.ReadMeta
+	lastCmd   string
+}
+
+// countingConn counts the bytes a connection moves, for INFO stats.
+type countingConn struct {
+	net.Conn
+	s *Server
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.s.netInBytes.Add(uint64(n))
+	return n, err
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.s.netOutBytes.Add(uint64(n))
+	return n, err
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	cc := countingConn{Conn: nc, s: s}
+	host, _, err := net.SplitHostPort(nc.RemoteAddr().String())
+	if err != nil {
+		host = nc.RemoteAddr().String()
+	}
+	c := &conn{s: s, nc: nc, r: resp.NewReader(cc, s.cfg.Limits), w: resp.NewWriter(cc),
+		id: s.nextID.Add(1), created: time.Now(), addr: nc.RemoteAddr().String()}
+	c.reset(host)
+	return c
+}
+
+// reset puts the connection in its initial state (RESET, and a new
+// connection).
+func (c *conn) reset(host string) {
+	c.name, c.quit = "", false
+	c.authed = false
+	c.caller = auth.Caller{Name: host, Role: auth.RolePeer}
+	if g := c.s.cfg.Guard; g != nil {
+		c.caller = g.Anonymous(host)
+		c.authed = !g.Required()
+	} else {
+		c.authed = true
+	}
+	c.w.SetProtocol(2)
+	c.mu.Lock()
+	c.level, c.staleness, c.mode = c.s.cfg.Level, c.s.cfg.MaxStaleness, c.s.cfg.Mode
+	c.tokens, c.lastMeta = nil, nil
+	c.mu.Unlock()
+}
+
+func (c *conn) host() string {
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return c.addr
+	}
+	return host
+}
+
+// pending is a command read and not yet run: its arguments (copied when
+// it waits for a batch) and its table entry (nil: unknown).
+type pending struct {
+	args [][]byte
+	cmd  *command
+}
+
+// serve reads and runs commands until the client leaves, QUIT, a
+// protocol error or the server closes.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	var batch []pending
+	var replies []reply
+	for !c.quit {
+		args, err := c.r.ReadCommand()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		cmd := c.s.lookup(args[0])
+		if cmd == nil || !cmd.parallel || c.r.Buffered() == 0 {
+			c.runOne(args, cmd)
+			if c.r.Buffered() == 0 && c.flush() != nil {
+				return
+			}
+			continue
+		}
+		// A pipelined run: gather single-key commands on distinct keys.
+		batch = append(batch[:0], pending{args: copyArgs(args), cmd: cmd})
+		var next *pending
+		for c.r.Buffered() > 0 && len(batch) < maxBatch {
+			args, err = c.r.ReadCommand()
+			if err != nil {
+				break
+			}
+			p := pending{args: args, cmd: c.s.lookup(args[0])}
+			if p.cmd == nil || !p.cmd.parallel || !p.cmd.arityOK(len(args)) || keyIn(batch, args[1]) {
+				next = &p
+				break
+			}
+			p.args = copyArgs(args)
+			batch = append(batch, p)
+		}
+		replies = c.runBatch(batch, replies[:0])
+		for _, r := range replies {
+			r.write(c.w)
+		}
+		if next != nil && !c.quit {
+			c.runOne(next.args, next.cmd)
+		}
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.r.Buffered() == 0 && c.flush() != nil {
+			return
+		}
+	}
+	c.flush()
+}
+
+// readFailed answers a protocol error before the connection closes.
+func (c *conn) readFailed(err error) {
+	var pe *resp.ProtocolError
+	if errors.As(err, &pe) {
+		c.w.Error(pe.Error())
+		c.s.cfg.Observer.Command("protocol", time.Now(), "ERR")
+	}
+	c.flush()
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) && pe == nil {
+		c.s.log.Debug("resp: read", "client", c.addr, "err", err)
+	}
+}
+
+func (c *conn) flush() error {
+	return c.w.Flush()
+}
+
+func copyArgs(args [][]byte) [][]byte {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		out[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	return out
+}
+
+func keyIn(batch []pending, key []byte) bool {
+	for _, p := range batch {
+		if string(p.args[1]) == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// runOne runs one command and writes its reply.
+func (c *conn) runOne(args [][]byte, cmd *command) {
+	c.run(args, cmd).write(c.w)
+}
+
+// runBatch runs commands concurrently and returns their replies in order.
+func (c *conn) runBatch(batch []pending, out []reply) []reply {
+	out = append(out, make([]reply, len(batch))...)
+	var wg sync.WaitGroup
+	for i := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = c.run(batch[i].args, batch[i].cmd)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// run checks and runs one command and returns its reply. It counts the
+// command and its outcome.
+func (c *conn) run(args [][]byte, cmd *command) reply {
+	start := time.Now()
+	c.s.commands.Add(1)
+	if cmd == nil {
+		r := unknownCommand(args)
+		c.s.cfg.Observer.Command("unknown", start, "ERR")
+		return r
+	}
+	r := c.check(cmd, args)
+	if r.kind == kindNone {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
+		r = cmd.run(ctx, c, args)
+		cancel()
+	}
+	c.s.cfg.Observer.Command(cmd.name, start, r.errPrefix())
+	c.mu.Lock()
+	c.lastCmd = cmd.name
+	c.mu.Unlock()
+	return r
+}
+
+// check refuses a command with the wrong number of arguments, before
+// authentication, or beyond the caller's role or rate.
+func (c *conn) check(cmd *command, args [][]byte) reply {
+	if !cmd.arityOK(len(args)) {
+		return errorf("ERR wrong number of arguments for '%s' command", cmd.name)
+	}
+	if cmd.flags&flagNoAuth != 0 {
+		return reply{}
+	}
+	if !c.authed {
+		return errorReply("NOAUTH Authentication required.")
+	}
+	g := c.s.cfg.Guard
+	if g == nil {
+		return reply{}
+	}
+	role := auth.RoleRead
+	switch {
+	case cmd.flags&flagAdmin != 0:
+		role = auth.RoleAdmin
+	case cmd.flags&flagWrite != 0:
+		role = auth.RoleWrite
+	}
+	if err := g.Check(c.caller, role); err != nil {
+		if errors.Is(err, auth.ErrDenied) {
+			return errorf("NOPERM this user has no permissions to run the '%s' command (%v)", cmd.name, err)
+		}
+		return errorf("ERR %v; slow down and retry", err)
+	}
+	return reply{}
+}
