@@ -32,11 +32,11 @@ const (
 
 var okReply = reply{kind: kindSimple, s: "OK"}
 
-func simpleReply(s string) reply   { return reply{kind: kindSimple, s: s} }
-func errorReply(s string) reply    { return reply{kind: kindError, s: s} }
-func intReply(n int64) reply       { return reply{kind: kindInt, n: n} }
-func bulkReply(b []byte) reply     { return reply{kind: kindBulk, b: b} }
-func nullReply() reply             { return reply{kind: kindNull} }
+func simpleReply(s string) reply             { return reply{kind: kindSimple, s: s} }
+func errorReply(s string) reply              { return reply{kind: kindError, s: s} }
+func intReply(n int64) reply                 { return reply{kind: kindInt, n: n} }
+func bulkReply(b []byte) reply               { return reply{kind: kindBulk, b: b} }
+func nullReply() reply                       { return reply{kind: kindNull} }
 func funcReply(f func(w *resp.Writer)) reply { return reply{kind: kindFunc, f: f} }
 
 func boolReply(b bool) reply {

@@ -172,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 
 type nopObserver struct{}
 
-func (nopObserver) Connected(int)                    {}
+func (nopObserver) Connected(int)                     {}
 func (nopObserver) Command(string, time.Time, string) {}
 
 // ErrClosed: the server was closed.
