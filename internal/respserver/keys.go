@@ -173,7 +173,7 @@ func cmdMSetNX(ctx context.Context, c *conn, args [][]byte) reply {
 	part := c.s.cfg.Partition(args[1])
 	for i := 3; i < len(args); i += 2 {
 		if c.s.cfg.Partition(args[i]) != part {
-			return errorf("ERR MSETNX is atomic only for keys of one partition, and %q and %q are in different partitions; use keys with one hash tag or SETNX each", args[1], args[i])
+			return errorf("ERR MSETNX is atomic only for keys of one partition, and %q and %q are in different partitions (elcache commits one partition at a time); set them with SETNX one by one", args[1], args[i])
 		}
 	}
 	if len(args) > 2*batchLimit+1 {
