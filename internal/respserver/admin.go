@@ -373,7 +373,7 @@ func cmdConsistency(_ context.Context, c *conn, args [][]byte) reply {
 		return errorReply(errSyntax)
 	}
 	c.mu.Lock()
-	c.level, c.staleness = level, d
+	c.level, c.staleness, c.ropts = level, d, nil
 	c.mu.Unlock()
 	return okReply
 }

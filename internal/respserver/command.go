@@ -137,18 +137,27 @@ func buildTable() map[string]*command {
 
 // The connection's options for reads and writes.
 
+// readOptions are the options of the connection's next read. Outside
+// SESSION they stay the same until the level changes and are built once
+// (the node does not change a request's options).
 func (c *conn) readOptions() *cachev1.ReadOptions {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ropts != nil {
+		return c.ropts
+	}
 	o := &cachev1.ReadOptions{Consistency: c.level}
 	switch c.level {
 	case cachev1.Consistency_CONSISTENCY_BOUNDED:
 		o.MaxStaleness = durationpb.New(c.staleness)
+		c.ropts = o
 	case cachev1.Consistency_CONSISTENCY_SESSION:
 		o.SessionTokens = make([]*cachev1.SessionToken, 0, len(c.tokens))
 		for _, t := range c.tokens {
 			o.SessionTokens = append(o.SessionTokens, t)
 		}
+	default:
+		c.ropts = o
 	}
 	return o
 }

@@ -33,12 +33,19 @@ type conn struct {
 	quit   bool
 	lib    string
 
+	// ctxMu guards the deadline context commands share (deadline).
+	ctxMu     sync.Mutex
+	ctx       context.Context
+	ctxCancel context.CancelFunc
+	ctxRenew  time.Time
+
 	// mu guards what concurrent commands of a batch share.
 	mu        sync.Mutex
 	level     cachev1.Consistency
 	staleness time.Duration
 	mode      cachev1.WriteMode
 	tokens    map[uint32]*cachev1.SessionToken
+	ropts     *cachev1.ReadOptions // built once outside SESSION (readOptions)
 	lastMeta  *cachev1.ReadMeta
 	lastCmd   string
 }
@@ -87,7 +94,7 @@ func (c *conn) reset(host string) {
 	}
 	c.w.SetProtocol(2)
 	c.mu.Lock()
-	c.level, c.staleness, c.mode = c.s.cfg.Level, c.s.cfg.MaxStaleness, c.s.cfg.Mode
+	c.level, c.staleness, c.mode, c.ropts = c.s.cfg.Level, c.s.cfg.MaxStaleness, c.s.cfg.Mode, nil
 	c.tokens, c.lastMeta = nil, nil
 	c.mu.Unlock()
 }
@@ -111,6 +118,7 @@ type pending struct {
 // protocol error or the server closes.
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.endDeadline()
 	var batch []pending
 	var replies []reply
 	for !c.quit {
@@ -120,7 +128,7 @@ func (c *conn) serve() {
 			return
 		}
 		cmd := c.s.lookup(args[0])
-		if cmd == nil || !cmd.parallel || c.r.Buffered() == 0 {
+		if cmd == nil || !cmd.parallel || !c.mayWait(cmd) || c.r.Buffered() == 0 {
 			c.runOne(args, cmd)
 			if c.r.Buffered() == 0 && c.flush() != nil {
 				return
@@ -206,16 +214,65 @@ func (c *conn) runOne(args [][]byte, cmd *command) {
 	c.run(args, cmd).write(c.w)
 }
 
-// runBatch runs commands concurrently and returns their replies in order.
+// deadline returns a context that ends between Timeout/2 and Timeout
+// from now: commands share one deadline context for up to Timeout/2, so
+// that a fast command does not pay for a timer of its own. Close ends it.
+func (c *conn) deadline() context.Context {
+	now := time.Now()
+	c.ctxMu.Lock()
+	defer c.ctxMu.Unlock()
+	if c.ctx == nil || now.After(c.ctxRenew) {
+		// Commands still holding the old context keep its deadline: it
+		// is not cancelled, and its timer releases it when it expires.
+		c.ctx, c.ctxCancel = context.WithTimeout(context.Background(), c.s.cfg.Timeout)
+		c.ctxRenew = now.Add(c.s.cfg.Timeout / 2)
+	}
+	return c.ctx
+}
+
+// endDeadline releases the deadline context when the connection closes.
+func (c *conn) endDeadline() {
+	c.ctxMu.Lock()
+	defer c.ctxMu.Unlock()
+	if c.ctxCancel != nil {
+		c.ctxCancel()
+	}
+}
+
+// mayWait reports whether cmd may wait for another node or a Raft
+// commit: a write, or a read at a level a replica cannot answer alone.
+// Only such commands are worth a goroutine of their own in a batch; the
+// others answer from the local replica in microseconds.
+func (c *conn) mayWait(cmd *command) bool {
+	if cmd.flags&flagWrite != 0 {
+		return true
+	}
+	c.mu.Lock()
+	level := c.level
+	c.mu.Unlock()
+	return level == cachev1.Consistency_CONSISTENCY_LINEARIZABLE || level == cachev1.Consistency_CONSISTENCY_LEASE
+}
+
+// runBatch runs a batch's commands and returns their replies in order:
+// those that may wait concurrently, each in a goroutine, the others here
+// meanwhile.
 func (c *conn) runBatch(batch []pending, out []reply) []reply {
 	out = append(out, make([]reply, len(batch))...)
 	var wg sync.WaitGroup
 	for i := range batch {
+		if !c.mayWait(batch[i].cmd) {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			out[i] = c.run(batch[i].args, batch[i].cmd)
 		}()
+	}
+	for i := range batch {
+		if !c.mayWait(batch[i].cmd) {
+			out[i] = c.run(batch[i].args, batch[i].cmd)
+		}
 	}
 	wg.Wait()
 	return out
@@ -233,9 +290,7 @@ func (c *conn) run(args [][]byte, cmd *command) reply {
 	}
 	r := c.check(cmd, args)
 	if r.kind == kindNone {
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
-		r = cmd.run(ctx, c, args)
-		cancel()
+		r = cmd.run(c.deadline(), c, args)
 	}
 	c.s.cfg.Observer.Command(cmd.name, start, r.errPrefix())
 	c.mu.Lock()
