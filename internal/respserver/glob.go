@@ -5,59 +5,57 @@ import "strings"
 // globMatch reports whether key matches a Redis glob pattern: * any run,
 // ? one byte, [abc] [^abc] [a-z] a set, \x the byte x.
 func globMatch(pattern string, key []byte) bool {
-	return globAt(pattern, string(key), 0)
+	return globAt(pattern, string(key))
 }
 
-// maxGlobDepth bounds the backtracking of * (a pattern of many stars
-// against a long key must not take exponential time).
-const maxGlobDepth = 1000
-
-func globAt(p, s string, depth int) bool {
-	if depth > maxGlobDepth {
-		return false
-	}
-	for len(p) > 0 {
-		switch p[0] {
-		case '*':
-			for len(p) > 1 && p[1] == '*' {
-				p = p[1:]
-			}
-			if len(p) == 1 {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if globAt(p[1:], s[i:], depth+1) {
-					return true
+func globAt(p, s string) bool {
+	// Greedy matching with one backtrack point, the last star: on a
+	// mismatch the star takes one more byte. Matching a later star never
+	// needs an earlier one to take more, so this is exact, and it takes
+	// O(len(p) * len(s)) steps.
+	starP, starS := -1, 0
+	i, j := 0, 0
+	for j < len(s) {
+		if i < len(p) {
+			switch p[i] {
+			case '*':
+				starP, starS = i, j
+				i++
+				continue
+			case '?':
+				i, j = i+1, j+1
+				continue
+			case '[':
+				if rest, ok := matchSet(p[i+1:], s[j]); ok {
+					i, j = len(p)-len(rest), j+1
+					continue
+				}
+			case '\\':
+				if i+1 < len(p) && p[i+1] == s[j] {
+					i, j = i+2, j+1
+					continue
+				}
+				if i+1 == len(p) && s[j] == '\\' {
+					i, j = i+1, j+1
+					continue
+				}
+			default:
+				if p[i] == s[j] {
+					i, j = i+1, j+1
+					continue
 				}
 			}
-			return false
-		case '?':
-			if len(s) == 0 {
-				return false
-			}
-			p, s = p[1:], s[1:]
-		case '[':
-			if len(s) == 0 {
-				return false
-			}
-			rest, ok := matchSet(p[1:], s[0])
-			if !ok {
-				return false
-			}
-			p, s = rest, s[1:]
-		case '\\':
-			if len(p) >= 2 {
-				p = p[1:]
-			}
-			fallthrough
-		default:
-			if len(s) == 0 || p[0] != s[0] {
-				return false
-			}
-			p, s = p[1:], s[1:]
 		}
+		if starP < 0 {
+			return false
+		}
+		starS++
+		i, j = starP+1, starS
 	}
-	return len(s) == 0
+	for i < len(p) && p[i] == '*' {
+		i++
+	}
+	return i == len(p)
 }
 
 // matchSet matches c against the set that p starts with (after '['),
