@@ -209,14 +209,19 @@ func (c *conn) learnTokenLocked(t *cachev1.SessionToken) {
 	c.tokens[t.Partition] = t
 }
 
-// call runs f, again after a pause while it fails in a way that proves it
-// did not run (a not-leader answer with a leader hint: an election is
-// under way) or, for reads, that may pass (unavailable), until ctx ends.
-func call[T any](ctx context.Context, read bool, f func(context.Context) (T, error)) (T, error) {
+// call runs f, again after a pause while it fails in a way that lets it
+// run again, until ctx ends. safe says f may run twice: a read, a write
+// whose second run changes nothing the first did not (SET, DEL), or a
+// Mutate carrying an idempotency key. A failover can leave such a call's
+// outcome unknown (the leader it reached died mid-commit); running it
+// again is then correct, because whatever the first run committed sits
+// before the second in the partition's log. Other calls are run again
+// only when the answer proves they did not run (not leader).
+func call[T any](ctx context.Context, safe bool, f func(context.Context) (T, error)) (T, error) {
 	pause := 5 * time.Millisecond
 	for {
 		out, err := f(ctx)
-		if err == nil || !retryable(err, read) {
+		if err == nil || !retryable(err, safe) {
 			return out, err
 		}
 		t := time.NewTimer(pause/2 + rand.N(pause))
@@ -230,12 +235,13 @@ func call[T any](ctx context.Context, read bool, f func(context.Context) (T, err
 	}
 }
 
-// retryable reports whether a failed call may be made again.
-func retryable(err error, read bool) bool {
+// retryable reports whether a failed call may be made again (safe: as
+// for call).
+func retryable(err error, safe bool) bool {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.Unavailable:
-		if read {
+		if safe {
 			return true
 		}
 		for _, d := range st.Details() {
@@ -243,7 +249,11 @@ func retryable(err error, read bool) bool {
 				return true
 			}
 		}
-		return false
+		return strings.Contains(st.Message(), "not the partition leader") || strings.Contains(st.Message(), "node is not the leader")
+	case codes.DeadlineExceeded:
+		// The node's own deadline for a forward, not the command's (call
+		// stops when ctx ends).
+		return safe
 	case codes.Aborted:
 		return true
 	case codes.ResourceExhausted:

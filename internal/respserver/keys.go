@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -184,7 +185,12 @@ func cmdMSetNX(ctx context.Context, c *conn, args [][]byte) reply {
 		entries = append(entries, &cachev1.KeyValue{Key: args[i], Value: args[i+1]})
 	}
 	req := &cachev1.MultiPutRequest{Entries: entries, Options: c.writeOptions(0), OnlyIfAbsent: true}
-	resp, err := call(ctx, false, func(ctx context.Context) (*cachev1.MultiPutResponse, error) { return c.s.cfg.Cache.MultiPut(ctx, req) })
+	id, err := uuid.NewV7()
+	if err != nil {
+		return errReply(err)
+	}
+	req.Options.IdempotencyKey = id.String()
+	resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.MultiPutResponse, error) { return c.s.cfg.Cache.MultiPut(ctx, req) })
 	if err != nil {
 		return errReply(err)
 	}

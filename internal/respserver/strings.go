@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,7 +35,14 @@ func (c *conn) get(ctx context.Context, key []byte) (*cachev1.GetResponse, error
 // mutate runs a Mutate of one key with the connection's write mode.
 func (c *conn) mutate(ctx context.Context, req *cachev1.MutateRequest) (*cachev1.MutateResponse, error) {
 	req.Options = c.writeOptions(0)
-	resp, err := call(ctx, false, func(ctx context.Context) (*cachev1.MutateResponse, error) { return c.s.cfg.Cache.Mutate(ctx, req) })
+	// The idempotency key makes a second run after an unknown outcome
+	// answer the first run's result instead of applying it twice.
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	req.Options.IdempotencyKey = id.String()
+	resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.MutateResponse, error) { return c.s.cfg.Cache.Mutate(ctx, req) })
 	if err == nil {
 		c.learnWrite(resp.Meta)
 	}
@@ -44,7 +52,7 @@ func (c *conn) mutate(ctx context.Context, req *cachev1.MutateRequest) (*cachev1
 // put writes one key.
 func (c *conn) put(ctx context.Context, key, value []byte, ttl time.Duration) error {
 	req := &cachev1.PutRequest{Key: key, Value: value, Options: c.writeOptions(ttl)}
-	resp, err := call(ctx, false, func(ctx context.Context) (*cachev1.PutResponse, error) { return c.s.cfg.Cache.Put(ctx, req) })
+	resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.PutResponse, error) { return c.s.cfg.Cache.Put(ctx, req) })
 	if err == nil {
 		c.learnWrite(resp.Meta)
 	}
@@ -54,7 +62,7 @@ func (c *conn) put(ctx context.Context, key, value []byte, ttl time.Duration) er
 // del deletes one key and reports whether it existed.
 func (c *conn) del(ctx context.Context, key []byte) (bool, error) {
 	req := &cachev1.DeleteRequest{Key: key, Options: c.writeOptions(0)}
-	resp, err := call(ctx, false, func(ctx context.Context) (*cachev1.DeleteResponse, error) { return c.s.cfg.Cache.Delete(ctx, req) })
+	resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.DeleteResponse, error) { return c.s.cfg.Cache.Delete(ctx, req) })
 	if err != nil {
 		return false, err
 	}
@@ -311,7 +319,7 @@ func cmdMSet(ctx context.Context, c *conn, args [][]byte) reply {
 			entries = append(entries, &cachev1.KeyValue{Key: chunk[i], Value: chunk[i+1]})
 		}
 		req := &cachev1.MultiPutRequest{Entries: entries, Options: c.writeOptions(0)}
-		resp, err := call(ctx, false, func(ctx context.Context) (*cachev1.MultiPutResponse, error) { return c.s.cfg.Cache.MultiPut(ctx, req) })
+		resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.MultiPutResponse, error) { return c.s.cfg.Cache.MultiPut(ctx, req) })
 		if err != nil {
 			return errReply(err)
 		}
