@@ -3,14 +3,16 @@
 GO              ?= go
 BIN             := bin
 TOOLS           := $(BIN)/tools
-# `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1 and
-# GOSSIP_PORT+i-1 and keeps its data and log in DATA_DIR/ni.
+# `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1,
+# GOSSIP_PORT+i-1 and (Redis protocol) RESP_PORT+i-1 and keeps its data
+# and log in DATA_DIR/ni.
 DATA_DIR        ?= data
 # BACKEND is the nodes' backing database for make run: empty for an SQLite
 # file in DATA_DIR, none for a pure cache, or a postgres:// URL.
 BACKEND         ?=
 GRPC_PORT       ?= 7400
 GOSSIP_PORT     ?= 7946
+RESP_PORT       ?= 6379
 TEST_TIMEOUT    ?= 15m
 
 # Pinned code generators. protoc comes from Debian (protobuf-compiler).
@@ -47,9 +49,9 @@ docker: ## Build the elcache:latest image (FROM scratch, static binaries; no reg
 compose-smoke: docker ## Start the 3-node compose cluster, write and read, kill a node, read again, tear it down.
 	deploy/compose/smoke.sh
 
-RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)" BACKEND="$(BACKEND)"
+RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" RESP_PORT="$(RESP_PORT)" BIN="$(BIN)" BACKEND="$(BACKEND)"
 
-run: build ## Run a local 3-node cluster in the foreground (gRPC 7400-7402, data and logs in ./data/n1..n3); Ctrl-C stops it.
+run: build ## Run a local 3-node cluster in the foreground (gRPC 7400-7402, Redis 6379-6381, data and logs in ./data/n1..n3); Ctrl-C stops it.
 	@$(RUN_ENV) exec deploy/local/run.sh run
 
 run-fg: run # Former name of run, which now stays in the foreground.
@@ -60,8 +62,10 @@ stop: ## Stop the nodes of a `make run` whose shell was killed.
 # PostgreSQL for the tests (storage/sqlstore/pgtest runs a throwaway server
 # from its binaries). Debian keeps initdb out of PATH, under
 # /usr/lib/postgresql/VERSION/bin. Redis for the client's benchmark against
-# Redis (client/internal/redistest runs a throwaway redis-server).
-deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if missing.
+# Redis (client/internal/redistest runs a throwaway redis-server), and
+# redis-tools for redis-benchmark, which bench-compare drives against the
+# nodes' Redis port and against Redis.
+deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis, redis-benchmark), if missing.
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (initdb not found)"; \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
@@ -72,6 +76,11 @@ deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if m
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-benchmark >/dev/null || { \
+		echo "installing redis-tools (redis-benchmark not found)"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; }
 
 test: deps ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -531,6 +531,14 @@ func TestDashboardChecksCatch(t *testing.T) {
 			s.Environment = env
 			m.full.Services["n2"] = s
 		}},
+		{"redis port on the loopback", func(m *monitoring) {
+			m.base.Services["n2"].Environment["ELCACHE_RESP_ADDR"] = "127.0.0.1:6379"
+		}},
+		{"redis port not published", func(m *monitoring) { setBasePorts(m, "n3") }},
+		{"redis host port taken twice", func(m *monitoring) { setBasePorts(m, "n3", "127.0.0.1:6380:6379") }},
+		{"redis port published beyond the loopback", func(m *monitoring) {
+			setBasePorts(m, "n1", "127.0.0.1:7400:7400", "6379:6379")
+		}},
 		{"wrong database password", func(m *monitoring) { m.full.Services["postgres"].Environment["POSTGRES_PASSWORD"] = "x" }},
 		{"no wait for postgres", func(m *monitoring) { m.full.Services["n1"].DependsOn["postgres"] = "service_started" }},
 		{"grafana without anonymous access", func(m *monitoring) {
@@ -612,4 +620,11 @@ func TestDashboardChecksCatch(t *testing.T) {
 			t.Errorf("%s: errors %v, want ok=%v", tc.expr, errs, tc.ok)
 		}
 	}
+}
+
+// setBasePorts sets the ports the base compose file publishes for service.
+func setBasePorts(m *monitoring, service string, ports ...string) {
+	s := m.base.Services[service]
+	s.Ports = ports
+	m.base.Services[service] = s
 }
