@@ -142,6 +142,9 @@ bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary an
 # Before it, on clusters of their own (issue 18), 3 SIGKILLs of a leader
 # under 50 writers (-failovers 0 skips them) and memory per key with
 # 1,000,000 keys against Redis (-memory-keys 0 skips it): about 75 s more.
+# Between the herds and the matrix, redis-benchmark GET and SET at -P 1
+# and -P 16 against node 1's Redis port and the in-memory Redis
+# (-redis-benchmark-requests 0 skips it): under a minute more.
 # It writes results.json, report.html and results.md to BENCH_OUT.
 # BENCH_ARGS passes more flags, e.g. BENCH_ARGS='-duration 3s -only get-',
 # or BENCH_ARGS='-only none -herds 0' for just the failover and memory.
@@ -155,7 +158,7 @@ bench-compare-deps: deps ## Install what bench-compare needs beyond deps (etcd),
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
-bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 5 min); report in bench-results/.
+bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 7 min); report in bench-results/.
 	$(GO) test -tags benchcompare -count=1 -v -run '^TestCompare$$' -timeout 30m ./cmd/elcache-bench -args -out $(abspath $(BENCH_OUT)) $(BENCH_ARGS)
 
 fuzz: ## Fuzz request validation, stored-entry decoding and the RESP reader for 30s each.
