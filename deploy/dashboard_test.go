@@ -22,6 +22,7 @@ import (
 	"github.com/elcache/elcache/node"
 	"github.com/elcache/elcache/node/nodetest"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -447,9 +448,11 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// Every metric the dashboard queries, in a real node's /metrics once
-	// it has answered a put, a get and a bad request.
+	// it has answered a put, a get and a bad request, over gRPC and over
+	// the Redis protocol.
 	n := nodetest.Start(t, func(c *node.Config) {
 		c.MetricsAddr = "127.0.0.1:0"
+		c.RESP.Addr = "127.0.0.1:0"
 		c.Backend = "sqlite://" + filepath.Join(t.TempDir(), "backing.db")
 		c.Backing.CreateTable = true
 	})
@@ -473,6 +476,17 @@ func TestDashboard(t *testing.T) {
 	// A failed request, so the error series exist too.
 	if _, err := cl.Get(opCtx(t), &cachev1.GetRequest{}); err == nil {
 		t.Fatal("get of an empty key succeeded")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), Protocol: 2})
+	defer rdb.Close()
+	if err := rdb.Set(opCtx(t), "dash-resp", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.Get(opCtx(t), "dash-resp").Result(); err != nil || v != "v" {
+		t.Fatalf("RESP GET dash-resp = %q, %v", v, err)
+	}
+	if err := rdb.Do(opCtx(t), "nosuchcommand").Err(); err == nil {
+		t.Fatal("RESP nosuchcommand succeeded")
 	}
 	text := metricsText(t, n.MetricsAddr())
 	for _, err := range lintDashboardMetrics(m.dash, parseExposition(text)) {

@@ -15,15 +15,17 @@ import (
 // connections, and the commands it answered by name, with their latency
 // and their error replies.
 
-// respCommands are the commands the RESP listener knows, lower-case and
-// sorted: the only values of the command label besides respUnknown, which
-// keeps the label's cardinality bounded whatever clients send.
+// respCommands are the commands the RESP listener knows
+// (internal/respserver's command table), lower-case and sorted, and
+// "protocol", under which it counts a request it could not read: the only
+// values of the command label besides respUnknown, which keeps the
+// label's cardinality bounded whatever clients send.
 var respCommands = []string{
 	"append", "auth", "client", "command", "dbsize", "decr", "decrby", "del", "echo",
 	"elcache.consistency", "elcache.meta", "elcache.writemode", "exists", "expire", "expireat",
 	"flushall", "flushdb", "get", "getdel", "getex", "getrange", "getset", "hello", "incr", "incrby",
 	"incrbyfloat", "info", "keys", "mget", "mset", "msetnx", "persist", "pexpire", "pexpireat",
-	"ping", "psetex", "pttl", "quit", "reset", "scan", "select", "set", "setex", "setnx", "setrange",
+	"ping", "protocol", "psetex", "pttl", "quit", "reset", "scan", "select", "set", "setex", "setnx", "setrange",
 	"strlen", "time", "ttl", "type", "unlink",
 }
 
