@@ -7,9 +7,10 @@ package main
 // node 1's Redis port (--resp-addr) of the comparison's elcache cluster and
 // against its in-memory Redis, alternately, on the same keys and values.
 // redis-benchmark sends plain Redis commands and cannot pick a read level
-// (ELCACHE.CONSISTENCY): elcache reads at the nodes' default consistency,
-// which startElcache sets to EVENTUAL, and writes at their default write
-// mode (cache_only) and durability (SYNC: a quorum has fsynced each write).
+// (ELCACHE.CONSISTENCY): elcache reads at the level of a new Redis
+// connection, which startElcache sets to EVENTUAL (--resp-consistency), and
+// writes at the nodes' default write mode (cache_only) and durability
+// (SYNC: a quorum has fsynced each write).
 
 import (
 	"context"

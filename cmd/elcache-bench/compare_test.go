@@ -499,15 +499,15 @@ func waitFor(t *testing.T, what string, exited <-chan struct{}, timeout time.Dur
 // startElcache starts a 3-node cluster (startElcacheCluster) backed by a
 // throwaway PostgreSQL. Writes are cache_only unless a run names its mode,
 // so the backend is touched only by the write-through and write-back runs.
-// Reads that name no level are EVENTUAL: every run of the matrix names
-// one, but redis-benchmark cannot, and its GETs are compared with Redis's.
-// It returns the cluster once every partition has a leader.
+// Redis connections read at EVENTUAL (--resp-consistency): redis-benchmark
+// cannot choose a level, and its GETs are compared with Redis's. It
+// returns the cluster once every partition has a leader.
 func startElcache(t *testing.T, logDir string) (*elcacheCluster, *pgtest.Server) {
 	t.Helper()
 	pg := pgtest.Start(t)
 	c := startElcacheCluster(t, logDir, "elcache",
 		"--backend", pg.URL(), "--backend-create-table", "true", "--default-write-mode", "cache_only",
-		"--default-consistency", "eventual")
+		"--resp-consistency", "eventual")
 	return c, pg
 }
 

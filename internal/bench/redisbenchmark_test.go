@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,10 +10,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The testdata files are what redis-benchmark 7.0.15 printed with --csv
@@ -144,21 +144,22 @@ func TestRedisBenchmarkRun(t *testing.T) {
 			t.Errorf("%s: %+v (found %v), want a throughput and latencies", test, r, ok)
 		}
 	}
-	conn, err := net.Dial("tcp", addr)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n == 0 || n > int64(b.Keyspace) {
+		t.Errorf("DBSIZE %d (%v), want 1 to %d keys", n, err, b.Keyspace)
+	}
+	key, err := rdb.RandomKey(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
-	if n, err := strconv.Atoi(strings.TrimPrefix(redisCommand(t, conn, rd, "DBSIZE"), ":")); err != nil || n == 0 || n > b.Keyspace {
-		t.Errorf("DBSIZE %d (%v), want 1 to %d keys", n, err, b.Keyspace)
-	}
-	key := redisCommand(t, conn, rd, "RANDOMKEY")
-	if got := redisCommand(t, conn, rd, "STRLEN", key); got != ":77" {
-		t.Errorf("STRLEN %s = %s, want :77", key, got)
+	if n, err := rdb.StrLen(ctx, key).Result(); err != nil || n != 77 {
+		t.Errorf("STRLEN %s = %d (%v), want 77", key, n, err)
 	}
 
-	redisCommand(t, conn, rd, "ACL", "SETUSER", "default", "-set")
+	if err := rdb.Do(ctx, "ACL", "SETUSER", "default", "-set").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if rows, err := b.Run(ctx); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("Run against a server refusing SET: %+v, %v; want an error with NOPERM", rows, err)
 	}
@@ -201,33 +202,4 @@ func startRedisServer(t *testing.T) string {
 	}
 	t.Fatalf("redis-server on %s exited before it was ready:\n%s", addr, said.String())
 	return ""
-}
-
-// redisCommand sends one command over conn and returns its reply's first
-// line; a bulk string reply is returned as its content.
-func redisCommand(t *testing.T, conn net.Conn, rd *bufio.Reader, args ...string) string {
-	t.Helper()
-	var req strings.Builder
-	fmt.Fprintf(&req, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(conn, req.String()); err != nil {
-		t.Fatal(err)
-	}
-	line, err := rd.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if strings.HasPrefix(line, "$") && line != "$-1" {
-		if line, err = rd.ReadString('\n'); err != nil {
-			t.Fatal(err)
-		}
-		line = strings.TrimSuffix(line, "\r\n")
-	}
-	if strings.HasPrefix(line, "-") {
-		t.Fatalf("%q: %s", args, line)
-	}
-	return line
 }
