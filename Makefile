@@ -3,14 +3,16 @@
 GO              ?= go
 BIN             := bin
 TOOLS           := $(BIN)/tools
-# `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1 and
-# GOSSIP_PORT+i-1 and keeps its data and log in DATA_DIR/ni.
+# `make run`: a local 3-node cluster; node i listens on GRPC_PORT+i-1,
+# GOSSIP_PORT+i-1 and (Redis protocol) RESP_PORT+i-1 and keeps its data
+# and log in DATA_DIR/ni.
 DATA_DIR        ?= data
 # BACKEND is the nodes' backing database for make run: empty for an SQLite
 # file in DATA_DIR, none for a pure cache, or a postgres:// URL.
 BACKEND         ?=
 GRPC_PORT       ?= 7400
 GOSSIP_PORT     ?= 7946
+RESP_PORT       ?= 6379
 TEST_TIMEOUT    ?= 15m
 
 # Pinned code generators. protoc comes from Debian (protobuf-compiler).
@@ -47,9 +49,9 @@ docker: ## Build the elcache:latest image (FROM scratch, static binaries; no reg
 compose-smoke: docker ## Start the 3-node compose cluster, write and read, kill a node, read again, tear it down.
 	deploy/compose/smoke.sh
 
-RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" BIN="$(BIN)" BACKEND="$(BACKEND)"
+RUN_ENV = DATA_DIR="$(DATA_DIR)" GRPC_PORT="$(GRPC_PORT)" GOSSIP_PORT="$(GOSSIP_PORT)" RESP_PORT="$(RESP_PORT)" BIN="$(BIN)" BACKEND="$(BACKEND)"
 
-run: build ## Run a local 3-node cluster in the foreground (gRPC 7400-7402, data and logs in ./data/n1..n3); Ctrl-C stops it.
+run: build ## Run a local 3-node cluster in the foreground (gRPC 7400-7402, Redis 6379-6381, data and logs in ./data/n1..n3); Ctrl-C stops it.
 	@$(RUN_ENV) exec deploy/local/run.sh run
 
 run-fg: run # Former name of run, which now stays in the foreground.
@@ -60,8 +62,10 @@ stop: ## Stop the nodes of a `make run` whose shell was killed.
 # PostgreSQL for the tests (storage/sqlstore/pgtest runs a throwaway server
 # from its binaries). Debian keeps initdb out of PATH, under
 # /usr/lib/postgresql/VERSION/bin. Redis for the client's benchmark against
-# Redis (client/internal/redistest runs a throwaway redis-server).
-deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if missing.
+# Redis (client/internal/redistest runs a throwaway redis-server), and
+# redis-tools for redis-benchmark, which bench-compare drives against the
+# nodes' Redis port and against Redis.
+deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis, redis-benchmark), if missing.
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (initdb not found)"; \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
@@ -72,6 +76,11 @@ deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if m
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-benchmark >/dev/null || { \
+		echo "installing redis-tools (redis-benchmark not found)"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; }
 
 test: deps ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -133,6 +142,9 @@ bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary an
 # Before it, on clusters of their own (issue 18), 3 SIGKILLs of a leader
 # under 50 writers (-failovers 0 skips them) and memory per key with
 # 1,000,000 keys against Redis (-memory-keys 0 skips it): about 75 s more.
+# Between the herds and the matrix, redis-benchmark GET and SET at -P 1
+# and -P 16 against node 1's Redis port and the in-memory Redis
+# (-redis-benchmark-requests 0 skips it): under a minute more.
 # It writes results.json, report.html and results.md to BENCH_OUT.
 # BENCH_ARGS passes more flags, e.g. BENCH_ARGS='-duration 3s -only get-',
 # or BENCH_ARGS='-only none -herds 0' for just the failover and memory.
@@ -146,7 +158,7 @@ bench-compare-deps: deps ## Install what bench-compare needs beyond deps (etcd),
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
-bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 5 min); report in bench-results/.
+bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 7 min); report in bench-results/.
 	$(GO) test -tags benchcompare -count=1 -v -run '^TestCompare$$' -timeout 30m ./cmd/elcache-bench -args -out $(abspath $(BENCH_OUT)) $(BENCH_ARGS)
 
 fuzz: ## Fuzz request validation, stored-entry decoding and the RESP reader for 30s each.

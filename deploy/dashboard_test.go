@@ -22,6 +22,7 @@ import (
 	"github.com/elcache/elcache/node"
 	"github.com/elcache/elcache/node/nodetest"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -72,7 +73,8 @@ const (
 
 // dashboardWants are the metrics the dashboard must chart (docs/operations.md
 // "Metrics"): requests, latency, errors, Raft, write-back, refill, the
-// breaker, membership, evictions, capacity, hit ratio and the process.
+// breaker, membership, evictions, capacity, hit ratio, the process and the
+// Redis-protocol listener.
 var dashboardWants = []string{
 	"elcache_requests_total", "elcache_request_duration_seconds", "elcache_request_errors_total",
 	"elcache_raft_state", "elcache_raft_apply_lag_entries", "elcache_raft_leader_changes_total",
@@ -81,6 +83,8 @@ var dashboardWants = []string{
 	"elcache_members", "elcache_evictions_total", "elcache_expirations_total",
 	"elcache_capacity_bytes", "elcache_used_bytes", "elcache_disk_bytes", "elcache_cache_operations_total",
 	"process_cpu_seconds_total", "process_resident_memory_bytes", "go_goroutines",
+	"elcache_resp_connections", "elcache_resp_connections_total", "elcache_resp_commands_total",
+	"elcache_resp_command_duration_seconds", "elcache_resp_errors_total",
 }
 
 // dashboard is the part of Grafana's dashboard JSON model the file uses;
@@ -444,9 +448,11 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// Every metric the dashboard queries, in a real node's /metrics once
-	// it has answered a put, a get and a bad request.
+	// it has answered a put, a get and a bad request, over gRPC and over
+	// the Redis protocol.
 	n := nodetest.Start(t, func(c *node.Config) {
 		c.MetricsAddr = "127.0.0.1:0"
+		c.RESP.Addr = "127.0.0.1:0"
 		c.Backend = "sqlite://" + filepath.Join(t.TempDir(), "backing.db")
 		c.Backing.CreateTable = true
 	})
@@ -470,6 +476,17 @@ func TestDashboard(t *testing.T) {
 	// A failed request, so the error series exist too.
 	if _, err := cl.Get(opCtx(t), &cachev1.GetRequest{}); err == nil {
 		t.Fatal("get of an empty key succeeded")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), Protocol: 2})
+	defer rdb.Close()
+	if err := rdb.Set(opCtx(t), "dash-resp", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.Get(opCtx(t), "dash-resp").Result(); err != nil || v != "v" {
+		t.Fatalf("RESP GET dash-resp = %q, %v", v, err)
+	}
+	if err := rdb.Do(opCtx(t), "nosuchcommand").Err(); err == nil {
+		t.Fatal("RESP nosuchcommand succeeded")
 	}
 	text := metricsText(t, n.MetricsAddr())
 	for _, err := range lintDashboardMetrics(m.dash, parseExposition(text)) {
@@ -527,6 +544,14 @@ func TestDashboardChecksCatch(t *testing.T) {
 			s := m.full.Services["n2"]
 			s.Environment = env
 			m.full.Services["n2"] = s
+		}},
+		{"redis port on the loopback", func(m *monitoring) {
+			m.base.Services["n2"].Environment["ELCACHE_RESP_ADDR"] = "127.0.0.1:6379"
+		}},
+		{"redis port not published", func(m *monitoring) { setBasePorts(m, "n3") }},
+		{"redis host port taken twice", func(m *monitoring) { setBasePorts(m, "n3", "127.0.0.1:6380:6379") }},
+		{"redis port published beyond the loopback", func(m *monitoring) {
+			setBasePorts(m, "n1", "127.0.0.1:7400:7400", "6379:6379")
 		}},
 		{"wrong database password", func(m *monitoring) { m.full.Services["postgres"].Environment["POSTGRES_PASSWORD"] = "x" }},
 		{"no wait for postgres", func(m *monitoring) { m.full.Services["n1"].DependsOn["postgres"] = "service_started" }},
@@ -609,4 +634,11 @@ func TestDashboardChecksCatch(t *testing.T) {
 			t.Errorf("%s: errors %v, want ok=%v", tc.expr, errs, tc.ok)
 		}
 	}
+}
+
+// setBasePorts sets the ports the base compose file publishes for service.
+func setBasePorts(m *monitoring, service string, ports ...string) {
+	s := m.base.Services[service]
+	s.Ports = ports
+	m.base.Services[service] = s
 }

@@ -121,9 +121,13 @@ func (d *composeDepends) UnmarshalYAML(n *yaml.Node) error {
 
 // composeBase is the 3-node compose file the full one overrides.
 type composeBase struct {
-	Services map[string]struct {
-		Environment map[string]string `yaml:"environment"`
-	} `yaml:"services"`
+	Services map[string]composeBaseService `yaml:"services"`
+}
+
+// composeBaseService is a service of the base file, the part read.
+type composeBaseService struct {
+	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
 }
 
 // monitoring holds the decoded monitoring files.
@@ -227,6 +231,8 @@ func lintMonitoring(m *monitoring) []error {
 		}
 	}
 
+	errs = append(errs, lintRESPPorts(m.base, nodes)...)
+
 	// Prometheus scrapes exactly those nodes on that port.
 	var jobs []string
 	for _, sc := range m.prom.ScrapeConfigs {
@@ -312,6 +318,52 @@ func lintMonitoring(m *monitoring) []error {
 			} else if _, err := os.Stat(filepath.Join(deployDir, "compose", src)); err != nil {
 				bad("%s: mount of %s: %v", fullComposeFile, src, err)
 			}
+		}
+	}
+	return errs
+}
+
+// lintRESPPorts checks the base file's Redis-protocol ports: every node
+// listens on one port on all its interfaces and publishes it on the host's
+// loopback, each node on a host port of its own.
+func lintRESPPorts(base composeBase, nodes []string) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	respPort := ""
+	hostPorts := map[string]string{} // host port -> node
+	for _, n := range nodes {
+		s := base.Services[n]
+		addr := s.Environment["ELCACHE_RESP_ADDR"]
+		host, port, err := net.SplitHostPort(addr)
+		switch {
+		case err != nil:
+			bad("%s: %s: ELCACHE_RESP_ADDR %q: %v", baseComposeFile, n, addr, err)
+			continue
+		case host != "0.0.0.0":
+			bad("%s: %s: ELCACHE_RESP_ADDR %q: the published port cannot reach it", baseComposeFile, n, addr)
+		case respPort != "" && port != respPort:
+			bad("%s: %s: Redis port %s, others %s", baseComposeFile, n, port, respPort)
+		}
+		respPort = port
+		var published []string
+		for _, p := range s.Ports {
+			// [[HOST_IP:]HOST_PORT:]CONTAINER_PORT
+			f := strings.Split(p, ":")
+			if f[len(f)-1] != port {
+				continue
+			}
+			published = append(published, p)
+			if len(f) != 3 || f[0] != "127.0.0.1" {
+				bad("%s: %s: port %q is published beyond the loopback", baseComposeFile, n, p)
+				continue
+			}
+			if other, ok := hostPorts[f[1]]; ok {
+				bad("%s: %s and %s both publish host port %s", baseComposeFile, other, n, f[1])
+			}
+			hostPorts[f[1]] = n
+		}
+		if len(published) != 1 {
+			bad("%s: %s publishes its Redis port %s %d times, want once (127.0.0.1:HOST:%s)", baseComposeFile, n, port, len(published), port)
 		}
 	}
 	return errs

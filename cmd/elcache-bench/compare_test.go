@@ -23,6 +23,14 @@ package main
 //	-only none -herds 0 -failovers 2 -memory-keys 100000
 //
 // runs just those two.
+//
+// After the thundering herds and before the matrix, redis-benchmark runs
+// GET and SET against node 1's Redis port and against the in-memory Redis
+// (compare_resp_test.go; -redis-benchmark-requests 0 skips it), so
+//
+//	-only none -herds 0 -failovers 0 -memory-keys 0
+//
+// runs just that.
 
 import (
 	"bytes"
@@ -68,11 +76,13 @@ var (
 )
 
 // compareExtra is a measurement beyond the matrix: its summary lines, for
-// the test log and results.md, and its figures, for results.json.
+// the test log and results.md, its figures, for results.json, and a
+// section of results.md of its own, if it has one.
 type compareExtra struct {
-	name  string
-	lines []string
-	data  any
+	name     string
+	lines    []string
+	data     any
+	markdown string
 }
 
 // measureExtra runs run in a subtest called name and returns what it
@@ -83,6 +93,9 @@ func measureExtra[R interface{ summary() []string }](t *testing.T, name, label s
 	ok := t.Run(name, func(t *testing.T) {
 		r := run(t)
 		e.data, e.lines = r, r.summary()
+		if md, ok := any(r).(interface{ markdown() string }); ok {
+			e.markdown = md.markdown()
+		}
 		for _, l := range e.lines {
 			t.Log(l)
 		}
@@ -156,6 +169,12 @@ func TestCompare(t *testing.T) {
 	for _, r := range runs {
 		need[r.system] = true
 	}
+	if *compareRedisBenchmark > 0 {
+		need["elcache"], need["redis-memory"] = true, true
+		if _, err := exec.LookPath("redis-benchmark"); err != nil {
+			t.Fatal("redis-benchmark not found: `make bench-compare` installs it (apt-get install redis-tools)")
+		}
+	}
 	for sys, tool := range map[string][2]string{
 		"redis-memory": {"redis-server", "redis-server"},
 		"redis-aof":    {"redis-server", "redis-server"},
@@ -179,8 +198,11 @@ func TestCompare(t *testing.T) {
 	factories := map[string]func(ctx context.Context, r compareRun) (bench.Target, error){}
 	versions := map[string]string{}
 	var herdLine string
+	var seeds []string
+	respAddr := "" // node 1's Redis port
 	if need["elcache"] {
-		seeds, pg := startElcache(t, logDir)
+		c, pg := startElcache(t, logDir)
+		seeds, respAddr = c.addrs(), c.nodes[0].respAddr
 		if *compareHerds > 0 {
 			herdLine = runHerds(t, seeds, pg, *compareHerds)
 			t.Log(herdLine)
@@ -190,11 +212,13 @@ func TestCompare(t *testing.T) {
 		}
 		versions["commit"] = gitCommit()
 	}
+	redisAddrs := map[string]string{}
 	for _, sys := range []string{"redis-memory", "redis-aof"} {
 		if !need[sys] {
 			continue
 		}
 		addr := startRedis(t, logDir, sys == "redis-aof")
+		redisAddrs[sys] = addr
 		label := map[string]string{"redis-memory": "no-persistence", "redis-aof": "appendfsync-always"}[sys]
 		factories[sys] = func(ctx context.Context, r compareRun) (bench.Target, error) {
 			return bench.NewRedisTarget(ctx, &bench.TargetFlags{Addr: addr, Mode: label})
@@ -209,6 +233,9 @@ func TestCompare(t *testing.T) {
 		versions["etcd"] = commandVersion("etcd", "--version")
 	}
 	t.Logf("systems up after %v", time.Since(start).Round(time.Millisecond))
+	if *compareRedisBenchmark > 0 {
+		extras = append(extras, measureRESP(t, respAddr, redisAddrs["redis-memory"], *compareRedisBenchmark))
+	}
 
 	cfg := bench.RunConfig{
 		Distribution: bench.DistZipfian,
@@ -245,6 +272,7 @@ func TestCompare(t *testing.T) {
 		lines = append(lines, herdLine)
 	}
 	measured := map[string]any{}
+	var sections []string
 	if len(extras) > 0 {
 		versions["commit"] = gitCommit()
 	}
@@ -253,11 +281,14 @@ func TestCompare(t *testing.T) {
 		if e.data != nil {
 			measured[e.name] = e.data
 		}
+		if e.markdown != "" {
+			sections = append(sections, e.markdown)
+		}
 	}
 	for _, l := range lines {
 		t.Log(l)
 	}
-	if err := writeCompareOutput(out, cfg, versions, results, lines, measured); err != nil {
+	if err := writeCompareOutput(out, cfg, versions, results, lines, measured, sections); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("matrix done after %v; report in %s", time.Since(start).Round(time.Second), filepath.Join(out, "report.html"))
@@ -278,8 +309,9 @@ func runOne(ctx context.Context, connect func(context.Context, compareRun) (benc
 
 // writeCompareOutput writes results.json, report.html and results.md.
 // measured holds the figures of the measurements beyond the matrix, by
-// name, for results.json.
-func writeCompareOutput(out string, cfg bench.RunConfig, versions map[string]string, results []bench.Result, ratios []string, measured map[string]any) error {
+// name, for results.json; sections are their own parts of results.md,
+// after the matrix's table.
+func writeCompareOutput(out string, cfg bench.RunConfig, versions map[string]string, results []bench.Result, ratios []string, measured map[string]any, sections []string) error {
 	machine := bench.CurrentMachine()
 	maps.Copy(machine, versions)
 	machine["runs"] = fmt.Sprintf("%v measured after %v warm-up, %d clients, %d keys (zipfian), %d-byte values, closed loop",
@@ -299,6 +331,9 @@ func writeCompareOutput(out string, cfg bench.RunConfig, versions map[string]str
 	fmt.Fprintf(&md, "- runs: %s\n\n", machine["runs"])
 	if err := bench.WriteMarkdownTable(&md, results); err != nil {
 		return err
+	}
+	for _, s := range sections {
+		fmt.Fprintf(&md, "\n%s", s)
 	}
 	md.WriteString("\n")
 	for _, l := range ratios {
@@ -464,13 +499,16 @@ func waitFor(t *testing.T, what string, exited <-chan struct{}, timeout time.Dur
 // startElcache starts a 3-node cluster (startElcacheCluster) backed by a
 // throwaway PostgreSQL. Writes are cache_only unless a run names its mode,
 // so the backend is touched only by the write-through and write-back runs.
-// It returns the nodes' gRPC addresses once every partition has a leader.
-func startElcache(t *testing.T, logDir string) ([]string, *pgtest.Server) {
+// Redis connections read at EVENTUAL (--resp-consistency): redis-benchmark
+// cannot choose a level, and its GETs are compared with Redis's. It
+// returns the cluster once every partition has a leader.
+func startElcache(t *testing.T, logDir string) (*elcacheCluster, *pgtest.Server) {
 	t.Helper()
 	pg := pgtest.Start(t)
 	c := startElcacheCluster(t, logDir, "elcache",
-		"--backend", pg.URL(), "--backend-create-table", "true", "--default-write-mode", "cache_only")
-	return c.addrs(), pg
+		"--backend", pg.URL(), "--backend-create-table", "true", "--default-write-mode", "cache_only",
+		"--resp-consistency", "eventual")
+	return c, pg
 }
 
 // elcacheCluster is a 3-node cluster of elcache processes.
@@ -483,17 +521,19 @@ type elcacheCluster struct {
 
 // elcacheNode is one node's process and what it takes to start it again.
 type elcacheNode struct {
-	name    string // node name, "n1"; also what WriteMeta.ServedBy reports
-	addr    string // gRPC address
-	dataDir string
-	args    []string
-	proc    *os.Process
-	exited  <-chan struct{}
+	name     string // node name, "n1"; also what WriteMeta.ServedBy reports
+	addr     string // gRPC address
+	respAddr string // Redis-protocol address (--resp-addr)
+	dataDir  string
+	args     []string
+	proc     *os.Process
+	exited   <-chan struct{}
 }
 
 // startElcacheCluster builds the server (without -race: it is measured)
 // and starts 3 nodes with -partitions partitions, the server's default
-// Raft timeouts and extra flags, their logs in logDir/prefix-nN.log. It
+// Raft timeouts, a Redis port each and extra flags, their logs in
+// logDir/prefix-nN.log. It
 // returns once every node serves and every partition has a leader and 3
 // replicas.
 func startElcacheCluster(t *testing.T, logDir, prefix string, extra ...string) *elcacheCluster {
@@ -507,14 +547,14 @@ func startElcacheCluster(t *testing.T, logDir, prefix string, extra ...string) *
 	const n = 3
 	var gossipAddrs []string
 	for i := range n {
-		c.nodes = append(c.nodes, &elcacheNode{name: fmt.Sprintf("n%d", i+1), addr: freeAddr(t), dataDir: t.TempDir()})
+		c.nodes = append(c.nodes, &elcacheNode{name: fmt.Sprintf("n%d", i+1), addr: freeAddr(t), respAddr: freeAddr(t), dataDir: t.TempDir()})
 		gossipAddrs = append(gossipAddrs, freeAddr(t))
 	}
 	for i, nd := range c.nodes {
 		others := slices.Delete(slices.Clone(gossipAddrs), i, i+1)
 		nd.args = append([]string{
 			"--node-name", nd.name, "--data-dir", nd.dataDir,
-			"--grpc-addr", nd.addr, "--gossip-addr", gossipAddrs[i],
+			"--grpc-addr", nd.addr, "--gossip-addr", gossipAddrs[i], "--resp-addr", nd.respAddr,
 			"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(others, ","),
 			"--partitions", fmt.Sprint(c.partitions), "--replication-factor", "3"}, extra...)
 		nd.proc, nd.exited = startProc(t, logDir, prefix+"-"+nd.name, nil, bin, nd.args...)

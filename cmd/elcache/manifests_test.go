@@ -91,6 +91,9 @@ func TestManifestChecksCatch(t *testing.T) {
 		{"container port renamed", "statefulset.yaml", "- name: admin", "- name: pprof", `no container port named "admin"`},
 		{"unknown setting", "configmap.yaml", "ELCACHE_LOG_LEVEL:", "ELCACHE_LOGLEVEL:", "ELCACHE_LOGLEVEL is not an elcache setting"},
 		{"grpc addr port", "configmap.yaml", "0.0.0.0:7400", "0.0.0.0:7500", "ELCACHE_GRPC_ADDR listens on port 7500"},
+		{"resp addr port", "configmap.yaml", "0.0.0.0:6379", "0.0.0.0:6380", "ELCACHE_RESP_ADDR listens on port 6380"},
+		{"resp container port renamed", "statefulset.yaml", "- name: resp", "- name: redis", `no container port named "resp"`},
+		{"resp service target port", "service.yaml", "targetPort: resp", "targetPort: redis", `port "resp": targetPort "redis"`},
 		{"invalid setting", "configmap.yaml", `ELCACHE_DEFAULT_CONSISTENCY: "linearizable"`, `ELCACHE_DEFAULT_CONSISTENCY: "strong"`, `unknown level "strong"`},
 		{"join port", "statefulset.yaml", join, strings.Replace(join, ":7946", ":7400", 1), "is not elcache-N.elcache-peers"},
 		{"join beyond replicas", "statefulset.yaml", join, strings.Replace(join, "elcache-0", "elcache-3", 1), "names pod elcache-3"},
@@ -378,7 +381,7 @@ func (m *manifests) check() []error {
 	for _, want := range []struct {
 		name  string
 		proto corev1.Protocol
-	}{{"grpc", corev1.ProtocolTCP}, {"gossip-tcp", corev1.ProtocolTCP}, {"gossip-udp", corev1.ProtocolUDP}, {"admin", corev1.ProtocolTCP}} {
+	}{{"grpc", corev1.ProtocolTCP}, {"gossip-tcp", corev1.ProtocolTCP}, {"gossip-udp", corev1.ProtocolUDP}, {"admin", corev1.ProtocolTCP}, {"resp", corev1.ProtocolTCP}} {
 		p, ok := containerPort(c, want.name, want.proto)
 		if !ok {
 			bad("no container port named %q (%s)", want.name, want.proto)
@@ -480,7 +483,7 @@ func (m *manifests) check() []error {
 			bad("ELCACHE_JOIN entry %q names pod %s, beyond the %d replicas", j, podName, manifestReplicas)
 		}
 	}
-	for _, listen := range []struct{ key, port string }{{"ELCACHE_GRPC_ADDR", "grpc"}, {"ELCACHE_GOSSIP_ADDR", "gossip-tcp"}, {"ELCACHE_ADMIN_ADDR", "admin"}} {
+	for _, listen := range []struct{ key, port string }{{"ELCACHE_GRPC_ADDR", "grpc"}, {"ELCACHE_GOSSIP_ADDR", "gossip-tcp"}, {"ELCACHE_ADMIN_ADDR", "admin"}, {"ELCACHE_RESP_ADDR", "resp"}} {
 		if port[listen.port] == 0 {
 			continue // reported above
 		}

@@ -13,6 +13,8 @@
 #   HOST         address the nodes listen on (default 127.0.0.1)
 #   GRPC_PORT    gRPC port of n1; n2 and n3 take the next ones (default 7400)
 #   GOSSIP_PORT  gossip port of n1, likewise (default 7946)
+#   RESP_PORT    Redis-protocol (RESP) port of n1, likewise (default 6379:
+#                n1..n3 answer redis-cli on 6379, 6380 and 6381)
 #   BIN          where elcache and elcachectl are (default bin)
 #   START_TIMEOUT  seconds to wait for the cluster to serve (default 120)
 #   BACKEND      backing database URL shared by the nodes (default: an
@@ -28,6 +30,7 @@ DATA_DIR=${DATA_DIR:-data}
 HOST=${HOST:-127.0.0.1}
 GRPC_PORT=${GRPC_PORT:-7400}
 GOSSIP_PORT=${GOSSIP_PORT:-7946}
+RESP_PORT=${RESP_PORT:-6379}
 BIN=${BIN:-bin}
 START_TIMEOUT=${START_TIMEOUT:-120}
 BACKEND=${BACKEND:-}
@@ -37,6 +40,7 @@ PIDS=()      # PIDS[i] is node i's pid while run watches it
 
 grpc_addr() { echo "$HOST:$((GRPC_PORT + $1 - 1))"; }
 gossip_addr() { echo "$HOST:$((GOSSIP_PORT + $1 - 1))"; }
+resp_port() { echo "$((RESP_PORT + $1 - 1))"; }
 node_dir() { echo "$DATA_DIR/n$1"; }
 log_file() { echo "$(node_dir "$1")/elcache.log"; }
 pid_file() { echo "$(node_dir "$1")/elcache.pid"; }
@@ -109,7 +113,7 @@ start_node() {
   mkdir -p "$(node_dir "$i")"
   args=(--node-name "n$i" --data-dir "$(node_dir "$i")"
     --grpc-addr "$(grpc_addr "$i")" --gossip-addr "$(gossip_addr "$i")"
-    --bootstrap-expect "$NODES")
+    --resp-addr "$HOST:$(resp_port "$i")" --bootstrap-expect "$NODES")
   if [ "$BACKEND" != none ]; then
     args+=(--backend "${BACKEND:-sqlite://$(cd "$DATA_DIR" && pwd)/backing.db}" --backend-create-table true)
   fi
@@ -191,10 +195,12 @@ run() {
     wait $!
   done
 
+  local cli="redis-cli"
+  [ "$HOST" = 127.0.0.1 ] || cli="redis-cli -h $HOST"
   echo
   echo "elcache: a $NODES-node cluster is serving"
   for i in $(seq 1 $NODES); do
-    printf '  n%s  gRPC %s  gossip %s  log %s\n' "$i" "$(grpc_addr "$i")" "$(gossip_addr "$i")" "$(log_file "$i")"
+    printf '  n%s  gRPC %s  Redis %s  gossip %s  log %s\n' "$i" "$(grpc_addr "$i")" "$HOST:$(resp_port "$i")" "$(gossip_addr "$i")" "$(log_file "$i")"
   done
   cat <<EOF
 
@@ -204,6 +210,9 @@ Try, from another shell:
   $BIN/elcachectl --addr $(grpc_addr 1) members
   $BIN/elcachectl --addr $(grpc_addr 1) partitions
 (or export ELCACHE_ADDR=$(grpc_addr 1) and drop --addr)
+or with any Redis client, on the Redis ports $(resp_port 1)-$(resp_port $NODES):
+  $cli -p $(resp_port 1) set k v
+  $cli -p $(resp_port 2) get k
 
 Ctrl-C stops the cluster; the data stays in $DATA_DIR for the next make run.
 EOF

@@ -19,4 +19,7 @@
 //   - command.go: the flags and Execute;
 //   - output.go, progress.go, report.go: the table, the progress bar, the
 //     JSON file, and bench-compare's HTML and Markdown report.
+//   - redisbenchmark.go: redis-benchmark's runs and its --csv output, for
+//     bench-compare's runs over the Redis protocol (RESP), against
+//     elcache's Redis port and against Redis.
 package bench

@@ -5,6 +5,9 @@
 // Request metrics are counted as requests finish: the Cache service's
 // RPCs by a unary interceptor, pipelined calls one by one (ObserveCall),
 // streams the guard refused as errors of their method (RefusedStream).
+// The RESP (Redis protocol) listener counts its connections and commands
+// itself through Metrics.RESP (resp.go), under a fixed set of command
+// names so that what clients send cannot grow the label values.
 // Everything else is read from the node's state when Prometheus scrapes,
 // so an idle node costs nothing; Go runtime and process metrics come
 // along.

@@ -43,15 +43,21 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Metrics are a node's Prometheus registry: the request metrics, the
-// state read at scrape time, and the Go runtime and process metrics.
+// Metrics are a node's Prometheus registry: the request metrics, its RESP
+// listener's metrics, the state read at scrape time, and the Go runtime
+// and process metrics.
 type Metrics struct {
 	cfg      Config
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec   // op, level
 	latency  *prometheus.HistogramVec // op, level
 	errors   *prometheus.CounterVec   // op, code
+	resp     *RESP
 }
+
+// latencyBuckets are the buckets of the latency histograms, in seconds:
+// 100µs to 5s.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
 // New returns the metrics of a node described by cfg.
 func New(cfg Config) (*Metrics, error) {
@@ -74,15 +80,16 @@ func New(cfg Config) (*Metrics, error) {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "elcache_request_duration_seconds",
 			Help:    "Time to answer a client request, by operation and read level.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+			Buckets: latencyBuckets,
 		}, []string{"op", "level"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "elcache_request_errors_total",
 			Help: "Client requests that failed, by operation and gRPC code.",
 		}, []string{"op", "code"}),
+		resp: newRESP(latencyBuckets),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.errors, &stateCollector{snapshot: cfg.Snapshot},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.errors, &stateCollector{snapshot: cfg.Snapshot},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, m.resp.collectors()...) {
 		if err := m.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
@@ -142,6 +149,15 @@ func (m *Metrics) RefusedStream(fullMethod string, err error) {
 	}
 	_, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	m.errors.WithLabelValues(strings.ToLower(method), status.Code(err).String()).Inc()
+}
+
+// RESP returns the metrics of the node's RESP listener; nil on a nil m,
+// whose *RESP methods then do nothing.
+func (m *Metrics) RESP() *RESP {
+	if m == nil {
+		return nil
+	}
+	return m.resp
 }
 
 // Handler serves the metrics at /metrics, as Prometheus scrapes them.
