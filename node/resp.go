@@ -36,6 +36,7 @@ func (n *Node) startRESP() error {
 		NodeName:     n.cfg.NodeName,
 		Version:      version.String,
 		Logger:       n.log,
+		Observer:     n.metrics.RESP(),
 		// A value a little over the limit gets a clean error from the
 		// node; far beyond it, the listener stops reading and closes.
 		Limits: resp.Limits{MaxBulk: 2 * max(n.cfg.Limits.MaxValueBytes, n.cfg.Limits.MaxKeyBytes, 1<<20)},

@@ -115,7 +115,11 @@ start_node() {
     --grpc-addr "$(grpc_addr "$i")" --gossip-addr "$(gossip_addr "$i")"
     --resp-addr "$HOST:$(resp_port "$i")" --bootstrap-expect "$NODES")
   if [ "$BACKEND" != none ]; then
-    args+=(--backend "${BACKEND:-sqlite://$(cd "$DATA_DIR" && pwd)/backing.db}" --backend-create-table true)
+    # Redis connections write back (the database gets each key within a
+    # flush) so that INCR, APPEND, SET NX and the other read-modify-write
+    # commands work: they cannot run write-through (docs/redis.md).
+    args+=(--backend "${BACKEND:-sqlite://$(cd "$DATA_DIR" && pwd)/backing.db}" --backend-create-table true
+      --resp-write-mode back)
   fi
   if [ "$i" -gt 1 ]; then
     args+=(--join "$(gossip_addr 1)")

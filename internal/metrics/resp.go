@@ -196,3 +196,8 @@ func respErrorCode(prefix string) string {
 	}
 	return prefix
 }
+
+// RESPCommands returns the command names the RESP metrics count as
+// themselves (a copy): the RESP listener's tests check it knows every
+// command of the listener's table.
+func RESPCommands() []string { return slices.Clone(respCommands) }
