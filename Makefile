@@ -60,7 +60,9 @@ stop: ## Stop the nodes of a `make run` whose shell was killed.
 # PostgreSQL for the tests (storage/sqlstore/pgtest runs a throwaway server
 # from its binaries). Debian keeps initdb out of PATH, under
 # /usr/lib/postgresql/VERSION/bin. Redis for the client's benchmark against
-# Redis (client/internal/redistest runs a throwaway redis-server).
+# Redis (client/internal/redistest runs a throwaway redis-server), and
+# redis-tools' redis-benchmark for the Redis listener's system test
+# (cmd/elcache/resp_system_test.go).
 deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if missing.
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (initdb not found)"; \
@@ -72,6 +74,11 @@ deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis), if m
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-benchmark >/dev/null || { \
+		echo "installing redis-tools (redis-benchmark not found)"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; }
 
 test: deps ## Run every test with the race detector.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
