@@ -63,8 +63,8 @@ stop: ## Stop the nodes of a `make run` whose shell was killed.
 # from its binaries). Debian keeps initdb out of PATH, under
 # /usr/lib/postgresql/VERSION/bin. Redis for the client's benchmark against
 # Redis (client/internal/redistest runs a throwaway redis-server), and
-# redis-tools for redis-benchmark, which bench-compare drives against the
-# nodes' Redis port and against Redis.
+# redis-tools for redis-benchmark, which the Redis listener's system test
+# (cmd/elcache/resp_system_test.go) and bench-compare drive.
 deps: ## Install what the tests need beyond Go modules (PostgreSQL, Redis, redis-benchmark), if missing.
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (initdb not found)"; \

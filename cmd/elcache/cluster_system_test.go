@@ -84,6 +84,23 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 // flags.
 func startClusterWith(t *testing.T, partitions int, flags ...string) *cluster {
 	t.Helper()
+	return startClusterSpec(t, clusterSpec{partitions: partitions, flags: flags})
+}
+
+// clusterSpec describes a cluster for startClusterSpec.
+type clusterSpec struct {
+	partitions int
+	// flags are every node's flags, nodeFlags (when set) node i's own.
+	flags     []string
+	nodeFlags func(i int) []string
+	// build returns the server binary; nil: buildServer.
+	build func() (string, error)
+}
+
+// startClusterSpec starts the cluster of spec as startClusterWith does.
+func startClusterSpec(t *testing.T, spec clusterSpec) *cluster {
+	t.Helper()
+	partitions, flags := spec.partitions, spec.flags
 	pr, err := ring.NewPartitioner(uint32(partitions))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +121,13 @@ func startClusterWith(t *testing.T, partitions int, flags ...string) *cluster {
 			// Long enough that a killed node keeps its replicas: the test
 			// restarts it and wants it to catch up, not be replaced.
 			"--failure-grace", "60s"}, flags...)
+		if spec.nodeFlags != nil {
+			args = append(args, spec.nodeFlags(i)...)
+		}
 		p := newProc(t, name, grpcAddrs[i], args)
+		if spec.build != nil {
+			p.build = spec.build
+		}
 		conn := dial(t, grpcAddrs[i])
 		c.procs = append(c.procs, p)
 		c.caches = append(c.caches, cachev1.NewCacheClient(conn))
@@ -153,14 +176,21 @@ func (c *cluster) up() []int {
 // same settled cluster; see notConverged.
 func (c *cluster) waitConverged(timeout time.Duration) {
 	c.t.Helper()
+	c.waitUntil("cluster not converged", timeout, c.notConverged)
+}
+
+// waitUntil polls not until it returns "", and fails the test with what
+// and not's last answer at the timeout.
+func (c *cluster) waitUntil(what string, timeout time.Duration, not func() string) {
+	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		why := c.notConverged()
+		why := not()
 		if why == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("cluster not converged after %v: %s", timeout, why)
+			c.t.Fatalf("%s after %v: %s", what, timeout, why)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -228,6 +258,35 @@ func (c *cluster) notConverged() string {
 			k := slices.IndexFunc(ms.Members, func(m *cachev1.Member) bool { return m.Id == c.ids[j] })
 			if k < 0 || ms.Members[k].GossipState != "alive" {
 				return fmt.Sprintf("%s does not see %s alive in gossip", name, c.procs[j].name)
+			}
+		}
+	}
+	return ""
+}
+
+// waitPreferredLeaders waits until every running node sees each partition
+// led by its preferred leader (the first of its replicas): after
+// convergence, leaderships still move there, and a write the old leader
+// receives meanwhile may fail.
+func (c *cluster) waitPreferredLeaders(timeout time.Duration) {
+	c.t.Helper()
+	c.waitUntil("leaders not on their preferred nodes", timeout, c.notPreferred)
+}
+
+// notPreferred names a partition that a running node sees led by another
+// node than its preferred leader, or returns "".
+func (c *cluster) notPreferred() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, i := range c.up() {
+		topo, err := c.caches[i].Topology(ctx, &cachev1.TopologyRequest{})
+		if err != nil {
+			return fmt.Sprintf("%s: topology: %v", c.procs[i].name, err)
+		}
+		for _, pr := range topo.Partitions {
+			if len(pr.Replicas) == 0 || pr.Leader != pr.Replicas[0] {
+				return fmt.Sprintf("%s sees partition %d led by %s, preferred %v", c.procs[i].name, pr.Partition,
+					c.name(pr.Leader), pr.Replicas)
 			}
 		}
 	}

@@ -43,17 +43,28 @@ func TestMain(m *testing.M) {
 // buildServer compiles the elcache binary (with -race) once per test
 // binary run. ELCACHE_SYSTEM_BIN names a binary to use instead, e.g. one
 // built from another commit to compare it.
-var buildServer = sync.OnceValues(func() (string, error) {
+var buildServer = sync.OnceValues(func() (string, error) { return goBuild("elcache", "-race") })
+
+// buildServerNoRace compiles the elcache binary without the race
+// detector, once: for a test whose load a race-built server, several
+// times slower, could not carry in the test's time (redis-benchmark's).
+// ELCACHE_SYSTEM_BIN names a binary to use instead.
+var buildServerNoRace = sync.OnceValues(func() (string, error) { return goBuild("elcache-norace") })
+
+// goBuild builds this package as binDir/name with the extra build flags,
+// or returns $ELCACHE_SYSTEM_BIN when it is set.
+func goBuild(name string, flags ...string) (string, error) {
 	if bin := os.Getenv("ELCACHE_SYSTEM_BIN"); bin != "" {
 		return bin, nil
 	}
-	bin := filepath.Join(binDir, "elcache")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	bin := filepath.Join(binDir, name)
+	args := append(append([]string{"build"}, flags...), "-o", bin, ".")
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
-})
+}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -77,6 +88,9 @@ type proc struct {
 	addr    string // gRPC address
 	args    []string
 	logPath string
+	// build returns the binary to run: buildServer unless the test
+	// chose another.
+	build func() (string, error)
 
 	// Set by start, read by the test goroutine only.
 	cmd    *exec.Cmd
@@ -96,7 +110,7 @@ func newProc(t *testing.T, name, addr string, args []string) *proc {
 			t.Fatal(err)
 		}
 	}
-	p := &proc{t: t, name: name, addr: addr, args: args, logPath: filepath.Join(logDir, name+".log")}
+	p := &proc{t: t, name: name, addr: addr, args: args, logPath: filepath.Join(logDir, name+".log"), build: buildServer}
 	t.Cleanup(func() {
 		p.kill()
 		// A process killed at the end reports its data races only in
@@ -118,7 +132,7 @@ func (p *proc) start() {
 	if p.running() {
 		p.t.Fatalf("%s: start while running", p.name)
 	}
-	bin, err := buildServer()
+	bin, err := p.build()
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -306,9 +306,14 @@ func cmdKeys(ctx context.Context, c *conn, args [][]byte) reply {
 	})
 }
 
+// flushTimeout bounds a FLUSHDB or FLUSHALL.
+const flushTimeout = 10 * time.Minute
+
 // cmdFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC]: every key is deleted,
 // page by page (not atomically: writes during the flush may survive it).
-func cmdFlush(ctx context.Context, c *conn, args [][]byte) reply {
+// It runs for up to flushTimeout instead of the command's timeout: a large
+// keyspace takes longer than Config.Timeout to delete key by key.
+func cmdFlush(_ context.Context, c *conn, args [][]byte) reply {
 	if len(args) > 2 {
 		return errorReply(errSyntax)
 	}
@@ -319,7 +324,7 @@ func cmdFlush(ctx context.Context, c *conn, args [][]byte) reply {
 			return errorReply(errSyntax)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	var cursor []byte
 	for {
