@@ -273,7 +273,12 @@ func errReply(err error) reply {
 	}
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
-		return errorf("TRYAGAIN %s", msg)
+		// Redis clients run a command again on TRYAGAIN by themselves:
+		// say it only when the answer proves the command did not run.
+		if retryable(err, false) {
+			return errorf("TRYAGAIN %s", msg)
+		}
+		return errorf("ERR unavailable, the command may or may not have been applied: %s", msg)
 	case codes.PermissionDenied:
 		return errorf("NOPERM %s", msg)
 	case codes.Unauthenticated:

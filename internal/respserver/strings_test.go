@@ -101,7 +101,8 @@ func TestErrReply(t *testing.T) {
 		want string
 	}{
 		{status.Error(codes.InvalidArgument, "request: invalid argument: key is empty"), "ERR key is empty"},
-		{status.Error(codes.Unavailable, "node: no leader"), "TRYAGAIN no leader"},
+		{status.Error(codes.Unavailable, "node: partition 3: node is not the leader"), "TRYAGAIN partition 3: node is not the leader"},
+		{status.Error(codes.Unavailable, "node: connection lost"), "ERR unavailable, the command may or may not have been applied: connection lost"},
 		{status.Error(codes.PermissionDenied, "no"), "NOPERM no"},
 		{status.Error(codes.FailedPrecondition, "x"), "ERR x"},
 	}
