@@ -302,7 +302,9 @@ func cmdKeys(ctx context.Context, c *conn, args [][]byte) reply {
 
 // cmdFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC]: every key is deleted,
 // page by page (not atomically: writes during the flush may survive it).
-func cmdFlush(ctx context.Context, c *conn, args [][]byte) reply {
+// It takes as long as the keyspace needs, up to flushTimeout, not the
+// command timeout.
+func cmdFlush(_ context.Context, c *conn, args [][]byte) reply {
 	if len(args) > 2 {
 		return errorReply(errSyntax)
 	}
@@ -313,7 +315,7 @@ func cmdFlush(ctx context.Context, c *conn, args [][]byte) reply {
 			return errorReply(errSyntax)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	var cursor []byte
 	for {
@@ -335,6 +337,9 @@ func cmdFlush(ctx context.Context, c *conn, args [][]byte) reply {
 		cursor = next
 	}
 }
+
+// flushTimeout bounds FLUSHDB and FLUSHALL.
+const flushTimeout = 10 * time.Minute
 
 // cursors maps the numbers SCAN hands out to the node's cursors. Numbers
 // are node-wide, so that any connection to this node may continue a
