@@ -62,22 +62,34 @@ func cmdTime(context.Context, *conn, [][]byte) reply {
 }
 
 // authenticate logs the connection in with a token: AUTH secret, or AUTH
-// name secret (the token's name).
+// name secret (the token's name). Without tokens, the node is Redis's
+// default user without a password: AUTH default (or HELLO AUTH default)
+// with any password passes and changes nothing, another name is a wrong
+// pair, and AUTH with a password alone is refused, as Redis answers.
 func (c *conn) authenticate(name, secret string) reply {
 	g := c.s.cfg.Guard
 	if g == nil || !g.Required() {
-		return errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		switch name {
+		case "":
+			return errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		case "default":
+			return okReply
+		}
+		return errorReply(errWrongPass)
 	}
 	if name == "default" {
 		name = ""
 	}
 	caller, err := g.Authenticate(name, secret)
 	if err != nil {
-		return errorReply("WRONGPASS invalid username-password pair or user is disabled.")
+		return errorReply(errWrongPass)
 	}
 	c.caller, c.authed = caller, true
 	return okReply
 }
+
+// errWrongPass is Redis's answer to credentials it does not know.
+const errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
 
 func cmdAuth(_ context.Context, c *conn, args [][]byte) reply {
 	switch len(args) {
