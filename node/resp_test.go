@@ -74,11 +74,18 @@ func TestRESP(t *testing.T) {
 				{"keys", respKeys},
 				{"server", respServer},
 				{"elcache", respElcache},
+				{"pipeline", respPipeline},
+				{"crossnode", respCrossNode},
+				{"session", respSession},
+				{"limits", respLimits},
 			} {
 				t.Run(sub.name, func(t *testing.T) { sub.run(t, e) })
 			}
 		})
 	}
+	// Once: the protocol changes nothing to atomicity, and it is slow.
+	t.Run("atomic", func(t *testing.T) { respAtomic(t, respEnv{c: c, proto: 3}) })
+	t.Run("wire", func(t *testing.T) { respWire(t, c) })
 	// Last: it empties the keyspace.
 	t.Run("keyspace", func(t *testing.T) { respKeyspace(t, respEnv{c: c, proto: 3}) })
 }
