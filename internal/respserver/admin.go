@@ -62,22 +62,37 @@ func cmdTime(context.Context, *conn, [][]byte) reply {
 }
 
 // authenticate logs the connection in with a token: AUTH secret, or AUTH
-// name secret (the token's name).
+// name secret (the token's name). Without tokens, the node is Redis's
+// default user without a password: AUTH default (or HELLO AUTH default)
+// with any password passes and changes nothing, another name is a wrong
+// pair, and AUTH with a password alone is refused, as Redis answers.
 func (c *conn) authenticate(name, secret string) reply {
 	g := c.s.cfg.Guard
 	if g == nil || !g.Required() {
-		return errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		switch name {
+		case "":
+			return errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		case "default":
+			return okReply
+		}
+		return errorReply(errWrongPass)
 	}
 	if name == "default" {
 		name = ""
 	}
 	caller, err := g.Authenticate(name, secret)
 	if err != nil {
-		return errorReply("WRONGPASS invalid username-password pair or user is disabled.")
+		return errorReply(errWrongPass)
 	}
-	c.caller, c.authed = caller, true
+	c.mu.Lock()
+	c.caller = caller
+	c.mu.Unlock()
+	c.authed = true
 	return okReply
 }
+
+// errWrongPass is Redis's answer to credentials it does not know.
+const errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
 
 func cmdAuth(_ context.Context, c *conn, args [][]byte) reply {
 	switch len(args) {
@@ -131,9 +146,9 @@ func cmdHello(_ context.Context, c *conn, args [][]byte) reply {
 		return errorReply("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	if name != nil {
-		c.name = *name
+		c.setName(*name)
 	}
-	c.w.SetProtocol(proto)
+	c.setProtocol(proto)
 	id := c.id
 	return funcReply(func(w *resp.Writer) {
 		w.Map(7)
@@ -172,7 +187,7 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) reply {
 		if r := checkClientName(string(args[2])); r.kind == kindError {
 			return r
 		}
-		c.name = string(args[2])
+		c.setName(string(args[2]))
 		return okReply
 	case sub == "getname" && len(args) == 2:
 		if c.name == "" {
@@ -194,7 +209,9 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) reply {
 		return verbatim(b.String())
 	case sub == "setinfo" && len(args) == 4:
 		if strings.EqualFold(string(args[2]), "lib-name") {
+			c.mu.Lock()
 			c.lib = string(args[3])
+			c.mu.Unlock()
 		}
 		return okReply
 	case (sub == "no-evict" || sub == "no-touch") && len(args) == 3, sub == "reply" && len(args) == 3 && strings.EqualFold(string(args[2]), "on"):
@@ -206,12 +223,12 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) reply {
 // info is the connection's line of CLIENT INFO and CLIENT LIST.
 func (c *conn) info() string {
 	c.mu.Lock()
-	last := c.lastCmd
+	last, name, user, lib, proto := c.lastCmd, c.name, c.caller.Name, c.lib, c.proto
 	level := levelNames[c.level]
 	c.mu.Unlock()
 	now := time.Now()
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver= elcache-consistency=%s",
-		c.id, c.addr, c.nc.LocalAddr(), c.name, int(now.Sub(c.created).Seconds()), orDash(last), c.caller.Name, c.w.Protocol(), c.lib, level)
+		c.id, c.addr, c.nc.LocalAddr(), name, int(now.Sub(c.created).Seconds()), orDash(last), user, proto, lib, level)
 }
 
 func orDash(s string) string {

@@ -27,11 +27,8 @@ type conn struct {
 	addr    string
 
 	// Set by commands that run alone (never in a concurrent batch).
-	name   string
-	caller auth.Caller
 	authed bool
 	quit   bool
-	lib    string
 
 	// ctxMu guards the deadline context commands share (deadline).
 	ctxMu     sync.Mutex
@@ -39,8 +36,15 @@ type conn struct {
 	ctxCancel context.CancelFunc
 	ctxRenew  time.Time
 
-	// mu guards what concurrent commands of a batch share.
+	// mu guards what concurrent commands of a batch share, and what
+	// CLIENT LIST reads from other connections' goroutines (name, caller,
+	// lib, proto: the connection's own goroutine changes them under mu,
+	// in commands that run alone, and may read them without it).
 	mu        sync.Mutex
+	name      string
+	caller    auth.Caller
+	lib       string
+	proto     int // c.w.Protocol()
 	level     cachev1.Consistency
 	staleness time.Duration
 	mode      cachev1.WriteMode
@@ -83,19 +87,33 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // reset puts the connection in its initial state (RESET, and a new
 // connection).
 func (c *conn) reset(host string) {
-	c.name, c.quit = "", false
-	c.authed = false
-	c.caller = auth.Caller{Name: host, Role: auth.RolePeer}
+	c.quit = false
+	c.authed = true
+	caller := auth.Caller{Name: host, Role: auth.RolePeer}
 	if g := c.s.cfg.Guard; g != nil {
-		c.caller = g.Anonymous(host)
+		caller = g.Anonymous(host)
 		c.authed = !g.Required()
-	} else {
-		c.authed = true
 	}
-	c.w.SetProtocol(2)
+	c.setProtocol(2)
 	c.mu.Lock()
+	c.name, c.caller = "", caller
 	c.level, c.staleness, c.mode, c.ropts = c.s.cfg.Level, c.s.cfg.MaxStaleness, c.s.cfg.Mode, nil
 	c.tokens, c.lastMeta = nil, nil
+	c.mu.Unlock()
+}
+
+// setProtocol switches the connection's replies to RESP version v.
+func (c *conn) setProtocol(v int) {
+	c.w.SetProtocol(v)
+	c.mu.Lock()
+	c.proto = c.w.Protocol()
+	c.mu.Unlock()
+}
+
+// setName names the connection (CLIENT SETNAME, HELLO SETNAME).
+func (c *conn) setName(name string) {
+	c.mu.Lock()
+	c.name = name
 	c.mu.Unlock()
 }
 
