@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -20,6 +22,7 @@ const (
 	errSyntax     = "ERR syntax error"
 	errNotInteger = "ERR value is not an integer or out of range"
 	errNotFloat   = "ERR value is not a valid float"
+	errTooLarge   = "ERR string exceeds maximum allowed size (the node's value size limit)"
 )
 
 // get reads one key at the connection's level.
@@ -401,7 +404,7 @@ func lengthReply(resp *cachev1.MutateResponse, err error) reply {
 		return errReply(err)
 	}
 	if resp.Refused == cachev1.MutateResponse_REFUSAL_TOO_LARGE {
-		return errorReply("ERR string exceeds maximum allowed size (the node's value size limit)")
+		return errorReply(errTooLarge)
 	}
 	return intReply(int64(resp.Length))
 }
@@ -458,5 +461,10 @@ func cmdSetRange(ctx context.Context, c *conn, args [][]byte) reply {
 	}
 	resp, err := c.mutate(ctx, &cachev1.MutateRequest{Key: args[1],
 		Change: &cachev1.MutateRequest_SetRange{SetRange: &cachev1.SetRange{Offset: uint64(off), Value: args[3]}}})
+	if st := status.Convert(err); st.Code() == codes.InvalidArgument && strings.Contains(st.Message(), "set_range: offset") {
+		// The node refuses a range past the value limit before it
+		// proposes; Redis says it as APPEND does.
+		return errorReply(errTooLarge)
+	}
 	return lengthReply(resp, err)
 }
