@@ -6,7 +6,7 @@ package main
 // GET, one request a round trip (-P 1) and pipelines of 16 (-P 16), against
 // node 1's Redis port (--resp-addr) of the comparison's elcache cluster and
 // against its in-memory Redis, alternately, on the same keys and values
-// (respRuns).
+// (respRuns), every key loaded first on both (preloadRESP).
 // redis-benchmark sends plain Redis commands and cannot pick a read level
 // (ELCACHE.CONSISTENCY): elcache reads at the level of a new Redis
 // connection, which startElcache sets to EVENTUAL (--resp-consistency), and
@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/elcache/elcache/internal/bench"
 )
@@ -81,6 +83,11 @@ type respRow struct {
 func measureRESP(t *testing.T, elcacheAddr, redisAddr string, requests int) compareExtra {
 	return measureExtra(t, "redis-benchmark", "redis-benchmark", func(t *testing.T) respResult {
 		r := respResult{Clients: *compareClients, Keyspace: respKeyspace, ValueSize: *compareValueSize}
+		for _, addr := range []string{elcacheAddr, redisAddr} {
+			if err := preloadRESP(t.Context(), addr, r.Keyspace, r.ValueSize); err != nil {
+				t.Fatalf("loading the keyspace into %s: %v", addr, err)
+			}
+		}
 		for _, run := range respRuns {
 			row := respRow{Name: fmt.Sprintf("redis-benchmark %s -P %d", run.test, run.pipeline), Pipeline: run.pipeline,
 				Requests: max(1, int(run.scale*float64(requests))), Goal: run.goal}
@@ -111,6 +118,27 @@ func measureRESP(t *testing.T, elcacheAddr, redisAddr string, requests int) comp
 		slices.SortStableFunc(r.Rows, func(a, b respRow) int { return strings.Compare(a.Elcache.Test, b.Elcache.Test) })
 		return r
 	})
+}
+
+// preloadRESP stores every key of redis-benchmark's keyspace (-r: keys
+// key:000000000000 on) on addr, with values of size bytes, so that every
+// GET finds its key on both systems: a miss costs Redis nothing, while
+// elcache, in front of a database, loads the key from it.
+func preloadRESP(ctx context.Context, addr string, keys, size int) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
+	defer c.Close()
+	value := strings.Repeat("x", size)
+	const batch = 1000
+	for start := 0; start < keys; start += batch {
+		args := make([]any, 0, 2*batch)
+		for k := start; k < min(start+batch, keys); k++ {
+			args = append(args, fmt.Sprintf("key:%012d", k), value)
+		}
+		if err := c.MSet(ctx, args...).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // goal states row's goal and whether the run met it.
