@@ -2,7 +2,6 @@ package respserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -528,5 +527,3 @@ func humanBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.2f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }
-
-var _ = errors.New

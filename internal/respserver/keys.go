@@ -41,19 +41,14 @@ func cmdExists(ctx context.Context, c *conn, args [][]byte) reply {
 		}
 		return boolReply(resp.Found)
 	}
+	results, err := c.multiGet(ctx, args[1:])
+	if err != nil {
+		return errReply(err)
+	}
 	var n int64
-	keys := args[1:]
-	for start := 0; start < len(keys); start += batchLimit {
-		req := &cachev1.MultiGetRequest{Keys: keys[start:min(start+batchLimit, len(keys))], Options: c.readOptions()}
-		resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.MultiGetResponse, error) { return c.s.cfg.Cache.MultiGet(ctx, req) })
-		if err != nil {
-			return errReply(err)
-		}
-		for _, r := range resp.Results {
-			c.learnRead(r.Meta)
-			if r.Found {
-				n++
-			}
+	for _, r := range results {
+		if r.Found {
+			n++
 		}
 	}
 	return intReply(n)

@@ -276,22 +276,34 @@ func cmdGetEx(ctx context.Context, c *conn, args [][]byte) reply {
 	return previousReply(resp, err)
 }
 
-func cmdMGet(ctx context.Context, c *conn, args [][]byte) reply {
-	keys := args[1:]
-	values := make([][]byte, len(keys))
-	found := make([]bool, len(keys))
+// multiGet reads keys at the connection's level, in MultiGets of at most
+// batchLimit keys, and returns their results in order.
+func (c *conn) multiGet(ctx context.Context, keys [][]byte) ([]*cachev1.GetResponse, error) {
+	out := make([]*cachev1.GetResponse, 0, len(keys))
 	for start := 0; start < len(keys); start += batchLimit {
-		chunk := keys[start:min(start+batchLimit, len(keys))]
-		req := &cachev1.MultiGetRequest{Keys: chunk, Options: c.readOptions()}
+		req := &cachev1.MultiGetRequest{Keys: keys[start:min(start+batchLimit, len(keys))], Options: c.readOptions()}
 		resp, err := call(ctx, true, func(ctx context.Context) (*cachev1.MultiGetResponse, error) { return c.s.cfg.Cache.MultiGet(ctx, req) })
 		if err != nil {
-			return errReply(err)
+			return nil, err
 		}
-		for i, r := range resp.Results {
+		for _, r := range resp.Results {
 			c.learnRead(r.Meta)
-			if r.Found {
-				values[start+i], found[start+i] = r.Entry.Value, true
-			}
+		}
+		out = append(out, resp.Results...)
+	}
+	return out, nil
+}
+
+func cmdMGet(ctx context.Context, c *conn, args [][]byte) reply {
+	results, err := c.multiGet(ctx, args[1:])
+	if err != nil {
+		return errReply(err)
+	}
+	values := make([][]byte, len(results))
+	found := make([]bool, len(results))
+	for i, r := range results {
+		if r.Found {
+			values[i], found[i] = r.Entry.Value, true
 		}
 	}
 	return funcReply(func(w *resp.Writer) {
