@@ -184,8 +184,7 @@ func settings() []setting {
 				if c.RESP.WriteMode == cachev1.WriteMode_WRITE_MODE_UNSPECIFIED {
 					return ""
 				}
-				return map[cachev1.WriteMode]string{cachev1.WriteMode_WRITE_MODE_CACHE_ONLY: "none", cachev1.WriteMode_WRITE_MODE_WRITE_THROUGH: "through",
-					cachev1.WriteMode_WRITE_MODE_WRITE_BACK: "back", cachev1.WriteMode_WRITE_MODE_WRITE_AROUND: "around"}[c.RESP.WriteMode]
+				return respserver.ModeName(c.RESP.WriteMode)
 			}},
 		str("metrics-addr", "HTTP address for Prometheus metrics at /metrics (empty: off)", func(c *node.Config) *string { return &c.MetricsAddr }),
 		{"partitions", "number of partitions, fixed when the data directory is created",

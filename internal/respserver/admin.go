@@ -351,6 +351,10 @@ func ParseLevel(s string) (cachev1.Consistency, error) {
 	return 0, fmt.Errorf("respserver: unknown read level %q: want linearizable, lease, bounded, session or eventual", s)
 }
 
+// ModeName is the ELCACHE.WRITEMODE name of a write mode ("default" for
+// UNSPECIFIED).
+func ModeName(m cachev1.WriteMode) string { return modeNames[m] }
+
 // ParseMode parses an ELCACHE.WRITEMODE mode name.
 func ParseMode(s string) (cachev1.WriteMode, error) {
 	for m, n := range modeNames {
