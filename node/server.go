@@ -499,8 +499,7 @@ func onlyIfAbsentValid(w request.Write, partitions int) error {
 	if partitions != 1 {
 		return invalid("only_if_absent needs every key in one partition; these keys are in %d", partitions)
 	}
-	switch w.Mode {
-	case cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
+	if request.CacheHolds(w.Mode) {
 		return nil
 	}
 	return invalid("only_if_absent supports options.mode CACHE_ONLY and WRITE_BACK, not %v", w.Mode)

@@ -18,6 +18,14 @@ type Mutation struct {
 	After    time.Duration
 }
 
+// CacheHolds reports whether, in mode, the cache holds a key's current
+// value, which a write conditioned on it (CompareAndSet, Mutate, MultiPut
+// only_if_absent) needs: CACHE_ONLY and WRITE_BACK. In WRITE_THROUGH and
+// WRITE_AROUND the database does.
+func CacheHolds(mode cachev1.WriteMode) bool {
+	return mode == cachev1.WriteMode_WRITE_MODE_CACHE_ONLY || mode == cachev1.WriteMode_WRITE_MODE_WRITE_BACK
+}
+
 // Mutate validates a MutateRequest. Only modes CACHE_ONLY and WRITE_BACK
 // can mutate: the cache holds the current value in no other mode.
 func (v Validator) Mutate(req *cachev1.MutateRequest) (Mutation, error) {
@@ -33,9 +41,7 @@ func (v Validator) Mutate(req *cachev1.MutateRequest) (Mutation, error) {
 	if w.TTL != 0 {
 		return m, invalid("options.ttl is not valid on Mutate: say what happens to the expiry in expiry")
 	}
-	switch w.Mode {
-	case cachev1.WriteMode_WRITE_MODE_CACHE_ONLY, cachev1.WriteMode_WRITE_MODE_WRITE_BACK:
-	default:
+	if !CacheHolds(w.Mode) {
 		return m, invalid("Mutate supports options.mode CACHE_ONLY and WRITE_BACK, not %v: in that mode the database, not the cache, holds the current value", w.Mode)
 	}
 	if _, ok := cachev1.MutateRequest_Condition_name[int32(req.Condition)]; !ok {
