@@ -181,6 +181,8 @@ func newNode(cfg Config, f *faults) (*Node, error) {
 	// A memtable (and the write-ahead log behind it) is held on top of
 	// the live data: keep it a small part of a small budget.
 	scfg.MemTableBytes = min(scfg.MemTableBytes, max(uint64(cfg.CapacityBytes)/64, 1<<20))
+	// The row cache is a part of the budget too (an eighth at most).
+	scfg.RowCacheBytes = min(scfg.RowCacheBytes, int64(cfg.CapacityBytes/8))
 	// So are the Raft log engine's segments (a few of them).
 	if cfg.ReplicatedSyncInterval > 0 {
 		scfg.LogSyncInterval = cfg.ReplicatedSyncInterval

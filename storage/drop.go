@@ -43,6 +43,9 @@ func (d *DB) DropReplica(partition uint32, group uint64) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("storage: drop partition %d: %w", partition, err)
 	}
+	if d.rows != nil {
+		d.rows.clear()
+	}
 	return nil
 }
 

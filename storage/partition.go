@@ -108,13 +108,31 @@ func (p *Partition) Get(key []byte, now int64) (Entry, bool, error) {
 // Lookup returns the stored entry of key as it is: tombstones and expired
 // entries included.
 func (p *Partition) Lookup(key []byte) (Entry, bool, error) {
-	raw, ok, err := p.db.get(dataKey(p.id, key))
-	if err != nil || !ok {
+	k := dataKey(p.id, key)
+	rows := p.db.rows
+	var gen uint64
+	if rows != nil {
+		raw, g, ok := rows.get(k)
+		if ok {
+			e, err := DecodeEntry(key, raw)
+			return e, err == nil, err
+		}
+		gen = g
+	}
+	raw, closer, err := p.db.pdb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
 		return Entry{}, false, err
 	}
+	defer closer.Close()
 	e, err := DecodeEntry(key, raw)
 	if err != nil {
 		return Entry{}, false, err
+	}
+	if rows != nil {
+		rows.fill(k, raw, gen)
 	}
 	return e, true, nil
 }
@@ -315,6 +333,14 @@ type Batch struct {
 	b     *pebble.Batch
 	state State
 	dirty map[string]uint64 // see noteDirty
+	rows  []rowWrite        // see noteRow
+}
+
+// rowWrite is a batch's write of one key: its stored form, nil when
+// deleted.
+type rowWrite struct {
+	key string
+	raw []byte
 }
 
 // NewBatch starts a batch. Only the partition's state machine writes, one
@@ -353,7 +379,9 @@ func (b *Batch) Put(e Entry) error {
 	} else if ok && old.Dirty() {
 		b.noteDirty(e.Key, 0)
 	}
-	return b.b.Set(dataKey(b.p.id, e.Key), e.appendEncoded(nil), nil)
+	k, raw := dataKey(b.p.id, e.Key), e.appendEncoded(nil)
+	b.noteRow(k, raw)
+	return b.b.Set(k, raw, nil)
 }
 
 // Delete removes key and returns the entry it held, if any.
@@ -366,7 +394,17 @@ func (b *Batch) Delete(key []byte) (Entry, bool, error) {
 	if old.Dirty() {
 		b.noteDirty(key, 0)
 	}
-	return old, true, b.b.Delete(dataKey(b.p.id, key), nil)
+	k := dataKey(b.p.id, key)
+	b.noteRow(k, nil)
+	return old, true, b.b.Delete(k, nil)
+}
+
+// noteRow remembers a write for the row cache, which learns it after the
+// commit.
+func (b *Batch) noteRow(k, raw []byte) {
+	if b.p.db.rows != nil {
+		b.rows = append(b.rows, rowWrite{key: string(k), raw: raw})
+	}
 }
 
 func (b *Batch) account(e Entry, sign int) {
@@ -417,6 +455,11 @@ func (b *Batch) Commit(applied uint64) error {
 	}
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("storage: partition %d commit: %w", b.p.id, err)
+	}
+	// The row cache learns the writes before the applied index moves, so
+	// that a read waiting for this index finds them there.
+	for _, w := range b.rows {
+		b.p.db.rows.set(w.key, w.raw)
 	}
 	st := b.state
 	b.p.state.Store(&st)

@@ -19,10 +19,11 @@ func openMemDB(tb testing.TB) *DB {
 	return openDBOn(tb, vfs.NewMem())
 }
 
-// openDBOn opens the DB in "db" on fs, closed when the test ends.
+// openDBOn opens the DB in "db" on fs, closed when the test ends, with a
+// row cache, so that every test reads through it.
 func openDBOn(tb testing.TB, fs vfs.FS) *DB {
 	tb.Helper()
-	db, err := Open(Config{Dir: "db", FS: fs, BlockCacheBytes: 8 << 20})
+	db, err := Open(Config{Dir: "db", FS: fs, BlockCacheBytes: 8 << 20, RowCacheBytes: 2 << 20})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

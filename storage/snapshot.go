@@ -198,6 +198,9 @@ func (p *Partition) Restore(r io.Reader) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("storage: partition %d restore: %w", p.id, err)
 	}
+	if p.db.rows != nil {
+		p.db.rows.clear()
+	}
 	p.state.Store(&st)
 	return p.rebuildDirty()
 }
