@@ -58,6 +58,8 @@ type partition struct {
 	leaseDur    time.Duration // see leaseDuration
 	readIndexAt readIndexFunc // asks a leader for a read index
 	faults      *faults       // test hooks: a broken lease (Hooks.BreakLease)
+	// voters caches voterPeers' answer for the latest configuration.
+	voters atomic.Pointer[voterSet]
 	// rounds runs this node's leadership rounds.
 	rounds *readround.Rounds
 	// leaderChanges counts the leader changes this replica observed.

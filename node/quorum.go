@@ -210,7 +210,7 @@ func (p *partition) quorumContact(now time.Time) time.Time {
 	if err != nil || !self {
 		return time.Time{}
 	}
-	acks := make([]time.Time, 0, len(peers)+1)
+	acks := make([]time.Time, 0, 8) // on the stack for up to 7 voters
 	acks = append(acks, now)
 	for _, peer := range peers {
 		_, at := p.trans.Match(peer)
@@ -229,10 +229,14 @@ func (p *partition) quorumContact(now time.Time) time.Time {
 // so acks sent before the transfer's election can have ended (two election
 // timeouts after TimeoutNow) do not count.
 func (p *partition) leaseExpiry(now time.Time) time.Time {
+	return p.leaseFrom(p.quorumContact(now))
+}
+
+// leaseFrom is leaseExpiry for the quorum contact at.
+func (p *partition) leaseFrom(at time.Time) time.Time {
 	if !p.ready() {
 		return time.Time{}
 	}
-	at := p.quorumContact(now)
 	if at.IsZero() {
 		return time.Time{}
 	}
@@ -250,12 +254,21 @@ func (p *partition) leaseValid() bool {
 
 // voterPeers returns the voters of this replica's latest configuration
 // other than this node, and whether this node is one.
+// Every read at a leader asks, so the answer is kept for the
+// configuration it came from; the caller must not change peers.
 func (p *partition) voterPeers() (peers []string, self bool, err error) {
 	f := p.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, false, err
 	}
-	for _, s := range f.Configuration().Servers {
+	servers := f.Configuration().Servers
+	if len(servers) == 0 {
+		return nil, false, nil
+	}
+	if v := p.voters.Load(); v != nil && v.first == &servers[0] && v.n == len(servers) {
+		return v.peers, v.self, nil
+	}
+	for _, s := range servers {
 		switch {
 		case s.Suffrage != raft.Voter:
 		case string(s.ID) == p.self:
@@ -264,5 +277,18 @@ func (p *partition) voterPeers() (peers []string, self bool, err error) {
 			peers = append(peers, string(s.ID))
 		}
 	}
+	peers = peers[:len(peers):len(peers)] // an append by a caller copies
+	p.voters.Store(&voterSet{first: &servers[0], n: len(servers), peers: peers, self: self})
 	return peers, self, nil
+}
+
+// voterSet is voterPeers' answer for one configuration. Raft publishes
+// each configuration it adopts as a new copy and never changes one in
+// place, so the address of its first server names it (and, held here,
+// cannot be reused for another while it is).
+type voterSet struct {
+	first *raft.Server
+	n     int
+	peers []string
+	self  bool
 }

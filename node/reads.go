@@ -360,7 +360,7 @@ func (p *partition) readMeta(node string, proof readProof) *cachev1.ReadMeta {
 			// Nothing another leader committed can be older than the
 			// last quorum contact.
 			now := time.Now()
-			if at := p.quorumContact(now); !at.IsZero() && !now.Before(p.leaseExpiry(now)) {
+			if at := p.quorumContact(now); !at.IsZero() && !now.Before(p.leaseFrom(at)) {
 				staleness = now.Sub(at)
 			} else {
 				staleness = 0

@@ -94,7 +94,8 @@ func readLocal[T any](ctx context.Context, p *partition, o request.Read, read fu
 func (n *Node) get(ctx context.Context, p *partition, key []byte, proof readProof) (*cachev1.GetResponse, error) {
 	meta := p.readMeta(n.cfg.NodeName, proof)
 	meta.Leader = n.hintAt(p)
-	e, ok, err := p.store.Get(key, time.Now().UnixNano())
+	now := time.Now()
+	e, ok, err := p.store.Get(key, now.UnixNano())
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func (n *Node) get(ctx context.Context, p *partition, key []byte, proof readProo
 		return &cachev1.GetResponse{Meta: meta}, nil
 	}
 	n.stats.hits.Add(1)
-	n.recent.Touch(p.id, key)
+	n.recent.TouchAt(p.id, key, now)
 	return &cachev1.GetResponse{Found: true, Entry: entryProto(e, false), Meta: meta}, nil
 }
 

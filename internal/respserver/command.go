@@ -172,14 +172,18 @@ func (c *conn) writeOptions(ttl time.Duration) *cachev1.WriteOptions {
 	return o
 }
 
-// learnRead keeps a read's proof (ELCACHE.META) and session token.
+// learnRead keeps a read's proof (ELCACHE.META) and, for a SESSION read,
+// its session token: what the connection read at another level is not
+// part of its session (writes always are).
 func (c *conn) learnRead(m *cachev1.ReadMeta) {
 	if m == nil {
 		return
 	}
 	c.mu.Lock()
 	c.lastMeta = m
-	c.learnTokenLocked(m.SessionToken)
+	if m.Consistency == cachev1.Consistency_CONSISTENCY_SESSION {
+		c.learnTokenLocked(m.SessionToken)
+	}
 	c.mu.Unlock()
 }
 
