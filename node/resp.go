@@ -1,13 +1,16 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 
+	"github.com/elcache/elcache/internal/request"
 	"github.com/elcache/elcache/internal/resp"
 	"github.com/elcache/elcache/internal/respserver"
 	"github.com/elcache/elcache/node/version"
+	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
 
 // The Redis-protocol listener (internal/respserver): it calls this node's
@@ -79,4 +82,33 @@ func (n *Node) stopRESP() {
 	}
 	n.resp.Close()
 	<-n.respDone
+}
+
+var _ respserver.LocalGetter = (*cacheServer)(nil)
+
+// LocalGet is the Redis listener's fast path for GET at EVENTUAL: what Get
+// does when this node's replica serves the read (the same checks, proof,
+// counters and answer), without Get's messages, its routing loop or its
+// closures. It declines (ok false) whenever Get would do more than read
+// the local replica: another level, a bad key, a replica that may not
+// serve (none here, displaced, or a leader-only partition), a read delay
+// set by a test, or a miss the database may fill.
+func (s *cacheServer) LocalGet(key []byte, level cachev1.Consistency) (value []byte, found bool, meta *cachev1.ReadMeta, ok bool) {
+	n := s.n
+	if level != cachev1.Consistency_CONSISTENCY_EVENTUAL || n.check.Key("key", key) != nil || n.faults.readDelay.Load() > 0 {
+		return nil, false, nil, false
+	}
+	p, f := n.routeFacts(n.ring.Partition(key), needsLeader(level))
+	if planRoute(f) != routeLocal {
+		return nil, false, nil, false
+	}
+	proof, err := p.readReady(context.Background(), request.Read{Level: level})
+	if err != nil || proof.recheck != nil {
+		return nil, false, nil, false
+	}
+	e, found, meta, err := n.lookup(p, key, proof, n.backend != nil)
+	if err != nil {
+		return nil, false, nil, false
+	}
+	return e.Value, found, meta, true
 }

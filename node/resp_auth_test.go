@@ -116,6 +116,14 @@ func TestRESPWriteModeBackend(t *testing.T) {
 			{cmd: args("SET", k+"s", "around"), want: "OK"},
 			{cmd: args("ELCACHE.WRITEMODE", "default"), want: "OK"},
 			{cmd: args("GET", k+"s"), want: "around"},
+			// At EVENTUAL a GET of a key the cache does not hold still
+			// loads it from the database (GET's local fast path gives
+			// the miss to the full one).
+			{cmd: args("ELCACHE.CONSISTENCY", "eventual"), want: "OK"},
+			{cmd: args("ELCACHE.WRITEMODE", "around"), want: "OK"},
+			{cmd: args("SET", k+"e", "from the database"), want: "OK"},
+			{cmd: args("GET", k+"e"), want: "from the database"},
+			{cmd: args("GET", k+"none"), want: nil},
 		})
 	}
 }

@@ -92,26 +92,39 @@ func readLocal[T any](ctx context.Context, p *partition, o request.Read, read fu
 
 // get reads key from a partition that is ready to serve with proof.
 func (n *Node) get(ctx context.Context, p *partition, key []byte, proof readProof) (*cachev1.GetResponse, error) {
+	e, ok, meta, err := n.lookup(p, key, proof, n.backend != nil && mustNotWait(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return &cachev1.GetResponse{Meta: meta}, nil
+	}
+	return &cachev1.GetResponse{Found: true, Entry: entryProto(e, false), Meta: meta}, nil
+}
+
+// lookup reads key from a partition that is ready to serve with proof,
+// and counts the read. A miss when holdMiss is set is not counted and
+// fails with errWouldBlock: the database may fill it, not here.
+func (n *Node) lookup(p *partition, key []byte, proof readProof, holdMiss bool) (storage.Entry, bool, *cachev1.ReadMeta, error) {
 	meta := p.readMeta(n.cfg.NodeName, proof)
 	meta.Leader = n.hintAt(p)
 	now := time.Now()
 	e, ok, err := p.store.Get(key, now.UnixNano())
 	if err != nil {
-		return nil, err
+		return e, false, nil, err
 	}
 	p.tokenAfterRead(meta)
-	if !ok && n.backend != nil && mustNotWait(ctx) {
-		// A miss may load from the database: not here.
-		return nil, errWouldBlock
+	if !ok && holdMiss {
+		return e, false, nil, errWouldBlock
 	}
 	n.stats.gets.Add(1)
 	if !ok {
 		n.stats.misses.Add(1)
-		return &cachev1.GetResponse{Meta: meta}, nil
+		return e, false, meta, nil
 	}
 	n.stats.hits.Add(1)
 	n.recent.TouchAt(p.id, key, now)
-	return &cachev1.GetResponse{Found: true, Entry: entryProto(e, false), Meta: meta}, nil
+	return e, true, meta, nil
 }
 
 func entryProto(e storage.Entry, keysOnly bool) *cachev1.Entry {

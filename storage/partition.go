@@ -339,8 +339,7 @@ type Batch struct {
 // rowWrite is a batch's write of one key: its stored form, nil when
 // deleted.
 type rowWrite struct {
-	key string
-	raw []byte
+	key, raw []byte
 }
 
 // NewBatch starts a batch. Only the partition's state machine writes, one
@@ -403,7 +402,7 @@ func (b *Batch) Delete(key []byte) (Entry, bool, error) {
 // commit.
 func (b *Batch) noteRow(k, raw []byte) {
 	if b.p.db.rows != nil {
-		b.rows = append(b.rows, rowWrite{key: string(k), raw: raw})
+		b.rows = append(b.rows, rowWrite{key: k, raw: raw})
 	}
 }
 

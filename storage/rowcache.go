@@ -30,9 +30,9 @@ type rowCache struct {
 
 const (
 	rowShards = 64
-	// rowOverhead is what an entry costs beyond its key and value: the
-	// map's bucket slot, the slot struct and the two slice headers.
-	rowOverhead = 96
+	// rowOverhead is what an entry costs beyond its key and value: its
+	// place in the index map and its slot.
+	rowOverhead = 64
 )
 
 type rowShard struct {
@@ -40,8 +40,12 @@ type rowShard struct {
 	// and read without it before a Pebble read.
 	gen atomic.Uint64
 
-	mu    sync.Mutex
-	index map[string]int32 // key -> position in slots
+	mu sync.Mutex
+	// index maps a key's hash to its slot. Keys are found by hash, so a
+	// lookup compares one key, in the slot's own buffer, and touches no
+	// other memory; two keys with one hash share a slot (the later
+	// replaces the earlier).
+	index map[uint64]int32
 	slots []rowSlot
 	free  []int32 // positions of empty slots
 	hand  int     // the CLOCK hand, a position in slots
@@ -52,9 +56,10 @@ type rowShard struct {
 }
 
 type rowSlot struct {
-	key  string
-	raw  []byte // nil: empty slot
-	used bool   // read since the hand last passed
+	hash uint64
+	buf  []byte // the key, then its stored form; nil: empty slot
+	klen int32
+	used bool // read since the hand last passed
 }
 
 // newRowCache returns a cache of at most maxBytes, or nil (no cache) when
@@ -65,65 +70,62 @@ func newRowCache(maxBytes int64) *rowCache {
 	}
 	c := &rowCache{shards: make([]rowShard, rowShards)}
 	for i := range c.shards {
-		c.shards[i].index = map[string]int32{}
+		c.shards[i].index = map[uint64]int32{}
 		c.shards[i].max = maxBytes / rowShards
 	}
 	return c
 }
 
-func (c *rowCache) shard(key []byte) *rowShard {
-	return &c.shards[xxhash.Sum64(key)%rowShards]
-}
+func (c *rowCache) shard(h uint64) *rowShard { return &c.shards[h>>58] } // 64 shards
 
-func (c *rowCache) shardString(key string) *rowShard {
-	return &c.shards[xxhash.Sum64String(key)%rowShards]
-}
-
-// get returns a copy of key's stored form, or false on a miss, with the
-// generation a load after the miss must pass to add.
+// get returns key's stored form, or false on a miss, with the generation
+// a load after the miss must pass to add. The stored form is never
+// changed in place (a write replaces the slot's buffer): the caller may
+// read it after get returns, and must not change it.
 func (c *rowCache) get(key []byte) (raw []byte, gen uint64, ok bool) {
-	s := c.shard(key)
+	h := xxhash.Sum64(key)
+	s := c.shard(h)
 	gen = s.gen.Load()
 	s.mu.Lock()
-	i, ok := s.index[string(key)]
-	if ok {
+	if i, found := s.index[h]; found {
 		sl := &s.slots[i]
-		sl.used = true
-		raw = sl.raw
+		if string(sl.buf[:sl.klen]) == string(key) {
+			sl.used = true
+			raw, ok = sl.buf[sl.klen:], true
+		}
 	}
 	s.mu.Unlock()
-	// raw is never changed in place (a write replaces the slice), so the
-	// caller may decode it after the lock.
 	return raw, gen, ok
 }
 
 // fill adds what a reader loaded from Pebble after a miss with
 // generation gen, unless a writer changed the shard since.
 func (c *rowCache) fill(key, raw []byte, gen uint64) {
-	s := c.shard(key)
+	h := xxhash.Sum64(key)
+	s := c.shard(h)
 	if int64(len(key)+len(raw)+rowOverhead) > s.max/8 {
 		return
 	}
 	s.mu.Lock()
 	if s.gen.Load() == gen {
-		if _, ok := s.index[string(key)]; !ok {
-			s.insertLocked(string(key), append([]byte(nil), raw...))
+		if _, ok := s.index[h]; !ok {
+			s.insertLocked(h, key, raw)
 		}
 	}
 	s.mu.Unlock()
 }
 
 // set records a committed write: key now holds raw (nil: deleted).
-// raw must not change afterwards.
-func (c *rowCache) set(key string, raw []byte) {
-	s := c.shardString(key)
+func (c *rowCache) set(key, raw []byte) {
+	h := xxhash.Sum64(key)
+	s := c.shard(h)
 	s.mu.Lock()
 	s.gen.Add(1)
-	if i, ok := s.index[key]; ok {
+	if i, ok := s.index[h]; ok {
 		s.removeLocked(i)
 	}
 	if raw != nil && int64(len(key)+len(raw)+rowOverhead) <= s.max/8 {
-		s.insertLocked(key, raw)
+		s.insertLocked(h, key, raw)
 	}
 	s.mu.Unlock()
 }
@@ -141,7 +143,9 @@ func (c *rowCache) clear() {
 	}
 }
 
-func (s *rowShard) insertLocked(key string, raw []byte) {
+// insertLocked adds a copy of key and raw under hash h, which no slot
+// holds.
+func (s *rowShard) insertLocked(h uint64, key, raw []byte) {
 	size := int64(len(key) + len(raw) + rowOverhead)
 	for s.bytes+size > s.max && s.evictLocked() {
 	}
@@ -152,15 +156,17 @@ func (s *rowShard) insertLocked(key string, raw []byte) {
 		s.slots = append(s.slots, rowSlot{})
 		i = int32(len(s.slots) - 1)
 	}
-	s.slots[i] = rowSlot{key: key, raw: raw}
-	s.index[key] = i
+	buf := make([]byte, 0, len(key)+len(raw))
+	buf = append(append(buf, key...), raw...)
+	s.slots[i] = rowSlot{hash: h, buf: buf, klen: int32(len(key))}
+	s.index[h] = i
 	s.bytes += size
 }
 
 func (s *rowShard) removeLocked(i int32) {
 	sl := &s.slots[i]
-	delete(s.index, sl.key)
-	s.bytes -= int64(len(sl.key) + len(sl.raw) + rowOverhead)
+	delete(s.index, sl.hash)
+	s.bytes -= int64(len(sl.buf) + rowOverhead)
 	*sl = rowSlot{}
 	s.free = append(s.free, i)
 }
@@ -179,7 +185,7 @@ func (s *rowShard) evictLocked() bool {
 		i := int32(s.hand)
 		s.hand++
 		switch {
-		case sl.raw == nil:
+		case sl.buf == nil:
 		case sl.used:
 			sl.used = false
 		default:

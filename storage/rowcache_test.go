@@ -28,14 +28,14 @@ func TestRowCacheFillAfterWrite(t *testing.T) {
 		t.Fatal("hit in an empty cache")
 	}
 	_, gen, _ := c.get(key)
-	c.set("k", []byte("new"))
+	c.set(key, []byte("new"))
 	c.fill(key, []byte("old"), gen)
 	if raw, _, ok := c.get(key); !ok || string(raw) != "new" {
 		t.Fatalf("get = %q, %v; want new", raw, ok)
 	}
 	// A delete after the load: the load must not bring the key back.
 	_, gen, _ = c.get(key)
-	c.set("k", nil)
+	c.set(key, nil)
 	c.fill(key, []byte("new"), gen)
 	if raw, _, ok := c.get(key); ok {
 		t.Fatalf("get = %q after a delete; want a miss", raw)

@@ -45,6 +45,17 @@ type Cache interface {
 	Stats(context.Context, *cachev1.StatsRequest) (*cachev1.StatsResponse, error)
 }
 
+// LocalGetter is an optional ability of a Cache, found by type
+// assertion: answering a read of one key at a level this node's own
+// replica may serve alone (EVENTUAL) without Get's request and response
+// messages, the fast path of GET. The answer and the read's proof are
+// those Get would give; ok is false when Get must answer instead (another
+// level, a key Get would refuse, no replica here that may serve, a miss
+// the database may fill).
+type LocalGetter interface {
+	LocalGet(key []byte, level cachev1.Consistency) (value []byte, found bool, meta *cachev1.ReadMeta, ok bool)
+}
+
 // Observer hears of connections and commands (the node's metrics).
 type Observer interface {
 	// Connected is +1 when a connection opens, -1 when it closes.
@@ -124,6 +135,7 @@ type Server struct {
 	started time.Time
 	cursors *cursors
 	table   map[string]*command
+	local   LocalGetter // cfg.Cache's, or nil
 
 	nextID      atomic.Int64
 	accepted    atomic.Uint64
@@ -167,7 +179,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), cursors: newCursors(), table: buildTable(), conns: map[*conn]struct{}{}}, nil
+	local, _ := cfg.Cache.(LocalGetter)
+	return &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), cursors: newCursors(), table: buildTable(), local: local,
+		conns: map[*conn]struct{}{}}, nil
 }
 
 type nopObserver struct{}

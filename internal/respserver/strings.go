@@ -73,7 +73,31 @@ func (c *conn) del(ctx context.Context, key []byte) (bool, error) {
 	return resp.Existed, nil
 }
 
+// localGet is GET's fast path (LocalGetter); ok false: take c.get.
+func (c *conn) localGet(key []byte) (value []byte, found, ok bool) {
+	if c.s.local == nil {
+		return nil, false, false
+	}
+	c.mu.Lock()
+	level := c.level
+	c.mu.Unlock()
+	if level != cachev1.Consistency_CONSISTENCY_EVENTUAL {
+		return nil, false, false
+	}
+	value, found, meta, ok := c.s.local.LocalGet(key, level)
+	if ok {
+		c.learnRead(meta)
+	}
+	return value, found, ok
+}
+
 func cmdGet(ctx context.Context, c *conn, args [][]byte) reply {
+	if value, found, ok := c.localGet(args[1]); ok {
+		if !found {
+			return nullReply()
+		}
+		return bulkReply(value)
+	}
 	resp, err := c.get(ctx, args[1])
 	if err != nil {
 		return errReply(err)
