@@ -481,8 +481,12 @@ func TestClientWriteThroughOnce(t *testing.T) {
 // EVENTUAL reads through the client still answer fast: the slow replica
 // is raced by another after HedgeAfter, and once found slow it is no
 // longer asked first.
+//
+// HedgeAfter is 100ms, far below the slow replica's 2s and far above a
+// healthy read: at 20ms, a loaded CI machine (make test runs packages in
+// parallel under -race) stalled healthy reads past it and hedged 38 of 60.
 func TestClientHedgesSlowReplica(t *testing.T) {
-	c, cl := clusterClient(t, 3, func(cfg *client.Config) { cfg.HedgeAfter = 20 * time.Millisecond })
+	c, cl := clusterClient(t, 3, func(cfg *client.Config) { cfg.HedgeAfter = 100 * time.Millisecond })
 	ctx := t.Context()
 	var keys [][]byte
 	for i := range 20 {

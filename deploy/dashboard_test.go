@@ -73,8 +73,8 @@ const (
 
 // dashboardWants are the metrics the dashboard must chart (docs/operations.md
 // "Metrics"): requests, latency, errors, Raft, write-back, refill, the
-// breaker, membership, evictions, capacity, hit ratio, the process and the
-// Redis-protocol listener.
+// breaker, membership, evictions, capacity, hit ratio, the process, the
+// Redis-protocol listener and the row cache.
 var dashboardWants = []string{
 	"elcache_requests_total", "elcache_request_duration_seconds", "elcache_request_errors_total",
 	"elcache_raft_state", "elcache_raft_apply_lag_entries", "elcache_raft_leader_changes_total",
@@ -85,6 +85,7 @@ var dashboardWants = []string{
 	"process_cpu_seconds_total", "process_resident_memory_bytes", "go_goroutines",
 	"elcache_resp_connections", "elcache_resp_connections_total", "elcache_resp_commands_total",
 	"elcache_resp_command_duration_seconds", "elcache_resp_errors_total",
+	"elcache_row_cache_lookups_total", "elcache_row_cache_bytes", "elcache_row_cache_max_bytes",
 }
 
 // dashboard is the part of Grafana's dashboard JSON model the file uses;

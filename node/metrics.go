@@ -22,6 +22,8 @@ func (n *Node) metricsSnapshot() metrics.Snapshot {
 		Deletes:       n.stats.deletes.Load(),
 		Forwarded:     n.stats.forwarded.Load(),
 	}
+	rc := n.db.RowCacheStats()
+	s.RowCache = metrics.RowCache{Entries: int64(rc.Entries), Bytes: rc.Bytes, MaxBytes: rc.MaxBytes, Hits: rc.Hits, Misses: rc.Misses}
 	for _, p := range n.hosted() {
 		st := p.store.State()
 		s.Partitions = append(s.Partitions, metrics.Partition{

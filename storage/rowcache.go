@@ -51,6 +51,9 @@ type rowShard struct {
 	hand  int     // the CLOCK hand, a position in slots
 	bytes int64
 	max   int64
+	// hits and misses count get's answers (under mu, which get holds
+	// anyway: no shared counter for the cores to fight over).
+	hits, misses uint64
 
 	_ [64]byte // keeps neighbouring shards' locks off one cache line
 }
@@ -93,6 +96,11 @@ func (c *rowCache) get(key []byte) (raw []byte, gen uint64, ok bool) {
 			sl.used = true
 			raw, ok = sl.buf[sl.klen:], true
 		}
+	}
+	if ok {
+		s.hits++
+	} else {
+		s.misses++
 	}
 	s.mu.Unlock()
 	return raw, gen, ok
@@ -195,14 +203,36 @@ func (s *rowShard) evictLocked() bool {
 	}
 }
 
-// stats returns the entries and bytes the cache holds.
-func (c *rowCache) stats() (entries int, bytes int64) {
+// RowCacheStats describe the row cache (DESIGN.md "The row cache").
+type RowCacheStats struct {
+	// Entries and Bytes are what it holds now (Bytes counts each entry's
+	// bookkeeping too); MaxBytes is its bound, 0 when there is none.
+	Entries         int
+	Bytes, MaxBytes int64
+	// Hits and Misses count the point reads it answered and those that
+	// went to Pebble.
+	Hits, Misses uint64
+}
+
+func (c *rowCache) stats() RowCacheStats {
+	var st RowCacheStats
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		entries += len(s.index)
-		bytes += s.bytes
+		st.Entries += len(s.index)
+		st.Bytes += s.bytes
+		st.MaxBytes += s.max
+		st.Hits += s.hits
+		st.Misses += s.misses
 		s.mu.Unlock()
 	}
-	return entries, bytes
+	return st
+}
+
+// RowCacheStats returns the row cache's figures (zero without one).
+func (d *DB) RowCacheStats() RowCacheStats {
+	if d.rows == nil {
+		return RowCacheStats{}
+	}
+	return d.rows.stats()
 }

@@ -155,9 +155,12 @@ func TestRowCacheBounded(t *testing.T) {
 			t.Fatalf("key-%05d = %d bytes, %v", i, len(e.Value), ok)
 		}
 	}
-	entries, used := db.rows.stats()
-	if used > db.cfg.RowCacheBytes || entries == 0 || entries >= n {
-		t.Fatalf("row cache holds %d entries in %d bytes; want some of %d within %d", entries, used, n, db.cfg.RowCacheBytes)
+	st := db.RowCacheStats()
+	if st.Bytes > db.cfg.RowCacheBytes || st.Entries == 0 || st.Entries >= n {
+		t.Fatalf("row cache holds %d entries in %d bytes; want some of %d within %d", st.Entries, st.Bytes, n, db.cfg.RowCacheBytes)
+	}
+	if st.Hits+st.Misses != n || st.Misses == 0 {
+		t.Fatalf("row cache answered %d hits and %d misses to %d reads of more than it holds", st.Hits, st.Misses, n)
 	}
 }
 

@@ -21,6 +21,8 @@ type Snapshot struct {
 	// node's replicas served; Forwarded, the requests it forwarded to a
 	// partition's leader.
 	Hits, Misses, Puts, Deletes, Forwarded uint64
+	// RowCache is the storage's row cache (zero without one).
+	RowCache RowCache
 	// Backing is the node's backing database, nil for a pure cache (its
 	// metrics are then absent).
 	Backing *Backing
@@ -49,6 +51,12 @@ type Partition struct {
 	// Evictions and Expirations count the entries it evicted for capacity
 	// and removed at the end of their TTL.
 	Evictions, Expirations uint64
+}
+
+// RowCache is the row cache in front of the node's database.
+type RowCache struct {
+	Entries, Bytes, MaxBytes int64
+	Hits, Misses             uint64
 }
 
 // Backing is the state of the node's backing database.
@@ -118,6 +126,14 @@ var (
 		"Live entry bytes on the replicas this node hosts.", nil, nil)
 	descDisk = prometheus.NewDesc("elcache_disk_bytes",
 		"Bytes the node's database takes on disk.", nil, nil)
+	descRowEntries = prometheus.NewDesc("elcache_row_cache_entries",
+		"Entries in the row cache in front of the node's database.", nil, nil)
+	descRowBytes = prometheus.NewDesc("elcache_row_cache_bytes",
+		"Bytes the row cache holds (entries and their bookkeeping).", nil, nil)
+	descRowMax = prometheus.NewDesc("elcache_row_cache_max_bytes",
+		"The row cache's bound (0: no row cache).", nil, nil)
+	descRowLookups = prometheus.NewDesc("elcache_row_cache_lookups_total",
+		"Point reads of the node's database, by whether the row cache answered them.", []string{"result"}, nil)
 	descOps = prometheus.NewDesc("elcache_cache_operations_total",
 		"Cache reads and writes served by this node's replicas, by result.", []string{"result"}, nil)
 	descForwarded = prometheus.NewDesc("elcache_forwarded_total",
@@ -127,7 +143,8 @@ var (
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descApplyLag, descLeaderChanges, descPartKeys, descPartBytes,
 		descDirty, descRefused, descFlushLag, descFlushed, descLoads, descCoalesced, descRefills, descBreaker,
-		descMembers, descEvictions, descExpirations, descCapacity, descUsed, descDisk, descOps, descForwarded} {
+		descMembers, descEvictions, descExpirations, descCapacity, descUsed, descDisk, descOps, descForwarded,
+		descRowEntries, descRowBytes, descRowMax, descRowLookups} {
 		ch <- d
 	}
 }
@@ -164,6 +181,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descOps, s.Puts, "put")
 	counter(descOps, s.Deletes, "delete")
 	counter(descForwarded, s.Forwarded)
+	gauge(descRowEntries, float64(s.RowCache.Entries))
+	gauge(descRowBytes, float64(s.RowCache.Bytes))
+	gauge(descRowMax, float64(s.RowCache.MaxBytes))
+	counter(descRowLookups, s.RowCache.Hits, "hit")
+	counter(descRowLookups, s.RowCache.Misses, "miss")
 	if b := s.Backing; b != nil {
 		gauge(descDirty, float64(dirty))
 		gauge(descRefused, float64(refused))

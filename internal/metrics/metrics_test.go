@@ -195,6 +195,7 @@ func TestState(t *testing.T) {
 		},
 		CapacityBytes: 1 << 20, DiskBytes: 4096,
 		Hits: 11, Misses: 12, Puts: 13, Deletes: 14, Forwarded: 15,
+		RowCache: RowCache{Entries: 31, Bytes: 32, MaxBytes: 33, Hits: 34, Misses: 35},
 		Backing: &Backing{FlushLag: 1500 * time.Millisecond, FlushedRows: 21, Loads: 22, Coalesced: 23, Refills: 24,
 			Breaker: BreakerOpen},
 		Members: map[string]int{"alive": 2, "suspect": 1, "dead": 0, "left": 0},
@@ -218,6 +219,11 @@ func TestState(t *testing.T) {
 		`elcache_cache_operations_total{result="put"}`:     13,
 		`elcache_cache_operations_total{result="delete"}`:  14,
 		`elcache_forwarded_total`:                          15,
+		`elcache_row_cache_entries`:                        31,
+		`elcache_row_cache_bytes`:                          32,
+		`elcache_row_cache_max_bytes`:                      33,
+		`elcache_row_cache_lookups_total{result="hit"}`:    34,
+		`elcache_row_cache_lookups_total{result="miss"}`:   35,
 		`elcache_writeback_backlog_keys`:                   3,
 		`elcache_writeback_refused_keys`:                   1,
 		`elcache_writeback_flush_lag_seconds`:              1.5,
@@ -241,7 +247,9 @@ func TestState(t *testing.T) {
 		"elcache_members": "gauge", "elcache_evictions_total": "counter", "elcache_expirations_total": "counter",
 		"elcache_capacity_bytes": "gauge", "elcache_used_bytes": "gauge", "elcache_disk_bytes": "gauge",
 		"elcache_cache_operations_total": "counter", "elcache_forwarded_total": "counter",
-		"go_goroutines": "gauge", "process_resident_memory_bytes": "gauge",
+		"elcache_row_cache_entries": "gauge", "elcache_row_cache_bytes": "gauge", "elcache_row_cache_max_bytes": "gauge",
+		"elcache_row_cache_lookups_total": "counter",
+		"go_goroutines":                   "gauge", "process_resident_memory_bytes": "gauge",
 	})
 }
 
