@@ -30,11 +30,14 @@ func dataPrefix(p uint32) []byte {
 
 // dataKey returns the storage key of a user key in partition p.
 func dataKey(p uint32, key []byte) []byte {
-	b := make([]byte, 5+len(key))
-	b[0] = spaceData
-	binary.BigEndian.PutUint32(b[1:], p)
-	copy(b[5:], key)
-	return b
+	return appendDataKey(make([]byte, 0, 5+len(key)), p, key)
+}
+
+// appendDataKey appends the storage key of a user key in partition p to b.
+func appendDataKey(b []byte, p uint32, key []byte) []byte {
+	b = append(b, spaceData)
+	b = binary.BigEndian.AppendUint32(b, p)
+	return append(b, key...)
 }
 
 // metaKey returns the storage key of a partition metadata record.

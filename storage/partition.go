@@ -108,7 +108,10 @@ func (p *Partition) Get(key []byte, now int64) (Entry, bool, error) {
 // Lookup returns the stored entry of key as it is: tombstones and expired
 // entries included.
 func (p *Partition) Lookup(key []byte) (Entry, bool, error) {
-	k := dataKey(p.id, key)
+	// The key is built on the stack for the row cache, and copied for
+	// Pebble, which keeps it, only on a miss.
+	var kb [64]byte
+	k := appendDataKey(kb[:0], p.id, key)
 	rows := p.db.rows
 	var gen uint64
 	if rows != nil {
@@ -119,7 +122,7 @@ func (p *Partition) Lookup(key []byte) (Entry, bool, error) {
 		}
 		gen = g
 	}
-	raw, closer, err := p.db.pdb.Get(k)
+	raw, closer, err := p.db.pdb.Get(append([]byte(nil), k...))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Entry{}, false, nil
 	}
