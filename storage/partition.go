@@ -461,7 +461,7 @@ func (b *Batch) Commit(applied uint64) error {
 	// The row cache learns the writes before the applied index moves, so
 	// that a read waiting for this index finds them there.
 	for _, w := range b.rows {
-		b.p.db.rows.set(w.key, w.raw)
+		b.p.db.rows.written(w.key, w.raw)
 	}
 	st := b.state
 	b.p.state.Store(&st)

@@ -7,8 +7,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// rowCache keeps the stored form of recently read and written entries in
-// front of Pebble, so that a point read of a hot key is a map lookup
+// rowCache keeps the stored form of recently read entries (and their
+// later writes) in front of Pebble, so that a point read of a hot key is a map lookup
 // instead of a search of every memtable and level (a Pebble Get of a
 // cached block still costs microseconds: DESIGN.md "The row cache").
 //
@@ -123,17 +123,23 @@ func (c *rowCache) fill(key, raw []byte, gen uint64) {
 	s.mu.Unlock()
 }
 
-// set records a committed write: key now holds raw (nil: deleted).
-func (c *rowCache) set(key, raw []byte) {
+// written records a committed write: key now holds raw (nil: deleted).
+// A key the cache holds takes the new value (a hot key stays hot across
+// its writes); a write does not add a key the cache does not hold, so
+// that keys loaded and never read cost no memory here. Either way a load
+// that read Pebble before the write will not add the old value.
+func (c *rowCache) written(key, raw []byte) {
 	h := xxhash.Sum64(key)
 	s := c.shard(h)
 	s.mu.Lock()
 	s.gen.Add(1)
 	if i, ok := s.index[h]; ok {
+		used := s.slots[i].used
 		s.removeLocked(i)
-	}
-	if raw != nil && int64(len(key)+len(raw)+rowOverhead) <= s.max/8 {
-		s.insertLocked(h, key, raw)
+		if raw != nil && int64(len(key)+len(raw)+rowOverhead) <= s.max/8 {
+			s.insertLocked(h, key, raw)
+			s.slots[s.index[h]].used = used
+		}
 	}
 	s.mu.Unlock()
 }

@@ -28,23 +28,29 @@ func TestRowCacheFillAfterWrite(t *testing.T) {
 		t.Fatal("hit in an empty cache")
 	}
 	_, gen, _ := c.get(key)
-	c.set(key, []byte("new"))
+	c.written(key, []byte("new")) // committed after the load read Pebble
 	c.fill(key, []byte("old"), gen)
-	if raw, _, ok := c.get(key); !ok || string(raw) != "new" {
-		t.Fatalf("get = %q, %v; want new", raw, ok)
-	}
-	// A delete after the load: the load must not bring the key back.
-	_, gen, _ = c.get(key)
-	c.set(key, nil)
-	c.fill(key, []byte("new"), gen)
 	if raw, _, ok := c.get(key); ok {
-		t.Fatalf("get = %q after a delete; want a miss", raw)
+		t.Fatalf("get = %q after a write the load missed; want a miss", raw)
 	}
 	// A load with no write since is kept.
 	_, gen, _ = c.get(key)
 	c.fill(key, []byte("v"), gen)
 	if raw, _, ok := c.get(key); !ok || string(raw) != "v" {
 		t.Fatalf("get = %q, %v; want v", raw, ok)
+	}
+	// A write of a key the cache holds replaces its value...
+	c.written(key, []byte("w"))
+	if raw, _, ok := c.get(key); !ok || string(raw) != "w" {
+		t.Fatalf("get = %q, %v after a write; want w", raw, ok)
+	}
+	// ...a delete drops it, and a write does not add a key.
+	c.written(key, nil)
+	c.written([]byte("other"), []byte("x"))
+	for _, k := range []string{"k", "other"} {
+		if raw, _, ok := c.get([]byte(k)); ok {
+			t.Fatalf("get(%s) = %q; want a miss", k, raw)
+		}
 	}
 }
 
