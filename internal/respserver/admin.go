@@ -488,8 +488,9 @@ func cmdInfo(ctx context.Context, c *conn, args [][]byte) reply {
 	section("Memory", "used_memory", ms.HeapAlloc, "used_memory_human", humanBytes(ms.HeapAlloc),
 		"used_memory_dataset", st.BytesUsed, "maxmemory", st.CapacityBytes, "maxmemory_human", humanBytes(st.CapacityBytes),
 		"maxmemory_policy", "allkeys-lru")
-	section("Stats", "total_connections_received", s.accepted.Load(), "total_commands_processed", s.commands.Load(),
-		"total_net_input_bytes", s.netInBytes.Load(), "total_net_output_bytes", s.netOutBytes.Load(),
+	commands, in, out := s.totals()
+	section("Stats", "total_connections_received", s.accepted.Load(), "total_commands_processed", commands,
+		"total_net_input_bytes", in, "total_net_output_bytes", out,
 		"keyspace_hits", st.Hits, "keyspace_misses", st.Misses, "expired_keys", st.Expirations, "evicted_keys", st.Evictions,
 		"elcache_forwarded", st.Forwarded, "elcache_dirty_keys", st.DirtyKeys)
 	leaders := 0

@@ -23,6 +23,7 @@ type conn struct {
 	r       *resp.Reader
 	w       *resp.Writer
 	id      int64
+	counts  *connCounts // its stripe of the server's INFO counters
 	created time.Time
 	addr    string
 
@@ -57,29 +58,31 @@ type conn struct {
 // countingConn counts the bytes a connection moves, for INFO stats.
 type countingConn struct {
 	net.Conn
-	s *Server
+	counts *connCounts
 }
 
 func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.s.netInBytes.Add(uint64(n))
+	c.counts.in.Add(uint64(n))
 	return n, err
 }
 
 func (c countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.s.netOutBytes.Add(uint64(n))
+	c.counts.out.Add(uint64(n))
 	return n, err
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	cc := countingConn{Conn: nc, s: s}
 	host, _, err := net.SplitHostPort(nc.RemoteAddr().String())
 	if err != nil {
 		host = nc.RemoteAddr().String()
 	}
-	c := &conn{s: s, nc: nc, r: resp.NewReader(cc, s.cfg.Limits), w: resp.NewWriter(cc),
-		id: s.nextID.Add(1), created: time.Now(), addr: nc.RemoteAddr().String()}
+	id := s.nextID.Add(1)
+	counts := &s.counts[uint64(id)%uint64(len(s.counts))]
+	cc := countingConn{Conn: nc, counts: counts}
+	c := &conn{s: s, nc: nc, r: resp.NewReader(cc, s.cfg.Limits), w: resp.NewWriter(cc), counts: counts,
+		id: id, created: time.Now(), addr: nc.RemoteAddr().String()}
 	c.reset(host)
 	return c
 }
@@ -300,7 +303,7 @@ func (c *conn) runBatch(batch []pending, out []reply) []reply {
 // command and its outcome.
 func (c *conn) run(args [][]byte, cmd *command) reply {
 	start := time.Now()
-	c.s.commands.Add(1)
+	c.counts.commands.Add(1)
 	if cmd == nil {
 		r := unknownCommand(args)
 		c.s.cfg.Observer.Command("unknown", start, "ERR")

@@ -137,12 +137,13 @@ type Server struct {
 	table   map[string]*command
 	local   LocalGetter // cfg.Cache's, or nil
 
-	nextID      atomic.Int64
-	accepted    atomic.Uint64
-	commands    atomic.Uint64
-	rejected    atomic.Uint64
-	netInBytes  atomic.Uint64
-	netOutBytes atomic.Uint64
+	nextID   atomic.Int64
+	accepted atomic.Uint64
+	rejected atomic.Uint64
+	// counts are the commands and bytes of INFO's Stats, striped by
+	// connection: one counter every connection adds to on every command
+	// is a cache line the cores pass back and forth.
+	counts [16]connCounts
 
 	wg sync.WaitGroup
 
@@ -188,6 +189,23 @@ type nopObserver struct{}
 
 func (nopObserver) Connected(int)                     {}
 func (nopObserver) Command(string, time.Time, string) {}
+
+// connCounts are the counters of the connections of one stripe.
+type connCounts struct {
+	commands, in, out atomic.Uint64
+	_                 [40]byte // one stripe a cache line
+}
+
+// totals sums the stripes: commands run, bytes read and written.
+func (s *Server) totals() (commands, in, out uint64) {
+	for i := range s.counts {
+		c := &s.counts[i]
+		commands += c.commands.Load()
+		in += c.in.Load()
+		out += c.out.Load()
+	}
+	return commands, in, out
+}
 
 // ErrClosed: the server was closed.
 var ErrClosed = errors.New("respserver: closed")
