@@ -29,18 +29,15 @@ func (r *Recency) slot(partition uint32, key []byte) *atomic.Uint32 {
 	return &r.slots[h&r.mask]
 }
 
-// now returns seconds since the Recency was created, starting at 1 so that
-// zero means "never read".
+// at returns the seconds from the Recency's creation to now, starting at
+// 1 so that zero means "never read".
 func (r *Recency) at(now time.Time) uint32 { return uint32(now.Sub(r.start)/time.Second) + 1 }
 
-// Touch records a read of key now.
-func (r *Recency) Touch(partition uint32, key []byte) { r.TouchAt(partition, key, time.Now()) }
-
-// TouchAt records a read of key at now, a time the caller has at hand.
+// TouchAt records a read of key at now.
 func (r *Recency) TouchAt(partition uint32, key []byte, now time.Time) {
 	s := r.slot(partition, key)
-	if now := r.at(now); s.Load() != now {
-		s.Store(now)
+	if sec := r.at(now); s.Load() != sec {
+		s.Store(sec)
 	}
 }
 

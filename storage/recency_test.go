@@ -29,8 +29,8 @@ func TestRecency(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := Entry{Key: []byte("key " + tt.name), WrittenAt: tt.writtenAt}
 			if tt.touch {
-				r.Touch(tt.partition, e.Key)
-				r.Touch(tt.partition, e.Key) // a second read in the same second
+				r.TouchAt(tt.partition, e.Key, time.Now())
+				r.TouchAt(tt.partition, e.Key, time.Now()) // a second read in the same second
 			}
 			got := r.LastUse(1, e)
 			after := time.Now().UnixNano()

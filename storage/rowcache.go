@@ -8,9 +8,10 @@ import (
 )
 
 // rowCache keeps the stored form of recently read entries (and their
-// later writes) in front of Pebble, so that a point read of a hot key is a map lookup
-// instead of a search of every memtable and level (a Pebble Get of a
-// cached block still costs microseconds: DESIGN.md "The row cache").
+// later writes) in front of Pebble, so that a point read of a hot key is
+// a map lookup instead of a search of every memtable and level (a Pebble
+// Get of a cached block still costs microseconds: DESIGN.md "The row
+// cache").
 //
 // It never answers older than Pebble would. The invariant: an entry in
 // the cache holds the value Pebble holds for its key. Writers keep it
@@ -79,7 +80,13 @@ func newRowCache(maxBytes int64) *rowCache {
 	return c
 }
 
-func (c *rowCache) shard(h uint64) *rowShard { return &c.shards[h>>58] } // 64 shards
+func (c *rowCache) shard(h uint64) *rowShard { return &c.shards[h%rowShards] }
+
+// fits reports whether an entry of key and raw is small enough to cache:
+// at most an eighth of the shard, so that one entry never empties it.
+func (s *rowShard) fits(key, raw []byte) bool {
+	return int64(len(key)+len(raw)+rowOverhead) <= s.max/8
+}
 
 // get returns key's stored form, or false on a miss, with the generation
 // a load after the miss must pass to add. The stored form is never
@@ -111,7 +118,7 @@ func (c *rowCache) get(key []byte) (raw []byte, gen uint64, ok bool) {
 func (c *rowCache) fill(key, raw []byte, gen uint64) {
 	h := xxhash.Sum64(key)
 	s := c.shard(h)
-	if int64(len(key)+len(raw)+rowOverhead) > s.max/8 {
+	if !s.fits(key, raw) {
 		return
 	}
 	s.mu.Lock()
@@ -136,7 +143,7 @@ func (c *rowCache) written(key, raw []byte) {
 	if i, ok := s.index[h]; ok {
 		used := s.slots[i].used
 		s.removeLocked(i)
-		if raw != nil && int64(len(key)+len(raw)+rowOverhead) <= s.max/8 {
+		if raw != nil && s.fits(key, raw) {
 			s.insertLocked(h, key, raw)
 			s.slots[s.index[h]].used = used
 		}
