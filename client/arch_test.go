@@ -22,6 +22,8 @@ func TestImports(t *testing.T) {
 		// The partition function (package ring's), and the status
 		// protocol buffer of a pipelined call's error.
 		"github.com/cespare/xxhash/v2",
+		// The near cache's eviction policy (W-TinyLFU, weighed by bytes).
+		"github.com/maypok86/otter/v2",
 		"google.golang.org/genproto/googleapis/rpc/status",
 	}
 	for _, imp := range pkg.Imports {

@@ -26,6 +26,8 @@ type Client struct {
 	sessions sessions
 	counters counters
 	explore  atomic.Uint64 // replica reads, for exploreEvery
+	// near is the near cache (Config.NearCache), nil without one.
+	near *near
 
 	ctx        context.Context // ends at Close
 	cancel     context.CancelFunc
@@ -44,6 +46,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	cfg.Seeds = slices.Clone(cfg.Seeds)
 	c := &Client{cfg: cfg}
+	if cfg.NearCache != nil {
+		nc, err := newNear(*cfg.NearCache)
+		if err != nil {
+			return nil, err
+		}
+		c.near = nc
+	}
 	c.conns = conns{cfg: &c.cfg, byAddr: make(map[string]*nodeConn)}
 	for _, s := range cfg.Seeds {
 		if _, err := c.conns.get(s); err != nil {
@@ -64,6 +73,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.wg.Add(1)
 	go c.watch(c.ctx)
+	if c.near != nil {
+		c.wg.Add(1)
+		go c.nearLoop(c.ctx)
+	}
 	return c, nil
 }
 
@@ -169,9 +182,19 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 		return Entry{}, err
 	}
 	call := &cachev1.Call{Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: key, Options: ro}}}
-	res, err := c.do(ctx, c.readRequest(call, ro, key))
+	req := c.readRequest(call, ro, key)
+	if c.near != nil && !req.any {
+		if hit, ok := c.near.lookup(req.part, key, ro); ok {
+			c.sessions.observe(hit.Meta.SessionToken)
+			return getResult(key, hit).Entry, nil
+		}
+	}
+	res, err := c.do(ctx, req)
 	if err != nil {
 		return Entry{}, c.fail(err)
+	}
+	if c.near != nil && !req.any {
+		c.near.fill(req.part, key, res.GetGet())
 	}
 	r := getResult(key, res.GetGet())
 	if !r.Found {
@@ -261,6 +284,7 @@ func (c *Client) Put(ctx context.Context, key, value []byte, opts ...WriteOption
 	if err != nil {
 		return WriteResult{}, err
 	}
+	c.forget(key)
 	call := &cachev1.Call{Request: &cachev1.Call_Put{Put: &cachev1.PutRequest{Key: key, Value: value, Options: wo}}}
 	res, err := c.do(ctx, c.writeRequest(call, wo, key))
 	if err != nil {
@@ -280,6 +304,7 @@ func (c *Client) Delete(ctx context.Context, key []byte, opts ...WriteOption) (e
 	if err != nil {
 		return false, err
 	}
+	c.forget(key)
 	call := &cachev1.Call{Request: &cachev1.Call_Delete{Delete: &cachev1.DeleteRequest{Key: key, Options: wo}}}
 	res, err := c.do(ctx, c.writeRequest(call, wo, key))
 	if err != nil {
@@ -303,6 +328,7 @@ func (c *Client) CompareAndSet(ctx context.Context, key []byte, expect Expectati
 	if req.Options, err = buildWriteOptions(&c.cfg, opts); err != nil {
 		return false, 0, err
 	}
+	c.forget(key)
 	call := &cachev1.Call{Request: &cachev1.Call_CompareAndSet{CompareAndSet: req}}
 	res, err := c.do(ctx, c.writeRequest(call, req.Options, key))
 	if err != nil {
@@ -337,6 +363,7 @@ func (c *Client) MultiPut(ctx context.Context, entries []KeyValue, opts ...Write
 		}
 		keys[i], kvs[i] = e.Key, kv
 	}
+	c.forget(keys...)
 	out := make([]WriteResult, len(entries))
 	err = c.perPartition(ctx, keys, func(ctx context.Context, idx []int) error {
 		// Every group carries the request's idempotency key: the node
@@ -364,6 +391,18 @@ func (c *Client) MultiPut(ctx context.Context, entries []KeyValue, opts ...Write
 		return nil, c.fail(err)
 	}
 	return out, nil
+}
+
+// forget drops keys from the near cache, if there is one: the client is
+// writing them. (The change stream drops them too; this spares the
+// writer its own old value until then.)
+func (c *Client) forget(keys ...[]byte) {
+	if c.near == nil {
+		return
+	}
+	for _, k := range keys {
+		c.near.drop(k)
+	}
 }
 
 // Stats reports the serving node's counters and partitions.

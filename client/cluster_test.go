@@ -34,6 +34,13 @@ func clusterClient(t *testing.T, size int, edit func(*client.Config), opts ...fu
 	for _, n := range c.Nodes {
 		cfg.Seeds = append(cfg.Seeds, n.Addr())
 	}
+	return c, startClient(t, cfg, edit)
+}
+
+// startClient starts a client with cfg, edited by edit if set, and closes it
+// at the end of the test.
+func startClient(t *testing.T, cfg client.Config, edit func(*client.Config)) *client.Client {
+	t.Helper()
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -42,7 +49,7 @@ func clusterClient(t *testing.T, size int, edit func(*client.Config), opts ...fu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	return c, cl
+	return cl
 }
 
 // forwarded sums the nodes' forwarded-request counters.

@@ -80,6 +80,13 @@ type Config struct {
 	// Unary sends every request as its own RPC. By default requests to a
 	// node share one Pipeline stream, many in flight at once.
 	Unary bool
+	// Dialer, if set, makes the client's connections to nodes (a custom
+	// network, or tests that cut the client off); nil dials TCP.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// NearCache, if set, keeps hot keys in the client's memory and serves
+	// EVENTUAL, BOUNDED and SESSION Gets from there while it can prove
+	// their level's promise (DESIGN.md "The near cache"). Nil: none.
+	NearCache *NearCacheConfig
 }
 
 // Defaults of the zero Config fields.
@@ -184,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecvMsgSize < 0 {
 		errs = append(errs, fmt.Errorf("client: config: MaxRecvMsgSize %d is negative", c.MaxRecvMsgSize))
+	}
+	if c.NearCache != nil {
+		errs = append(errs, c.NearCache.validate())
 	}
 	return errors.Join(errs...)
 }

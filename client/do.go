@@ -492,6 +492,8 @@ type Counters struct {
 	Hedges uint64
 	// LeaderHints is the answers that named another leader.
 	LeaderHints uint64
+	// Near describes the near cache; zero without one.
+	Near NearCounters
 }
 
 type counters struct {
@@ -500,6 +502,10 @@ type counters struct {
 
 // Counters returns the client's counters.
 func (c *Client) Counters() Counters {
-	return Counters{Requests: c.counters.requests.Load(), Retries: c.counters.retries.Load(),
+	out := Counters{Requests: c.counters.requests.Load(), Retries: c.counters.retries.Load(),
 		Hedges: c.counters.hedges.Load(), LeaderHints: c.counters.hints.Load()}
+	if c.near != nil {
+		out.Near = c.near.counters()
+	}
+	return out
 }

@@ -149,6 +149,9 @@ func dialOptions(cfg *Config) []grpc.DialOption {
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(TokenCredentials(cfg.Token, cfg.TLS != nil || !cfg.AllowPlaintextToken)))
 	}
+	if cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(cfg.Dialer))
+	}
 	if cfg.KeepaliveTime > 0 {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.KeepaliveTime}))
 	}

@@ -28,6 +28,6 @@ func (n *Node) FaultFreeForTest() bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.nodes == nil && f.gossip == nil && !f.all && f.paused.Load() == nil &&
-		!f.brokenLease.Load() && !f.brokenFlushOrder.Load() && !f.brokenRefillFence.Load() &&
+		!f.brokenLease.Load() && !f.brokenFlushOrder.Load() && !f.brokenRefillFence.Load() && !f.brokenChanges.Load() &&
 		f.fillHook.Load() == nil && f.readDelay.Load() == 0
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	peerv1 "github.com/elcache/elcache/proto/peer/v1"
 	"github.com/elcache/elcache/storage"
 	"github.com/hashicorp/raft"
@@ -66,6 +67,11 @@ type fsm struct {
 	// idem is a hint of the idempotency keys with a record (storage.IdemSet).
 	idem *storage.IdemSet
 
+	// feed receives the key changes of every batch applied (changefeed.go);
+	// changes collects them, from the apply goroutine only.
+	feed    *changeFeed
+	changes []change
+
 	mu sync.Mutex
 	// appliedCh is closed and replaced whenever applied advances.
 	appliedCh chan struct{}
@@ -77,7 +83,8 @@ var (
 )
 
 func newFSM(part *storage.Partition, syncDB func() error, dedupWindow time.Duration, epoch uint64) (*fsm, error) {
-	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{}), idem: storage.NewIdemSet()}
+	f := &fsm{part: part, syncDB: syncDB, dedupWindow: dedupWindow, appliedCh: make(chan struct{}), idem: storage.NewIdemSet(),
+		feed: newChangeFeed(part.State().Applied)}
 	f.applied.Store(part.State().Applied)
 	f.visible.Store(part.State().Applied)
 	f.epoch.Store(epoch)
@@ -97,6 +104,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	defer b.Close()
 	durable := f.part.State().Applied
 	last := uint64(0)
+	f.changes = f.changes[:0]
 	for i, l := range logs {
 		last = l.Index
 		if l.Index <= durable || l.Type != raft.LogCommand {
@@ -123,6 +131,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			panic(fmt.Sprintf("node: partition %d: commit index %d: %v", f.part.ID(), last, err))
 		}
 	}
+	// The feed learns the changes once they are in storage and before the
+	// applied index moves: a reader that saw an index saw its changes.
+	f.feed.publish(f.changes, last)
 	if last > f.applied.Load() {
 		f.applied.Store(last)
 	}
@@ -160,6 +171,11 @@ func (f *fsm) applyCommand(b *storage.Batch, index, term uint64, cmd *peerv1.Com
 		return nil, err
 	}
 	for i, op := range cmd.Ops {
+		if op.Kind != peerv1.Op_KIND_LEADER_NOOP && op.Kind != peerv1.Op_KIND_MARK_CLEAN {
+			// Every op that may change a key's value counts, whether or
+			// not it did: a near cache drops a copy it need not have.
+			f.changes = append(f.changes, change{hash: xxhash.Sum64(op.Key), index: index})
+		}
 		if group && op.Kind == peerv1.Op_KIND_CAS {
 			if !hold {
 				res.Ops[i] = &peerv1.OpResult{}
@@ -470,6 +486,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.applied.Store(f.part.State().Applied)
 	f.visible.Store(f.part.State().Applied)
+	f.feed.reset(f.part.State().Applied)
 	f.epoch.Store(0)
 	if raw, ok, err := f.part.Meta(metaEpoch); err == nil && ok && len(raw) == 8 {
 		f.epoch.Store(binary.BigEndian.Uint64(raw))

@@ -87,6 +87,7 @@ type faults struct {
 	brokenLease       atomic.Bool
 	brokenFlushOrder  atomic.Bool
 	brokenRefillFence atomic.Bool
+	brokenChanges     atomic.Bool
 	// fillHook, if set, runs between a refill's load and its FILL.
 	fillHook atomic.Pointer[func(key []byte)]
 	// readDelay, if set, delays every Get this node answers.
@@ -221,6 +222,14 @@ func (h *Hooks) BreakFlushOrder(on bool) {
 // catch a stale fill; never use it otherwise.
 func (h *Hooks) BreakRefillFence(on bool) {
 	h.faults.brokenRefillFence.Store(on)
+}
+
+// BreakChanges makes this node's Changes streams send no key changes,
+// only progress marks, so near caches in clients keep copies the cluster
+// has overwritten. It exists only to prove that the near-cache tests and
+// the fault suite catch a lost invalidation; never use it otherwise.
+func (h *Hooks) BreakChanges(on bool) {
+	h.faults.brokenChanges.Store(on)
 }
 
 // SetFillHook makes every refill call fn between its database load and

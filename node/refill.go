@@ -227,14 +227,14 @@ func (n *Node) missed(ctx context.Context, p *partition, key []byte, o request.R
 		if o.AllowStale && errors.Is(err, ErrBackend) {
 			// The expired value the cache still holds, if any, marked.
 			if old, found, lerr := p.store.Lookup(key); lerr == nil && found && !old.Tombstone() {
-				resp.Found, resp.Entry, resp.Meta.Stale = true, entryProto(old, false), true
+				resp.Found, resp.Entry, resp.Meta.Stale, resp.Meta.Refilled = true, entryProto(old, false), true, true
 				return resp, nil
 			}
 		}
 		return nil, err
 	}
 	if ok {
-		resp.Found = true
+		resp.Found, resp.Meta.Refilled = true, true
 		resp.Entry = entryProto(e, false)
 		n.stats.refills.Add(1)
 	}

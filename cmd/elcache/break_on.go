@@ -19,6 +19,8 @@ import (
 //     them to the database (Hooks.BreakFlushOrder).
 //   - refill-fence: refills are stored without their fence
 //     (Hooks.BreakRefillFence); give it to every node of the cluster.
+//   - changes-feed: Changes streams send no key changes, only progress
+//     marks, so near caches keep overwritten copies (Hooks.BreakChanges).
 //   - replicated-ack: REPLICATED writes are acknowledged before the
 //     operating system has them (Hooks.BreakReplicated); give it to
 //     every node, and kill them all at once.
@@ -44,8 +46,10 @@ func breakSwitches(getenv func(string) string) (*node.Hooks, func(*slog.Logger),
 			sw = (*node.Hooks).BreakRefillFence
 		case "replicated-ack":
 			sw = (*node.Hooks).BreakReplicated
+		case "changes-feed":
+			sw = (*node.Hooks).BreakChanges
 		default:
-			return nil, nil, fmt.Errorf("ELCACHE_BREAK: unknown switch %q (valid: lease-check, flush-order, refill-fence, replicated-ack)", name)
+			return nil, nil, fmt.Errorf("ELCACHE_BREAK: unknown switch %q (valid: lease-check, flush-order, refill-fence, replicated-ack, changes-feed)", name)
 		}
 		names, switches = append(names, name), append(switches, sw)
 	}

@@ -30,7 +30,7 @@ func TestBreakSwitches(t *testing.T) {
 		if code := run(args, &stderr); code != 2 {
 			t.Fatalf("run = %d, want 2; stderr:\n%s", code, stderr.String())
 		}
-		want := `ELCACHE_BREAK: unknown switch "no-such-switch" (valid: lease-check, flush-order, refill-fence, replicated-ack)`
+		want := `ELCACHE_BREAK: unknown switch "no-such-switch" (valid: lease-check, flush-order, refill-fence, replicated-ack, changes-feed)`
 		if !strings.Contains(stderr.String(), want) {
 			t.Fatalf("stderr = %q, want it to say %q", stderr.String(), want)
 		}

@@ -748,7 +748,11 @@ type ReadMeta struct {
 	Leader *LeaderHint `protobuf:"bytes,9,opt,name=leader,proto3" json:"leader,omitempty"`
 	// True when the value is an expired cached value served because the
 	// backing database could not be reached (ReadOptions.allow_stale).
-	Stale         bool `protobuf:"varint,10,opt,name=stale,proto3" json:"stale,omitempty"`
+	Stale bool `protobuf:"varint,10,opt,name=stale,proto3" json:"stale,omitempty"`
+	// True when the value was loaded from the backing database after the
+	// replica read at applied_index (a refill), so applied_index does not
+	// date it. Near caches do not keep such values.
+	Refilled      bool `protobuf:"varint,11,opt,name=refilled,proto3" json:"refilled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -849,6 +853,13 @@ func (x *ReadMeta) GetLeader() *LeaderHint {
 func (x *ReadMeta) GetStale() bool {
 	if x != nil {
 		return x.Stale
+	}
+	return false
+}
+
+func (x *ReadMeta) GetRefilled() bool {
+	if x != nil {
+		return x.Refilled
 	}
 	return false
 }
@@ -3539,6 +3550,321 @@ func (x *CallError) GetDetails() []*anypb.Any {
 	return nil
 }
 
+type ChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Partitions to follow (again: a subscription replaces the partition's
+	// earlier one on this stream).
+	Subscribe []*ChangeSubscription `protobuf:"bytes,1,rep,name=subscribe,proto3" json:"subscribe,omitempty"`
+	// Partitions to stop following.
+	Unsubscribe []uint32 `protobuf:"varint,2,rep,packed,name=unsubscribe,proto3" json:"unsubscribe,omitempty"`
+	// When not zero, the node answers with a ChangesResponse carrying this
+	// ping and a progress mark of every partition followed, computed after
+	// it received the ping.
+	Ping          uint64 `protobuf:"varint,3,opt,name=ping,proto3" json:"ping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesRequest) Reset() {
+	*x = ChangesRequest{}
+	mi := &file_cache_v1_cache_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesRequest) ProtoMessage() {}
+
+func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesRequest.ProtoReflect.Descriptor instead.
+func (*ChangesRequest) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ChangesRequest) GetSubscribe() []*ChangeSubscription {
+	if x != nil {
+		return x.Subscribe
+	}
+	return nil
+}
+
+func (x *ChangesRequest) GetUnsubscribe() []uint32 {
+	if x != nil {
+		return x.Unsubscribe
+	}
+	return nil
+}
+
+func (x *ChangesRequest) GetPing() uint64 {
+	if x != nil {
+		return x.Ping
+	}
+	return 0
+}
+
+// ChangeSubscription starts following one partition.
+type ChangeSubscription struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The log incarnation and the index through which the client has
+	// processed the partition's changes. Zero from_index (or another epoch
+	// than the replica's) starts afresh, with restart set.
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	FromIndex     uint64 `protobuf:"varint,3,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeSubscription) Reset() {
+	*x = ChangeSubscription{}
+	mi := &file_cache_v1_cache_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeSubscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeSubscription) ProtoMessage() {}
+
+func (x *ChangeSubscription) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeSubscription.ProtoReflect.Descriptor instead.
+func (*ChangeSubscription) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ChangeSubscription) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ChangeSubscription) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ChangeSubscription) GetFromIndex() uint64 {
+	if x != nil {
+		return x.FromIndex
+	}
+	return 0
+}
+
+type ChangesResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partitions []*PartitionChanges    `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The ping this response answers; zero when it answers none.
+	Ping          uint64 `protobuf:"varint,2,opt,name=ping,proto3" json:"ping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesResponse) Reset() {
+	*x = ChangesResponse{}
+	mi := &file_cache_v1_cache_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesResponse) ProtoMessage() {}
+
+func (x *ChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesResponse.ProtoReflect.Descriptor instead.
+func (*ChangesResponse) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ChangesResponse) GetPartitions() []*PartitionChanges {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ChangesResponse) GetPing() uint64 {
+	if x != nil {
+		return x.Ping
+	}
+	return 0
+}
+
+// PartitionChanges is one partition's changes since the last message, and
+// its progress mark.
+type PartitionChanges struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The changes in apply order: key_hashes[i] (xxhash64 of the key, the
+	// partition function's hash) changed at log index indexes[i].
+	KeyHashes []uint64 `protobuf:"fixed64,3,rep,packed,name=key_hashes,json=keyHashes,proto3" json:"key_hashes,omitempty"`
+	Indexes   []uint64 `protobuf:"varint,4,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
+	// Every change at or below through has been sent on this stream (since
+	// the subscription, or since the last reset).
+	Through uint64 `protobuf:"varint,5,opt,name=through,proto3" json:"through,omitempty"`
+	// The changes between the subscription's from_index and through are not
+	// known: the client drops everything it caches of the partition.
+	Restart bool `protobuf:"varint,6,opt,name=restart,proto3" json:"restart,omitempty"`
+	// Set on progress marks (answers to a ping) when the replica can prove
+	// it: the replica's data at through reflects every write acknowledged
+	// more than fresh_staleness before it computed the mark (which it did
+	// after it received the ping). Absent when unproven.
+	FreshStaleness *durationpb.Duration `protobuf:"bytes,7,opt,name=fresh_staleness,json=freshStaleness,proto3" json:"fresh_staleness,omitempty"`
+	// The node serving the stream and its replica's role.
+	ServedBy string `protobuf:"bytes,8,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	Role     Role   `protobuf:"varint,9,opt,name=role,proto3,enum=elcache.cache.v1.Role" json:"role,omitempty"`
+	// Set when the node stopped (or never started) following the
+	// partition, e.g. it holds no replica of it; the subscription has
+	// ended and the client subscribes elsewhere.
+	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionChanges) Reset() {
+	*x = PartitionChanges{}
+	mi := &file_cache_v1_cache_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionChanges) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionChanges) ProtoMessage() {}
+
+func (x *PartitionChanges) ProtoReflect() protoreflect.Message {
+	mi := &file_cache_v1_cache_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionChanges.ProtoReflect.Descriptor instead.
+func (*PartitionChanges) Descriptor() ([]byte, []int) {
+	return file_cache_v1_cache_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *PartitionChanges) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionChanges) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PartitionChanges) GetKeyHashes() []uint64 {
+	if x != nil {
+		return x.KeyHashes
+	}
+	return nil
+}
+
+func (x *PartitionChanges) GetIndexes() []uint64 {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *PartitionChanges) GetThrough() uint64 {
+	if x != nil {
+		return x.Through
+	}
+	return 0
+}
+
+func (x *PartitionChanges) GetRestart() bool {
+	if x != nil {
+		return x.Restart
+	}
+	return false
+}
+
+func (x *PartitionChanges) GetFreshStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.FreshStaleness
+	}
+	return nil
+}
+
+func (x *PartitionChanges) GetServedBy() string {
+	if x != nil {
+		return x.ServedBy
+	}
+	return ""
+}
+
+func (x *PartitionChanges) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *PartitionChanges) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_cache_v1_cache_proto_rawDesc = "" +
@@ -3560,7 +3886,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12<\n" +
 	"\n" +
 	"durability\x18\x04 \x01(\x0e2\x1c.elcache.cache.v1.DurabilityR\n" +
-	"durability\"\xd1\x03\n" +
+	"durability\"\xed\x03\n" +
 	"\bReadMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12*\n" +
@@ -3572,7 +3898,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\rsession_token\x18\b \x01(\v2\x1e.elcache.cache.v1.SessionTokenR\fsessionToken\x124\n" +
 	"\x06leader\x18\t \x01(\v2\x1c.elcache.cache.v1.LeaderHintR\x06leader\x12\x14\n" +
 	"\x05stale\x18\n" +
-	" \x01(\bR\x05stale\"\xf3\x02\n" +
+	" \x01(\bR\x05stale\x12\x1a\n" +
+	"\brefilled\x18\v \x01(\bR\brefilled\"\xf3\x02\n" +
 	"\tWriteMeta\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12\x1d\n" +
@@ -3801,7 +4128,34 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\tCallError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails*\xab\x01\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"\x8a\x01\n" +
+	"\x0eChangesRequest\x12B\n" +
+	"\tsubscribe\x18\x01 \x03(\v2$.elcache.cache.v1.ChangeSubscriptionR\tsubscribe\x12 \n" +
+	"\vunsubscribe\x18\x02 \x03(\rR\vunsubscribe\x12\x12\n" +
+	"\x04ping\x18\x03 \x01(\x04R\x04ping\"g\n" +
+	"\x12ChangeSubscription\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"from_index\x18\x03 \x01(\x04R\tfromIndex\"i\n" +
+	"\x0fChangesResponse\x12B\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\".elcache.cache.v1.PartitionChangesR\n" +
+	"partitions\x12\x12\n" +
+	"\x04ping\x18\x02 \x01(\x04R\x04ping\"\xd6\x02\n" +
+	"\x10PartitionChanges\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"key_hashes\x18\x03 \x03(\x06R\tkeyHashes\x12\x18\n" +
+	"\aindexes\x18\x04 \x03(\x04R\aindexes\x12\x18\n" +
+	"\athrough\x18\x05 \x01(\x04R\athrough\x12\x18\n" +
+	"\arestart\x18\x06 \x01(\bR\arestart\x12B\n" +
+	"\x0ffresh_staleness\x18\a \x01(\v2\x19.google.protobuf.DurationR\x0efreshStaleness\x12\x1b\n" +
+	"\tserved_by\x18\b \x01(\tR\bservedBy\x12*\n" +
+	"\x04role\x18\t \x01(\x0e2\x16.elcache.cache.v1.RoleR\x04role\x12\x14\n" +
+	"\x05error\x18\n" +
+	" \x01(\tR\x05error*\xab\x01\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
@@ -3825,7 +4179,7 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\vROLE_LEADER\x10\x01\x12\x11\n" +
 	"\rROLE_FOLLOWER\x10\x02\x12\x12\n" +
 	"\x0eROLE_CANDIDATE\x10\x03\x12\x11\n" +
-	"\rROLE_NONVOTER\x10\x042\xb6\a\n" +
+	"\rROLE_NONVOTER\x10\x042\x8a\b\n" +
 	"\x05Cache\x12B\n" +
 	"\x03Get\x12\x1c.elcache.cache.v1.GetRequest\x1a\x1d.elcache.cache.v1.GetResponse\x12B\n" +
 	"\x03Put\x12\x1c.elcache.cache.v1.PutRequest\x1a\x1d.elcache.cache.v1.PutResponse\x12K\n" +
@@ -3838,7 +4192,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x05Stats\x12\x1e.elcache.cache.v1.StatsRequest\x1a\x1f.elcache.cache.v1.StatsResponse\x12I\n" +
 	"\bTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology\x12P\n" +
 	"\rWatchTopology\x12!.elcache.cache.v1.TopologyRequest\x1a\x1a.elcache.cache.v1.Topology0\x01\x12U\n" +
-	"\bPipeline\x12!.elcache.cache.v1.PipelineRequest\x1a\".elcache.cache.v1.PipelineResponse(\x010\x01B3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
+	"\bPipeline\x12!.elcache.cache.v1.PipelineRequest\x1a\".elcache.cache.v1.PipelineResponse(\x010\x01\x12R\n" +
+	"\aChanges\x12 .elcache.cache.v1.ChangesRequest\x1a!.elcache.cache.v1.ChangesResponse(\x010\x01B3Z1github.com/elcache/elcache/proto/cache/v1;cachev1b\x06proto3"
 
 var (
 	file_cache_v1_cache_proto_rawDescOnce sync.Once
@@ -3853,7 +4208,7 @@ func file_cache_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_cache_v1_cache_proto_goTypes = []any{
 	(Consistency)(0),              // 0: elcache.cache.v1.Consistency
 	(WriteMode)(0),                // 1: elcache.cache.v1.WriteMode
@@ -3901,27 +4256,31 @@ var file_cache_v1_cache_proto_goTypes = []any{
 	(*PipelineResponse)(nil),      // 43: elcache.cache.v1.PipelineResponse
 	(*CallResult)(nil),            // 44: elcache.cache.v1.CallResult
 	(*CallError)(nil),             // 45: elcache.cache.v1.CallError
-	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 48: google.protobuf.Any
+	(*ChangesRequest)(nil),        // 46: elcache.cache.v1.ChangesRequest
+	(*ChangeSubscription)(nil),    // 47: elcache.cache.v1.ChangeSubscription
+	(*ChangesResponse)(nil),       // 48: elcache.cache.v1.ChangesResponse
+	(*PartitionChanges)(nil),      // 49: elcache.cache.v1.PartitionChanges
+	(*durationpb.Duration)(nil),   // 50: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 51: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 52: google.protobuf.Any
 }
 var file_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: elcache.cache.v1.ReadOptions.consistency:type_name -> elcache.cache.v1.Consistency
-	46, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	50, // 1: elcache.cache.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
 	8,  // 2: elcache.cache.v1.ReadOptions.session_tokens:type_name -> elcache.cache.v1.SessionToken
 	1,  // 3: elcache.cache.v1.WriteOptions.mode:type_name -> elcache.cache.v1.WriteMode
-	46, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
+	50, // 4: elcache.cache.v1.WriteOptions.ttl:type_name -> google.protobuf.Duration
 	2,  // 5: elcache.cache.v1.WriteOptions.durability:type_name -> elcache.cache.v1.Durability
 	3,  // 6: elcache.cache.v1.ReadMeta.role:type_name -> elcache.cache.v1.Role
 	0,  // 7: elcache.cache.v1.ReadMeta.consistency:type_name -> elcache.cache.v1.Consistency
-	46, // 8: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
+	50, // 8: elcache.cache.v1.ReadMeta.staleness:type_name -> google.protobuf.Duration
 	8,  // 9: elcache.cache.v1.ReadMeta.session_token:type_name -> elcache.cache.v1.SessionToken
 	13, // 10: elcache.cache.v1.ReadMeta.leader:type_name -> elcache.cache.v1.LeaderHint
 	8,  // 11: elcache.cache.v1.WriteMeta.session_token:type_name -> elcache.cache.v1.SessionToken
 	1,  // 12: elcache.cache.v1.WriteMeta.mode:type_name -> elcache.cache.v1.WriteMode
 	13, // 13: elcache.cache.v1.WriteMeta.leader:type_name -> elcache.cache.v1.LeaderHint
 	2,  // 14: elcache.cache.v1.WriteMeta.durability:type_name -> elcache.cache.v1.Durability
-	47, // 15: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 15: elcache.cache.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
 	9,  // 16: elcache.cache.v1.GetRequest.options:type_name -> elcache.cache.v1.ReadOptions
 	14, // 17: elcache.cache.v1.GetResponse.entry:type_name -> elcache.cache.v1.Entry
 	11, // 18: elcache.cache.v1.GetResponse.meta:type_name -> elcache.cache.v1.ReadMeta
@@ -3936,28 +4295,28 @@ var file_cache_v1_cache_proto_depIdxs = []int32{
 	25, // 27: elcache.cache.v1.MutateRequest.expiry:type_name -> elcache.cache.v1.ExpiryChange
 	10, // 28: elcache.cache.v1.MutateRequest.options:type_name -> elcache.cache.v1.WriteOptions
 	5,  // 29: elcache.cache.v1.ExpiryChange.action:type_name -> elcache.cache.v1.ExpiryChange.Action
-	47, // 30: elcache.cache.v1.ExpiryChange.at:type_name -> google.protobuf.Timestamp
-	46, // 31: elcache.cache.v1.ExpiryChange.after:type_name -> google.protobuf.Duration
+	51, // 30: elcache.cache.v1.ExpiryChange.at:type_name -> google.protobuf.Timestamp
+	50, // 31: elcache.cache.v1.ExpiryChange.after:type_name -> google.protobuf.Duration
 	6,  // 32: elcache.cache.v1.ExpiryChange.only:type_name -> elcache.cache.v1.ExpiryChange.Only
-	47, // 33: elcache.cache.v1.MutateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 33: elcache.cache.v1.MutateResponse.expires_at:type_name -> google.protobuf.Timestamp
 	7,  // 34: elcache.cache.v1.MutateResponse.refused:type_name -> elcache.cache.v1.MutateResponse.Refusal
 	12, // 35: elcache.cache.v1.MutateResponse.meta:type_name -> elcache.cache.v1.WriteMeta
 	9,  // 36: elcache.cache.v1.MultiGetRequest.options:type_name -> elcache.cache.v1.ReadOptions
 	16, // 37: elcache.cache.v1.MultiGetResponse.results:type_name -> elcache.cache.v1.GetResponse
-	46, // 38: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
+	50, // 38: elcache.cache.v1.KeyValue.ttl:type_name -> google.protobuf.Duration
 	29, // 39: elcache.cache.v1.MultiPutRequest.entries:type_name -> elcache.cache.v1.KeyValue
 	10, // 40: elcache.cache.v1.MultiPutRequest.options:type_name -> elcache.cache.v1.WriteOptions
 	18, // 41: elcache.cache.v1.MultiPutResponse.results:type_name -> elcache.cache.v1.PutResponse
 	9,  // 42: elcache.cache.v1.ScanRequest.options:type_name -> elcache.cache.v1.ReadOptions
 	14, // 43: elcache.cache.v1.ScanResponse.entries:type_name -> elcache.cache.v1.Entry
 	3,  // 44: elcache.cache.v1.PartitionStats.role:type_name -> elcache.cache.v1.Role
-	46, // 45: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	46, // 46: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
+	50, // 45: elcache.cache.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	50, // 46: elcache.cache.v1.StatsResponse.flush_lag:type_name -> google.protobuf.Duration
 	35, // 47: elcache.cache.v1.StatsResponse.partitions:type_name -> elcache.cache.v1.PartitionStats
 	39, // 48: elcache.cache.v1.Topology.nodes:type_name -> elcache.cache.v1.TopologyNode
 	40, // 49: elcache.cache.v1.Topology.partitions:type_name -> elcache.cache.v1.PartitionRoute
 	42, // 50: elcache.cache.v1.PipelineRequest.calls:type_name -> elcache.cache.v1.Call
-	46, // 51: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
+	50, // 51: elcache.cache.v1.Call.timeout:type_name -> google.protobuf.Duration
 	15, // 52: elcache.cache.v1.Call.get:type_name -> elcache.cache.v1.GetRequest
 	17, // 53: elcache.cache.v1.Call.put:type_name -> elcache.cache.v1.PutRequest
 	19, // 54: elcache.cache.v1.Call.delete:type_name -> elcache.cache.v1.DeleteRequest
@@ -3972,36 +4331,42 @@ var file_cache_v1_cache_proto_depIdxs = []int32{
 	22, // 63: elcache.cache.v1.CallResult.compare_and_set:type_name -> elcache.cache.v1.CompareAndSetResponse
 	28, // 64: elcache.cache.v1.CallResult.multi_get:type_name -> elcache.cache.v1.MultiGetResponse
 	31, // 65: elcache.cache.v1.CallResult.multi_put:type_name -> elcache.cache.v1.MultiPutResponse
-	48, // 66: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
-	15, // 67: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
-	17, // 68: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
-	19, // 69: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
-	21, // 70: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
-	23, // 71: elcache.cache.v1.Cache.Mutate:input_type -> elcache.cache.v1.MutateRequest
-	27, // 72: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
-	30, // 73: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
-	32, // 74: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
-	34, // 75: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
-	37, // 76: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
-	37, // 77: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
-	41, // 78: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
-	16, // 79: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
-	18, // 80: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
-	20, // 81: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
-	22, // 82: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
-	26, // 83: elcache.cache.v1.Cache.Mutate:output_type -> elcache.cache.v1.MutateResponse
-	28, // 84: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
-	31, // 85: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
-	33, // 86: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
-	36, // 87: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
-	38, // 88: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
-	38, // 89: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
-	43, // 90: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
-	79, // [79:91] is the sub-list for method output_type
-	67, // [67:79] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	52, // 66: elcache.cache.v1.CallError.details:type_name -> google.protobuf.Any
+	47, // 67: elcache.cache.v1.ChangesRequest.subscribe:type_name -> elcache.cache.v1.ChangeSubscription
+	49, // 68: elcache.cache.v1.ChangesResponse.partitions:type_name -> elcache.cache.v1.PartitionChanges
+	50, // 69: elcache.cache.v1.PartitionChanges.fresh_staleness:type_name -> google.protobuf.Duration
+	3,  // 70: elcache.cache.v1.PartitionChanges.role:type_name -> elcache.cache.v1.Role
+	15, // 71: elcache.cache.v1.Cache.Get:input_type -> elcache.cache.v1.GetRequest
+	17, // 72: elcache.cache.v1.Cache.Put:input_type -> elcache.cache.v1.PutRequest
+	19, // 73: elcache.cache.v1.Cache.Delete:input_type -> elcache.cache.v1.DeleteRequest
+	21, // 74: elcache.cache.v1.Cache.CompareAndSet:input_type -> elcache.cache.v1.CompareAndSetRequest
+	23, // 75: elcache.cache.v1.Cache.Mutate:input_type -> elcache.cache.v1.MutateRequest
+	27, // 76: elcache.cache.v1.Cache.MultiGet:input_type -> elcache.cache.v1.MultiGetRequest
+	30, // 77: elcache.cache.v1.Cache.MultiPut:input_type -> elcache.cache.v1.MultiPutRequest
+	32, // 78: elcache.cache.v1.Cache.Scan:input_type -> elcache.cache.v1.ScanRequest
+	34, // 79: elcache.cache.v1.Cache.Stats:input_type -> elcache.cache.v1.StatsRequest
+	37, // 80: elcache.cache.v1.Cache.Topology:input_type -> elcache.cache.v1.TopologyRequest
+	37, // 81: elcache.cache.v1.Cache.WatchTopology:input_type -> elcache.cache.v1.TopologyRequest
+	41, // 82: elcache.cache.v1.Cache.Pipeline:input_type -> elcache.cache.v1.PipelineRequest
+	46, // 83: elcache.cache.v1.Cache.Changes:input_type -> elcache.cache.v1.ChangesRequest
+	16, // 84: elcache.cache.v1.Cache.Get:output_type -> elcache.cache.v1.GetResponse
+	18, // 85: elcache.cache.v1.Cache.Put:output_type -> elcache.cache.v1.PutResponse
+	20, // 86: elcache.cache.v1.Cache.Delete:output_type -> elcache.cache.v1.DeleteResponse
+	22, // 87: elcache.cache.v1.Cache.CompareAndSet:output_type -> elcache.cache.v1.CompareAndSetResponse
+	26, // 88: elcache.cache.v1.Cache.Mutate:output_type -> elcache.cache.v1.MutateResponse
+	28, // 89: elcache.cache.v1.Cache.MultiGet:output_type -> elcache.cache.v1.MultiGetResponse
+	31, // 90: elcache.cache.v1.Cache.MultiPut:output_type -> elcache.cache.v1.MultiPutResponse
+	33, // 91: elcache.cache.v1.Cache.Scan:output_type -> elcache.cache.v1.ScanResponse
+	36, // 92: elcache.cache.v1.Cache.Stats:output_type -> elcache.cache.v1.StatsResponse
+	38, // 93: elcache.cache.v1.Cache.Topology:output_type -> elcache.cache.v1.Topology
+	38, // 94: elcache.cache.v1.Cache.WatchTopology:output_type -> elcache.cache.v1.Topology
+	43, // 95: elcache.cache.v1.Cache.Pipeline:output_type -> elcache.cache.v1.PipelineResponse
+	48, // 96: elcache.cache.v1.Cache.Changes:output_type -> elcache.cache.v1.ChangesResponse
+	84, // [84:97] is the sub-list for method output_type
+	71, // [71:84] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_cache_v1_cache_proto_init() }
@@ -4044,7 +4409,7 @@ func file_cache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cache_v1_cache_proto_rawDesc), len(file_cache_v1_cache_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   38,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	Cache_Topology_FullMethodName      = "/elcache.cache.v1.Cache/Topology"
 	Cache_WatchTopology_FullMethodName = "/elcache.cache.v1.Cache/WatchTopology"
 	Cache_Pipeline_FullMethodName      = "/elcache.cache.v1.Cache/Pipeline"
+	Cache_Changes_FullMethodName       = "/elcache.cache.v1.Cache/Changes"
 )
 
 // CacheClient is the client API for Cache service.
@@ -90,6 +91,19 @@ type CacheClient interface {
 	// stream ends when the client closes its side (after the results of its
 	// calls in flight) or either side cancels it.
 	Pipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PipelineRequest, PipelineResponse], error)
+	// Changes follows partitions' changes, for near caches in clients
+	// (DESIGN.md "The near cache"). The client subscribes to partitions this
+	// node holds a replica of, each from the last index it has processed;
+	// the node sends every key change its replica applies after that index,
+	// in apply order, as 64-bit key hashes with the index of the log entry
+	// that made them, and answers each ping with a progress mark per
+	// partition: the index through which it has sent every change, and how
+	// fresh its replica's data provably is. Writes, deletes, expiries,
+	// evictions, refills and write-back fills all count as changes. A
+	// subscription whose changes the node no longer holds (or never held)
+	// starts with restart set: the client drops what it caches of the
+	// partition.
+	Changes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChangesRequest, ChangesResponse], error)
 }
 
 type cacheClient struct {
@@ -232,6 +246,19 @@ func (c *cacheClient) Pipeline(ctx context.Context, opts ...grpc.CallOption) (gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_PipelineClient = grpc.BidiStreamingClient[PipelineRequest, PipelineResponse]
 
+func (c *cacheClient) Changes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChangesRequest, ChangesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cache_ServiceDesc.Streams[2], Cache_Changes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ChangesRequest, ChangesResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_ChangesClient = grpc.BidiStreamingClient[ChangesRequest, ChangesResponse]
+
 // CacheServer is the server API for Cache service.
 // All implementations must embed UnimplementedCacheServer
 // for forward compatibility.
@@ -284,6 +311,19 @@ type CacheServer interface {
 	// stream ends when the client closes its side (after the results of its
 	// calls in flight) or either side cancels it.
 	Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error
+	// Changes follows partitions' changes, for near caches in clients
+	// (DESIGN.md "The near cache"). The client subscribes to partitions this
+	// node holds a replica of, each from the last index it has processed;
+	// the node sends every key change its replica applies after that index,
+	// in apply order, as 64-bit key hashes with the index of the log entry
+	// that made them, and answers each ping with a progress mark per
+	// partition: the index through which it has sent every change, and how
+	// fresh its replica's data provably is. Writes, deletes, expiries,
+	// evictions, refills and write-back fills all count as changes. A
+	// subscription whose changes the node no longer holds (or never held)
+	// starts with restart set: the client drops what it caches of the
+	// partition.
+	Changes(grpc.BidiStreamingServer[ChangesRequest, ChangesResponse]) error
 	mustEmbedUnimplementedCacheServer()
 }
 
@@ -329,6 +369,9 @@ func (UnimplementedCacheServer) WatchTopology(*TopologyRequest, grpc.ServerStrea
 }
 func (UnimplementedCacheServer) Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Pipeline not implemented")
+}
+func (UnimplementedCacheServer) Changes(grpc.BidiStreamingServer[ChangesRequest, ChangesResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Changes not implemented")
 }
 func (UnimplementedCacheServer) mustEmbedUnimplementedCacheServer() {}
 func (UnimplementedCacheServer) testEmbeddedByValue()               {}
@@ -549,6 +592,13 @@ func _Cache_Pipeline_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_PipelineServer = grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]
 
+func _Cache_Changes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CacheServer).Changes(&grpc.GenericServerStream[ChangesRequest, ChangesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_ChangesServer = grpc.BidiStreamingServer[ChangesRequest, ChangesResponse]
+
 // Cache_ServiceDesc is the grpc.ServiceDesc for Cache service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -606,6 +656,12 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Pipeline",
 			Handler:       _Cache_Pipeline_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Changes",
+			Handler:       _Cache_Changes_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
