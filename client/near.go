@@ -226,8 +226,8 @@ func (nc *near) partsLen() int {
 	return 0
 }
 
-// nearServedBy is ReadMeta.ServedBy of a near-cache hit.
-const nearServedBy = "near-cache"
+// NearCacheServedBy is ReadMeta.ServedBy of a read the near cache served.
+const NearCacheServedBy = "near-cache"
 
 // lookup serves key at ro's level from the near cache, if it may. ro's
 // session tokens are all the tokens the read must honour.
@@ -293,7 +293,7 @@ func (nc *near) lookup(pid uint32, key []byte, ro *cachev1.ReadOptions) (*cachev
 		entry.ExpiresAt = timestamppb.New(e.expiresAt)
 	}
 	return &cachev1.GetResponse{Found: true, Entry: entry, Meta: &cachev1.ReadMeta{
-		Partition: pid, ServedBy: nearServedBy, Consistency: level, AppliedIndex: pos,
+		Partition: pid, ServedBy: NearCacheServedBy, Consistency: level, AppliedIndex: pos,
 		Staleness:    durationpb.New(staleness),
 		SessionToken: &cachev1.SessionToken{Partition: pid, Epoch: v.epoch, Index: pos},
 	}}, true
@@ -305,7 +305,7 @@ func (nc *near) lookup(pid uint32, key []byte, ro *cachev1.ReadOptions) (*cachev
 // client can place against the changes it has processed.
 func (nc *near) fill(pid uint32, key []byte, r *cachev1.GetResponse) {
 	m := r.GetMeta()
-	if !r.GetFound() || m.GetRefilled() || m.GetStale() || m.GetServedBy() == nearServedBy || m.GetPartition() != pid {
+	if !r.GetFound() || m.GetRefilled() || m.GetStale() || m.GetServedBy() == NearCacheServedBy || m.GetPartition() != pid {
 		return
 	}
 	p := nc.part(pid)
