@@ -181,14 +181,13 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 	if err != nil {
 		return Entry{}, err
 	}
-	call := &cachev1.Call{Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: key, Options: ro}}}
-	req := c.readRequest(call, ro, key)
-	if c.near != nil && !req.any {
-		if hit, ok := c.near.lookup(req.part, key, ro); ok {
-			c.sessions.observe(hit.Meta.SessionToken)
-			return getResult(key, hit).Entry, nil
+	if c.near != nil {
+		if e, ok := c.nearGet(key, ro); ok {
+			return e, nil
 		}
 	}
+	call := &cachev1.Call{Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: key, Options: ro}}}
+	req := c.readRequest(call, ro, key)
 	res, err := c.do(ctx, req)
 	if err != nil {
 		return Entry{}, c.fail(err)
@@ -201,6 +200,26 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 		return r.Entry, ErrNotFound
 	}
 	return r.Entry, nil
+}
+
+// nearGet serves a Get at ro's level from the near cache, if it may.
+func (c *Client) nearGet(key []byte, ro *cachev1.ReadOptions) (Entry, bool) {
+	t := c.topo.Load()
+	if t == nil {
+		return Entry{}, false
+	}
+	pid := t.partition(key)
+	var own *cachev1.SessionToken
+	session := ro.GetConsistency() == cachev1.Consistency_CONSISTENCY_SESSION
+	if session {
+		own = c.sessions.token(pid)
+	}
+	e, ok := c.near.lookup(pid, key, ro, own)
+	if ok && session {
+		// Later SESSION reads must not go back before it.
+		c.sessions.observe(e.Meta.Session.proto())
+	}
+	return e, ok
 }
 
 // MultiGet reads keys, each at the requested level on its own partition
