@@ -162,7 +162,10 @@ type nearPart struct {
 	// avoided until failedUntil.
 	addr, failed string
 	since        time.Time
-	failedUntil  time.Time
+	// sub is the id of the partition's current subscription: messages of
+	// an earlier one still in flight are ignored.
+	sub         uint64
+	failedUntil time.Time
 	// wanted: a read touched the partition, so the client follows it.
 	wanted bool
 	cur    nearView // the state the view copies
@@ -181,6 +184,8 @@ type near struct {
 	parts atomic.Pointer[[]nearPart] // by partition; sized at the first map
 
 	hits, misses, invalidations, reconnects atomic.Uint64
+	// subs numbers subscriptions (nearPart.sub).
+	subs atomic.Uint64
 }
 
 func newNear(cfg NearCacheConfig) (*near, error) {

@@ -38,12 +38,12 @@ func (f *nearFeed) send(r *cachev1.ChangesRequest) {
 	}
 }
 
-// subscribe follows pid on this stream, from through in epoch.
-func (f *nearFeed) subscribe(pid uint32, epoch, through uint64) {
+// subscribe sends s on this stream.
+func (f *nearFeed) subscribe(s *cachev1.ChangeSubscription) {
 	f.mu.Lock()
-	f.parts[pid] = true
+	f.parts[s.Partition] = true
 	f.mu.Unlock()
-	f.send(&cachev1.ChangesRequest{Subscribe: []*cachev1.ChangeSubscription{{Partition: pid, Epoch: epoch, FromIndex: through}}})
+	f.send(&cachev1.ChangesRequest{Subscribe: []*cachev1.ChangeSubscription{s}})
 }
 
 // unsubscribe stops following pid on this stream.
@@ -132,7 +132,7 @@ func (c *Client) nearLoop(ctx context.Context) {
 		for pid := range nc.partsLen() {
 			p := nc.part(uint32(pid))
 			var leave, join, hung *nearFeed
-			var epoch, through uint64
+			var sub *cachev1.ChangeSubscription
 			p.mu.Lock()
 			if !p.wanted {
 				p.mu.Unlock()
@@ -153,11 +153,12 @@ func (c *Client) nearLoop(ctx context.Context) {
 				}
 				if join = feed(want); join != nil {
 					p.addr, p.since, p.cur.live = want, now, false
-					epoch, through = p.cur.epoch, p.cur.through
+					sub = nc.subscriptionLocked(uint32(pid), p)
 					p.publishLocked()
 				}
 			}
-			p.mu.Unlock()
+			// Sent under p.mu, so that the server's last subscription of
+			// the partition is the one p expects.
 			if hung != nil {
 				hung.restart()
 			}
@@ -165,8 +166,9 @@ func (c *Client) nearLoop(ctx context.Context) {
 				leave.unsubscribe(uint32(pid))
 			}
 			if join != nil {
-				join.subscribe(uint32(pid), epoch, through)
+				join.subscribe(sub)
 			}
+			p.mu.Unlock()
 		}
 		for _, f := range feeds {
 			f.ping()
@@ -226,21 +228,17 @@ func (c *Client) runFeed(ctx context.Context, f *nearFeed) {
 				pids = append(pids, pid)
 			}
 			f.mu.Unlock()
-			var subs []*cachev1.ChangeSubscription
 			for _, pid := range pids {
 				if p := nc.part(pid); p != nil {
+					// Under p.mu, so that the subscription the server
+					// holds last is the one p expects.
 					p.mu.Lock()
 					if p.addr == f.addr {
-						subs = append(subs, &cachev1.ChangeSubscription{Partition: pid, Epoch: p.cur.epoch, FromIndex: p.cur.through})
+						f.send(&cachev1.ChangesRequest{Subscribe: []*cachev1.ChangeSubscription{nc.subscriptionLocked(pid, p)}})
 					}
 					p.mu.Unlock()
 				}
 			}
-			f.mu.Lock()
-			if len(subs) > 0 {
-				err = stream.Send(&cachev1.ChangesRequest{Subscribe: subs})
-			}
-			f.mu.Unlock()
 			for err == nil {
 				var r *cachev1.ChangesResponse
 				if r, err = stream.Recv(); err == nil {
@@ -276,6 +274,13 @@ func (c *Client) runFeed(ctx context.Context, f *nearFeed) {
 	}
 }
 
+// subscriptionLocked starts a new subscription of p (partition pid) from
+// where the client stands. p.mu is held.
+func (nc *near) subscriptionLocked(pid uint32, p *nearPart) *cachev1.ChangeSubscription {
+	p.sub = nc.subs.Add(1)
+	return &cachev1.ChangeSubscription{Partition: pid, Epoch: p.cur.epoch, FromIndex: p.cur.through, Id: p.sub}
+}
+
 // receive applies one message of f's stream.
 func (nc *near) receive(f *nearFeed, r *cachev1.ChangesResponse) {
 	sent, marked := f.answered(r.GetPing())
@@ -285,8 +290,8 @@ func (nc *near) receive(f *nearFeed, r *cachev1.ChangesResponse) {
 			continue
 		}
 		p.mu.Lock()
-		if p.addr != f.addr {
-			// An answer of a stream the partition has left.
+		if p.addr != f.addr || pc.GetSubscription() != p.sub {
+			// An answer of a subscription the partition has left.
 			p.mu.Unlock()
 			continue
 		}

@@ -30,6 +30,7 @@ const (
 
 // changeSub is one partition followed on a Changes stream.
 type changeSub struct {
+	id    uint64 // the client's (ChangeSubscription.id)
 	p     *partition
 	cur   cursor
 	reset bool   // the next message says reset
@@ -127,22 +128,22 @@ func (s *cacheServer) Changes(stream cachev1.Cache_ChangesServer) error {
 func (n *Node) subscribe(req *cachev1.ChangeSubscription) (*cachev1.PartitionChanges, *changeSub) {
 	pid := req.Partition
 	if pid >= n.ring.Count() {
-		return &cachev1.PartitionChanges{Partition: pid, ServedBy: n.cfg.NodeName,
+		return &cachev1.PartitionChanges{Partition: pid, ServedBy: n.cfg.NodeName, Subscription: req.Id,
 			Error: fmt.Sprintf("no partition %d: the cluster has partitions 0 to %d", pid, n.ring.Count()-1)}, nil
 	}
 	p := n.part(pid)
 	if p == nil || p.displaced.Load() {
-		return &cachev1.PartitionChanges{Partition: pid, ServedBy: n.cfg.NodeName,
+		return &cachev1.PartitionChanges{Partition: pid, ServedBy: n.cfg.NodeName, Subscription: req.Id,
 			Error: fmt.Sprintf("node %s holds no replica of partition %d", n.cfg.NodeName, pid)}, nil
 	}
 	feed := p.fsm.feed
 	if req.FromIndex > 0 && req.Epoch == p.fsm.epoch.Load() {
 		if cur, _, ok := feed.from(req.FromIndex); ok {
-			return nil, &changeSub{p: p, cur: cur}
+			return nil, &changeSub{id: req.Id, p: p, cur: cur}
 		}
 	}
 	cur, _, _ := feed.from(math.MaxUint64) // the feed's end
-	return nil, &changeSub{p: p, cur: cur, reset: true}
+	return nil, &changeSub{id: req.Id, p: p, cur: cur, reset: true}
 }
 
 // nextChanges returns the next message of a subscription: its new changes,
@@ -151,7 +152,7 @@ func (n *Node) subscribe(req *cachev1.ChangeSubscription) (*cachev1.PartitionCha
 func (n *Node) nextChanges(pid uint32, sub *changeSub, mark bool, buf []change) (*cachev1.PartitionChanges, []change) {
 	p := sub.p
 	if cur := n.part(pid); cur != p || p.displaced.Load() {
-		return &cachev1.PartitionChanges{Partition: pid, ServedBy: n.cfg.NodeName,
+		return &cachev1.PartitionChanges{Partition: pid, ServedBy: n.cfg.NodeName, Subscription: sub.id,
 			Error: fmt.Sprintf("node %s no longer holds a replica of partition %d", n.cfg.NodeName, pid)}, buf
 	}
 	var proof replicaFacts
@@ -180,7 +181,7 @@ func (n *Node) nextChanges(pid uint32, sub *changeSub, mark bool, buf []change) 
 		return nil, changes
 	}
 	pc := &cachev1.PartitionChanges{Partition: pid, Epoch: epoch, Through: through, Restart: sub.reset,
-		ServedBy: n.cfg.NodeName, Role: roleOf(p.raft.State())}
+		ServedBy: n.cfg.NodeName, Role: roleOf(p.raft.State()), Subscription: sub.id}
 	if len(changes) > 0 {
 		pc.KeyHashes = make([]uint64, len(changes))
 		pc.Indexes = make([]uint64, len(changes))

@@ -3623,8 +3623,12 @@ type ChangeSubscription struct {
 	// The log incarnation and the index through which the client has
 	// processed the partition's changes. Zero from_index (or another epoch
 	// than the replica's) starts afresh, with restart set.
-	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	FromIndex     uint64 `protobuf:"varint,3,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	Epoch     uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	FromIndex uint64 `protobuf:"varint,3,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	// Chosen by the client, echoed in every PartitionChanges of this
+	// subscription, so that the client can tell them from those of an
+	// earlier subscription to the same partition still in flight.
+	Id            uint64 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3676,6 +3680,13 @@ func (x *ChangeSubscription) GetEpoch() uint64 {
 func (x *ChangeSubscription) GetFromIndex() uint64 {
 	if x != nil {
 		return x.FromIndex
+	}
+	return 0
+}
+
+func (x *ChangeSubscription) GetId() uint64 {
+	if x != nil {
+		return x.Id
 	}
 	return 0
 }
@@ -3760,7 +3771,9 @@ type PartitionChanges struct {
 	// Set when the node stopped (or never started) following the
 	// partition, e.g. it holds no replica of it; the subscription has
 	// ended and the client subscribes elsewhere.
-	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// The id of the subscription this message belongs to.
+	Subscription  uint64 `protobuf:"varint,11,opt,name=subscription,proto3" json:"subscription,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3863,6 +3876,13 @@ func (x *PartitionChanges) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *PartitionChanges) GetSubscription() uint64 {
+	if x != nil {
+		return x.Subscription
+	}
+	return 0
 }
 
 var File_cache_v1_cache_proto protoreflect.FileDescriptor
@@ -4132,17 +4152,18 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\x0eChangesRequest\x12B\n" +
 	"\tsubscribe\x18\x01 \x03(\v2$.elcache.cache.v1.ChangeSubscriptionR\tsubscribe\x12 \n" +
 	"\vunsubscribe\x18\x02 \x03(\rR\vunsubscribe\x12\x12\n" +
-	"\x04ping\x18\x03 \x01(\x04R\x04ping\"g\n" +
+	"\x04ping\x18\x03 \x01(\x04R\x04ping\"w\n" +
 	"\x12ChangeSubscription\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"from_index\x18\x03 \x01(\x04R\tfromIndex\"i\n" +
+	"from_index\x18\x03 \x01(\x04R\tfromIndex\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id\"i\n" +
 	"\x0fChangesResponse\x12B\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\".elcache.cache.v1.PartitionChangesR\n" +
 	"partitions\x12\x12\n" +
-	"\x04ping\x18\x02 \x01(\x04R\x04ping\"\xd6\x02\n" +
+	"\x04ping\x18\x02 \x01(\x04R\x04ping\"\xfa\x02\n" +
 	"\x10PartitionChanges\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -4155,7 +4176,8 @@ const file_cache_v1_cache_proto_rawDesc = "" +
 	"\tserved_by\x18\b \x01(\tR\bservedBy\x12*\n" +
 	"\x04role\x18\t \x01(\x0e2\x16.elcache.cache.v1.RoleR\x04role\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error*\xab\x01\n" +
+	" \x01(\tR\x05error\x12\"\n" +
+	"\fsubscription\x18\v \x01(\x04R\fsubscription*\xab\x01\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
