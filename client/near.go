@@ -183,7 +183,7 @@ type near struct {
 	cache *otter.Cache[uint64, *nearEntry]
 	parts atomic.Pointer[[]nearPart] // by partition; sized at the first map
 
-	hits, misses, invalidations, reconnects atomic.Uint64
+	hits, misses, invalidations, reconnects, restarts atomic.Uint64
 	// subs numbers subscriptions (nearPart.sub).
 	subs atomic.Uint64
 }
@@ -417,10 +417,15 @@ type NearCounters struct {
 	// Reconnects counts the Changes streams opened again after one
 	// broke.
 	Reconnects uint64
+	// Restarts counts the times a followed partition's copies were all
+	// dropped because its stream could not resume where the client
+	// stood (the node no longer held the changes since).
+	Restarts uint64
 }
 
 func (nc *near) counters() NearCounters {
 	nc.cache.CleanUp() // the size counts pending writes
 	return NearCounters{Hits: nc.hits.Load(), Misses: nc.misses.Load(), Invalidations: nc.invalidations.Load(),
-		Entries: nc.cache.EstimatedSize(), Bytes: nc.cache.WeightedSize(), Reconnects: nc.reconnects.Load()}
+		Entries: nc.cache.EstimatedSize(), Bytes: nc.cache.WeightedSize(), Reconnects: nc.reconnects.Load(),
+		Restarts: nc.restarts.Load()}
 }

@@ -331,6 +331,9 @@ func TestNearCacheLeaderChange(t *testing.T) {
 	}
 	after := cl.Counters().Near
 	t.Logf("near counters before the kill %+v, after %+v", before, after)
+	if after.Restarts != 0 {
+		t.Errorf("%d partitions restarted: their streams did not resume on the new leaders", after.Restarts)
+	}
 }
 
 // TestNearCacheBrokenFeedIsCaught: with the nodes' Changes streams broken

@@ -306,6 +306,9 @@ func (nc *near) receive(f *nearFeed, r *cachev1.ChangesResponse) {
 			continue
 		}
 		if pc.GetRestart() || pc.GetEpoch() != p.cur.epoch {
+			if p.cur.through > 0 {
+				nc.restarts.Add(1)
+			}
 			p.restartLocked(pc.GetEpoch(), pc.GetThrough())
 		}
 		nc.applyLocked(p, pc.GetKeyHashes(), pc.GetIndexes())
