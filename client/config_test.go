@@ -46,6 +46,14 @@ func TestConfigValidate(t *testing.T) {
 		{"negative attempts", func(c *Config) { c.MaxAttempts = -1 }, []string{"MaxAttempts"}},
 		{"retry base over max", func(c *Config) { c.RetryBase, c.RetryMax = time.Second, time.Millisecond }, []string{"RetryBase"}},
 		{"negative breaker", func(c *Config) { c.BreakerCooldown = -1 }, []string{"BreakerCooldown"}},
+		{"near cache defaults", func(c *Config) { c.NearCache = &NearCacheConfig{} }, nil},
+		{"near cache bounds", func(c *Config) { c.NearCache = &NearCacheConfig{MaxBytes: 1 << 20, MaxEntries: 1000} }, nil},
+		{"near cache negatives", func(c *Config) {
+			c.NearCache = &NearCacheConfig{MaxBytes: -1, MaxEntries: -1, ProgressInterval: -1, History: -1}
+		}, []string{"MaxBytes -1", "MaxEntries -1", "ProgressInterval -1ns", "History -1"}},
+		{"near cache timeout below two pings", func(c *Config) {
+			c.NearCache = &NearCacheConfig{ProgressInterval: 100 * time.Millisecond, StreamTimeout: 150 * time.Millisecond}
+		}, []string{"StreamTimeout 150ms is shorter than two ProgressIntervals (100ms)"}},
 		{"every problem", func(c *Config) {
 			*c = Config{Seeds: []string{"x"}, DialTimeout: -1, DefaultWriteMode: -1, MaxRecvMsgSize: -1}
 		}, []string{"HOST:PORT", "DialTimeout", "DefaultWriteMode", "MaxRecvMsgSize"}},
