@@ -86,6 +86,7 @@ var dashboardWants = []string{
 	"elcache_resp_connections", "elcache_resp_connections_total", "elcache_resp_commands_total",
 	"elcache_resp_command_duration_seconds", "elcache_resp_errors_total",
 	"elcache_row_cache_lookups_total", "elcache_row_cache_bytes", "elcache_row_cache_max_bytes",
+	"elcache_changes_streams", "elcache_changes_sent_total",
 }
 
 // dashboard is the part of Grafana's dashboard JSON model the file uses;

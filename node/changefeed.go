@@ -41,12 +41,14 @@ type changeFeed struct {
 	// gen grows whenever the feed restarts (reset): positions of an
 	// earlier generation mean nothing.
 	gen uint64
-	// waiters are woken (without blocking) after every publish.
-	waiters map[chan struct{}]struct{}
+	// watchers are called after every publish and reset, with mu held:
+	// they must not block.
+	watchers map[uint64]func()
+	nextID   uint64
 }
 
 func newChangeFeed(applied uint64) *changeFeed {
-	return &changeFeed{known: applied, through: applied, waiters: make(map[chan struct{}]struct{})}
+	return &changeFeed{known: applied, through: applied, watchers: make(map[uint64]func())}
 }
 
 // publish appends the changes of the entries up to through.
@@ -81,23 +83,22 @@ func (f *changeFeed) reset(applied uint64) {
 }
 
 func (f *changeFeed) wakeLocked() {
-	for ch := range f.waiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for _, fn := range f.watchers {
+		fn()
 	}
 }
 
-// watch registers ch to be woken after every publish; the returned
-// function unregisters it.
-func (f *changeFeed) watch(ch chan struct{}) func() {
+// watch has fn called after every publish and reset; fn must not block.
+// The returned function stops it.
+func (f *changeFeed) watch(fn func()) func() {
 	f.mu.Lock()
-	f.waiters[ch] = struct{}{}
+	f.nextID++
+	id := f.nextID
+	f.watchers[id] = fn
 	f.mu.Unlock()
 	return func() {
 		f.mu.Lock()
-		delete(f.waiters, ch)
+		delete(f.watchers, id)
 		f.mu.Unlock()
 	}
 }

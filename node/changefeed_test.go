@@ -94,7 +94,12 @@ func TestChangeFeed(t *testing.T) {
 func TestChangeFeedWakes(t *testing.T) {
 	f := newChangeFeed(0)
 	ch := make(chan struct{}, 1)
-	stop := f.watch(ch)
+	stop := f.watch(func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
 	f.publish(nil, 1)
 	select {
 	case <-ch:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/elcache/elcache/internal/request"
@@ -36,6 +37,16 @@ type changeSub struct {
 	reset bool   // the next message says reset
 	sent  uint64 // the through of the last message sent
 	epoch uint64 // the epoch of the last message sent
+	// dirty is set by the feed when it has news; stop ends the watch.
+	dirty atomic.Bool
+	stop  func()
+}
+
+// end stops the subscription's watch of its feed.
+func (s *changeSub) end() {
+	if s.stop != nil {
+		s.stop()
+	}
 }
 
 // Changes serves a near cache's stream of partition changes.
@@ -62,10 +73,11 @@ func (s *cacheServer) Changes(stream cachev1.Cache_ChangesServer) error {
 	}()
 	wake := make(chan struct{}, 1)
 	subs := make(map[uint32]*changeSub)
-	watching := make(map[*changeFeed]func())
+	n.stats.changeStreams.Add(1)
 	defer func() {
-		for _, stop := range watching {
-			stop()
+		n.stats.changeStreams.Add(-1)
+		for _, sub := range subs {
+			sub.end()
 		}
 	}()
 	recheck := time.NewTicker(changesRecheck)
@@ -74,6 +86,7 @@ func (s *cacheServer) Changes(stream cachev1.Cache_ChangesServer) error {
 	for {
 		var ping uint64
 		var out []*cachev1.PartitionChanges
+		all := false // look at every subscription, not only those with news
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -86,32 +99,60 @@ func (s *cacheServer) Changes(stream cachev1.Cache_ChangesServer) error {
 			return err
 		case r := <-reqs:
 			for _, pid := range r.Unsubscribe {
-				delete(subs, pid)
+				if sub := subs[pid]; sub != nil {
+					sub.end()
+					delete(subs, pid)
+				}
 			}
-			for _, sub := range r.Subscribe {
-				pc, cs := n.subscribe(sub)
+			for _, req := range r.Subscribe {
+				if old := subs[req.Partition]; old != nil {
+					old.end()
+					delete(subs, req.Partition)
+				}
+				pc, sub := n.subscribe(req)
 				if pc != nil {
 					out = append(out, pc)
-					delete(subs, sub.Partition)
 					continue
 				}
-				subs[sub.Partition] = cs
-				if _, ok := watching[cs.p.fsm.feed]; !ok {
-					watching[cs.p.fsm.feed] = cs.p.fsm.feed.watch(wake)
+				sub.dirty.Store(true) // its first message: a restart, or the changes since
+				unwatch := sub.p.fsm.feed.watch(func() {
+					sub.dirty.Store(true)
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				})
+				n.stats.changeSubs.Add(1)
+				sub.stop = func() {
+					unwatch()
+					n.stats.changeSubs.Add(-1)
 				}
+				subs[req.Partition] = sub
 			}
 			ping = r.Ping
+			all = ping != 0
 		case <-wake:
 		case <-recheck.C:
+			all = true
 		}
 		for pid, sub := range subs {
+			if !sub.dirty.Swap(false) && !all {
+				continue
+			}
 			var pc *cachev1.PartitionChanges
 			pc, buf = n.nextChanges(pid, sub, ping != 0, buf[:0])
 			if pc != nil {
 				out = append(out, pc)
 			}
 			if pc != nil && pc.Error != "" {
+				sub.end()
 				delete(subs, pid)
+			} else if pc != nil && len(pc.KeyHashes) == maxChangesPerMessage {
+				sub.dirty.Store(true) // more to send
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
 			}
 		}
 		if len(out) == 0 && ping == 0 {
@@ -183,6 +224,7 @@ func (n *Node) nextChanges(pid uint32, sub *changeSub, mark bool, buf []change) 
 	pc := &cachev1.PartitionChanges{Partition: pid, Epoch: epoch, Through: through, Restart: sub.reset,
 		ServedBy: n.cfg.NodeName, Role: roleOf(p.raft.State()), Subscription: sub.id}
 	if len(changes) > 0 {
+		n.stats.changesSent.Add(uint64(len(changes)))
 		pc.KeyHashes = make([]uint64, len(changes))
 		pc.Indexes = make([]uint64, len(changes))
 		for i, c := range changes {

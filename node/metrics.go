@@ -22,6 +22,8 @@ func (n *Node) metricsSnapshot() metrics.Snapshot {
 		Deletes:       n.stats.deletes.Load(),
 		Forwarded:     n.stats.forwarded.Load(),
 	}
+	s.Changes = metrics.Changes{Streams: n.stats.changeStreams.Load(), Subscriptions: n.stats.changeSubs.Load(),
+		Sent: n.stats.changesSent.Load()}
 	rc := n.db.RowCacheStats()
 	s.RowCache = metrics.RowCache{Entries: int64(rc.Entries), Bytes: rc.Bytes, MaxBytes: rc.MaxBytes, Hits: rc.Hits, Misses: rc.Misses}
 	for _, p := range n.hosted() {

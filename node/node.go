@@ -88,6 +88,10 @@ type Node struct {
 		// loads counts database loads started by refills; coalesced, the
 		// misses that joined a load already under way.
 		loads, coalesced atomic.Uint64
+		// The Changes streams open, the partitions they follow, and the
+		// key changes they sent.
+		changeStreams, changeSubs atomic.Int64
+		changesSent               atomic.Uint64
 	}
 	// metrics are the Prometheus metrics served on Config.MetricsAddr.
 	metrics *metrics.Metrics

@@ -23,6 +23,8 @@ type Snapshot struct {
 	Hits, Misses, Puts, Deletes, Forwarded uint64
 	// RowCache is the storage's row cache (zero without one).
 	RowCache RowCache
+	// Changes are the Changes streams of near caches in clients.
+	Changes Changes
 	// Backing is the node's backing database, nil for a pure cache (its
 	// metrics are then absent).
 	Backing *Backing
@@ -57,6 +59,15 @@ type Partition struct {
 type RowCache struct {
 	Entries, Bytes, MaxBytes int64
 	Hits, Misses             uint64
+}
+
+// Changes describe the Changes streams the node serves to near caches.
+type Changes struct {
+	// Streams and Subscriptions are open now: the streams, and the
+	// partitions they follow.
+	Streams, Subscriptions int64
+	// Sent counts the key changes sent.
+	Sent uint64
 }
 
 // Backing is the state of the node's backing database.
@@ -134,6 +145,12 @@ var (
 		"The row cache's bound (0: no row cache).", nil, nil)
 	descRowLookups = prometheus.NewDesc("elcache_row_cache_lookups_total",
 		"Point reads of the node's database, by whether the row cache answered them.", []string{"result"}, nil)
+	descChangeStreams = prometheus.NewDesc("elcache_changes_streams",
+		"Changes streams open on this node (near caches of clients).", nil, nil)
+	descChangeSubs = prometheus.NewDesc("elcache_changes_subscriptions",
+		"Partitions the open Changes streams follow.", nil, nil)
+	descChangesSent = prometheus.NewDesc("elcache_changes_sent_total",
+		"Key changes sent on Changes streams.", nil, nil)
 	descOps = prometheus.NewDesc("elcache_cache_operations_total",
 		"Cache reads and writes served by this node's replicas, by result.", []string{"result"}, nil)
 	descForwarded = prometheus.NewDesc("elcache_forwarded_total",
@@ -144,7 +161,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descApplyLag, descLeaderChanges, descPartKeys, descPartBytes,
 		descDirty, descRefused, descFlushLag, descFlushed, descLoads, descCoalesced, descRefills, descBreaker,
 		descMembers, descEvictions, descExpirations, descCapacity, descUsed, descDisk, descOps, descForwarded,
-		descRowEntries, descRowBytes, descRowMax, descRowLookups} {
+		descRowEntries, descRowBytes, descRowMax, descRowLookups, descChangeStreams, descChangeSubs, descChangesSent} {
 		ch <- d
 	}
 }
@@ -186,6 +203,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descRowMax, float64(s.RowCache.MaxBytes))
 	counter(descRowLookups, s.RowCache.Hits, "hit")
 	counter(descRowLookups, s.RowCache.Misses, "miss")
+	gauge(descChangeStreams, float64(s.Changes.Streams))
+	gauge(descChangeSubs, float64(s.Changes.Subscriptions))
+	counter(descChangesSent, s.Changes.Sent)
 	if b := s.Backing; b != nil {
 		gauge(descDirty, float64(dirty))
 		gauge(descRefused, float64(refused))

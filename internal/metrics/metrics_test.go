@@ -196,6 +196,7 @@ func TestState(t *testing.T) {
 		CapacityBytes: 1 << 20, DiskBytes: 4096,
 		Hits: 11, Misses: 12, Puts: 13, Deletes: 14, Forwarded: 15,
 		RowCache: RowCache{Entries: 31, Bytes: 32, MaxBytes: 33, Hits: 34, Misses: 35},
+		Changes:  Changes{Streams: 2, Subscriptions: 5, Sent: 41},
 		Backing: &Backing{FlushLag: 1500 * time.Millisecond, FlushedRows: 21, Loads: 22, Coalesced: 23, Refills: 24,
 			Breaker: BreakerOpen},
 		Members: map[string]int{"alive": 2, "suspect": 1, "dead": 0, "left": 0},
@@ -224,6 +225,9 @@ func TestState(t *testing.T) {
 		`elcache_row_cache_max_bytes`:                      33,
 		`elcache_row_cache_lookups_total{result="hit"}`:    34,
 		`elcache_row_cache_lookups_total{result="miss"}`:   35,
+		`elcache_changes_streams`:                          2,
+		`elcache_changes_subscriptions`:                    5,
+		`elcache_changes_sent_total`:                       41,
 		`elcache_writeback_backlog_keys`:                   3,
 		`elcache_writeback_refused_keys`:                   1,
 		`elcache_writeback_flush_lag_seconds`:              1.5,
@@ -249,7 +253,8 @@ func TestState(t *testing.T) {
 		"elcache_cache_operations_total": "counter", "elcache_forwarded_total": "counter",
 		"elcache_row_cache_entries": "gauge", "elcache_row_cache_bytes": "gauge", "elcache_row_cache_max_bytes": "gauge",
 		"elcache_row_cache_lookups_total": "counter",
-		"go_goroutines":                   "gauge", "process_resident_memory_bytes": "gauge",
+		"elcache_changes_streams":         "gauge", "elcache_changes_subscriptions": "gauge", "elcache_changes_sent_total": "counter",
+		"go_goroutines": "gauge", "process_resident_memory_bytes": "gauge",
 	})
 }
 

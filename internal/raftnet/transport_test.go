@@ -44,9 +44,12 @@ func TestTransportReplication(t *testing.T) {
 			})
 		}
 
-		if s := c.stats(g); s.Pipelined == 0 || s.Heartbeats == 0 {
-			t.Errorf("group %d stats %+v: want pipelined appends and heartbeats", g, s)
-		}
+		// Heartbeats follow the appends within a heartbeat interval, or
+		// later on a loaded machine.
+		transportWait(t, 10*time.Second, fmt.Sprintf("group %d sent pipelined appends and heartbeats", g), func() bool {
+			s := c.stats(g)
+			return s.Pipelined > 0 && s.Heartbeats > 0
+		})
 		// The leader's Match of every follower reaches its last index.
 		var leader *tnode
 		transportWait(t, 10*time.Second, fmt.Sprintf("group %d Match reaches the leader's last index", g), func() bool {
