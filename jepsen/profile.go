@@ -22,6 +22,19 @@ var Profiles = map[string]Profile{
 		WriteModes:  []string{ModeWriteThrough, ModeWriteBack, ModeWriteAround},
 		EarlyFaults: []string{KindKillAll},
 	},
+	// quick-near: the set, session and bounded workloads read through
+	// near caches (NearCache) under every kind of fault, each held
+	// briefly so that a run of 75 s makes (nearly always) every kind; the
+	// leader faults hit the bounded workload's first key's partition. CI
+	// runs it after quick.
+	"quick-near": {
+		Name: "quick-near", Nodes: 5, Partitions: 16, Duration: 75 * time.Second,
+		Faults:   AllKinds,
+		FaultMin: 2 * time.Second, FaultMax: 4 * time.Second, QuietMin: 500 * time.Millisecond, QuietMax: 1500 * time.Millisecond,
+		Set: 2, Session: 3, Bounded: 3, SetReplicated: 75,
+		NearCache:   true,
+		EarlyFaults: []string{KindKillAll},
+	},
 	// full: every kind of fault several times, held longer.
 	"full": {
 		Name: "full", Nodes: 5, Partitions: 16, Duration: 8 * time.Minute,
