@@ -111,7 +111,7 @@ jepsen-deps: deps ## Install what the fault suite needs (iproute2, iptables, e2f
 			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${tool#*:} >/dev/null; }; \
 	done
 
-jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests and regressions (~8.5 min).
+jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests and regressions (~9.5 min).
 	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile full -seed $(SEED) -duration $(DURATION) -near-cache=$(NEAR_CACHE) -out $(abspath $(JEPSEN_OUT))
 	$(JEPSEN_TEST) -run '^(TestSelfTest|TestRegressions)$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
 
@@ -121,7 +121,7 @@ jepsen-quick: jepsen-deps ## Fault suite, short: every fault once or so in 2 min
 jepsen-selftest: jepsen-deps ## Fault suite self-tests (a promise broken on purpose must be caught) and regression scenarios (must pass).
 	$(JEPSEN_TEST) -run '^(TestSelfTest|TestRegressions)$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
 
-jepsen-run: jepsen-deps ## One fault-suite run: PROFILE=quick|quick-near|full|break-lease|break-flush|break-fence|break-replicated SEED=N DURATION=2m NEAR_CACHE=1.
+jepsen-run: jepsen-deps ## One fault-suite run: PROFILE=quick|quick-near|full|break-lease|break-flush|break-fence|break-replicated|break-changes SEED=N DURATION=2m NEAR_CACHE=1.
 	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile $(PROFILE) -seed $(SEED) -duration $(DURATION) -near-cache=$(NEAR_CACHE) -out $(abspath $(JEPSEN_OUT))
 
 bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes).

@@ -31,5 +31,6 @@
 // ELCACHE_BREAK set, each breaking one promise (a lease read without the
 // lease check, a write-back flush that marks rows clean before writing
 // them, a refill without its fence, a REPLICATED write acknowledged from
-// memory); the suite must report each.
+// memory, a Changes stream that loses the near caches' invalidations);
+// the suite must report each.
 package jepsen

@@ -94,6 +94,16 @@ var Profiles = map[string]Profile{
 		Set: 10, SetReplicated: 100, Pace: 2 * time.Millisecond, ConvergeTimeout: 15 * time.Second,
 		Break: []string{"replicated-ack"}, Expect: []string{"lost-element"},
 	},
+	// The nodes' Changes streams carry progress marks but no key changes:
+	// near caches keep the copies other processes' writes overwrote, and
+	// the marks claim them fresh. No fault is needed: the session
+	// processes read keys they have just written around their clients,
+	// and the bounded ones keys others wrote seconds ago.
+	"break-changes": {
+		Name: "break-changes", Nodes: 5, Partitions: 16, Duration: 20 * time.Second,
+		Session: 3, Bounded: 3, NearCache: true,
+		Break: []string{"changes-feed"}, Expect: []string{"bounded-stale-read", "session-read-your-writes", "session-monotonic-reads"},
+	},
 	// Regression scenarios: faults that once exposed a bug in elcache,
 	// run against the real server, which must come out valid.
 	//

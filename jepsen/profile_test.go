@@ -21,7 +21,7 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("near-cache profile %s has no set, session or bounded processes", name)
 		}
 	}
-	for _, name := range []string{"quick-near"} {
+	for _, name := range []string{"quick-near", "break-changes"} {
 		if !Profiles[name].NearCache {
 			t.Errorf("%s does not read through near caches", name)
 		}
