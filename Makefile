@@ -92,11 +92,14 @@ test-short: deps ## Run the tests without the race detector.
 # in front of a throwaway PostgreSQL, faults injected by a seeded
 # schedule, the history checked. It needs root. Each run writes a folder
 # under JEPSEN_OUT (index.html, results.json, history.jsonl, nemesis.log,
-# node logs); SEED=N reruns a schedule (0 picks one).
+# node logs); SEED=N reruns a schedule (0 picks one); NEAR_CACHE=1 makes
+# the set, session and bounded workloads of any profile read through near
+# caches (quick-near always does).
 JEPSEN_OUT      ?= jepsen-results
 SEED            ?= 0
 PROFILE         ?= quick
 DURATION        ?= 0
+NEAR_CACHE      ?= 0
 JEPSEN_TEST      = cd jepsen && $(GO) test -tags jepsen -count=1 -v -timeout 60m
 
 jepsen-deps: deps ## Install what the fault suite needs (iproute2, iptables, e2fsprogs, util-linux), if missing.
@@ -108,18 +111,18 @@ jepsen-deps: deps ## Install what the fault suite needs (iproute2, iptables, e2f
 			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${tool#*:} >/dev/null; }; \
 	done
 
-jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests and regressions (~8.5 min).
-	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile full -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
+jepsen: jepsen-deps ## Fault suite: the full run (8 min of every fault, ~10 min in all), then the self-tests and regressions (~9.5 min).
+	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile full -seed $(SEED) -duration $(DURATION) -near-cache=$(NEAR_CACHE) -out $(abspath $(JEPSEN_OUT))
 	$(JEPSEN_TEST) -run '^(TestSelfTest|TestRegressions)$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
 
-jepsen-quick: jepsen-deps ## Fault suite, short: every fault once or so in 2 minutes (~3 min in all); CI runs it.
-	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile quick -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
+jepsen-quick: jepsen-deps ## Fault suite, short: every fault once or so in 2 minutes, then 75 s with near-cache clients (~5 min in all); CI runs it.
+	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile quick,quick-near -seed $(SEED) -duration $(DURATION) -near-cache=$(NEAR_CACHE) -out $(abspath $(JEPSEN_OUT))
 
 jepsen-selftest: jepsen-deps ## Fault suite self-tests (a promise broken on purpose must be caught) and regression scenarios (must pass).
 	$(JEPSEN_TEST) -run '^(TestSelfTest|TestRegressions)$$' . -args -seed $(SEED) -out $(abspath $(JEPSEN_OUT))
 
-jepsen-run: jepsen-deps ## One fault-suite run: PROFILE=quick|full|break-lease|break-flush|break-fence|break-replicated SEED=N DURATION=2m.
-	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile $(PROFILE) -seed $(SEED) -duration $(DURATION) -out $(abspath $(JEPSEN_OUT))
+jepsen-run: jepsen-deps ## One fault-suite run: PROFILE=quick|quick-near|full|break-lease|break-flush|break-fence|break-replicated|break-changes SEED=N DURATION=2m NEAR_CACHE=1.
+	$(JEPSEN_TEST) -run '^TestJepsen$$' . -args -profile $(PROFILE) -seed $(SEED) -duration $(DURATION) -near-cache=$(NEAR_CACHE) -out $(abspath $(JEPSEN_OUT))
 
 bench: ## Run the benchmarks (storage, single-node gRPC, read levels on 3 nodes).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./storage ./storage/sqlstore ./node

@@ -44,7 +44,8 @@ func (e *element) wrote(value string) bool {
 // CheckSet checks the set workload: every add writes an element key once
 // and gets read it back. After healing, the final reads (Final) must find
 // every acknowledged add and no failed one; adds of unknown outcome may
-// go either way. Before that, a get at linearizable or lease that began
+// go either way. No read may find an element every add of which failed,
+// or a value no add of it wrote. Before that, a get at linearizable or lease that began
 // after an element was acknowledged (or after another such read found
 // it) must find it. Every element needs a final read. The figures give
 // how long acknowledged adds took to become visible to the first
@@ -105,6 +106,11 @@ func CheckSet(ops []Op) Result {
 			list.add("unexpected-element", op.Key, op.Start,
 				"%s found the element, but every add of it failed: %s", describeOp(*op), describeOp(*e.adds[0]))
 		}
+		if op.Found && !e.wrote(op.Value) && !e.unexpected {
+			e.unexpected = true
+			list.add("unexpected-element", op.Key, op.Start,
+				"%s returned a value that no add of the element wrote: %s", describeOp(*op), describeOp(*e.adds[0]))
+		}
 		if op.Final {
 			if e.final == nil || op.End > e.final.End {
 				e.final = op
@@ -164,10 +170,8 @@ func CheckSet(ops []Op) Result {
 				"no final read of the element: %s", describeOp(*e.adds[0]))
 			continue
 		}
-		if f.Found && !e.wrote(f.Value) && !e.unexpected {
-			list.add("unexpected-element", k, f.Start,
-				"%s returned a value that no add of the element wrote: %s", describeOp(*f), describeOp(*e.adds[0]))
-			continue
+		if f.Found && !e.wrote(f.Value) {
+			continue // an unexpected element, reported above
 		}
 		switch {
 		case e.outcome == OK && !f.Found:

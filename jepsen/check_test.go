@@ -393,6 +393,9 @@ func TestCheckSet(t *testing.T) {
 			synSetGet(1, ev, "e9", "v9", 3, 15, 20)}, []string{"unexpected-element"}},
 		{"an element with a value nobody wrote", []Op{
 			synAdd(0, "e1", "v1", 3, 0, 10), final(synSetGet(2, lin, "e1", "v2", 3, 100, 110))}, []string{"unexpected-element"}},
+		{"a value nobody wrote before the end", []Op{
+			synAdd(0, "e1", "v1", 3, 0, 10), synSetGet(1, ev, "e1", "v2", 3, 15, 20),
+			final(synSetGet(2, lin, "e1", "v1", 3, 100, 110))}, []string{"unexpected-element"}},
 		{"unknown adds either way", []Op{
 			synOutcome(synAdd(0, "e1", "v1", 0, 0, 10), Unknown), final(synSetGet(2, lin, "e1", "v1", 3, 100, 110)),
 			synOutcome(synAdd(0, "e2", "v2", 0, 0, 10), Unknown), final(synSetGet(2, lin, "e2", "", 0, 100, 110))}, nil},

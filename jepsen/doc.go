@@ -12,7 +12,10 @@
 // stale reads by real-time order, bounded staleness and session
 // guarantees from the reads' proofs, lost and stale set elements, the
 // write modes' promises against the database's own audit log, and the
-// convergence of all replicas.
+// convergence of all replicas. A near-cache run (Profile.NearCache,
+// profile quick-near) sends the set, session and bounded workloads'
+// reads through Go clients with near caches, under the same checkers,
+// and fails if the near caches served none of a workload's reads.
 //
 // Run writes a folder per run: history.jsonl, nemesis.log, results.json,
 // index.html (verdict, checkers, anomalies, latency and throughput over
@@ -28,5 +31,6 @@
 // ELCACHE_BREAK set, each breaking one promise (a lease read without the
 // lease check, a write-back flush that marks rows clean before writing
 // them, a refill without its fence, a REPLICATED write acknowledged from
-// memory); the suite must report each.
+// memory, a Changes stream that loses the near caches' invalidations);
+// the suite must report each.
 package jepsen

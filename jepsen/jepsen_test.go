@@ -21,10 +21,11 @@ import (
 // `make jepsen-quick`, `make jepsen-selftest`.
 
 var (
-	profileFlag  = flag.String("profile", "quick", "profile to run: quick, full (TestJepsen)")
+	profileFlag  = flag.String("profile", "quick", "profiles to run, one after the other, comma-separated: quick, quick-near, full, ... (TestJepsen)")
 	seedFlag     = flag.Int64("seed", 0, "seed of the fault schedule and the workload; 0 picks one from the clock")
 	outFlag      = flag.String("out", "", "folder for the runs' results (default: jepsen-results/ in the repository)")
 	durationFlag = flag.Duration("duration", 0, "workload duration, replacing the profile's")
+	nearFlag     = flag.Bool("near-cache", false, "the set, session and bounded workloads read through near caches, whatever the profile says (Profile.NearCache)")
 )
 
 func seed() int64 {
@@ -76,8 +77,11 @@ func runProfile(t *testing.T, pr Profile, s int64) Summary {
 	}
 	bin := buildServer(t, t.TempDir(), len(pr.Break) > 0)
 	pg := pgtest.Start(t)
-	cfg := Config{Bin: bin, Out: dir, Database: pg.URL(), Profile: pr, Seed: s, Logf: t.Logf,
-		Reproduce: fmt.Sprintf("make jepsen-run PROFILE=%s SEED=%d DURATION=%v", pr.Name, s, pr.Duration)}
+	reproduce := fmt.Sprintf("make jepsen-run PROFILE=%s SEED=%d DURATION=%v", pr.Name, s, pr.Duration)
+	if pr.NearCache && !Profiles[pr.Name].NearCache {
+		reproduce += " NEAR_CACHE=1"
+	}
+	cfg := Config{Bin: bin, Out: dir, Database: pg.URL(), Profile: pr, Seed: s, Logf: t.Logf, Reproduce: reproduce}
 	ctx, cancel := context.WithTimeout(context.Background(), pr.Duration+10*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -85,8 +89,8 @@ func runProfile(t *testing.T, pr Profile, s int64) Summary {
 	if err != nil {
 		t.Fatalf("run %s (seed %d): %v", pr.Name, s, err)
 	}
-	t.Logf("%s seed %d: valid=%v in %v; ops %v; writes by durability %v; faults %v; anomalies %v; report %s",
-		pr.Name, s, sum.Valid, time.Since(start).Round(time.Second), sum.Ops, sum.WritesByDurability, sum.Faults, sum.Anomalies,
+	t.Logf("%s seed %d: valid=%v in %v; ops %v; writes by durability %v; near-cache hits %d; faults %v; anomalies %v; report %s",
+		pr.Name, s, sum.Valid, time.Since(start).Round(time.Second), sum.Ops, sum.WritesByDurability, sum.NearHits, sum.Faults, sum.Anomalies,
 		filepath.Join(dir, "index.html"))
 	for _, r := range sum.Checkers {
 		line := fmt.Sprintf("  %-34s valid=%-5v ops=%-6d anomalies=%d", r.Checker, r.Valid, r.Ops, len(r.Anomalies))
@@ -110,6 +114,7 @@ func runAndJudge(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pr.NearCache = pr.NearCache || *nearFlag
 	sum := runProfile(t, pr, seed())
 	if len(pr.Break) > 0 {
 		if !pr.Caught(sum) {
@@ -122,11 +127,13 @@ func runAndJudge(t *testing.T, name string) {
 	}
 }
 
-// TestJepsen runs one profile (-profile): valid, or, for a self-test
-// profile, caught.
+// TestJepsen runs the profiles -profile names, one after the other: each
+// valid, or, for a self-test profile, caught.
 func TestJepsen(t *testing.T) {
 	needRoot(t)
-	runAndJudge(t, *profileFlag)
+	for _, name := range strings.Split(*profileFlag, ",") {
+		t.Run(name, func(t *testing.T) { runAndJudge(t, name) })
+	}
 }
 
 // TestSelfTest runs every self-test profile: each breaks one promise in

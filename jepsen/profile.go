@@ -22,6 +22,19 @@ var Profiles = map[string]Profile{
 		WriteModes:  []string{ModeWriteThrough, ModeWriteBack, ModeWriteAround},
 		EarlyFaults: []string{KindKillAll},
 	},
+	// quick-near: the set, session and bounded workloads read through
+	// near caches (NearCache) under every kind of fault, each held
+	// briefly so that a run of 75 s makes (nearly always) every kind; the
+	// leader faults hit the bounded workload's first key's partition. CI
+	// runs it after quick.
+	"quick-near": {
+		Name: "quick-near", Nodes: 5, Partitions: 16, Duration: 75 * time.Second,
+		Faults:   AllKinds,
+		FaultMin: 2 * time.Second, FaultMax: 4 * time.Second, QuietMin: 500 * time.Millisecond, QuietMax: 1500 * time.Millisecond,
+		Set: 2, Session: 3, Bounded: 3, SetReplicated: 75,
+		NearCache:   true,
+		EarlyFaults: []string{KindKillAll},
+	},
 	// full: every kind of fault several times, held longer.
 	"full": {
 		Name: "full", Nodes: 5, Partitions: 16, Duration: 8 * time.Minute,
@@ -80,6 +93,16 @@ var Profiles = map[string]Profile{
 		FaultMin: time.Second, FaultMax: time.Second, QuietMin: 3 * time.Second, QuietMax: 5 * time.Second,
 		Set: 10, SetReplicated: 100, Pace: 2 * time.Millisecond, ConvergeTimeout: 15 * time.Second,
 		Break: []string{"replicated-ack"}, Expect: []string{"lost-element"},
+	},
+	// The nodes' Changes streams carry progress marks but no key changes:
+	// near caches keep the copies other processes' writes overwrote, and
+	// the marks claim them fresh. No fault is needed: the session
+	// processes read keys they have just written around their clients,
+	// and the bounded ones keys others wrote seconds ago.
+	"break-changes": {
+		Name: "break-changes", Nodes: 5, Partitions: 16, Duration: 20 * time.Second,
+		Session: 3, Bounded: 3, NearCache: true,
+		Break: []string{"changes-feed"}, Expect: []string{"bounded-stale-read", "session-read-your-writes", "session-monotonic-reads"},
 	},
 	// Regression scenarios: faults that once exposed a bug in elcache,
 	// run against the real server, which must come out valid.

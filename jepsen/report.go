@@ -32,6 +32,9 @@ type Summary struct {
 	// WritesByDurability counts the writes that asked for a durability,
 	// by durability ("sync", "replicated").
 	WritesByDurability map[string]int `json:"writes_by_durability,omitempty"`
+	// NearHits counts the reads a client's near cache served (a
+	// near-cache run's; the near-cache checker has them by workload).
+	NearHits int `json:"near_hits,omitempty"`
 	// Faults counts injected faults by kind.
 	Faults map[string]int `json:"faults"`
 	// Anomalies counts anomalies by kind, over all checkers.
@@ -59,8 +62,8 @@ const (
 	anomalyDetailsByKind = 3
 )
 
-// Summarize fills Ops, OpsByWorkload, Faults, Anomalies, Valid and
-// Checkers from the history and the checkers' results; the caller sets the
+// Summarize fills Ops, OpsByWorkload, WritesByDurability, NearHits,
+// Faults, Anomalies, Valid and Checkers from the history and the checkers' results; the caller sets the
 // rest. Valid means at least one checker ran and every checker found the
 // run valid.
 //
@@ -73,8 +76,12 @@ func Summarize(s *Summary, ops []Op, faults []Fault, results []Result) {
 	s.Ops = map[string]int{string(OK): 0, string(Fail): 0, string(Unknown): 0}
 	s.OpsByWorkload = make(map[string]int)
 	s.WritesByDurability = nil
+	s.NearHits = 0
 	for _, op := range ops {
 		s.Ops[string(op.Outcome)]++
+		if nearServed(&op) {
+			s.NearHits++
+		}
 		s.OpsByWorkload[op.Workload]++
 		if op.Durability != "" {
 			if s.WritesByDurability == nil {
@@ -594,6 +601,7 @@ svg.plot text { fill: #444; }
 <span><b>nodes</b> {{.S.Nodes}}</span>
 <span><b>duration</b> {{printf "%.1f" .S.Duration}} s</span>
 <span><b>ops</b> {{index .S.Ops "total"}}</span>
+{{if .S.NearHits}}<span><b>near-cache hits</b> {{.S.NearHits}}</span>{{end}}
 <span><b>faults</b> {{len .Faults}}</span>
 </div>
 {{if .S.Broken}}<div class="banner{{if .S.Valid}} missed{{end}}">Self-test: broken on purpose: <b>{{range $i, $b := .S.Broken}}{{if $i}}, {{end}}{{$b}}{{end}}</b>.

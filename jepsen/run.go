@@ -18,6 +18,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
+	"github.com/elcache/elcache/client"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
 	"github.com/elcache/elcache/storage/sqlstore"
@@ -95,6 +96,14 @@ type Profile struct {
 	ServerFlags []string
 	// WriteModes the write-mode workload uses.
 	WriteModes []string
+	// NearCache makes the set, session and bounded workloads read through
+	// a Go client (package client) with a near cache, one client per
+	// process, and fewer of their operations writes, so that reads find
+	// keys cached. Their writes still go straight to a node: every change
+	// a near cache must drop then reaches it over its Changes stream,
+	// which is what the faults attack. The near-cache checker fails the
+	// run if one of these workloads had no read served by a near cache.
+	NearCache bool
 	// Break names the self-test switches the nodes run with; the run
 	// must then be invalid with one of Expect's anomaly kinds.
 	Break  []string
@@ -203,18 +212,48 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	w := &workloads{rec: rec, cluster: cluster, parts: parts, pace: cmp.Or(pr.Pace, 10*time.Millisecond), genPeriod: cmp.Or(pr.KeyPeriod, 10*time.Second), start: time.Now()}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6a65707365))
-	nem := &nemesis{rec: rec, net: network, cluster: cluster, proxies: proxies, hot: w.hotPartition, rng: rng, lease: serverLease, log: nemLog}
+	hot := w.hotPartition
+	if pr.Register == 0 && pr.Bounded > 0 {
+		// No register keys: the leader faults hit the partition of the
+		// bounded workload's first key (whose leader the near caches
+		// follow, in a near-cache run).
+		hot = func() uint32 { return parts.Partition([]byte(boundedKey(0))) }
+	}
+	nem := &nemesis{rec: rec, net: network, cluster: cluster, proxies: proxies, hot: hot, rng: rng, lease: serverLease, log: nemLog}
+
+	// The near-cache clients, one per process of the workloads that read
+	// through one.
+	var nearWorkloads []string
+	var nears []*client.Client
+	if pr.NearCache {
+		for _, wl := range []struct {
+			name  string
+			procs int
+		}{{"set", pr.Set}, {"session", pr.Session}, {"bounded", pr.Bounded}} {
+			if wl.procs > 0 {
+				nearWorkloads = append(nearWorkloads, wl.name)
+			}
+		}
+		if nears, err = dialNear(ctx, cluster, pr.Set+pr.Session+pr.Bounded); err != nil {
+			return sum, err
+		}
+		defer closeNear(nears)
+	}
 
 	// The workload.
 	wctx, stop := context.WithTimeout(ctx, pr.Duration)
 	defer stop()
 	var wg sync.WaitGroup
 	members := cluster.Members()
-	id := 0
-	spawn := func(count int, body func(p *process)) {
+	id, nextNear := 0, 0
+	spawn := func(count int, near bool, body func(p *process)) {
 		for range count {
 			p := w.newProcess(id, members[id%len(members)], uint64(cfg.Seed))
 			id++
+			if near && nextNear < len(nears) {
+				p.near = nears[nextNear]
+				nextNear++
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -230,17 +269,21 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if mix == [4]int{} {
 		mix = [4]int{25, 25, 35, 15}
 	}
-	spawn(pr.Register, func(p *process) {
+	spawn(pr.Register, false, func(p *process) {
 		// Half the processes route like a smart client, half go through
 		// their node and its forwarding.
 		p.followLeader = pr.FollowLeader || p.id%2 == 1
 		p.register(wctx, regKeys, mix, pr.RegisterReplicated)
 	})
-	spawn(pr.Set, func(p *process) { p.set(wctx, pr.SetReplicated) })
-	spawn(pr.Session, func(p *process) { p.session(wctx, 4) })
-	spawn(pr.Bounded, func(p *process) { p.bounded(wctx, 4) })
+	sessionW, boundedW := sessionWrites, boundedWrites
+	if pr.NearCache {
+		sessionW, boundedW = nearWrites, nearWrites
+	}
+	spawn(pr.Set, true, func(p *process) { p.set(wctx, pr.SetReplicated) })
+	spawn(pr.Session, true, func(p *process) { p.session(wctx, 4, sessionW) })
+	spawn(pr.Bounded, true, func(p *process) { p.bounded(wctx, 4, boundedW) })
 	if cfg.Database != "" {
-		spawn(pr.WriteMode, func(p *process) { p.writeMode(wctx, 4, pr.WriteModes) })
+		spawn(pr.WriteMode, false, func(p *process) { p.writeMode(wctx, 4, pr.WriteModes) })
 	}
 	logf("workload: %d processes for %v, faults: %s", id, pr.Duration, strings.Join(pr.Faults, " "))
 
@@ -253,6 +296,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	wg.Wait()
 	faultsWG.Wait()
 	sum.Duration = pr.Duration.Seconds()
+	nearSum := nearCounters(nears)
+	if err := closeNear(nears); err != nil {
+		logf("closing the near-cache clients: %v", err)
+	}
 	ops, _ := rec.History()
 	logf("workload done: %d operations", len(ops))
 
@@ -274,6 +321,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	linOps, strong := filterOps(ops, "register", "writemode"), []string{LevelLinearizable, LevelLease}
 	lin, info := CheckLinearizable(linOps, strong, cmp.Or(pr.LinTimeout, 3*time.Minute))
 	results = append(results, lin, CheckRealtime(linOps, strong), CheckBounded(ops), CheckSession(ops), CheckSet(ops))
+	if pr.NearCache {
+		results = append(results, CheckNearCache(ops, nearWorkloads, nearSum))
+	}
 	if cfg.Database != "" {
 		audit, rows, err := readDatabase(ctx, db)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/elcache/elcache/client"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/ring"
 )
@@ -24,6 +25,16 @@ const (
 
 // boundedStaleness is the bound the bounded workload reads with.
 const boundedStaleness = time.Second
+
+// The share, in percent, of the session and bounded workloads' operations
+// that are writes; nearWrites replaces both when the reads go through a
+// near cache (Profile.NearCache), so that a key is read several times
+// between two writes and the near cache has something to serve.
+const (
+	sessionWrites = 50
+	boundedWrites = 40
+	nearWrites    = 10
+)
 
 // workloads drives the client processes of a run.
 type workloads struct {
@@ -70,6 +81,9 @@ type process struct {
 	// refused: the last operation's node refused the connection (it is
 	// down), so the next one waits refusedPause, as a client backs off.
 	refused bool
+	// near, if set, is the process's own Go client with a near cache:
+	// its reads go through it (read), its writes still go to a node.
+	near *client.Client
 }
 
 // refusedPause is the pause after an operation whose node refused the
@@ -222,13 +236,31 @@ func (p *process) token(t *cachev1.SessionToken) {
 	}
 }
 
+// read reads key at level lvl through the process's near-cache client
+// if it has one, else through node n.
+func (p *process) read(ctx context.Context, n *Proc, workload, key, lvl string) Op {
+	if p.near != nil {
+		return p.nearGet(ctx, workload, key, lvl)
+	}
+	return p.get(ctx, n, workload, key, lvl)
+}
+
+// readOp is a get of key at level lvl by the process, through node, not
+// yet made; a bounded read's bound is boundedStaleness.
+func (p *process) readOp(node, workload, key, lvl string) Op {
+	op := Op{Process: p.id, Node: node, Workload: workload, F: FGet, Level: lvl, Key: key}
+	if lvl == LevelBounded {
+		op.MaxStaleness = int64(boundedStaleness)
+	}
+	return op
+}
+
 // get reads key at level through node n.
 func (p *process) get(ctx context.Context, n *Proc, workload, key, lvl string) Op {
-	op := Op{Process: p.id, Node: n.Name, Workload: workload, F: FGet, Level: lvl, Key: key}
+	op := p.readOp(n.Name, workload, key, lvl)
 	opts := &cachev1.ReadOptions{Consistency: level(lvl)}
-	if lvl == LevelBounded {
-		opts.MaxStaleness = durationpb.New(boundedStaleness)
-		op.MaxStaleness = int64(boundedStaleness)
+	if op.MaxStaleness > 0 {
+		opts.MaxStaleness = durationpb.New(time.Duration(op.MaxStaleness))
 	}
 	if lvl == LevelSession {
 		for _, t := range p.tokens {
@@ -337,9 +369,11 @@ func (p *process) register(ctx context.Context, keys int, mix [4]int, replicated
 // oldest element not yet seen back at EVENTUAL through a random node,
 // until it shows: the checker's visibility latency, to within one
 // operation. replicated percent of the adds are REPLICATED, the rest
-// SYNC.
+// SYNC. With a near cache it also reads one of the last elements it saw
+// again after each of those reads: the near cache serves these.
 func (p *process) set(ctx context.Context, replicated int) {
-	var unseen []string
+	const reread = 16 // the elements seen that it reads again
+	var unseen, seen []string
 	for p.pause(ctx) {
 		key := fmt.Sprintf("s.%d.%d", p.id, p.w.seq.Add(1))
 		op := p.put(ctx, p.node, "set", key, key, ModeCacheOnly, p.durability(replicated))
@@ -351,39 +385,52 @@ func (p *process) set(ctx context.Context, replicated int) {
 		if len(unseen) == 0 || !p.pause(ctx) {
 			continue
 		}
-		read := p.get(ctx, p.anyNode(), "set", unseen[0], LevelEventual)
+		read := p.read(ctx, p.anyNode(), "set", unseen[0], LevelEventual)
 		p.w.rec.Add(read)
+		if read.Found {
+			seen = append(seen, unseen[0])
+			seen = seen[max(len(seen)-reread, 0):]
+		}
 		if read.Found || len(unseen) > 64 {
 			unseen = unseen[1:]
 		}
+		if p.near == nil || len(seen) == 0 || !p.pause(ctx) {
+			continue
+		}
+		p.w.rec.Add(p.nearGet(ctx, "set", seen[p.rng.IntN(len(seen))], LevelEventual))
 	}
 }
 
-// session: puts and SESSION gets on shared keys, each through a random
-// node, carrying the session's tokens.
-func (p *process) session(ctx context.Context, keys int) {
+// session: puts (writes percent of the operations) and SESSION gets on
+// shared keys, each through a random node, carrying the session's
+// tokens.
+func (p *process) session(ctx context.Context, keys, writes int) {
 	for p.pause(ctx) {
 		key := fmt.Sprintf("x.%d", p.rng.IntN(keys))
 		n := p.anyNode()
-		if p.rng.IntN(2) == 0 {
+		if p.rng.IntN(100) < writes {
 			p.w.rec.Add(p.put(ctx, n, "session", key, p.value(), ModeCacheOnly, DurabilitySync))
 		} else {
-			p.w.rec.Add(p.get(ctx, n, "session", key, LevelSession))
+			p.w.rec.Add(p.read(ctx, n, "session", key, LevelSession))
 		}
 	}
 }
 
-// bounded: puts through the process's node, BOUNDED gets through any.
-func (p *process) bounded(ctx context.Context, keys int) {
+// bounded: puts (writes percent of the operations) through the process's
+// node, BOUNDED gets through any.
+func (p *process) bounded(ctx context.Context, keys, writes int) {
 	for p.pause(ctx) {
-		key := fmt.Sprintf("b.%d", p.rng.IntN(keys))
-		if p.rng.IntN(10) < 4 {
+		key := boundedKey(p.rng.IntN(keys))
+		if p.rng.IntN(100) < writes {
 			p.w.rec.Add(p.put(ctx, p.node, "bounded", key, p.value(), ModeCacheOnly, DurabilitySync))
 		} else {
-			p.w.rec.Add(p.get(ctx, p.anyNode(), "bounded", key, LevelBounded))
+			p.w.rec.Add(p.read(ctx, p.anyNode(), "bounded", key, LevelBounded))
 		}
 	}
 }
+
+// boundedKey is the bounded workload's key i.
+func boundedKey(i int) string { return fmt.Sprintf("b.%d", i) }
 
 // writeModeKey is key i of mode m in the current generation.
 func (w *workloads) writeModeKey(m string, i int) string {
