@@ -50,9 +50,10 @@ type NearCacheConfig struct {
 	// when its bound is longer than this plus a round trip.
 	ProgressInterval time.Duration
 	// StreamTimeout: a partition whose stream has answered no ping for
-	// this long counts as disconnected: SESSION and BOUNDED reads of it go
-	// to the cluster, and the client follows it elsewhere (default 250ms,
-	// at least 2 ProgressIntervals).
+	// this long counts as disconnected: SESSION reads of it go to the
+	// cluster (BOUNDED ones as soon as their bound runs out), and the
+	// client follows it elsewhere (default 500ms, at least 2
+	// ProgressIntervals).
 	StreamTimeout time.Duration
 	// Grace is how long after its last progress mark a disconnected
 	// partition's entries still serve EVENTUAL reads (default 1s; negative
@@ -73,7 +74,7 @@ const EntryOverhead = 200
 const (
 	defaultNearMaxBytes      = 64 << 20
 	defaultProgressInterval  = 20 * time.Millisecond
-	defaultNearStreamTimeout = 250 * time.Millisecond
+	defaultNearStreamTimeout = 500 * time.Millisecond
 	defaultNearGrace         = time.Second
 	defaultNearHistory       = 4096
 )
