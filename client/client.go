@@ -181,14 +181,14 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 	if err != nil {
 		return Entry{}, err
 	}
-	call := &cachev1.Call{Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: key, Options: ro}}}
-	req := c.readRequest(call, ro, key)
-	if c.near != nil && !req.any {
-		if hit, ok := c.near.lookup(req.part, key, ro); ok {
-			c.sessions.observe(hit.Meta.SessionToken)
-			return getResult(key, hit).Entry, nil
+	if c.near != nil {
+		// Before the request is built: a hit needs none of it.
+		if hit, ok := c.nearGet(key, ro); ok {
+			return hit, nil
 		}
 	}
+	call := &cachev1.Call{Request: &cachev1.Call_Get{Get: &cachev1.GetRequest{Key: key, Options: ro}}}
+	req := c.readRequest(call, ro, key)
 	res, err := c.do(ctx, req)
 	if err != nil {
 		return Entry{}, c.fail(err)
@@ -201,6 +201,26 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (Entry
 		return r.Entry, ErrNotFound
 	}
 	return r.Entry, nil
+}
+
+// nearGet serves key at ro's level from the near cache, if it may, and
+// records the hit's session token as an answer of the cluster's would be.
+func (c *Client) nearGet(key []byte, ro *cachev1.ReadOptions) (Entry, bool) {
+	t := c.topo.Load()
+	if t == nil {
+		return Entry{}, false // as readRequest: no partition to follow yet
+	}
+	pid := t.partition(key)
+	var own *cachev1.SessionToken
+	if ro.GetConsistency() == cachev1.Consistency_CONSISTENCY_SESSION {
+		own = c.sessions.token(pid)
+	}
+	hit, ok := c.near.lookup(pid, key, ro, own)
+	if ok {
+		s := hit.Meta.Session
+		c.sessions.observe(&cachev1.SessionToken{Partition: s.Partition, Epoch: s.Epoch, Index: s.Index})
+	}
+	return hit, ok
 }
 
 // MultiGet reads keys, each at the requested level on its own partition

@@ -10,8 +10,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/maypok86/otter/v2"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 )
@@ -229,25 +227,28 @@ func (nc *near) partsLen() int {
 // NearCacheServedBy is ReadMeta.ServedBy of a read the near cache served.
 const NearCacheServedBy = "near-cache"
 
-// lookup serves key at ro's level from the near cache, if it may. ro's
-// session tokens are all the tokens the read must honour.
-func (nc *near) lookup(pid uint32, key []byte, ro *cachev1.ReadOptions) (*cachev1.GetResponse, bool) {
+// lookup serves key at ro's level from the near cache, if it may. A
+// SESSION read must honour ro's session tokens and own, the client's
+// token of the partition (nil for none). The hit is built as the client
+// returns it, with no protobuf messages between: a hit costs a copy of
+// the value and nothing else on the heap.
+func (nc *near) lookup(pid uint32, key []byte, ro *cachev1.ReadOptions, own *cachev1.SessionToken) (Entry, bool) {
 	level := ro.GetConsistency()
 	switch level {
 	case cachev1.Consistency_CONSISTENCY_EVENTUAL, cachev1.Consistency_CONSISTENCY_BOUNDED, cachev1.Consistency_CONSISTENCY_SESSION:
 	default:
-		return nil, false
+		return Entry{}, false
 	}
 	p := nc.part(pid)
 	if p == nil {
-		return nil, false
+		return Entry{}, false
 	}
 	// The view first, then the entry: an entry found after the view was
 	// taken is valid at least through the view's through.
 	v := p.view.Load()
 	if v == nil {
 		nc.misses.Add(1)
-		return nil, false
+		return Entry{}, false
 	}
 	now := time.Now()
 	var staleness time.Duration
@@ -255,30 +256,37 @@ func (nc *near) lookup(pid uint32, key []byte, ro *cachev1.ReadOptions) (*cachev
 	case cachev1.Consistency_CONSISTENCY_EVENTUAL:
 		if now.Sub(v.markAt) > nc.cfg.StreamTimeout+nc.cfg.Grace {
 			nc.misses.Add(1)
-			return nil, false
+			return Entry{}, false
 		}
 	case cachev1.Consistency_CONSISTENCY_BOUNDED:
 		if v.freshAt.IsZero() || now.Sub(v.freshAt) > ro.GetMaxStaleness().AsDuration() {
 			nc.misses.Add(1)
-			return nil, false
+			return Entry{}, false
 		}
 	case cachev1.Consistency_CONSISTENCY_SESSION:
 		if !v.live || now.Sub(v.markAt) > nc.cfg.StreamTimeout {
 			nc.misses.Add(1)
-			return nil, false
+			return Entry{}, false
 		}
 	}
 	e, ok := nc.cache.GetIfPresent(xxhash.Sum64(key))
 	if !ok || e.gen != v.gen || !bytes.Equal(e.key, key) || (!e.expiresAt.IsZero() && !now.Before(e.expiresAt)) {
 		nc.misses.Add(1)
-		return nil, false
+		return Entry{}, false
 	}
 	pos := max(e.index, v.through)
 	if level == cachev1.Consistency_CONSISTENCY_SESSION {
+		behind := func(t *cachev1.SessionToken) bool {
+			return t.GetPartition() == pid && (t.GetEpoch() != v.epoch || t.GetIndex() > pos)
+		}
+		if own != nil && behind(own) {
+			nc.misses.Add(1)
+			return Entry{}, false
+		}
 		for _, t := range ro.GetSessionTokens() {
-			if t.GetPartition() == pid && (t.GetEpoch() != v.epoch || t.GetIndex() > pos) {
+			if behind(t) {
 				nc.misses.Add(1)
-				return nil, false
+				return Entry{}, false
 			}
 		}
 	}
@@ -288,15 +296,12 @@ func (nc *near) lookup(pid uint32, key []byte, ro *cachev1.ReadOptions) (*cachev
 		staleness = max(now.Sub(v.markAt), 0)
 	}
 	nc.hits.Add(1)
-	entry := &cachev1.Entry{Key: e.key, Value: bytes.Clone(e.value), Version: e.version, Dirty: e.dirty}
-	if !e.expiresAt.IsZero() {
-		entry.ExpiresAt = timestamppb.New(e.expiresAt)
-	}
-	return &cachev1.GetResponse{Found: true, Entry: entry, Meta: &cachev1.ReadMeta{
-		Partition: pid, ServedBy: NearCacheServedBy, Consistency: level, AppliedIndex: pos,
-		Staleness:    durationpb.New(staleness),
-		SessionToken: &cachev1.SessionToken{Partition: pid, Epoch: v.epoch, Index: pos},
-	}}, true
+	return Entry{Key: key, Value: bytes.Clone(e.value), Version: e.version, ExpiresAt: e.expiresAt, Dirty: e.dirty,
+		Meta: ReadMeta{
+			Partition: pid, ServedBy: NearCacheServedBy, Consistency: level, AppliedIndex: pos,
+			Staleness: staleness,
+			Session:   SessionToken{Partition: pid, Epoch: v.epoch, Index: pos},
+		}}, true
 }
 
 // fill caches the answer of a read of key from partition pid, if it
