@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,4 +157,41 @@ func TestElcacheTargetNearCache(t *testing.T) {
 		t.Error("no heap figure")
 	}
 	t.Logf("%s: %s ops/s; %s", res.Target, FormatOps(res.Throughput), strings.Join(ExtraLines(res), "; "))
+}
+
+// TestCheckCatchesLostInvalidations runs YCSB A at BOUNDED(100ms)
+// through a near cache on a 3-node cluster, every read checked: no read
+// breaks the bound; then, with the nodes' Changes streams broken on
+// purpose (Hooks.BreakChanges: no invalidations reach near caches), the
+// near cache returns values older than the bound allows and the check
+// counts them. It proves that bench-compare's mix-elcache-near check can
+// fail.
+func TestCheckCatchesLostInvalidations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	t.Parallel()
+	c := nodetest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := DefaultRunConfig()
+	cfg.Keys, cfg.Clients, cfg.Check = 500, 8, true
+	cfg.Warmup, cfg.Duration = 0, 3*time.Second
+	for _, broken := range []bool{false, true} {
+		for _, h := range c.Hooks {
+			h.BreakChanges(broken)
+		}
+		tg, err := NewElcacheTarget(ctx, []string{c.Nodes[0].Addr()}, "bounded:100ms", "", "", false, WithNearCache(nil, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(ctx, tg, cfg, nil)
+		if err = errors.Join(err, tg.Close()); err != nil {
+			t.Fatal(err)
+		}
+		if c := res.Check; c == nil || (c.Stale > 0) != broken || c.Wrong > 0 {
+			t.Errorf("changes broken %v: check %+v, near %+v: want stale reads only when broken, no wrong one", broken, c, res.Near)
+		}
+		t.Logf("changes broken %v: %s", broken, strings.Join(ExtraLines(res), "; "))
+	}
 }
