@@ -294,7 +294,7 @@ func TestCompare(t *testing.T) {
 			}
 		}
 		if n := res.Check.Violations(); n > 0 {
-			t.Errorf("%s: %d of %d reads checked broke BOUNDED's promise (%d stale, %d wrong)", r.id, n, res.Check.Reads, res.Check.Stale, res.Check.Wrong)
+			t.Errorf("%s: %d of %d reads checked broke their level's promise (%d stale, %d wrong); the first: %s", r.id, n, res.Check.Reads, res.Check.Stale, res.Check.Wrong, res.Check.First)
 		}
 	}
 

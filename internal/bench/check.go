@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -23,9 +24,11 @@ import (
 // than one the run saw acknowledged at or before S-d, or no value when
 // one was. Acknowledgements are timed after the write returns, so a
 // timing error makes the check miss a stale read, never invent one. A
-// read is wrong, at any level, if its value was not written to its key
-// by this run, or was written at another version than the one the read
-// reports.
+// read is wrong, at any level, if its value was written by this run to
+// another key, or at another version than the one the read reports. A
+// value this run did not write (the key's value before the run's first
+// write of it, which a read within the bound may still return) is held
+// to the bound only.
 
 // versionedTarget is a Target whose reads and writes report versions.
 type versionedTarget interface {
@@ -63,6 +66,9 @@ type checker struct {
 	nextID  atomic.Uint64
 	writes  writeLog
 	keys    []keyAcks // by key index
+
+	mu    sync.Mutex
+	first string // the first violation, described
 }
 
 // keyAcks is the acknowledged writes of one key, oldest first, without
@@ -143,20 +149,37 @@ func (c *checker) get(ctx context.Context, t versionedTarget, key string, idx in
 	if err != nil {
 		return checkOK, err
 	}
-	if found {
-		if len(value) < checkHeader || binary.LittleEndian.Uint32(value[0:]) != c.nonce || binary.LittleEndian.Uint32(value[4:]) != uint32(idx) {
-			return checkWrong, nil
-		}
-		if v := c.writes.get(binary.LittleEndian.Uint64(value[8:])); v != 0 && v != version {
-			return checkWrong, nil
-		}
-	} else {
+	at := began.Sub(c.start)
+	if !found {
 		version = 0
+	} else if len(value) >= checkHeader && binary.LittleEndian.Uint32(value[0:]) == c.nonce {
+		if k := binary.LittleEndian.Uint32(value[4:]); k != uint32(idx) {
+			c.violation("%s read at %v: a value written to key %d", key, at.Round(time.Millisecond), k)
+			return checkWrong, nil
+		}
+		id := binary.LittleEndian.Uint64(value[8:])
+		if v := c.writes.get(id); v != 0 && v != version {
+			c.violation("%s read at %v: write %d's value, acknowledged at version %d, reported at version %d", key, at.Round(time.Millisecond), id, v, version)
+			return checkWrong, nil
+		}
 	}
-	if c.bounded && version < c.required(idx, began.Sub(c.start)-c.bound) {
+	if !c.bounded {
+		return checkOK, nil
+	}
+	if r := c.required(idx, at-c.bound); version < r {
+		c.violation("%s read at %v: version %d (0: none), but version %d was acknowledged by %v", key, at.Round(time.Millisecond), version, r, (at - c.bound).Round(time.Millisecond))
 		return checkStale, nil
 	}
 	return checkOK, nil
+}
+
+// violation records the first read that broke the promise.
+func (c *checker) violation(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.first == "" {
+		c.first = fmt.Sprintf(format, args...)
+	}
 }
 
 // required is the highest version of key idx acknowledged at or before
@@ -174,7 +197,9 @@ func (c *checker) required(idx int, at time.Duration) uint64 {
 
 // stats sums what the workers' checks found.
 func (c *checker) stats(workers []*worker) *CheckStats {
-	s := &CheckStats{}
+	c.mu.Lock()
+	s := &CheckStats{First: c.first}
+	c.mu.Unlock()
 	if c.bounded {
 		s.Bound = c.bound.String()
 	}

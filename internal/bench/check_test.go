@@ -91,9 +91,11 @@ func TestRunCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		target     *logTarget
+		noLoad     bool // the keys hold values from before the run
 		stale, bad bool // violations expected
 	}{
 		{name: "fresh", target: newLogTarget(0, 0)},
+		{name: "values from before the run", target: newLogTarget(0, 0), noLoad: true},
 		{name: "within bound", target: newLogTarget(50*time.Millisecond, 20*time.Millisecond)},
 		{name: "beyond bound", target: newLogTarget(10*time.Millisecond, 100*time.Millisecond), stale: true},
 		{name: "value of another version", target: func() *logTarget { l := newLogTarget(time.Second, 0); l.swap = true; return l }(), bad: true},
@@ -101,8 +103,14 @@ func TestRunCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := smallConfig()
-			cfg.Keys, cfg.Load, cfg.Check = 20, false, true
+			cfg.Keys, cfg.Check = 20, true
 			cfg.Warmup, cfg.Duration = 0, 400*time.Millisecond
+			if tc.noLoad {
+				cfg.Load = false
+				for i := range cfg.Keys {
+					tc.target.Put(context.Background(), newKeyspace(cfg.Keys).key(i), []byte("from an earlier run"))
+				}
+			}
 			res, err := Run(context.Background(), tc.target, cfg, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -114,11 +122,11 @@ func TestRunCheck(t *testing.T) {
 			if c.Bound != tc.target.bound.String() {
 				t.Errorf("bound %q, want %v", c.Bound, tc.target.bound)
 			}
-			if (c.Stale > 0) != tc.stale || (c.Wrong > 0) != tc.bad {
-				t.Errorf("check %+v: want stale %v, wrong %v", c, tc.stale, tc.bad)
+			if (c.Stale > 0) != tc.stale || (c.Wrong > 0) != tc.bad || (c.First != "") != (tc.stale || tc.bad) {
+				t.Errorf("check %+v: want stale %v, wrong %v, and the first violation described", c, tc.stale, tc.bad)
 			}
 			if len(tc.target.hist) != cfg.Keys {
-				t.Errorf("%d keys written, want all %d loaded", len(tc.target.hist), cfg.Keys)
+				t.Errorf("%d keys written, want all %d", len(tc.target.hist), cfg.Keys)
 			}
 		})
 	}

@@ -149,7 +149,7 @@ func ParseFlags(fs *flag.FlagSet, args []string) (Options, error) {
 	fs.DurationVar(&o.Run.Warmup, "warmup", o.Run.Warmup, "warm-up before measuring")
 	fs.Float64Var(&o.Run.Rate, "rate", 0, "open loop: operations per second in all (0: closed loop)")
 	fs.BoolVar(&o.Run.Load, "load", o.Run.Load, "write every key once before the run")
-	fs.BoolVar(&o.Run.Check, "check", false, "elcache: check every read against the run's own writes (a version older than the level's bound allows, or a value never written to the key, is a violation; loads the keys first; values of at least 16 bytes); violations fail the run")
+	fs.BoolVar(&o.Run.Check, "check", false, "elcache: check every read against the run's own writes (a version older than the level's bound allows, or a value the run wrote to another key or at another version, is a violation; values of at least 16 bytes); violations fail the run")
 	fs.Int64Var(&o.Run.Seed, "seed", o.Run.Seed, "random seed (worker i uses seed+i)")
 	fs.StringVar(&o.JSON, "json", "", "write the result to this JSON file")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
@@ -203,7 +203,7 @@ func (o Options) Execute(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	if n := res.Check.Violations(); n > 0 {
-		return fmt.Errorf("bench: %d of %d reads checked broke the read level's promise (%d stale, %d wrong)", n, res.Check.Reads, res.Check.Stale, res.Check.Wrong)
+		return fmt.Errorf("bench: %d of %d reads checked broke the read level's promise (%d stale, %d wrong); the first: %s", n, res.Check.Reads, res.Check.Stale, res.Check.Wrong, res.Check.First)
 	}
 	return nil
 }

@@ -172,7 +172,11 @@ func ExtraLines(r Result) []string {
 		if c.Bound != "" {
 			bound = "bound " + c.Bound
 		}
-		lines = append(lines, fmt.Sprintf("read check (%s): %s reads, %d stale, %d wrong", bound, FormatOps(float64(c.Reads)), c.Stale, c.Wrong))
+		line := fmt.Sprintf("read check (%s): %s reads, %d stale, %d wrong", bound, FormatOps(float64(c.Reads)), c.Stale, c.Wrong)
+		if c.First != "" {
+			line += "; the first: " + c.First
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }

@@ -22,9 +22,8 @@ type RunConfig struct {
 	// Load writes every key once before the run (so reads hit).
 	Load bool
 	// Check checks every read against the run's own writes (check.go):
-	// values carry their write's id, so ValueSize must be at least 16,
-	// and every key is loaded first (Load is implied). It needs a target
-	// that reports versions (elcache).
+	// values carry their write's id, so ValueSize must be at least 16.
+	// It needs a target that reports versions (elcache).
 	Check bool
 	Seed  int64
 }
@@ -93,9 +92,11 @@ type CheckStats struct {
 	// Stale reads returned a version older than one acknowledged more
 	// than Bound before they began, or no value when one was.
 	Stale int64 `json:"stale"`
-	// Wrong reads returned a value the run did not write to their key,
-	// or one written at another version than they reported.
+	// Wrong reads returned a value the run wrote to another key, or at
+	// another version than they reported.
 	Wrong int64 `json:"wrong"`
+	// First describes the first stale or wrong read, if any.
+	First string `json:"first,omitempty"`
 }
 
 // Violations is the reads that broke the target's promise.
