@@ -126,6 +126,7 @@ type compareRun struct {
 	workload   string
 	near       bool // elcache: the client has a near cache (its default size)
 	check      bool // every read checked against the run's writes (bench.RunConfig.Check)
+	half       bool // measured for half of -duration (one of a pair of runs)
 }
 
 // compareMatrix is the fixed matrix: pure GETs at each read level and
@@ -158,9 +159,12 @@ var compareMatrix = []compareRun{
 	{id: "B-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "B"},
 	{id: "B-redis", system: "redis-memory", workload: "B"},
 	// YCSB A at BOUNDED(100ms) without and with the near cache, every
-	// read checked (compare_near_test.go).
-	{id: "mix-elcache", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true},
-	{id: "mix-elcache-near", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, near: true},
+	// read checked, in the order without, with, with, without, each for
+	// half the duration (compare_near_test.go).
+	{id: "mix-elcache", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, half: true},
+	{id: "mix-elcache-near", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, near: true, half: true},
+	{id: "mix-elcache-near-2", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, near: true, half: true},
+	{id: "mix-elcache-2", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, half: true},
 	// Write modes against PostgreSQL.
 	{id: "wm-write-through", system: "elcache", level: "eventual", mode: "write_through", workload: "W"},
 	{id: "wm-write-back", system: "elcache", level: "eventual", mode: "write_back", workload: "W"},
@@ -331,6 +335,9 @@ func TestCompare(t *testing.T) {
 // runOne connects a fresh target for r, runs it, and closes it.
 func runOne(ctx context.Context, connect func(context.Context, compareRun) (bench.Target, error), r compareRun, cfg bench.RunConfig) (bench.Result, error) {
 	cfg.Workload, cfg.Check = r.workload, r.check
+	if r.half {
+		cfg.Duration /= 2
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	tgt, err := connect(cctx, r)
 	cancel()
