@@ -141,7 +141,11 @@ bench-client: deps ## Benchmark the Go client (GET/SET, 1/8/50 callers, unary an
 # elcache cluster in front of a throwaway PostgreSQL, Redis twice (in
 # memory; AOF with appendfsync always) and a 3-member etcd cluster, all on
 # loopback, then a fixed matrix of YCSB-style runs (50 clients, 10,000
-# zipfian keys, 100-byte values, 12s each after 3s of warm-up, and 20 thundering herds; about 5 min on 2 cores).
+# zipfian keys, 100-byte values, 12s each after 3s of warm-up, and 20 thundering herds; about 6 min on 2 cores).
+# The matrix has GETs from the Go client's near cache against Redis's GET,
+# and YCSB A at BOUNDED(100ms) without and with it, every read checked
+# (issue 21); BENCH_ARGS="-only 'elcache-near|^mix-|^get-redis' -herds 0
+# -failovers 0 -memory-keys 0 -redis-benchmark-requests 0" runs just those.
 # Before it, on clusters of their own (issue 18), 3 SIGKILLs of a leader
 # under 50 writers (-failovers 0 skips them) and memory per key with
 # 1,000,000 keys against Redis (-memory-keys 0 skips it): about 75 s more.
@@ -161,7 +165,7 @@ bench-compare-deps: deps ## Install what bench-compare needs beyond deps (etcd),
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
-bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 7 min); report in bench-results/.
+bench-compare: bench-compare-deps ## Compare elcache's read levels and write modes with Redis and etcd (about 8 min); report in bench-results/.
 	$(GO) test -tags benchcompare -count=1 -v -run '^TestCompare$$' -timeout 30m ./cmd/elcache-bench -args -out $(abspath $(BENCH_OUT)) $(BENCH_ARGS)
 
 fuzz: ## Fuzz request validation, stored-entry decoding and the RESP reader for 30s each.

@@ -11,8 +11,17 @@ package main
 //
 //	go test -tags benchcompare -run TestCompare -v -timeout 30m ./cmd/elcache-bench -args -out bench-results
 //
-// With the defaults the matrix takes about 4.5 minutes on two cores, plus
+// With the defaults the matrix takes about 5.5 minutes on two cores, plus
 // start-up. -duration, -warmup and -only shorten it.
+//
+// The near cache's rows (compare_near_test.go) are GETs the Go client's
+// near cache serves, compared with Redis's GET, and YCSB A at
+// BOUNDED(100ms) without and with it, every read checked; only them and
+// the Redis GET they are compared with:
+//
+//	-only 'elcache-near|^mix-|^get-redis' -herds 0 -failovers 0 -memory-keys 0 -redis-benchmark-requests 0
+//
+// ("near" alone would match the linearizable runs too.)
 //
 // Before the matrix, two measurements run on clusters of their own, each
 // in a subtest that stops its processes when it ends: leader failover
@@ -52,6 +61,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elcache/elcache/client"
 	"github.com/elcache/elcache/internal/bench"
 	cachev1 "github.com/elcache/elcache/proto/cache/v1"
 	"github.com/elcache/elcache/storage/sqlstore"
@@ -114,6 +124,9 @@ type compareRun struct {
 	mode       string // elcache write mode
 	durability string // elcache write durability ("": the nodes' default, sync)
 	workload   string
+	near       bool // elcache: the client has a near cache (its default size)
+	check      bool // every read checked against the run's writes (bench.RunConfig.Check)
+	half       bool // measured for half of -duration (one of a pair of runs)
 }
 
 // compareMatrix is the fixed matrix: pure GETs at each read level and
@@ -128,6 +141,9 @@ var compareMatrix = []compareRun{
 	{id: "get-redis", system: "redis-memory", workload: "C"},
 	{id: "get-etcd-linearizable", system: "etcd", workload: "C"},
 	{id: "get-etcd-serializable", system: "etcd", level: "serializable", workload: "C"},
+	// GET from the client's near cache (compare_near_test.go).
+	{id: "get-elcache-near-eventual", system: "elcache", level: "eventual", workload: "C", near: true},
+	{id: "get-elcache-near-bounded", system: "elcache", level: "bounded:100ms", workload: "C", near: true},
 	// SET: workload W (95% updates), every write durable on a quorum (or
 	// on Redis's disk) before it is acknowledged.
 	{id: "set-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "W"},
@@ -142,6 +158,13 @@ var compareMatrix = []compareRun{
 	{id: "A-redis", system: "redis-memory", workload: "A"},
 	{id: "B-elcache", system: "elcache", level: "eventual", mode: "cache_only", workload: "B"},
 	{id: "B-redis", system: "redis-memory", workload: "B"},
+	// YCSB A at BOUNDED(100ms) without and with the near cache, every
+	// read checked, in the order without, with, with, without, each for
+	// half the duration (compare_near_test.go).
+	{id: "mix-elcache", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, half: true},
+	{id: "mix-elcache-near", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, near: true, half: true},
+	{id: "mix-elcache-near-2", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, near: true, half: true},
+	{id: "mix-elcache-2", system: "elcache", level: "bounded:100ms", mode: "cache_only", workload: "A", check: true, half: true},
 	// Write modes against PostgreSQL.
 	{id: "wm-write-through", system: "elcache", level: "eventual", mode: "write_through", workload: "W"},
 	{id: "wm-write-back", system: "elcache", level: "eventual", mode: "write_back", workload: "W"},
@@ -208,7 +231,11 @@ func TestCompare(t *testing.T) {
 			t.Log(herdLine)
 		}
 		factories["elcache"] = func(ctx context.Context, r compareRun) (bench.Target, error) {
-			return bench.NewElcacheTarget(ctx, seeds, r.level, r.mode, r.durability, false, nil)
+			var configure func(*client.Config)
+			if r.near {
+				configure = bench.WithNearCache(nil, 0)
+			}
+			return bench.NewElcacheTarget(ctx, seeds, r.level, r.mode, r.durability, false, configure)
 		}
 		versions["commit"] = gitCommit()
 	}
@@ -265,6 +292,14 @@ func TestCompare(t *testing.T) {
 			r.id, res.Target, res.Workload, bench.FormatOps(res.Throughput),
 			quantile(res, "read", 50), quantile(res, "read", 99),
 			quantile(res, "update", 50), quantile(res, "update", 99), errorCount(res))
+		if r.near || r.check {
+			for _, l := range bench.ExtraLines(res) {
+				t.Logf("%-26s %s", r.id, l)
+			}
+		}
+		if n := res.Check.Violations(); n > 0 {
+			t.Errorf("%s: %d of %d reads checked broke their level's promise (%d stale, %d wrong); the first: %s", r.id, n, res.Check.Reads, res.Check.Stale, res.Check.Wrong, res.Check.First)
+		}
 	}
 
 	lines := compareRatios(byID)
@@ -273,6 +308,9 @@ func TestCompare(t *testing.T) {
 	}
 	measured := map[string]any{}
 	var sections []string
+	if near, ok := nearGoals(byID); ok {
+		extras = append(extras, near)
+	}
 	if len(extras) > 0 {
 		versions["commit"] = gitCommit()
 	}
@@ -296,7 +334,10 @@ func TestCompare(t *testing.T) {
 
 // runOne connects a fresh target for r, runs it, and closes it.
 func runOne(ctx context.Context, connect func(context.Context, compareRun) (bench.Target, error), r compareRun, cfg bench.RunConfig) (bench.Result, error) {
-	cfg.Workload = r.workload
+	cfg.Workload, cfg.Check = r.workload, r.check
+	if r.half {
+		cfg.Duration /= 2
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	tgt, err := connect(cctx, r)
 	cancel()

@@ -25,6 +25,12 @@ func TestParseFlags(t *testing.T) {
 		{"elcache sync", []string{"-durability", "sync"}, nil},
 		{"unknown durability", []string{"-durability", "fsync"}, []string{`unknown durability "fsync"`}},
 		{"durability on redis", []string{"-target", "redis", "-durability", "replicated"}, []string{"-durability"}},
+		{"near cache", []string{"-consistency", "bounded:100ms", "-near-cache", "-near-max-bytes", "1048576", "-check"}, nil},
+		{"near bytes without near cache", []string{"-near-max-bytes", "1048576"}, []string{"-near-max-bytes needs -near-cache"}},
+		{"negative near bytes", []string{"-near-cache", "-near-max-bytes", "-1"}, []string{"negative"}},
+		{"near cache on redis", []string{"-target", "redis", "-near-cache"}, []string{"-near-cache"}},
+		{"check on etcd", []string{"-target", "etcd", "-check"}, []string{"-check is for elcache"}},
+		{"check with small values", []string{"-check", "-value-size", "8"}, []string{"at least 16 bytes"}},
 		{"etcd", []string{"-target", "etcd", "-serializable"}, nil},
 		{"redis", []string{"-target", "redis", "-mode", "appendfsync-always"}, nil},
 		{"every problem", []string{"-workload", "Q", "-dist", "pareto", "-keys", "0", "-clients", "-1", "-duration", "-1s", "-warmup", "-1s", "-value-size", "-5", "-rate", "-1", "-consistency", "strong", "-mode", "x"},
@@ -99,5 +105,26 @@ func TestRunMain(t *testing.T) {
 	r := rf.Results[0]
 	if r.Target != "elcache/eventual" || r.Workload != "B" || r.Distribution != "uniform" || r.Ops["all"].Count == 0 {
 		t.Errorf("result %+v", r)
+	}
+
+	// With the near cache and the read check, the table is followed by
+	// their figures, which the JSON has too.
+	out.Reset()
+	errs.Reset()
+	code = run([]string{"-addr", n.Addr(), "-consistency", "bounded:100ms", "-near-cache", "-check", "-keys", "100", "-clients", "2",
+		"-warmup", "100ms", "-duration", "300ms", "-quiet", "-json", path}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("near cache: exit %d: %s", code, errs.String())
+	}
+	for _, want := range []string{"elcache/bounded:100ms/near", "near cache hit ratio", "read check (bound 100ms)", "0 stale, 0 wrong"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("near cache: stdout %q does not mention %q", out.String(), want)
+		}
+	}
+	if rf, err = bench.ReadResultsFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if r := rf.Results[0]; r.Near == nil || r.Check == nil || r.HeapBytes == 0 {
+		t.Errorf("near cache: result %+v, want the near cache, the check and the heap", r)
 	}
 }

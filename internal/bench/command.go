@@ -28,6 +28,10 @@ type TargetFlags struct {
 	Durability string
 	// Unary sends each elcache request as its own RPC.
 	Unary bool
+	// NearCache gives the elcache client a near cache of NearMaxBytes
+	// (0: the client's default, 64 MiB).
+	NearCache    bool
+	NearMaxBytes int64
 	// Serializable reads etcd serializably (any member) instead of
 	// linearizably.
 	Serializable bool
@@ -60,9 +64,15 @@ func (f *TargetFlags) validate(name string) error {
 		if f.Serializable {
 			errs = append(errs, errors.New("bench: -serializable is for etcd"))
 		}
+		if f.NearMaxBytes < 0 {
+			errs = append(errs, fmt.Errorf("bench: -near-max-bytes %d is negative", f.NearMaxBytes))
+		}
+		if f.NearMaxBytes != 0 && !f.NearCache {
+			errs = append(errs, errors.New("bench: -near-max-bytes needs -near-cache"))
+		}
 	case "redis", "etcd":
-		if f.Consistency != "" || f.Durability != "" || f.Unary {
-			errs = append(errs, fmt.Errorf("bench: -consistency, -durability and -unary are for elcache, not %s", name))
+		if f.Consistency != "" || f.Durability != "" || f.Unary || f.NearCache || f.NearMaxBytes != 0 {
+			errs = append(errs, fmt.Errorf("bench: -consistency, -durability, -unary and -near-cache are for elcache, not %s", name))
 		}
 		if name == "etcd" && f.Mode != "" {
 			errs = append(errs, errors.New("bench: -mode is for elcache and redis, not etcd"))
@@ -85,7 +95,11 @@ func (o *Options) newTarget(ctx context.Context) (Target, error) {
 	}
 	switch o.Target {
 	case "elcache":
-		return NewElcacheTarget(ctx, splitAddrs(f.Addr), f.Consistency, f.Mode, f.Durability, f.Unary, o.Client)
+		configure := o.Client
+		if f.NearCache {
+			configure = WithNearCache(configure, f.NearMaxBytes)
+		}
+		return NewElcacheTarget(ctx, splitAddrs(f.Addr), f.Consistency, f.Mode, f.Durability, f.Unary, configure)
 	case "redis":
 		return NewRedisTarget(ctx, f)
 	case "etcd":
@@ -98,7 +112,7 @@ func (o *Options) newTarget(ctx context.Context) (Target, error) {
 // the result goes.
 type Options struct {
 	Target string      // -target: elcache, redis or etcd
-	Flags  TargetFlags // -addr, -consistency, -mode, -durability, -unary, -serializable
+	Flags  TargetFlags // -addr, -consistency, -mode, -durability, -unary, -near-cache, -near-max-bytes, -serializable
 	Run    RunConfig
 	// JSON, if set, is the file the result is also written to.
 	JSON       string
@@ -123,6 +137,8 @@ func ParseFlags(fs *flag.FlagSet, args []string) (Options, error) {
 	fs.StringVar(&o.Flags.Mode, "mode", "", "elcache write mode: cache_only, write_through, write_back, write_around (default: the cluster's); for redis, a label for its persistence")
 	fs.StringVar(&o.Flags.Durability, "durability", "", "elcache write durability: sync (acknowledged once a quorum has fsynced it) or replicated (once a quorum has written it to the OS) (default: the cluster's)")
 	fs.BoolVar(&o.Flags.Unary, "unary", false, "elcache: one RPC per request instead of the pipelined stream")
+	fs.BoolVar(&o.Flags.NearCache, "near-cache", false, "elcache: the client keeps hot keys in a near cache and serves EVENTUAL, BOUNDED and SESSION reads from it while it can prove their promise")
+	fs.Int64Var(&o.Flags.NearMaxBytes, "near-max-bytes", 0, "elcache: the near cache's bound in bytes (keys, values and bookkeeping; 0: the client's default, 64 MiB)")
 	fs.BoolVar(&o.Flags.Serializable, "serializable", false, "etcd: serializable reads (any member) instead of linearizable")
 	fs.StringVar(&o.Run.Workload, "workload", o.Run.Workload, "YCSB workload: A (50% reads), B (95%), C (100%), W (5%)")
 	fs.StringVar(&o.Run.Distribution, "dist", o.Run.Distribution, "key distribution: uniform or zipfian")
@@ -133,6 +149,7 @@ func ParseFlags(fs *flag.FlagSet, args []string) (Options, error) {
 	fs.DurationVar(&o.Run.Warmup, "warmup", o.Run.Warmup, "warm-up before measuring")
 	fs.Float64Var(&o.Run.Rate, "rate", 0, "open loop: operations per second in all (0: closed loop)")
 	fs.BoolVar(&o.Run.Load, "load", o.Run.Load, "write every key once before the run")
+	fs.BoolVar(&o.Run.Check, "check", false, "elcache: check every read against the run's own writes (a version older than the level's bound allows, or a value the run wrote to another key or at another version, is a violation; values of at least 16 bytes); violations fail the run")
 	fs.Int64Var(&o.Run.Seed, "seed", o.Run.Seed, "random seed (worker i uses seed+i)")
 	fs.StringVar(&o.JSON, "json", "", "write the result to this JSON file")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
@@ -143,7 +160,11 @@ func ParseFlags(fs *flag.FlagSet, args []string) (Options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("bench: unexpected arguments %q", fs.Args())
 	}
-	return o, errors.Join(o.Run.Validate(), o.Flags.validate(o.Target))
+	var errCheck error
+	if o.Run.Check && o.Target != "elcache" {
+		errCheck = fmt.Errorf("bench: -check is for elcache, not %s", o.Target)
+	}
+	return o, errors.Join(o.Run.Validate(), o.Flags.validate(o.Target), errCheck)
 }
 
 // Execute connects to the target and runs the benchmark: progress goes to
@@ -173,8 +194,16 @@ func (o Options) Execute(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := printTable(stdout, []Result{res}); err != nil {
 		return err
 	}
+	if err := printExtras(stdout, res); err != nil {
+		return err
+	}
 	if o.JSON != "" {
-		return WriteResultsFile(o.JSON, ResultsFile{Machine: CurrentMachine(), Results: []Result{res}})
+		if err := WriteResultsFile(o.JSON, ResultsFile{Machine: CurrentMachine(), Results: []Result{res}}); err != nil {
+			return err
+		}
+	}
+	if n := res.Check.Violations(); n > 0 {
+		return fmt.Errorf("bench: %d of %d reads checked broke the read level's promise (%d stale, %d wrong); the first: %s", n, res.Check.Reads, res.Check.Stale, res.Check.Wrong, res.Check.First)
 	}
 	return nil
 }

@@ -16,6 +16,10 @@
 //   - hist.go: the latency histogram;
 //   - target*.go: the systems measured (Target), elcache through the Go
 //     client, Redis and etcd through theirs;
+//   - check.go: the read check (-check): values that name their write,
+//     and each read held to its level's staleness bound;
+//   - near.go: what an elcache client's near cache (-near-cache) did in
+//     the measured phase, and the benchmark's live heap;
 //   - command.go: the flags and Execute;
 //   - output.go, progress.go, report.go: the table, the progress bar, the
 //     JSON file, and bench-compare's HTML and Markdown report.

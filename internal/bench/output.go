@@ -143,3 +143,45 @@ func sig3(v float64) string {
 	}
 	return fmt.Sprintf("%.4f", v)
 }
+
+// printExtras writes, after the table, what r measured beyond it: the
+// near cache, the heap, the read check.
+func printExtras(w io.Writer, r Result) error {
+	var b strings.Builder
+	for _, l := range ExtraLines(r) {
+		fmt.Fprintf(&b, "%s: %s\n", r.Target, l)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ExtraLines describes what r measured beyond throughput and latency, a
+// line each: its near cache, the benchmark's heap, the read check.
+func ExtraLines(r Result) []string {
+	var lines []string
+	if n := r.Near; n != nil {
+		lines = append(lines, fmt.Sprintf("near cache hit ratio %.2f%% (%s hits, %s misses in the measured phase), %s entries in %s, %s invalidations, %d reconnects",
+			100*n.HitRatio, FormatOps(float64(n.Hits)), FormatOps(float64(n.Misses)), FormatOps(float64(n.Entries)), FormatMiB(n.Bytes),
+			FormatOps(float64(n.Invalidations)), n.Reconnects))
+	}
+	if r.HeapBytes > 0 {
+		lines = append(lines, fmt.Sprintf("live Go heap of the benchmark after the run %s", FormatMiB(r.HeapBytes)))
+	}
+	if c := r.Check; c != nil {
+		bound := "no staleness bound (wrong values only)"
+		if c.Bound != "" {
+			bound = "bound " + c.Bound
+		}
+		line := fmt.Sprintf("read check (%s): %s reads, %d stale, %d wrong", bound, FormatOps(float64(c.Reads)), c.Stale, c.Wrong)
+		if c.First != "" {
+			line += "; the first: " + c.First
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// FormatMiB formats a size in bytes as mebibytes.
+func FormatMiB(b uint64) string {
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}

@@ -54,6 +54,9 @@ func (c RunConfig) Validate() error {
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		errs = append(errs, fmt.Errorf("bench: rate %v must be zero (closed loop) or a positive number", c.Rate))
 	}
+	if c.Check && c.ValueSize < checkHeader {
+		errs = append(errs, fmt.Errorf("bench: the read check needs values of at least %d bytes, not %d", checkHeader, c.ValueSize))
+	}
 	return errors.Join(errs...)
 }
 
@@ -77,9 +80,12 @@ const drainTimeout = 10 * time.Second
 // run ends, except done, which the progress reporter reads.
 type worker struct {
 	gen    *opGen
+	check  *checker // nil: reads are not checked
 	hist   [numOpKinds]*histogram
 	errs   [numOpKinds]int64
 	second []int64 // successful measured ops per second
+	// checks counts the outcomes of the reads checked.
+	checks [numCheckOutcomes]int64
 	done   atomic.Int64
 	_      [64]byte // keeps done of neighbouring workers on other cache lines
 }
@@ -89,7 +95,8 @@ type worker struct {
 // to back (closed loop) or, if cfg.Rate > 0, at scheduled times (open
 // loop: latency counts from the scheduled time, so a target that falls
 // behind shows it as latency instead of slowing the load). Failed
-// operations are counted per kind, not timed. progress may be nil.
+// operations are counted per kind, not timed. With cfg.Check, every read
+// is checked against the run's writes (check.go). progress may be nil.
 //
 // If ctx ends, Run returns what was measured so far and ctx's error.
 func Run(ctx context.Context, t Target, cfg RunConfig, progress ProgressFunc) (Result, error) {
@@ -103,8 +110,14 @@ func Run(ctx context.Context, t Target, cfg RunConfig, progress ProgressFunc) (R
 	if err != nil {
 		return Result{}, err
 	}
+	var ck *checker
+	if cfg.Check {
+		if ck, err = newChecker(t, cfg.Keys); err != nil {
+			return Result{}, err
+		}
+	}
 	if cfg.Load {
-		if err := load(ctx, t, wl, cfg, progress); err != nil {
+		if err := load(ctx, t, wl, cfg, ck, progress); err != nil {
 			return Result{}, err
 		}
 	}
@@ -112,7 +125,7 @@ func Run(ctx context.Context, t Target, cfg RunConfig, progress ProgressFunc) (R
 	seconds := int(math.Ceil(cfg.Duration.Seconds()))
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {
-		w := &worker{gen: wl.gen(cfg.Seed, i), second: make([]int64, seconds)}
+		w := &worker{gen: wl.gen(cfg.Seed, i), check: ck, second: make([]int64, seconds)}
 		for k := range w.hist {
 			w.hist[k] = newHistogram()
 		}
@@ -134,6 +147,7 @@ func Run(ctx context.Context, t Target, cfg RunConfig, progress ProgressFunc) (R
 			}
 		})
 	}
+	near := watchNear(t, cfg.Warmup)
 	total := cfg.Warmup + cfg.Duration
 	reportUntilDone(&wg, progressEvery, func() {
 		var ops int64
@@ -149,6 +163,11 @@ func Run(ctx context.Context, t Target, cfg RunConfig, progress ProgressFunc) (R
 	}
 	progress(total, total, ops)
 	res := collect(cfg, t.Name(), workers)
+	res.Near = near()
+	res.HeapBytes = liveHeap()
+	if ck != nil {
+		res.Check = ck.stats(workers)
+	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("bench: run stopped: %w", err)
 	}
@@ -174,13 +193,23 @@ func reportUntilDone(wg *sync.WaitGroup, period time.Duration, report func()) {
 	}
 }
 
-// do runs one operation and returns when it completed.
-func (w *worker) do(ctx context.Context, t Target, kind opKind, key string) (time.Time, error) {
+// do runs one operation on key idx, begun at began, and returns when it
+// completed.
+func (w *worker) do(ctx context.Context, t Target, kind opKind, idx int, began time.Time) (time.Time, error) {
+	key := w.gen.w.keys.key(idx)
 	var err error
-	if kind == opRead {
+	switch {
+	case w.check == nil && kind == opRead:
 		err = t.Get(ctx, key)
-	} else {
+	case w.check == nil:
 		err = t.Put(ctx, key, w.gen.nextValue())
+	case kind == opRead:
+		var out checkOutcome
+		if out, err = w.check.get(ctx, t.(versionedTarget), key, idx, began); err == nil {
+			w.checks[out]++
+		}
+	default:
+		err = w.check.put(ctx, t.(versionedTarget), key, idx, w.gen.nextValue())
 	}
 	return time.Now(), err
 }
@@ -210,8 +239,8 @@ func (w *worker) closedLoop(ctx context.Context, t Target, measure, end time.Tim
 		if !began.Before(end) {
 			return
 		}
-		kind, key := w.gen.next()
-		done, err := w.do(ctx, t, kind, key)
+		kind, idx := w.gen.next()
+		done, err := w.do(ctx, t, kind, idx, began)
 		w.account(kind, began, done, measure, err)
 	}
 }
@@ -241,8 +270,8 @@ func (w *worker) openLoop(ctx context.Context, t Target, id, n int, rate float64
 		if !time.Now().Before(end) {
 			return
 		}
-		kind, key := w.gen.next()
-		done, err := w.do(ctx, t, kind, key)
+		kind, idx := w.gen.next()
+		done, err := w.do(ctx, t, kind, idx, time.Now())
 		w.account(kind, due, done, measure, err)
 	}
 }
@@ -303,8 +332,9 @@ func opStats(h *histogram, errs int64) OpStats {
 }
 
 // load writes every key once with cfg.Clients workers, each taking the
-// next key from a shared counter. It fails if any write fails.
-func load(ctx context.Context, t Target, wl *workload, cfg RunConfig, progress ProgressFunc) error {
+// next key from a shared counter, through ck if not nil. It fails if any
+// write fails.
+func load(ctx context.Context, t Target, wl *workload, cfg RunConfig, ck *checker, progress ProgressFunc) error {
 	var next, done, failed atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -318,7 +348,14 @@ func load(ctx context.Context, t Target, wl *workload, cfg RunConfig, progress P
 				if k >= int64(cfg.Keys) {
 					return
 				}
-				if err := t.Put(ctx, wl.keys.key(int(k)), g.nextValue()); err != nil {
+				key := wl.keys.key(int(k))
+				var err error
+				if ck != nil {
+					err = ck.put(ctx, t.(versionedTarget), key, int(k), g.nextValue())
+				} else {
+					err = t.Put(ctx, key, g.nextValue())
+				}
+				if err != nil {
 					failed.Add(1)
 					errOnce.Do(func() { firstErr = err })
 					continue

@@ -85,19 +85,28 @@ func parseDurability(s string) (client.Durability, error) {
 }
 
 // ElcacheTarget is an elcache cluster read at one consistency level and
-// written in one write mode at one durability through the Go client.
+// written in one write mode at one durability through the Go client,
+// with or without the client's near cache.
 type ElcacheTarget struct {
-	name string
-	c    *client.Client
+	name  string
+	c     *client.Client
+	near  bool // the client has a near cache
+	level cachev1.Consistency
+	bound time.Duration // of BOUNDED reads
 }
 
-var _ Target = (*ElcacheTarget)(nil)
+var (
+	_ versionedTarget = (*ElcacheTarget)(nil)
+	_ boundedTarget   = (*ElcacheTarget)(nil)
+	_ nearTarget      = (*ElcacheTarget)(nil)
+)
 
 // NewElcacheTarget connects to the cluster through seeds. level, mode and
 // durability are as parseLevel, parseMode and parseDurability take them;
 // unary sends every request as its own RPC instead of over the pipelined
 // stream. configure, if not nil, adjusts the client's configuration before
-// it connects (elcachectl sets its token and TLS there).
+// it connects (elcachectl sets its token and TLS there; WithNearCache gives
+// it a near cache).
 func NewElcacheTarget(ctx context.Context, seeds []string, level, mode, durability string, unary bool, configure func(*client.Config)) (Target, error) {
 	c, bound, lerr := parseLevel(level)
 	m, merr := parseMode(mode)
@@ -119,13 +128,25 @@ func NewElcacheTarget(ctx context.Context, seeds []string, level, mode, durabili
 	if err != nil {
 		return nil, fmt.Errorf("bench: elcache: %w", err)
 	}
-	return &ElcacheTarget{name: elcacheName(level, mode, durability, unary), c: cl}, nil
+	near := cfg.NearCache != nil
+	return &ElcacheTarget{name: elcacheName(level, mode, durability, unary, near), c: cl, near: near, level: c, bound: bound}, nil
+}
+
+// WithNearCache returns configure (which may be nil) followed by giving
+// the client a near cache of maxBytes (0: the client's default).
+func WithNearCache(configure func(*client.Config), maxBytes int64) func(*client.Config) {
+	return func(cfg *client.Config) {
+		if configure != nil {
+			configure(cfg)
+		}
+		cfg.NearCache = &client.NearCacheConfig{MaxBytes: maxBytes}
+	}
 }
 
 // elcacheName names a target: "elcache/eventual",
 // "elcache/bounded:1s/set:write_back", "elcache/set:cache_only/replicated",
-// "elcache/default/unary".
-func elcacheName(level, mode, durability string, unary bool) string {
+// "elcache/default/unary", "elcache/eventual/near".
+func elcacheName(level, mode, durability string, unary, near bool) string {
 	parts := []string{"elcache"}
 	if level != "" {
 		parts = append(parts, level)
@@ -141,6 +162,9 @@ func elcacheName(level, mode, durability string, unary bool) string {
 	}
 	if unary {
 		parts = append(parts, "unary")
+	}
+	if near {
+		parts = append(parts, "near")
 	}
 	return strings.Join(parts, "/")
 }
@@ -163,6 +187,46 @@ func (t *ElcacheTarget) Get(ctx context.Context, key string) error {
 func (t *ElcacheTarget) Put(ctx context.Context, key string, value []byte) error {
 	_, err := t.c.Put(ctx, []byte(key), value)
 	return err
+}
+
+// GetVersion reads key with its version (the log index of its write).
+func (t *ElcacheTarget) GetVersion(ctx context.Context, key string) ([]byte, uint64, bool, error) {
+	e, err := t.c.Get(ctx, []byte(key))
+	if errors.Is(err, client.ErrNotFound) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return e.Value, e.Version, true, nil
+}
+
+// PutVersion writes value under key and returns its version.
+func (t *ElcacheTarget) PutVersion(ctx context.Context, key string, value []byte) (uint64, error) {
+	r, err := t.c.Put(ctx, []byte(key), value)
+	return r.Version, err
+}
+
+// StalenessBound is the staleness the target's reads promise: none at
+// LINEARIZABLE and LEASE, the bound at BOUNDED; other levels (and the
+// cluster's default) promise none.
+func (t *ElcacheTarget) StalenessBound() (time.Duration, bool) {
+	switch t.level {
+	case cachev1.Consistency_CONSISTENCY_LINEARIZABLE, cachev1.Consistency_CONSISTENCY_LEASE:
+		return 0, true
+	case cachev1.Consistency_CONSISTENCY_BOUNDED:
+		return t.bound, true
+	}
+	return 0, false
+}
+
+// NearCache returns the client's near cache counters, and false if it has
+// no near cache.
+func (t *ElcacheTarget) NearCache() (client.NearCounters, bool) {
+	if !t.near {
+		return client.NearCounters{}, false
+	}
+	return t.c.Counters().Near, true
 }
 
 func (t *ElcacheTarget) Close() error { return t.c.Close() }

@@ -21,7 +21,11 @@ type RunConfig struct {
 	Rate float64
 	// Load writes every key once before the run (so reads hit).
 	Load bool
-	Seed int64
+	// Check checks every read against the run's own writes (check.go):
+	// values carry their write's id, so ValueSize must be at least 16.
+	// It needs a target that reports versions (elcache).
+	Check bool
+	Seed  int64
 }
 
 // OpStats is what one kind of operation measured.
@@ -51,4 +55,54 @@ type Result struct {
 	Ops        map[string]OpStats `json:"ops"` // "read", "update", "all"
 	// Timeline is successful operations per second, second by second.
 	Timeline []float64 `json:"timeline,omitempty"`
+	// Near is what the elcache client's near cache did, if it had one.
+	Near *NearStats `json:"near,omitempty"`
+	// HeapBytes is the benchmark process's live Go heap after the run,
+	// before the target closed (a near cache's entries included).
+	HeapBytes uint64 `json:"heap_bytes,omitempty"`
+	// Check is what checking the reads found (RunConfig.Check).
+	Check *CheckStats `json:"check,omitempty"`
+}
+
+// NearStats describe an elcache client's near cache in a run: the reads
+// it was asked to serve in the measured phase, and what it held at the
+// end.
+type NearStats struct {
+	Hits   uint64 `json:"hits"`
+	Misses uint64 `json:"misses"`
+	// HitRatio is Hits / (Hits + Misses), 0 for no reads.
+	HitRatio float64 `json:"hit_ratio"`
+	// Invalidations counts the entries changes from the cluster dropped;
+	// Reconnects the change streams opened again.
+	Invalidations uint64 `json:"invalidations"`
+	Reconnects    uint64 `json:"reconnects"`
+	// Entries and Bytes are what the near cache held at the end (Bytes
+	// as the cache weighs them: key, value and client.EntryOverhead).
+	Entries int    `json:"entries"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// CheckStats is what checking a run's reads found, warm-up included.
+type CheckStats struct {
+	// Bound is the staleness the target's reads promise ("" for none:
+	// only wrong values are counted).
+	Bound string `json:"bound,omitempty"`
+	// Reads is the reads checked.
+	Reads int64 `json:"reads"`
+	// Stale reads returned a version older than one acknowledged more
+	// than Bound before they began, or no value when one was.
+	Stale int64 `json:"stale"`
+	// Wrong reads returned a value the run wrote to another key, or at
+	// another version than they reported.
+	Wrong int64 `json:"wrong"`
+	// First describes the first stale or wrong read, if any.
+	First string `json:"first,omitempty"`
+}
+
+// Violations is the reads that broke the target's promise.
+func (c *CheckStats) Violations() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.Stale + c.Wrong
 }

@@ -205,13 +205,13 @@ func (w *workload) gen(seed int64, worker int) *opGen {
 	return &opGen{w: w, r: r, value: v}
 }
 
-// next returns the next operation and its key.
-func (g *opGen) next() (opKind, string) {
+// next returns the next operation and its key's index.
+func (g *opGen) next() (opKind, int) {
 	k := opUpdate
 	if g.w.readShare >= 1 || g.r.Float64() < g.w.readShare {
 		k = opRead
 	}
-	return k, g.w.keys.key(g.w.chooser.next(g.r))
+	return k, g.w.chooser.next(g.r)
 }
 
 // nextValue changes a few bytes of the worker's value buffer and returns
