@@ -90,9 +90,10 @@ func TestImportDirection(t *testing.T) {
 	}
 	// The client is what users embed: only the public API, gRPC, protobuf,
 	// the standard library, the UUID package, xxhash (the partition
-	// function) and gRPC's status message (a pipelined call's error).
+	// function), gRPC's status message (a pipelined call's error) and
+	// otter (the near cache's eviction policy).
 	allowed := []string{module + "/proto/cache/v1", "google.golang.org/grpc", "google.golang.org/protobuf", "github.com/google/uuid",
-		"github.com/cespare/xxhash/v2", "google.golang.org/genproto/googleapis/rpc/status"}
+		"github.com/cespare/xxhash/v2", "google.golang.org/genproto/googleapis/rpc/status", "github.com/maypok86/otter/v2"}
 	for pkg, deps := range direct {
 		if !strings.HasPrefix(pkg, module+"/client") {
 			continue
