@@ -364,3 +364,42 @@ func TestNearCacheBrokenFeedIsCaught(t *testing.T) {
 		t.Fatalf("with invalidations lost, a bounded read returned %q served by %s: want the stale v1 from the near cache (counters %+v)", e.Value, e.Meta.ServedBy, cl.Counters().Near)
 	}
 }
+
+// TestNearCacheExpiry: a copy is not served past its entry's expiry, and
+// a delete through another client reaches the near cache as a change:
+// within a second no read is served the deleted copy.
+func TestNearCacheExpiry(t *testing.T) {
+	c, writer := clusterClient(t, 3, nil)
+	cl := nearClient(t, []string{c.Nodes[0].Addr()}, nil)
+	ctx := t.Context()
+	eventual := client.WithConsistency(cachev1.Consistency_CONSISTENCY_EVENTUAL)
+	if _, err := writer.Put(ctx, []byte("ttl"), []byte("v"), client.WithTTL(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Put(ctx, []byte("del"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	e := nearHit(t, cl, "ttl", 5*time.Second, eventual)
+	nearHit(t, cl, "del", 5*time.Second, eventual)
+	if e.ExpiresAt.IsZero() {
+		t.Fatal("the near cache's copy lost its expiry")
+	}
+	before := cl.Counters().Near.Invalidations
+	if _, err := writer.Delete(ctx, []byte("del")); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	for time.Since(deleted) < 3*time.Second {
+		start := time.Now()
+		if got, err := cl.Get(ctx, []byte("del"), eventual); err == nil && got.Meta.ServedBy == client.NearCacheServedBy && start.Sub(deleted) > time.Second {
+			t.Fatalf("del: the near cache served %q %v after the key was deleted", got.Value, start.Sub(deleted))
+		}
+		if got, err := cl.Get(ctx, []byte("ttl"), eventual); err == nil && got.Meta.ServedBy == client.NearCacheServedBy && !start.Before(e.ExpiresAt) {
+			t.Fatalf("ttl: the near cache served %q %v after it expired", got.Value, start.Sub(e.ExpiresAt))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cl.Counters().Near; n.Invalidations <= before {
+		t.Errorf("near counters %+v: the delete invalidated nothing", n)
+	}
+}
