@@ -58,11 +58,11 @@ func TestNearCacheServesAndInvalidates(t *testing.T) {
 	if string(e.Value) != "v1" || e.Meta.Session.Index == 0 || e.Meta.AppliedIndex < e.Version {
 		t.Fatalf("near hit %q, meta %+v, version %d", e.Value, e.Meta, e.Version)
 	}
-	b := nearHit(t, cl, "k", time.Second, client.Bounded(100*time.Millisecond))
+	b := nearHit(t, cl, "k", 5*time.Second, client.Bounded(100*time.Millisecond))
 	if b.Meta.Staleness > 100*time.Millisecond || b.Meta.Consistency != cachev1.Consistency_CONSISTENCY_BOUNDED {
 		t.Errorf("bounded near hit proves staleness %v at level %v", b.Meta.Staleness, b.Meta.Consistency)
 	}
-	nearHit(t, cl, "k", time.Second, client.WithConsistency(cachev1.Consistency_CONSISTENCY_SESSION))
+	nearHit(t, cl, "k", 5*time.Second, client.WithConsistency(cachev1.Consistency_CONSISTENCY_SESSION))
 	for _, level := range []cachev1.Consistency{cachev1.Consistency_CONSISTENCY_LINEARIZABLE, cachev1.Consistency_CONSISTENCY_LEASE} {
 		if e, err := cl.Get(ctx, []byte("k"), client.WithConsistency(level)); err != nil || e.Meta.ServedBy == "near-cache" {
 			t.Errorf("%v read: served by %q, err %v", level, e.Meta.ServedBy, err)
@@ -239,7 +239,7 @@ func TestNearCachePartitionedClient(t *testing.T) {
 	}
 	const bound = 100 * time.Millisecond
 	nearHit(t, cl, "k", 5*time.Second, client.Bounded(bound))
-	nearHit(t, cl, "k", time.Second, client.WithConsistency(cachev1.Consistency_CONSISTENCY_SESSION))
+	nearHit(t, cl, "k", 5*time.Second, client.WithConsistency(cachev1.Consistency_CONSISTENCY_SESSION))
 	d.cut.Store(true)
 	cut := time.Now()
 	levels := []struct {
