@@ -316,9 +316,7 @@ func (nc *near) fill(pid uint32, key []byte, r *cachev1.GetResponse) {
 	h := xxhash.Sum64(key)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.wanted {
-		p.wanted = true // the stream loop follows it from now on
-	}
+	p.wanted = true // the stream loop follows it from now on
 	if !p.cur.live || m.GetSessionToken().GetEpoch() != p.cur.epoch || a == 0 {
 		return
 	}

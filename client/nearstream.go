@@ -223,22 +223,12 @@ func (c *Client) runFeed(ctx context.Context, f *nearFeed) {
 			// other way.
 			f.mu.Lock()
 			f.stream, f.cancel = stream, cancel
-			pids := make([]uint32, 0, len(f.parts))
-			for pid := range f.parts {
-				pids = append(pids, pid)
-			}
 			f.mu.Unlock()
-			for _, pid := range pids {
-				if p := nc.part(pid); p != nil {
-					// Under p.mu, so that the subscription the server
-					// holds last is the one p expects.
-					p.mu.Lock()
-					if p.addr == f.addr {
-						f.send(&cachev1.ChangesRequest{Subscribe: []*cachev1.ChangeSubscription{nc.subscriptionLocked(pid, p)}})
-					}
-					p.mu.Unlock()
-				}
-			}
+			nc.eachFollowed(f, func(pid uint32, p *nearPart) {
+				// Under p.mu, so that the subscription the server holds
+				// last is the one p expects.
+				f.send(&cachev1.ChangesRequest{Subscribe: []*cachev1.ChangeSubscription{nc.subscriptionLocked(pid, p)}})
+			})
 			for err == nil {
 				var r *cachev1.ChangesResponse
 				if r, err = stream.Recv(); err == nil {
@@ -251,21 +241,11 @@ func (c *Client) runFeed(ctx context.Context, f *nearFeed) {
 		f.mu.Lock()
 		f.stream, f.cancel = nil, nil
 		clear(f.pings)
-		parts := make([]uint32, 0, len(f.parts))
-		for pid := range f.parts {
-			parts = append(parts, pid)
-		}
 		f.mu.Unlock()
-		for _, pid := range parts {
-			if p := nc.part(pid); p != nil {
-				p.mu.Lock()
-				if p.addr == f.addr {
-					p.cur.live = false
-					p.publishLocked()
-				}
-				p.mu.Unlock()
-			}
-		}
+		nc.eachFollowed(f, func(_ uint32, p *nearPart) {
+			p.cur.live = false
+			p.publishLocked()
+		})
 		select {
 		case <-ctx.Done():
 		case <-time.After(rand.N(pause + 1)):
@@ -279,6 +259,27 @@ func (c *Client) runFeed(ctx context.Context, f *nearFeed) {
 func (nc *near) subscriptionLocked(pid uint32, p *nearPart) *cachev1.ChangeSubscription {
 	p.sub = nc.subs.Add(1)
 	return &cachev1.ChangeSubscription{Partition: pid, Epoch: p.cur.epoch, FromIndex: p.cur.through, Id: p.sub}
+}
+
+// eachFollowed calls fn, with p.mu held, for every partition f's stream
+// follows. Locks: a partition's before a feed's, never the other way, so
+// f's partitions are listed first and f.mu released.
+func (nc *near) eachFollowed(f *nearFeed, fn func(pid uint32, p *nearPart)) {
+	f.mu.Lock()
+	pids := make([]uint32, 0, len(f.parts))
+	for pid := range f.parts {
+		pids = append(pids, pid)
+	}
+	f.mu.Unlock()
+	for _, pid := range pids {
+		if p := nc.part(pid); p != nil {
+			p.mu.Lock()
+			if p.addr == f.addr {
+				fn(pid, p)
+			}
+			p.mu.Unlock()
+		}
+	}
 }
 
 // receive applies one message of f's stream.
